@@ -1,0 +1,142 @@
+/**
+ * walship's entry point. Command definitions live here so --help needs no
+ * command code; each command module is imported only when it runs, which
+ * keeps archive_command's start-up cost low.
+ */
+import { Command, CommanderError } from 'commander';
+import type { CommandModule } from './commands/command.ts';
+import { loadConfig } from './config/config.ts';
+import { readLogging } from './config/settings.ts';
+import { describeError, ExitCode, WalshipError } from './errors.ts';
+import { log } from './log/logger.ts';
+import { VERSION } from './version.ts';
+
+interface CommandDefinition {
+  name: string;
+  summary: string;
+  arguments: [name: string, description: string][];
+  examples: string[];
+  load(): Promise<CommandModule>;
+}
+
+const commands: CommandDefinition[] = [
+  {
+    name: 'wal-push',
+    summary: 'Archive one WAL file (use as archive_command); exit 0 only once it is durable in storage',
+    arguments: [['wal_path', 'path of the WAL file, as %p (relative to the data directory)']],
+    examples: [
+      "archive_command = 'walship wal-push %p'",
+      "archive_command = 'walship --config /etc/walship.yaml wal-push %p'",
+    ],
+    load: () => import('./commands/wal-push.ts'),
+  },
+  {
+    name: 'wal-fetch',
+    summary: 'Restore one WAL file (use as restore_command); exit 74 when it is not in the archive',
+    arguments: [
+      ['wal_name', 'name of the WAL file to restore, as %f'],
+      ['destination', 'where to write it, as %p'],
+    ],
+    examples: [
+      "restore_command = 'walship wal-fetch %f %p'",
+      'walship wal-fetch 000000010000000000000003 /tmp/000000010000000000000003',
+    ],
+    load: () => import('./commands/wal-fetch.ts'),
+  },
+];
+
+const ENVIRONMENT_HELP = `
+Configuration (environment variables, or the same keys in --config FILE):
+  WALG_FILE_PREFIX          archive directory on a local or mounted file system
+  WALG_COMPRESSION_METHOD   zstd (default), brotli or none
+  WALG_COMPRESSION_LEVEL    zstd -7..22 (default 1), brotli 0..11 (default 3)
+  WALG_PREVENT_WAL_OVERWRITE  refuse to replace different archived content (default true)
+  WALG_LOG_LEVEL            ERROR, WARNING (default), NORMAL or DEVEL
+  WALG_LOG_FORMAT           text (default) or json
+  WALG_CONFIG_PATH          config file (JSON or YAML), like --config
+
+Exit codes: 0 success, 1 failure, 74 (wal-fetch) not in the archive,
+255 (wal-fetch outside standby mode) error that must stop recovery.`;
+
+interface Selected {
+  definition: CommandDefinition;
+  args: string[];
+  options: Record<string, unknown>;
+}
+
+function buildProgram(onSelect: (selected: Selected) => void): Command {
+  const program = new Command('walship')
+    .description('PostgreSQL WAL archiving and restore, WAL-G style, in one executable')
+    .version(`walship ${VERSION}`, '-v, --version', 'print the version and exit')
+    .option('--config <file>', 'configuration file (JSON or YAML) with WAL-G setting names')
+    .addHelpText('after', ENVIRONMENT_HELP)
+    .showSuggestionAfterError()
+    .exitOverride()
+    .configureOutput({ outputError: (text, write) => write(`walship: ${text.replace(/^error: /, '')}`) });
+
+  for (const definition of commands) {
+    const command = program
+      .command(definition.name)
+      .description(definition.summary)
+      .addHelpText('after', `\nExamples:\n${definition.examples.map((example) => `  ${example}`).join('\n')}\n`)
+      .exitOverride()
+      .action((...actionArgs: unknown[]) => {
+        const args = actionArgs.slice(0, definition.arguments.length) as string[];
+        const commandObject = actionArgs.at(-1) as Command;
+        onSelect({ definition, args, options: commandObject.opts() });
+      });
+    for (const [name, description] of definition.arguments) command.argument(`<${name}>`, description);
+  }
+  return program;
+}
+
+async function main(argv: string[]): Promise<number> {
+  let selected: Selected | undefined;
+  const program = buildProgram((choice) => (selected = choice));
+  const named = commands.find((definition) => argv.includes(definition.name));
+  let module: CommandModule | undefined;
+  try {
+    await program.parseAsync(argv, { from: 'user' });
+    if (!selected) {
+      program.outputHelp();
+      return ExitCode.failure;
+    }
+    const config = loadConfig({ configPath: program.opts<{ config?: string }>().config });
+    const logging = readLogging(config);
+    log.configure({ ...logging, command: selected.definition.name });
+    module = await selected.definition.load();
+    return await module.run({ config }, selected.args, selected.options);
+  } catch (error) {
+    if (error instanceof CommanderError) {
+      if (error.exitCode === 0) return ExitCode.ok;
+      module ??= named && (await named.load());
+      return module?.exitCodeFor?.(error) ?? ExitCode.failure;
+    }
+    if (named) log.configure({ command: named.name });
+    log.error(describeError(error));
+    if (!(error instanceof WalshipError) && error instanceof Error && error.stack) log.debug(error.stack);
+    module ??= named && (await named.load().catch(() => undefined));
+    return module?.exitCodeFor?.(error) ?? ExitCode.failure;
+  }
+}
+
+// If the event loop ever drains before main() settles, the process must not
+// exit 0: for archive_command that would report an unfinished upload as durable.
+let settled = false;
+process.on('exit', (code) => {
+  if (settled || code !== 0) return;
+  process.stderr.write('walship: internal error: the command stopped before it finished\n');
+  process.exitCode = process.argv.includes('wal-fetch') ? ExitCode.fatalRecoveryError : ExitCode.failure;
+});
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    settled = true;
+    process.exit(code);
+  },
+  (error: unknown) => {
+    settled = true;
+    process.stderr.write(`walship: ${describeError(error)}\n`);
+    process.exit(ExitCode.failure);
+  },
+);

@@ -1,0 +1,57 @@
+/**
+ * Compression methods as stream stages. Each method owns a file extension
+ * under WAL-G's layout (wal_005/<name>.<extension>).
+ */
+import type { Transform } from 'node:stream';
+import { constants, createBrotliCompress, createBrotliDecompress } from 'node:zlib';
+import type { CompressionMethod } from '../config/settings.ts';
+import { createZstdCompressStage, createZstdDecompressStage } from './zstd.ts';
+
+export interface Codec {
+  method: CompressionMethod;
+  /** The object-name suffix, without the dot; '' for uncompressed objects. */
+  extension: string;
+  compress(level: number): Promise<Transform | undefined>;
+  decompress(): Promise<Transform | undefined>;
+}
+
+const codecs: Record<CompressionMethod, Codec> = {
+  zstd: {
+    method: 'zstd',
+    extension: 'zst',
+    compress: (level) => createZstdCompressStage(level),
+    decompress: () => createZstdDecompressStage(),
+  },
+  brotli: {
+    method: 'brotli',
+    extension: 'br',
+    compress: async (level) => createBrotliCompress({ params: { [constants.BROTLI_PARAM_QUALITY]: level } }),
+    decompress: async () => createBrotliDecompress(),
+  },
+  none: {
+    method: 'none',
+    extension: '',
+    compress: async () => undefined,
+    decompress: async () => undefined,
+  },
+};
+
+/** Extensions other tools write that walship recognises but cannot read. */
+export const UNREADABLE_EXTENSIONS = ['lz4', 'lzma'];
+
+export function codecFor(method: CompressionMethod): Codec {
+  return codecs[method];
+}
+
+export function codecForExtension(extension: string): Codec | undefined {
+  return Object.values(codecs).find((codec) => codec.extension === extension);
+}
+
+/** Every codec, with `preferred` first: the order in which fetch looks for an object. */
+export function codecsPreferring(preferred: CompressionMethod): Codec[] {
+  return [codecs[preferred], ...Object.values(codecs).filter((codec) => codec.method !== preferred)];
+}
+
+export function objectKey(base: string, codec: Codec): string {
+  return codec.extension ? `${base}.${codec.extension}` : base;
+}

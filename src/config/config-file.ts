@@ -1,0 +1,89 @@
+/**
+ * Reads a walship/WAL-G configuration file: a flat map from setting names
+ * (the same names as the environment variables) to values, as JSON or as
+ * the flat subset of YAML ("KEY: value" lines) that such files use.
+ */
+import { readFileSync } from 'node:fs';
+import { ConfigError } from '../errors.ts';
+
+export function readConfigFile(path: string): Map<string, string> {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    throw new ConfigError(`cannot read config file ${path} (${code ?? String(error)}): check --config / WALG_CONFIG_PATH`);
+  }
+  const looksLikeJson = path.endsWith('.json') || text.trimStart().startsWith('{');
+  return looksLikeJson ? parseJsonConfig(text, path) : parseFlatYaml(text, path);
+}
+
+export function parseJsonConfig(text: string, path: string): Map<string, string> {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch (error) {
+    throw new ConfigError(`config file ${path} is not valid JSON: ${(error as Error).message}`);
+  }
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
+    throw new ConfigError(`config file ${path} must hold one JSON object of "SETTING": value pairs`);
+  }
+  const values = new Map<string, string>();
+  for (const [key, value] of Object.entries(parsed)) {
+    values.set(key, scalarToString(value, key, path));
+  }
+  return values;
+}
+
+export function parseFlatYaml(text: string, path: string): Map<string, string> {
+  const values = new Map<string, string>();
+  text.split(/\r?\n/).forEach((rawLine, index) => {
+    const line = stripComment(rawLine).trimEnd();
+    if (line.trim() === '' || line === '---') return;
+    const match = /^([A-Za-z_][A-Za-z0-9_]*)\s*:(?:\s+(.*))?$/.exec(line);
+    if (!match) {
+      throw new ConfigError(`config file ${path} line ${index + 1}: expected "SETTING: value"`);
+    }
+    values.set(match[1]!, unquote((match[2] ?? '').trim(), path, index + 1));
+  });
+  return values;
+}
+
+function stripComment(line: string): string {
+  // A '#' starts a comment only outside quotes and after white space (YAML's rule).
+  let quote: string | undefined;
+  for (let i = 0; i < line.length; i++) {
+    const ch = line[i];
+    if (quote) {
+      if (ch === quote) quote = undefined;
+    } else if (ch === '"' || ch === "'") {
+      quote = ch;
+    } else if (ch === '#' && (i === 0 || /\s/.test(line[i - 1]!))) {
+      return line.slice(0, i);
+    }
+  }
+  return line;
+}
+
+function unquote(value: string, path: string, lineNumber: number): string {
+  if (value.length >= 2 && value.startsWith("'") && value.endsWith("'")) {
+    return value.slice(1, -1).replaceAll("''", "'");
+  }
+  if (value.length >= 2 && value.startsWith('"') && value.endsWith('"')) {
+    try {
+      return JSON.parse(value) as string;
+    } catch {
+      throw new ConfigError(`config file ${path} line ${lineNumber}: invalid double-quoted string`);
+    }
+  }
+  if (/^[[{|>&*!]/.test(value)) {
+    throw new ConfigError(`config file ${path} line ${lineNumber}: only plain "SETTING: value" pairs are supported`);
+  }
+  return value;
+}
+
+function scalarToString(value: unknown, key: string, path: string): string {
+  if (typeof value === 'string') return value;
+  if (typeof value === 'number' || typeof value === 'boolean') return String(value);
+  throw new ConfigError(`config file ${path}: ${key} must be a string, number or boolean`);
+}

@@ -1,0 +1,56 @@
+/**
+ * The settings every command shares, read and validated up front so a bad
+ * value fails before any work starts.
+ */
+import type { LogFormat, LogLevel } from '../log/logger.ts';
+import type { Config } from './config.ts';
+
+export const COMPRESSION_METHODS = ['zstd', 'brotli', 'none'] as const;
+export type CompressionMethod = (typeof COMPRESSION_METHODS)[number];
+
+export interface CompressionSettings {
+  method: CompressionMethod;
+  level: number;
+}
+
+const levelRanges: Record<CompressionMethod, { min: number; max: number; fallback: number }> = {
+  zstd: { min: -7, max: 22, fallback: 1 },
+  brotli: { min: 0, max: 11, fallback: 3 },
+  none: { min: 0, max: 0, fallback: 0 },
+};
+
+export function readCompression(config: Config): CompressionSettings {
+  const method = config.enumOf('WALG_COMPRESSION_METHOD', COMPRESSION_METHODS, 'zstd');
+  const level = method === 'none' ? 0 : config.integer('WALG_COMPRESSION_LEVEL', levelRanges[method]);
+  return { method, level };
+}
+
+const LOG_LEVELS: Record<string, LogLevel> = {
+  error: 'error',
+  warning: 'warning',
+  warn: 'warning',
+  normal: 'info',
+  info: 'info',
+  devel: 'debug',
+  debug: 'debug',
+};
+
+export function readLogging(config: Config): { level: LogLevel; format: LogFormat } {
+  const rawLevel = config.get('WALG_LOG_LEVEL');
+  const level = rawLevel === undefined ? 'warning' : LOG_LEVELS[rawLevel.toLowerCase()];
+  if (!level) throw config.invalid('WALG_LOG_LEVEL', 'ERROR, WARNING, NORMAL or DEVEL');
+  const format = config.enumOf('WALG_LOG_FORMAT', ['text', 'json'] as const, 'text');
+  return { level, format };
+}
+
+export function readPreventWalOverwrite(config: Config): boolean {
+  return config.boolean('WALG_PREVENT_WAL_OVERWRITE', true);
+}
+
+export function readUploadConcurrency(config: Config): number {
+  return config.integer('WALG_UPLOAD_CONCURRENCY', { min: 1, max: 256, fallback: 16 });
+}
+
+export function readDownloadConcurrency(config: Config): number {
+  return config.integer('WALG_DOWNLOAD_CONCURRENCY', { min: 1, max: 256, fallback: 10 });
+}

@@ -1,0 +1,143 @@
+/**
+ * Storage on a local or mounted file system (WALG_FILE_PREFIX). Objects are
+ * plain files under the prefix; their metadata lives in a parallel hidden
+ * tree (.walship/metadata/<key>.json) so the main tree stays WAL-G's layout.
+ */
+import { createReadStream } from 'node:fs';
+import { opendir, readFile, stat, unlink } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import { Readable } from 'node:stream';
+import { ConfigError, NotFoundError } from '../errors.ts';
+import { ensureDirectoryDurable, fsyncDirectory, writeFileAtomically } from '../fs/durable.ts';
+import { assertSafeKey, type ObjectInfo, type ObjectMetadata, type PutOptions, type Storage, type StoredObject } from './storage.ts';
+
+const METADATA_TREE = '.walship/metadata';
+
+function isMissing(error: unknown): boolean {
+  const code = (error as NodeJS.ErrnoException).code;
+  return code === 'ENOENT' || code === 'ENOTDIR';
+}
+
+export class FileStorage implements Storage {
+  readonly location: string;
+  private readonly root: string;
+
+  private constructor(root: string) {
+    this.root = root;
+    this.location = `file://${root}`;
+  }
+
+  /** Opens the archive at `root`, which must be an existing directory. */
+  static async open(root: string, settingName = 'WALG_FILE_PREFIX'): Promise<FileStorage> {
+    const stats = await stat(root).catch((error: unknown) => {
+      if (isMissing(error)) {
+        throw new ConfigError(`${settingName}=${root} does not exist: create the directory (writable by the PostgreSQL OS user) or fix the path`);
+      }
+      throw new ConfigError(`${settingName}=${root} cannot be used: ${(error as Error).message}`);
+    });
+    if (!stats.isDirectory()) throw new ConfigError(`${settingName}=${root} is not a directory`);
+    return new FileStorage(root.replace(/\/+$/, '') || '/');
+  }
+
+  private pathOf(key: string): string {
+    assertSafeKey(key);
+    return join(this.root, key);
+  }
+
+  private metadataPathOf(key: string): string {
+    assertSafeKey(key);
+    return join(this.root, METADATA_TREE, `${key}.json`);
+  }
+
+  async put(key: string, body: Readable, options: PutOptions = {}): Promise<void> {
+    const path = this.pathOf(key);
+    await ensureDirectoryDurable(dirname(path));
+    // The object is the commit point; its metadata follows. A crash in between
+    // leaves an object without metadata, which readers treat like a WAL-G object.
+    await writeFileAtomically(path, body, { mode: 0o640, createOnly: options.createOnly ?? false });
+    if (options.metadata && Object.keys(options.metadata).length > 0) {
+      const metadataPath = this.metadataPathOf(key);
+      await ensureDirectoryDurable(dirname(metadataPath));
+      await writeFileAtomically(metadataPath, Readable.from([JSON.stringify(options.metadata)]), { mode: 0o640 });
+    }
+  }
+
+  async get(key: string): Promise<StoredObject> {
+    const path = this.pathOf(key);
+    const info = await this.head(key);
+    if (!info) throw new NotFoundError(`${key} is not in ${this.location}`);
+    const body = createReadStream(path);
+    // Surface open errors (permissions, a file removed meanwhile) before the caller commits to reading.
+    await new Promise<void>((resolve, reject) => {
+      body.once('open', () => resolve());
+      body.once('error', (error) => reject(isMissing(error) ? new NotFoundError(`${key} is not in ${this.location}`) : error));
+    });
+    const { metadata, ...objectInfo } = info;
+    return { info: objectInfo, metadata, body };
+  }
+
+  async head(key: string): Promise<(ObjectInfo & { metadata: ObjectMetadata }) | undefined> {
+    let stats;
+    try {
+      stats = await stat(this.pathOf(key));
+    } catch (error) {
+      if (isMissing(error)) return undefined;
+      throw error;
+    }
+    if (!stats.isFile()) return undefined;
+    return { key, size: stats.size, lastModified: stats.mtime, metadata: await this.readMetadata(key) };
+  }
+
+  private async readMetadata(key: string): Promise<ObjectMetadata> {
+    try {
+      return JSON.parse(await readFile(this.metadataPathOf(key), 'utf8')) as ObjectMetadata;
+    } catch (error) {
+      if (isMissing(error)) return {};
+      throw error;
+    }
+  }
+
+  async *list(prefix: string): AsyncIterable<ObjectInfo> {
+    const slash = prefix.lastIndexOf('/');
+    const directoryKey = slash >= 0 ? prefix.slice(0, slash) : '';
+    yield* this.walk(directoryKey, prefix);
+  }
+
+  private async *walk(directoryKey: string, prefix: string): AsyncIterable<ObjectInfo> {
+    let directory;
+    try {
+      directory = await opendir(directoryKey ? this.pathOf(directoryKey) : this.root);
+    } catch (error) {
+      if (isMissing(error)) return;
+      throw error;
+    }
+    const names: string[] = [];
+    for await (const entry of directory) {
+      // Hidden names are temp files and walship's own metadata tree.
+      if (!entry.name.startsWith('.')) names.push(entry.name);
+    }
+    names.sort();
+    for (const name of names) {
+      const key = directoryKey ? `${directoryKey}/${name}` : name;
+      if (!key.startsWith(prefix) && !prefix.startsWith(`${key}/`)) continue;
+      const stats = await stat(join(this.root, key)).catch((error: unknown) => {
+        if (isMissing(error)) return undefined;
+        throw error;
+      });
+      if (stats?.isDirectory()) yield* this.walk(key, prefix);
+      else if (stats?.isFile() && key.startsWith(prefix)) yield { key, size: stats.size, lastModified: stats.mtime };
+    }
+  }
+
+  async delete(key: string): Promise<void> {
+    const path = this.pathOf(key);
+    for (const target of [path, this.metadataPathOf(key)]) {
+      try {
+        await unlink(target);
+        await fsyncDirectory(dirname(target));
+      } catch (error) {
+        if (!isMissing(error)) throw error;
+      }
+    }
+  }
+}
