@@ -1,0 +1,68 @@
+// Builds dist/walship: esbuild bundles src/cli.ts into one CommonJS file, and
+// Node's single executable application support injects it (with the zstd-napi
+// addon as an asset) into a copy of the pinned Node runtime.
+import { execFileSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { chmodSync, copyFileSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { build, type Plugin } from 'esbuild';
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+const seaConfig = JSON.parse(readFileSync(join(root, 'pkg.config.json'), 'utf8'));
+const packageJson = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8'));
+const binary = join(root, 'dist', 'walship');
+const zstdAddon = join(root, seaConfig.assets['zstd-napi.node']);
+const zstdAddonHash = createHash('sha256').update(readFileSync(zstdAddon)).digest('hex').slice(0, 16);
+
+/** zstd-napi loads its addon with a require() esbuild cannot bundle: load it from the SEA asset instead. */
+const zstdBindingFromAsset: Plugin = {
+  name: 'zstd-binding-from-asset',
+  setup(context) {
+    context.onResolve({ filter: /^\.\.\/binding$/ }, (args) =>
+      args.importer.includes(`${'/'}zstd-napi${'/'}`) ? { path: 'zstd-binding', namespace: 'walship' } : undefined,
+    );
+    context.onLoad({ filter: /^zstd-binding$/, namespace: 'walship' }, () => ({
+      contents: `module.exports = require(${JSON.stringify(join(root, 'src/compress/zstd-binding.ts'))}).loadZstdBindingFromAsset();`,
+      loader: 'js',
+      resolveDir: root,
+    }));
+  },
+};
+
+rmSync(join(root, 'dist'), { recursive: true, force: true });
+mkdirSync(join(root, 'dist'));
+
+await build({
+  entryPoints: [join(root, 'src/cli.ts')],
+  outfile: join(root, seaConfig.main),
+  bundle: true,
+  platform: 'node',
+  format: 'cjs',
+  target: 'node24',
+  minify: true,
+  legalComments: 'none',
+  logLevel: 'warning',
+  define: {
+    WALSHIP_BUILD_VERSION: JSON.stringify(packageJson.version),
+    WALSHIP_ZSTD_ADDON_HASH: JSON.stringify(zstdAddonHash),
+  },
+  plugins: [zstdBindingFromAsset],
+});
+
+execFileSync(process.execPath, ['--experimental-sea-config', join(root, 'pkg.config.json')], { cwd: root, stdio: 'inherit' });
+copyFileSync(process.execPath, binary);
+chmodSync(binary, 0o755);
+try {
+  execFileSync('strip', ['--strip-all', binary]);
+} catch {
+  console.error('build: strip not available, leaving the binary unstripped');
+}
+execFileSync(
+  process.execPath,
+  [join(root, 'node_modules/postject/dist/cli.js'), binary, 'NODE_SEA_BLOB', join(root, seaConfig.output),
+    '--sentinel-fuse', 'NODE_SEA_FUSE_fce680ab2cc467b6e072b8b5df1996b2'],
+  { cwd: root, stdio: ['ignore', 'ignore', 'inherit'] },
+);
+rmSync(join(root, seaConfig.output));
+console.error(`build: ${binary} (${execFileSync(binary, ['--version']).toString().trim()})`);
