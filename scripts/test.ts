@@ -1,0 +1,27 @@
+// The test command: type-check, build dist/walship, then run every test
+// (unit tests and integration tests against real PostgreSQL and the binary)
+// with node's test runner. Extra arguments select test files.
+import { execFileSync, spawnSync } from 'node:child_process';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { ensureDebianPackages } from './lib/system-packages.ts';
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+const step = (title: string) => console.error(`\n== ${title}`);
+
+ensureDebianPackages('postgresql-15');
+
+step('type check (tsc)');
+execFileSync(process.execPath, [join(root, 'node_modules/typescript/bin/tsc'), '-p', root, '--noEmit'], { stdio: 'inherit' });
+
+step('build dist/walship');
+execFileSync(process.execPath, [join(root, 'scripts/build.ts')], { stdio: 'inherit' });
+
+step('tests');
+const selected = process.argv.slice(2);
+const result = spawnSync(
+  process.execPath,
+  ['--test', '--test-reporter=spec', '--test-concurrency=2', '--test-timeout=600000', ...(selected.length ? selected : ['test/**/*.test.ts'])],
+  { cwd: root, stdio: 'inherit' },
+);
+process.exit(result.status ?? 1);

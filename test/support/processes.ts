@@ -1,0 +1,59 @@
+/** Running commands in tests: as the PostgreSQL OS user when we are root. */
+import { execFileSync, spawn } from 'node:child_process';
+import { chownSync } from 'node:fs';
+import { createServer } from 'node:net';
+
+export const isRoot = process.getuid?.() === 0;
+export const POSTGRES_USER = 'postgres';
+
+export interface RunResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs a command (as the postgres user when root), never throwing on a non-zero exit. */
+export async function run(command: string, args: string[], options: { env?: NodeJS.ProcessEnv; cwd?: string; asPostgres?: boolean; input?: string } = {}): Promise<RunResult> {
+  const [file, fileArgs] = options.asPostgres && isRoot ? ['runuser', ['-u', POSTGRES_USER, '--', command, ...args]] : [command, args];
+  return new Promise((resolve, reject) => {
+    const child = spawn(file, fileArgs, { env: options.env ?? process.env, cwd: options.cwd, stdio: ['pipe', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk));
+    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk));
+    child.on('error', reject);
+    child.on('close', (code, signal) => resolve({ code: code ?? (signal ? 128 : 1), stdout, stderr }));
+    child.stdin.end(options.input ?? '');
+  });
+}
+
+/** Like run(), but a non-zero exit is an error carrying the output. */
+export async function check(command: string, args: string[], options: Parameters<typeof run>[2] = {}): Promise<string> {
+  const result = await run(command, args, options);
+  if (result.code !== 0) throw new Error(`${command} ${args.join(' ')} exited ${result.code}: ${result.stderr || result.stdout}`);
+  return result.stdout;
+}
+
+let postgresOwner: { uid: number; gid: number } | undefined;
+
+/** Gives a path to the postgres user when we are root, so the server can use it. */
+export function giveToPostgres(path: string): void {
+  if (!isRoot) return;
+  postgresOwner ??= {
+    uid: Number(execFileSync('id', ['-u', POSTGRES_USER])),
+    gid: Number(execFileSync('id', ['-g', POSTGRES_USER])),
+  };
+  chownSync(path, postgresOwner.uid, postgresOwner.gid);
+}
+
+/** A TCP port that was free a moment ago, on loopback. */
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.on('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as { port: number };
+      server.close(() => resolve(port));
+    });
+  });
+}
