@@ -1,0 +1,217 @@
+// The built binary's contract with archive_command and restore_command:
+// exit codes, idempotency, overwrite refusal, atomic fetch, clear errors.
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, beforeEach, describe, it } from 'node:test';
+import { walshipBinary } from '../support/paths.ts';
+import { run } from '../support/processes.ts';
+
+const root = mkdtempSync(join(tmpdir(), 'walship-cli-'));
+after(() => rmSync(root, { recursive: true, force: true }));
+
+const SEGMENT = '000000010000000000000007';
+let archive: string;
+let dataDir: string;
+let counter = 0;
+
+function walship(args: string[], env: Record<string, string> = {}) {
+  return run(walshipBinary, args, { cwd: dataDir, env: { PATH: process.env.PATH, HOME: process.env.HOME, WALG_FILE_PREFIX: archive, ...env } });
+}
+
+function writeWal(name: string, content: Buffer): string {
+  writeFileSync(join(dataDir, 'pg_wal', name), content);
+  return `pg_wal/${name}`;
+}
+
+/** Segment-like content: mostly compressible, with some noise. */
+function segmentContent(): Buffer {
+  return Buffer.concat([Buffer.alloc(1 << 20, counter++), randomBytes(64 << 10), Buffer.alloc(1 << 20)]);
+}
+
+beforeEach(() => {
+  const case_ = mkdtempSync(join(root, 'case-'));
+  archive = join(case_, 'archive');
+  dataDir = join(case_, 'data');
+  mkdirSync(archive);
+  mkdirSync(join(dataDir, 'pg_wal'), { recursive: true });
+});
+
+describe('walship wal-push', () => {
+  it('archives a segment, and an identical re-push exits 0', async () => {
+    const content = segmentContent();
+    const path = writeWal(SEGMENT, content);
+    for (let attempt = 0; attempt < 2; attempt++) {
+      const result = await walship(['wal-push', path]);
+      assert.equal(result.code, 0, result.stderr);
+      assert.equal(result.stderr, '', 'quiet on success by default');
+    }
+    assert.ok(existsSync(join(archive, 'wal_005', `${SEGMENT}.zst`)));
+    assert.ok(readFileSync(join(archive, 'wal_005', `${SEGMENT}.zst`)).length < content.length / 4);
+  });
+
+  it('refuses different content, and never overwrites it', async () => {
+    const path = writeWal(SEGMENT, segmentContent());
+    assert.equal((await walship(['wal-push', path])).code, 0);
+    const stored = readFileSync(join(archive, 'wal_005', `${SEGMENT}.zst`));
+    writeWal(SEGMENT, segmentContent());
+    const result = await walship(['wal-push', path]);
+    assert.equal(result.code, 1);
+    assert.match(result.stderr, /refusing to overwrite wal_005\/000000010000000000000007\.zst/);
+    assert.equal(result.stderr.trim().split('\n').length, 1, 'one line');
+    assert.ok(readFileSync(join(archive, 'wal_005', `${SEGMENT}.zst`)).equals(stored));
+  });
+
+  it('overwrites segments only when WALG_PREVENT_WAL_OVERWRITE=false, and history files never', async () => {
+    const path = writeWal(SEGMENT, segmentContent());
+    assert.equal((await walship(['wal-push', path])).code, 0);
+    const replacement = segmentContent();
+    writeWal(SEGMENT, replacement);
+    const overwritten = await walship(['wal-push', path], { WALG_PREVENT_WAL_OVERWRITE: 'false' });
+    assert.equal(overwritten.code, 0, overwritten.stderr);
+    assert.equal((await walship(['wal-fetch', SEGMENT, 'restored'])).code, 0);
+    assert.ok(readFileSync(join(dataDir, 'restored')).equals(replacement));
+
+    const history = writeWal('00000002.history', Buffer.from('1\t0/3000000\tbefore 2000-01-01\n'));
+    assert.equal((await walship(['wal-push', history])).code, 0);
+    writeWal('00000002.history', Buffer.from('1\t0/4000000\tdifferent\n'));
+    const refused = await walship(['wal-push', history], { WALG_PREVENT_WAL_OVERWRITE: 'false' });
+    assert.equal(refused.code, 1);
+    assert.match(refused.stderr, /history files are never overwritten/);
+  });
+
+  it('finds an identical copy stored with another compression method', async () => {
+    const path = writeWal(SEGMENT, segmentContent());
+    assert.equal((await walship(['wal-push', path], { WALG_COMPRESSION_METHOD: 'brotli' })).code, 0);
+    assert.equal((await walship(['wal-push', path])).code, 0);
+    assert.deepEqual(readdirSync(join(archive, 'wal_005')), [`${SEGMENT}.br`]);
+  });
+
+  it('accepts .history, .partial and .backup files and refuses other names', async () => {
+    for (const name of ['00000003.history', `${SEGMENT}.partial`, `${SEGMENT}.00000028.backup`]) {
+      const result = await walship(['wal-push', writeWal(name, Buffer.from(name))]);
+      assert.equal(result.code, 0, `${name}: ${result.stderr}`);
+    }
+    const refused = await walship(['wal-push', writeWal('RECOVERYXLOG', Buffer.from('x'))]);
+    assert.equal(refused.code, 1);
+    assert.match(refused.stderr, /"RECOVERYXLOG" is not a WAL file name/);
+  });
+
+  it('fails with exit 1 and one line for a missing file or bad configuration, without a stack trace', async () => {
+    const cases: [string[], Record<string, string>, RegExp][] = [
+      [['wal-push', `pg_wal/${SEGMENT}`], {}, /cannot read pg_wal\/000000010000000000000007/],
+      [['wal-push', writeWal(SEGMENT, Buffer.from('x'))], { WALG_FILE_PREFIX: '' }, /no storage configured: set WALG_FILE_PREFIX/],
+      [['wal-push', `pg_wal/${SEGMENT}`], { WALG_FILE_PREFIX: '/nonexistent/archive' }, /WALG_FILE_PREFIX=\/nonexistent\/archive does not exist/],
+      [['wal-push', `pg_wal/${SEGMENT}`], { WALG_COMPRESSION_METHOD: 'lz4' }, /WALG_COMPRESSION_METHOD="lz4" is invalid/],
+      [['wal-push', `pg_wal/${SEGMENT}`], { WALG_COMPRESSION_LEVEL: 'fast' }, /WALG_COMPRESSION_LEVEL="fast" is invalid/],
+      [['wal-push'], {}, /missing required argument 'wal_path'/],
+      [['wal-push', `pg_wal/${SEGMENT}`, '--config', '/nonexistent.yaml'], {}, /cannot read config file \/nonexistent\.yaml/],
+    ];
+    for (const [args, env, expected] of cases) {
+      rmSync(join(dataDir, 'pg_wal', SEGMENT), { force: true });
+      if (args[1]?.startsWith('pg_wal/') && !expected.source.startsWith('cannot read pg_wal')) writeWal(SEGMENT, Buffer.from('x'));
+      const result = await walship(args, env);
+      assert.equal(result.code, 1, `${args.join(' ')}: ${result.stderr}`);
+      assert.match(result.stderr, expected);
+      assert.equal(result.stderr.trim().split('\n').length, 1, `one line: ${result.stderr}`);
+      assert.doesNotMatch(result.stderr, /\n\s+at /);
+    }
+  });
+});
+
+describe('walship wal-fetch', () => {
+  async function pushSegment(content = segmentContent(), env: Record<string, string> = {}): Promise<Buffer> {
+    const result = await walship(['wal-push', writeWal(SEGMENT, content)], env);
+    assert.equal(result.code, 0, result.stderr);
+    return content;
+  }
+
+  it('restores the exact bytes, whatever compression is configured now', async () => {
+    const content = await pushSegment(segmentContent(), { WALG_COMPRESSION_METHOD: 'none' });
+    for (const method of ['zstd', 'brotli', 'none']) {
+      const result = await walship(['wal-fetch', SEGMENT, 'pg_wal/RECOVERYXLOG'], { WALG_COMPRESSION_METHOD: method });
+      assert.equal(result.code, 0, result.stderr);
+      assert.ok(readFileSync(join(dataDir, 'pg_wal', 'RECOVERYXLOG')).equals(content));
+    }
+  });
+
+  it('exits 74 for a file that is not in the archive, quietly', async () => {
+    await pushSegment();
+    for (const name of ['000000010000000000000008', '00000002.history']) {
+      const result = await walship(['wal-fetch', name, 'pg_wal/RECOVERYXLOG']);
+      assert.equal(result.code, 74, result.stderr);
+      assert.equal(result.stderr, '');
+      assert.ok(!existsSync(join(dataDir, 'pg_wal', 'RECOVERYXLOG')));
+    }
+  });
+
+  it('treats an archive with no WAL at all as an error, not as "not found"', async () => {
+    const result = await walship(['wal-fetch', SEGMENT, 'pg_wal/RECOVERYXLOG']);
+    assert.equal(result.code, 255);
+    assert.match(result.stderr, /holds no wal_005\/ objects at all: check the storage prefix/);
+  });
+
+  it('fails on a corrupted object and leaves nothing at the destination', async () => {
+    await pushSegment();
+    const stored = join(archive, 'wal_005', `${SEGMENT}.zst`);
+    const corrupted = readFileSync(stored);
+    corrupted[Math.floor(corrupted.length / 2)]! ^= 0xff;
+    writeFileSync(stored, corrupted);
+    writeFileSync(join(dataDir, 'recovery.signal'), '');
+    const result = await walship(['wal-fetch', SEGMENT, 'pg_wal/RECOVERYXLOG']);
+    assert.equal(result.code, 255, 'targeted recovery must stop, not promote');
+    assert.match(result.stderr, /ERROR/);
+    assert.deepEqual(readdirSync(join(dataDir, 'pg_wal')), [SEGMENT]);
+  });
+
+  it('detects corruption through the stored checksum even without compression', async () => {
+    await pushSegment(segmentContent(), { WALG_COMPRESSION_METHOD: 'none' });
+    const stored = join(archive, 'wal_005', SEGMENT);
+    const corrupted = readFileSync(stored);
+    corrupted[100]! ^= 0x01;
+    writeFileSync(stored, corrupted);
+    const result = await walship(['wal-fetch', SEGMENT, 'pg_wal/RECOVERYXLOG']);
+    assert.equal(result.code, 255);
+    assert.match(result.stderr, /is corrupt: SHA-256/);
+    assert.ok(!existsSync(join(dataDir, 'pg_wal', 'RECOVERYXLOG')));
+  });
+
+  it('exits 1 on a standby, so it retries instead of stopping', async () => {
+    writeFileSync(join(dataDir, 'standby.signal'), '');
+    writeFileSync(join(dataDir, 'recovery.signal'), '');
+    const result = await walship(['wal-fetch', SEGMENT, 'pg_wal/RECOVERYXLOG'], { WALG_FILE_PREFIX: '/nonexistent' });
+    assert.equal(result.code, 1);
+    const badUsage = await walship(['wal-fetch', SEGMENT]);
+    assert.equal(badUsage.code, 1);
+  });
+
+  it('never reports bad usage or configuration as "not found" in recovery', async () => {
+    writeFileSync(join(dataDir, 'recovery.signal'), '');
+    for (const [args, env] of [
+      [['wal-fetch', SEGMENT], {}],
+      [['wal-fetch', 'not-a-wal-name', 'pg_wal/RECOVERYXLOG'], {}],
+      [['wal-fetch', SEGMENT, 'pg_wal/RECOVERYXLOG'], { WALG_FILE_PREFIX: 'relative' }],
+    ] as [string[], Record<string, string>][]) {
+      const result = await walship(args, env);
+      assert.equal(result.code, 255, `${args.join(' ')}: ${result.stderr}`);
+    }
+  });
+});
+
+describe('walship help and version', () => {
+  it('prints the version and help with examples for every command', async () => {
+    const version = await walship(['--version']);
+    assert.equal(version.code, 0);
+    assert.match(version.stdout, /^walship \d+\.\d+\.\d+/);
+    const help = await walship(['--help']);
+    assert.equal(help.code, 0);
+    assert.match(help.stdout, /WALG_FILE_PREFIX/);
+    for (const command of ['wal-push', 'wal-fetch']) {
+      const commandHelp = await walship([command, '--help']);
+      assert.equal(commandHelp.code, 0);
+      assert.match(commandHelp.stdout, new RegExp(`Examples:\\n.*walship ${command}`));
+    }
+  });
+});

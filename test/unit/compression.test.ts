@@ -1,0 +1,89 @@
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { Readable } from 'node:stream';
+import { buffer } from 'node:stream/consumers';
+import { describe, it } from 'node:test';
+import { constants, zstdCompressSync, zstdDecompressSync } from 'node:zlib';
+import { codecFor, codecForExtension, codecsPreferring } from '../../src/compress/codec.ts';
+import { zstdImplementation } from '../../src/compress/zstd.ts';
+import { COMPRESSION_METHODS } from '../../src/config/settings.ts';
+import { IntegrityError } from '../../src/errors.ts';
+import { DigestStage, VerifyStage } from '../../src/integrity/checksum.ts';
+import { chain } from '../../src/pipeline/chain.ts';
+
+/** WAL-like content: runs of structure with some noise, in several chunks. */
+function sampleChunks(): Buffer[] {
+  const chunks = [Buffer.alloc(0), Buffer.from('x')];
+  for (let i = 0; i < 8; i++) chunks.push(Buffer.concat([Buffer.alloc(300_000, i), randomBytes(50_000)]));
+  return chunks;
+}
+
+async function roundTrip(method: (typeof COMPRESSION_METHODS)[number], input: Buffer[]): Promise<{ compressed: Buffer; output: Buffer }> {
+  const codec = codecFor(method);
+  const compressed = await buffer(chain(Readable.from(input), await codec.compress(method === 'zstd' ? 1 : 3)));
+  const output = await buffer(chain(Readable.from([compressed]), await codec.decompress()));
+  return { compressed, output };
+}
+
+describe('compression stages', () => {
+  for (const method of COMPRESSION_METHODS) {
+    it(`${method} round-trips empty, tiny and multi-chunk content`, async () => {
+      for (const input of [[], [Buffer.from('a')], sampleChunks()]) {
+        const { compressed, output } = await roundTrip(method, input);
+        assert.ok(output.equals(Buffer.concat(input)));
+        if (method !== 'none' && input.length > 2) assert.ok(compressed.length < output.length / 2, `${method} should compress`);
+      }
+    });
+  }
+
+  it('uses the native zstd-napi addon when it loads', async () => {
+    assert.equal(await zstdImplementation(), 'zstd-napi');
+  });
+
+  it('writes zstd frames node:zlib reads, and reads frames node:zlib writes', async () => {
+    const input = Buffer.concat(sampleChunks());
+    const { compressed } = await roundTrip('zstd', [input]);
+    assert.ok(zstdDecompressSync(compressed).equals(input));
+    const fromZlib = zstdCompressSync(input, { params: { [constants.ZSTD_c_checksumFlag]: 1 } });
+    const output = await buffer(chain(Readable.from([fromZlib]), await codecFor('zstd').decompress()));
+    assert.ok(output.equals(input));
+  });
+
+  it('detects a flipped bit and a truncated zstd frame', async () => {
+    const { compressed } = await roundTrip('zstd', [Buffer.concat(sampleChunks())]);
+    const flipped = Buffer.from(compressed);
+    flipped[Math.floor(flipped.length / 2)]! ^= 0x10;
+    await assert.rejects(buffer(chain(Readable.from([flipped]), await codecFor('zstd').decompress())));
+    const truncated = compressed.subarray(0, compressed.length - 100);
+    await assert.rejects(buffer(chain(Readable.from([truncated]), await codecFor('zstd').decompress())));
+  });
+
+  it('maps extensions to codecs and prefers the configured one', () => {
+    assert.equal(codecForExtension('zst')?.method, 'zstd');
+    assert.equal(codecForExtension('br')?.method, 'brotli');
+    assert.equal(codecForExtension('')?.method, 'none');
+    assert.equal(codecForExtension('lz4'), undefined);
+    assert.deepEqual(codecsPreferring('brotli').map((codec) => codec.method), ['brotli', 'zstd', 'none']);
+  });
+});
+
+describe('integrity stages', () => {
+  it('digests content passing through unchanged', async () => {
+    const digest = new DigestStage();
+    const output = await buffer(chain(Readable.from([Buffer.from('hello '), Buffer.from('world')]), digest));
+    assert.equal(output.toString(), 'hello world');
+    assert.deepEqual(digest.digest(), { sha256: 'b94d27b9934d3e08a52e52d7da7dabfac484efe37a5380ee9088f7ace2efcde9', size: 11 });
+  });
+
+  it('fails the stream on a size or checksum mismatch, and passes a match', async () => {
+    const content = () => Readable.from([Buffer.from('hello world')]);
+    const sha256 = 'b94d27b9934d3e08a52e52d7da7dabfac484efe37a5380ee9088f7ace2efcde9';
+    assert.equal((await buffer(chain(content(), new VerifyStage({ sha256, size: 11 }, 'obj')))).toString(), 'hello world');
+    await assert.rejects(buffer(chain(content(), new VerifyStage({ size: 12 }, 'obj'))), (error: unknown) => {
+      assert.ok(error instanceof IntegrityError);
+      assert.match(error.message, /obj is corrupt: 11 bytes after decompression, expected 12/);
+      return true;
+    });
+    await assert.rejects(buffer(chain(content(), new VerifyStage({ sha256: '0'.repeat(64) }, 'obj'))), /obj is corrupt: SHA-256/);
+  });
+});

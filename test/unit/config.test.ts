@@ -1,0 +1,96 @@
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, describe, it } from 'node:test';
+import { Config, loadConfig } from '../../src/config/config.ts';
+import { parseFlatYaml, parseJsonConfig } from '../../src/config/config-file.ts';
+import { readCompression, readLogging, readPreventWalOverwrite } from '../../src/config/settings.ts';
+import { ConfigError } from '../../src/errors.ts';
+import { openStorage } from '../../src/storage/open.ts';
+
+const directory = mkdtempSync(join(tmpdir(), 'walship-config-'));
+after(() => rmSync(directory, { recursive: true, force: true }));
+
+function configFile(name: string, text: string): string {
+  const path = join(directory, name);
+  writeFileSync(path, text);
+  return path;
+}
+
+describe('config files', () => {
+  it('reads flat YAML with comments and quotes', () => {
+    const values = parseFlatYaml(
+      ['---', '# archive', 'WALG_FILE_PREFIX: /var/lib/walship  # on NFS', "WALG_COMPRESSION_METHOD: 'brotli'", 'A: "x # y"', 'EMPTY:', ''].join('\n'),
+      'f.yaml',
+    );
+    assert.deepEqual(Object.fromEntries(values), { WALG_FILE_PREFIX: '/var/lib/walship', WALG_COMPRESSION_METHOD: 'brotli', A: 'x # y', EMPTY: '' });
+  });
+
+  it('refuses YAML it does not understand, naming the line', () => {
+    assert.throws(() => parseFlatYaml('A: 1\n  nested: 2\n', 'f.yaml'), /f\.yaml line 2: expected "SETTING: value"/);
+    assert.throws(() => parseFlatYaml('A: [1, 2]\n', 'f.yaml'), /line 1: only plain/);
+  });
+
+  it('reads JSON objects of scalars', () => {
+    assert.deepEqual(Object.fromEntries(parseJsonConfig('{"A": "x", "B": 3, "C": true}', 'f.json')), { A: 'x', B: '3', C: 'true' });
+    assert.throws(() => parseJsonConfig('[1]', 'f.json'), /must hold one JSON object/);
+    assert.throws(() => parseJsonConfig('{"A": {"b": 1}}', 'f.json'), /A must be a string, number or boolean/);
+    assert.throws(() => parseJsonConfig('{', 'f.json'), /is not valid JSON/);
+  });
+
+  it('lets the environment override the file, and names the file in errors', () => {
+    const path = configFile('walship.yaml', 'WALG_COMPRESSION_METHOD: brotli\nWALG_COMPRESSION_LEVEL: 99\n');
+    const fromFile = loadConfig({ configPath: path, env: {} });
+    assert.equal(fromFile.get('WALG_COMPRESSION_METHOD'), 'brotli');
+    assert.throws(() => readCompression(fromFile), new RegExp(`WALG_COMPRESSION_LEVEL \\(in ${path.replaceAll('.', '\\.')}\\)="99" is invalid: expected a whole number from 0 to 11`));
+    const overridden = loadConfig({ configPath: path, env: { WALG_COMPRESSION_METHOD: 'zstd', WALG_COMPRESSION_LEVEL: '3' } });
+    assert.deepEqual(readCompression(overridden), { method: 'zstd', level: 3 });
+  });
+
+  it('finds the file through WALG_CONFIG_PATH and reports a missing one clearly', () => {
+    const path = configFile('walship.json', '{"WALG_LOG_LEVEL": "DEVEL"}');
+    assert.deepEqual(readLogging(loadConfig({ env: { WALG_CONFIG_PATH: path } })), { level: 'debug', format: 'text' });
+    assert.throws(() => loadConfig({ env: { WALG_CONFIG_PATH: join(directory, 'nope.yaml') } }), /cannot read config file .*nope\.yaml \(ENOENT\)/);
+  });
+});
+
+describe('settings validation', () => {
+  it('defaults to zstd level 1 and validates methods and levels', () => {
+    assert.deepEqual(readCompression(new Config({})), { method: 'zstd', level: 1 });
+    assert.deepEqual(readCompression(new Config({ WALG_COMPRESSION_METHOD: 'NONE', WALG_COMPRESSION_LEVEL: '99' })), { method: 'none', level: 0 });
+    assert.throws(() => readCompression(new Config({ WALG_COMPRESSION_METHOD: 'lz4' })), /WALG_COMPRESSION_METHOD="lz4" is invalid: expected one of zstd, brotli, none/);
+    assert.throws(() => readCompression(new Config({ WALG_COMPRESSION_LEVEL: '1.5' })), /WALG_COMPRESSION_LEVEL="1.5" is invalid/);
+    assert.throws(() => readCompression(new Config({ WALG_COMPRESSION_LEVEL: '23' })), /from -7 to 22/);
+  });
+
+  it('parses booleans strictly', () => {
+    assert.equal(readPreventWalOverwrite(new Config({})), true);
+    assert.equal(readPreventWalOverwrite(new Config({ WALG_PREVENT_WAL_OVERWRITE: 'False' })), false);
+    assert.throws(() => readPreventWalOverwrite(new Config({ WALG_PREVENT_WAL_OVERWRITE: 'nope' })), /expected true or false/);
+  });
+
+  it('accepts WAL-G log levels', () => {
+    assert.equal(readLogging(new Config({ WALG_LOG_LEVEL: 'NORMAL' })).level, 'info');
+    assert.equal(readLogging(new Config({})).level, 'warning');
+    assert.throws(() => readLogging(new Config({ WALG_LOG_LEVEL: 'LOUD' })), /expected ERROR, WARNING, NORMAL or DEVEL/);
+  });
+
+  it('never shows secret values in errors', () => {
+    const config = new Config({ AWS_SECRET_ACCESS_KEY: 'hunter2-secret' });
+    assert.doesNotMatch(config.invalid('AWS_SECRET_ACCESS_KEY', 'something').message, /hunter2/);
+    assert.match(config.invalid('AWS_SECRET_ACCESS_KEY', 'something').message, /\(hidden\)/);
+  });
+
+  it('requires exactly one storage, as an absolute existing directory', async () => {
+    await assert.rejects(openStorage(new Config({})), /no storage configured: set WALG_FILE_PREFIX, WALG_S3_PREFIX, WALG_GS_PREFIX or WALG_AZ_PREFIX/);
+    await assert.rejects(openStorage(new Config({ WALG_FILE_PREFIX: 'relative/dir' })), /WALG_FILE_PREFIX="relative\/dir" is invalid: expected an absolute path/);
+    await assert.rejects(openStorage(new Config({ WALG_FILE_PREFIX: join(directory, 'missing') })), (error: unknown) => {
+      assert.ok(error instanceof ConfigError);
+      assert.match(error.message, /missing does not exist: create the directory/);
+      return true;
+    });
+    const storage = await openStorage(new Config({ WALG_FILE_PREFIX: directory }));
+    assert.equal(storage.location, `file://${directory}`);
+  });
+});
