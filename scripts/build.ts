@@ -62,7 +62,8 @@ execFileSync(
   process.execPath,
   [join(root, 'node_modules/postject/dist/cli.js'), binary, 'NODE_SEA_BLOB', join(root, seaConfig.output),
     '--sentinel-fuse', 'NODE_SEA_FUSE_fce680ab2cc467b6e072b8b5df1996b2'],
-  { cwd: root, stdio: ['ignore', 'ignore', 'inherit'] },
+  // postject's ELF writer prints harmless section-name warnings; show its output only on failure.
+  { cwd: root, stdio: 'pipe' },
 );
 rmSync(join(root, seaConfig.output));
 console.error(`build: ${binary} (${execFileSync(binary, ['--version']).toString().trim()})`);
