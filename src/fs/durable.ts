@@ -10,11 +10,9 @@ import { basename, dirname, join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { AlreadyExistsError } from '../errors.ts';
 
-const TEMP_MARKER = '.walship-tmp-';
-
 /** A hidden sibling name: `dir/.name.walship-tmp-<pid>-<random>`. */
-export function tempPathFor(path: string): string {
-  return join(dirname(path), `.${basename(path)}${TEMP_MARKER}${process.pid}-${randomBytes(4).toString('hex')}`);
+function tempPathFor(path: string): string {
+  return join(dirname(path), `.${basename(path)}.walship-tmp-${process.pid}-${randomBytes(4).toString('hex')}`);
 }
 
 export async function fsyncDirectory(directory: string): Promise<void> {
@@ -36,6 +34,62 @@ export async function ensureDirectoryDurable(directory: string): Promise<void> {
   }
 }
 
+/**
+ * A file written and fsynced under a temp name, waiting to be committed to
+ * its final name. Splitting the two lets callers commit several files and
+ * then fsync their directories once.
+ */
+export class StagedFile {
+  readonly path: string;
+  private readonly temp: string;
+
+  private constructor(path: string, temp: string) {
+    this.path = path;
+    this.temp = temp;
+  }
+
+  static async write(path: string, source: Readable, mode = 0o600): Promise<StagedFile> {
+    const temp = tempPathFor(path);
+    const handle = await open(temp, 'wx', mode);
+    try {
+      await handle.writeFile(source);
+      await handle.sync();
+    } catch (error) {
+      await handle.close().catch(() => undefined);
+      await unlink(temp).catch(() => undefined);
+      throw error;
+    }
+    await handle.close();
+    return new StagedFile(path, temp);
+  }
+
+  /**
+   * Moves the file to its final name; with `createOnly`, fails with
+   * AlreadyExistsError instead of replacing a file already there. The
+   * directory still needs an fsync for the new entry to be durable.
+   */
+  async commit(createOnly = false): Promise<void> {
+    if (!createOnly) {
+      await rename(this.temp, this.path);
+      return;
+    }
+    // link() fails with EEXIST atomically, where rename() would silently replace.
+    try {
+      await link(this.temp, this.path);
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'EEXIST') throw new AlreadyExistsError(`${this.path} already exists`);
+      throw error;
+    } finally {
+      await this.discard();
+    }
+  }
+
+  /** Removes the temp file; safe to call after commit or more than once. */
+  async discard(): Promise<void> {
+    await unlink(this.temp).catch(() => undefined);
+  }
+}
+
 export interface AtomicWriteOptions {
   mode?: number;
   /** Refuse (AlreadyExistsError) instead of replacing an existing file. */
@@ -47,36 +101,12 @@ export interface AtomicWriteOptions {
  * file and its directory entry are on stable storage.
  */
 export async function writeFileAtomically(path: string, source: Readable, options: AtomicWriteOptions = {}): Promise<void> {
-  const temp = tempPathFor(path);
-  const handle = await open(temp, 'wx', options.mode ?? 0o600);
-  let committed = false;
+  const staged = await StagedFile.write(path, source, options.mode);
   try {
-    await handle.writeFile(source);
-    await handle.sync();
-    await handle.close();
-    await commit(temp, path, options.createOnly ?? false);
-    committed = true;
-    await fsyncDirectory(dirname(path));
-  } finally {
-    if (!committed) {
-      await handle.close().catch(() => undefined);
-      await unlink(temp).catch(() => undefined);
-    }
-  }
-}
-
-async function commit(temp: string, path: string, createOnly: boolean): Promise<void> {
-  if (!createOnly) {
-    await rename(temp, path);
-    return;
-  }
-  // link() fails with EEXIST atomically, where rename() would silently replace.
-  try {
-    await link(temp, path);
+    await staged.commit(options.createOnly);
   } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'EEXIST') throw new AlreadyExistsError(`${path} already exists`);
+    await staged.discard();
     throw error;
-  } finally {
-    await unlink(temp).catch(() => undefined);
   }
+  await fsyncDirectory(dirname(path));
 }

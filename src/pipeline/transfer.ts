@@ -28,14 +28,16 @@ export function digestFromMetadata(metadata: ObjectMetadata): Partial<ContentDig
 export interface UploadOptions {
   codec: Codec;
   level: number;
-  digest: ContentDigest;
+  /** The file's digest; a promise when it is still being computed alongside the upload. */
+  digest: ContentDigest | Promise<ContentDigest>;
   createOnly: boolean;
 }
 
 export async function uploadFile(storage: Storage, key: string, path: string, options: UploadOptions): Promise<void> {
   const compressor = await options.codec.compress(options.level);
   const body = chain(createReadStream(path, { highWaterMark: READ_CHUNK }), compressor);
-  await storage.put(key, body, { metadata: metadataFor(options.digest), createOnly: options.createOnly });
+  const metadata = Promise.resolve(options.digest).then(metadataFor);
+  await storage.put(key, body, { metadata, createOnly: options.createOnly });
 }
 
 /** Decompresses and verifies a stored object into `destination`, atomically and durably. */

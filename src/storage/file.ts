@@ -8,7 +8,7 @@ import { opendir, readFile, stat, unlink } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { Readable } from 'node:stream';
 import { ConfigError, NotFoundError } from '../errors.ts';
-import { ensureDirectoryDurable, fsyncDirectory, writeFileAtomically } from '../fs/durable.ts';
+import { ensureDirectoryDurable, fsyncDirectory, StagedFile } from '../fs/durable.ts';
 import { assertSafeKey, type ObjectInfo, type ObjectMetadata, type PutOptions, type Storage, type StoredObject } from './storage.ts';
 
 const METADATA_TREE = '.walship/metadata';
@@ -51,15 +51,27 @@ export class FileStorage implements Storage {
 
   async put(key: string, body: Readable, options: PutOptions = {}): Promise<void> {
     const path = this.pathOf(key);
+    const metadataPath = this.metadataPathOf(key);
     await ensureDirectoryDurable(dirname(path));
-    // The object is the commit point; its metadata follows. A crash in between
-    // leaves an object without metadata, which readers treat like a WAL-G object.
-    await writeFileAtomically(path, body, { mode: 0o640, createOnly: options.createOnly ?? false });
-    if (options.metadata && Object.keys(options.metadata).length > 0) {
-      const metadataPath = this.metadataPathOf(key);
+    const stageMetadata = async () => {
+      const metadata = await options.metadata;
+      if (!metadata || Object.keys(metadata).length === 0) return undefined;
       await ensureDirectoryDurable(dirname(metadataPath));
-      await writeFileAtomically(metadataPath, Readable.from([JSON.stringify(options.metadata)]), { mode: 0o640 });
+      return StagedFile.write(metadataPath, Readable.from([JSON.stringify(metadata)]), 0o640);
+    };
+    // Data and metadata are written and fsynced side by side.
+    const [data, metadata] = await Promise.allSettled([StagedFile.write(path, body, 0o640), stageMetadata()]);
+    try {
+      if (data.status === 'rejected') throw data.reason;
+      if (metadata.status === 'rejected') throw metadata.reason;
+      // The object is the commit point; its metadata follows. A crash in between
+      // leaves an object without metadata, which readers treat like a WAL-G object.
+      await data.value.commit(options.createOnly);
+      await metadata.value?.commit();
+    } finally {
+      for (const staged of [data, metadata]) if (staged.status === 'fulfilled') await staged.value?.discard();
     }
+    await Promise.all([fsyncDirectory(dirname(path)), metadata.value && fsyncDirectory(dirname(metadataPath))]);
   }
 
   async get(key: string): Promise<StoredObject> {

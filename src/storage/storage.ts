@@ -15,7 +15,12 @@ export interface ObjectInfo {
 }
 
 export interface PutOptions {
-  metadata?: ObjectMetadata;
+  /**
+   * May be a promise, computed while the body streams (wal-push checksums the
+   * file in parallel with compressing it). It must not depend on the body
+   * being consumed: backends that send metadata with the upload await it first.
+   */
+  metadata?: ObjectMetadata | Promise<ObjectMetadata>;
   /**
    * Create only: fail with AlreadyExistsError if the key exists. Backends
    * use the service's conditional create where it has one.

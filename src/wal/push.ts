@@ -3,6 +3,8 @@
  * content checksum, and never replace different content already stored.
  */
 import { createHash } from 'node:crypto';
+import { constants } from 'node:fs';
+import { access } from 'node:fs/promises';
 import { basename } from 'node:path';
 import { type Codec, codecFor, codecsPreferring } from '../compress/codec.ts';
 import type { CompressionSettings } from '../config/settings.ts';
@@ -32,9 +34,12 @@ export async function pushWalFile(settings: WalPushSettings, path: string): Prom
   const { storage, compression } = settings;
   const name = basename(path);
   const wal = requireWalFileName(name);
-  const digest = await digestFile(path).catch((error: unknown) => {
+  await access(path, constants.R_OK).catch((error: unknown) => {
     throw new WalshipError(`cannot read ${path}: ${(error as Error).message}`);
   });
+  // The checksum pass runs alongside the lookups and the compression.
+  const digest = digestFile(path);
+  digest.catch(() => undefined);
   const codec = codecFor(compression.method);
   const key = walObjectKey(name, codec);
   const upload = (createOnly: boolean) => uploadFile(storage, key, path, { codec, level: compression.level, digest, createOnly });
@@ -43,7 +48,7 @@ export async function pushWalFile(settings: WalPushSettings, path: string): Prom
   if (copies.length === 0) {
     try {
       await upload(true);
-      log.info('archived', { file: name, key, bytes: digest.size });
+      log.info('archived', { file: name, key, bytes: (await digest).size });
       return 'uploaded';
     } catch (error) {
       if (!(error instanceof AlreadyExistsError)) throw error;
@@ -53,7 +58,7 @@ export async function pushWalFile(settings: WalPushSettings, path: string): Prom
 
   const different: StoredCopy[] = [];
   for (const copy of copies) {
-    if (!(await storedContentEquals(storage, copy, digest))) different.push(copy);
+    if (!(await storedContentEquals(storage, copy, await digest))) different.push(copy);
   }
   if (different.length === 0) {
     log.info('already archived with identical content', { file: name });
