@@ -17,12 +17,22 @@ export async function openStorage(config: Config): Promise<Storage> {
   if (configured.length > 1) {
     throw new ConfigError(`more than one storage configured (${configured.join(', ')}): set exactly one`);
   }
-  switch (configured[0]) {
+  switch (configured[0]!) {
     case 'WALG_FILE_PREFIX': {
       const { FileStorage } = await import('./file.ts');
       return FileStorage.open(config.absolutePath('WALG_FILE_PREFIX')!);
     }
-    default:
-      throw new ConfigError(`${configured[0]} is not supported by this walship build: use WALG_FILE_PREFIX`);
+    case 'WALG_S3_PREFIX': {
+      const { S3Storage } = await import('./s3.ts');
+      return S3Storage.open(config);
+    }
+    case 'WALG_GS_PREFIX': {
+      const { GcsStorage } = await import('./gcs.ts');
+      return GcsStorage.open(config);
+    }
+    case 'WALG_AZ_PREFIX': {
+      const { AzureStorage } = await import('./azure.ts');
+      return AzureStorage.open(config);
+    }
   }
 }

@@ -1,0 +1,155 @@
+/**
+ * Google Cloud Storage (WALG_GS_PREFIX=gs://bucket/path). Credentials come
+ * from Application Default Credentials (GOOGLE_APPLICATION_CREDENTIALS or the
+ * metadata server). WALG_GS_ENDPOINT points at an emulator or a private
+ * endpoint; with it, requests are authenticated only when
+ * GOOGLE_APPLICATION_CREDENTIALS is set. The library's own retries are off:
+ * RetryPolicy does them, the same way for every backend.
+ */
+import { accessSync, constants } from 'node:fs';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { ApiError, type Bucket, type File, type FileMetadata, Storage as GcsClient } from '@google-cloud/storage';
+import type { Config } from '../config/config.ts';
+import { ConfigError } from '../errors.ts';
+import { readBucketUrl } from './bucket-url.ts';
+import { readParts } from './parts.ts';
+import { RequestRunner, type ServiceErrors } from './requests.ts';
+import { isTransientNetworkError, isTransientStatus, readRetrySettings, RetryPolicy } from './retry.ts';
+import { assertSafeKey, type ObjectInfo, type ObjectMetadata, type PutOptions, type Storage, type StoredObject } from './storage.ts';
+
+/**
+ * Objects up to this size go up in one request, held in memory so that it can
+ * be retried; larger ones stream through a resumable upload, this much at a time.
+ */
+const SINGLE_REQUEST_LIMIT = 32 << 20;
+const LIST_PAGE_SIZE = 1000;
+
+function statusOf(error: unknown): number | undefined {
+  const code = (error as ApiError | undefined)?.code;
+  return typeof code === 'number' ? code : undefined;
+}
+
+export const gcsErrors: ServiceErrors = {
+  // A missing bucket is a 404 too ("The specified bucket does not exist"): a configuration error.
+  isNotFound: (error) => statusOf(error) === 404 && !/bucket does not exist/i.test((error as Error).message),
+  isAlreadyExists: (error) => statusOf(error) === 412,
+  isTransient: (error) => {
+    const status = statusOf(error);
+    return status === undefined ? isTransientNetworkError(error) : isTransientStatus(status);
+  },
+  describe: (error) => {
+    const status = statusOf(error);
+    const message = ((error as Error).message ?? String(error)).split('\n')[0]!;
+    return status === undefined ? message : `HTTP ${status}: ${message}`;
+  },
+};
+
+function metadataOf(file: FileMetadata): ObjectMetadata {
+  return Object.fromEntries(Object.entries(file.metadata ?? {}).filter((entry): entry is [string, string] => typeof entry[1] === 'string'));
+}
+
+export class GcsStorage implements Storage {
+  readonly location: string;
+  private readonly bucket: Bucket;
+  private readonly prefix: string;
+  private readonly requests: RequestRunner;
+
+  private constructor(bucket: Bucket, prefix: string, retry: RetryPolicy) {
+    this.bucket = bucket;
+    this.prefix = prefix;
+    this.location = `gs://${bucket.name}/${prefix}`;
+    this.requests = new RequestRunner(retry, gcsErrors, this.location);
+  }
+
+  static open(config: Config): GcsStorage {
+    const { bucket, prefix } = readBucketUrl(config, 'WALG_GS_PREFIX', 'gs');
+    const endpoint = config.get('WALG_GS_ENDPOINT');
+    if (endpoint !== undefined && !/^https?:\/\/[^/\s]+/.test(endpoint)) throw config.invalid('WALG_GS_ENDPOINT', 'a URL such as https://storage.googleapis.com');
+    const keyFilename = config.absolutePath('GOOGLE_APPLICATION_CREDENTIALS');
+    if (keyFilename !== undefined) {
+      try {
+        accessSync(keyFilename, constants.R_OK);
+      } catch (error) {
+        throw new ConfigError(`${config.origin('GOOGLE_APPLICATION_CREDENTIALS')}=${keyFilename} cannot be read (${(error as NodeJS.ErrnoException).code})`);
+      }
+    }
+    const retrySettings = readRetrySettings(config);
+    const client = new GcsClient({
+      apiEndpoint: endpoint,
+      keyFilename,
+      useAuthWithCustomEndpoint: endpoint !== undefined && keyFilename !== undefined,
+      retryOptions: { autoRetry: false, maxRetries: 0 },
+      timeout: retrySettings.requestTimeoutMs,
+    });
+    return new GcsStorage(client.bucket(bucket), prefix, new RetryPolicy(retrySettings));
+  }
+
+  private file(key: string, generation?: string | number): File {
+    assertSafeKey(key);
+    return this.bucket.file(this.prefix + key, generation === undefined ? undefined : { generation });
+  }
+
+  async put(key: string, body: Readable, options: PutOptions = {}): Promise<void> {
+    const file = this.file(key);
+    const parts = readParts(body, SINGLE_REQUEST_LIMIT)[Symbol.asyncIterator]();
+    const first = await parts.next();
+    const second = await parts.next();
+    const writeOptions = {
+      metadata: { metadata: (await options.metadata) ?? {} },
+      // ifGenerationMatch 0: create only if no live object has this name.
+      preconditionOpts: options.createOnly ? { ifGenerationMatch: 0 } : undefined,
+      validation: 'crc32c' as const,
+    };
+    if (second.done) {
+      const data = first.done ? Buffer.alloc(0) : first.value;
+      await this.requests.run('put', key, () => file.save(data, { ...writeOptions, resumable: false }));
+      return;
+    }
+    // Too large to hold: stream it. A failure fails the put (the caller retries the whole object).
+    const rest = Readable.from((async function* () {
+      yield first.value!;
+      yield second.value;
+      yield* { [Symbol.asyncIterator]: () => parts };
+    })());
+    try {
+      await pipeline(rest, file.createWriteStream({ ...writeOptions, resumable: true }));
+    } catch (error) {
+      body.destroy();
+      throw this.requests.translate('put', key, error);
+    }
+  }
+
+  async get(key: string): Promise<StoredObject> {
+    const [metadata] = await this.requests.run('get', key, () => this.file(key).getMetadata());
+    // Read exactly the generation described, even if the name is replaced meanwhile.
+    const body = this.file(key, metadata.generation).createReadStream({ decompress: false });
+    return { info: this.infoOf(key, metadata), metadata: metadataOf(metadata), body: this.requests.guardBody(key, body) };
+  }
+
+  async head(key: string): Promise<(ObjectInfo & { metadata: ObjectMetadata }) | undefined> {
+    const response = await this.requests.runUnlessMissing('head', key, () => this.file(key).getMetadata());
+    if (!response) return undefined;
+    const [metadata] = response;
+    return { ...this.infoOf(key, metadata), metadata: metadataOf(metadata) };
+  }
+
+  private infoOf(key: string, metadata: FileMetadata): ObjectInfo {
+    return { key, size: Number(metadata.size ?? 0), lastModified: new Date(metadata.updated ?? 0) };
+  }
+
+  async *list(prefix: string): AsyncIterable<ObjectInfo> {
+    let pageToken: string | undefined;
+    do {
+      const [files, nextQuery] = await this.requests.run('list', prefix || '(all keys)', () =>
+        this.bucket.getFiles({ prefix: this.prefix + prefix, autoPaginate: false, maxResults: LIST_PAGE_SIZE, pageToken }),
+      );
+      for (const file of files) yield this.infoOf(file.name.slice(this.prefix.length), file.metadata);
+      pageToken = (nextQuery as { pageToken?: string } | null)?.pageToken;
+    } while (pageToken);
+  }
+
+  async delete(key: string): Promise<void> {
+    await this.requests.run('delete', key, () => this.file(key).delete({ ignoreNotFound: true }));
+  }
+}

@@ -1,0 +1,89 @@
+/**
+ * Uploading a stream of unknown length with bounded memory: it is cut into
+ * fixed-size parts, a few uploaded at a time (S3 multipart upload, Azure
+ * block list). Each part is held in memory while it uploads, so a failed
+ * part request can be retried; at most `concurrency + 1` parts are held.
+ * An object that fits in one part goes up in a single request.
+ */
+import type { Readable } from 'node:stream';
+
+/** The requests a backend makes for one parted upload. */
+export interface PartedUpload {
+  /** Starts a parted upload; called only once the object is known to need more than one part. */
+  begin(): Promise<void>;
+  /** Stores a whole object that fits in one part. */
+  putWhole(data: Buffer): Promise<void>;
+  /** Uploads part `partNumber` (from 1), after begin(). */
+  putPart(partNumber: number, data: Buffer): Promise<void>;
+  /** Assembles parts 1..partCount into the object. */
+  complete(partCount: number): Promise<void>;
+  /** Discards uploaded parts after a failure; must not throw. */
+  abort(): Promise<void>;
+}
+
+export interface PartOptions {
+  partSize: number;
+  concurrency: number;
+}
+
+export async function uploadInParts(body: Readable, upload: PartedUpload, { partSize, concurrency }: PartOptions): Promise<void> {
+  const parts = readParts(body, partSize)[Symbol.asyncIterator]();
+  const first = await parts.next();
+  const firstPart = first.done ? Buffer.alloc(0) : first.value;
+  let next = await parts.next();
+  if (next.done) return upload.putWhole(firstPart);
+
+  await upload.begin();
+  const inFlight = new Set<Promise<void>>();
+  let failure: { error: unknown } | undefined;
+  const start = (partNumber: number, data: Buffer) => {
+    const request = upload.putPart(partNumber, data).then(
+      () => void inFlight.delete(request),
+      (error: unknown) => {
+        inFlight.delete(request);
+        failure ??= { error };
+      },
+    );
+    inFlight.add(request);
+  };
+  try {
+    start(1, firstPart);
+    let partNumber = 1;
+    while (!next.done && !failure) {
+      start(++partNumber, next.value);
+      while (inFlight.size >= concurrency && !failure) await Promise.race(inFlight);
+      if (!failure) next = await parts.next();
+    }
+    await Promise.all(inFlight);
+    if (failure) throw failure.error;
+    await upload.complete(partNumber);
+  } catch (error) {
+    body.destroy();
+    await Promise.all(inFlight);
+    await upload.abort();
+    throw error;
+  }
+}
+
+/** Yields `body` in parts of exactly `partSize` bytes; the last may be shorter; an empty body is one empty part. */
+export async function* readParts(body: Readable, partSize: number): AsyncGenerator<Buffer> {
+  let pending: Buffer[] = [];
+  let pendingBytes = 0;
+  let yielded = false;
+  for await (const chunk of body) {
+    let data = chunk as Buffer;
+    while (pendingBytes + data.length >= partSize) {
+      const take = partSize - pendingBytes;
+      yield Buffer.concat([...pending, data.subarray(0, take)], partSize);
+      yielded = true;
+      data = data.subarray(take);
+      pending = [];
+      pendingBytes = 0;
+    }
+    if (data.length > 0) {
+      pending.push(data);
+      pendingBytes += data.length;
+    }
+  }
+  if (pendingBytes > 0 || !yielded) yield Buffer.concat(pending, pendingBytes);
+}

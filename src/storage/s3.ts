@@ -1,0 +1,246 @@
+/**
+ * Amazon S3 and S3-compatible stores (WALG_S3_PREFIX=s3://bucket/path).
+ * Credentials come from the SDK's standard chain (environment, AWS_PROFILE,
+ * web identity, instance metadata) unless the keys are set in walship's
+ * configuration. The SDK's own retries are off: RetryPolicy does them, the
+ * same way for every backend.
+ */
+import { readFileSync } from 'node:fs';
+import { Agent as HttpAgent } from 'node:http';
+import { Agent as HttpsAgent } from 'node:https';
+import type { Readable } from 'node:stream';
+import {
+  AbortMultipartUploadCommand,
+  CompleteMultipartUploadCommand,
+  CreateMultipartUploadCommand,
+  DeleteObjectCommand,
+  GetObjectCommand,
+  HeadObjectCommand,
+  ListObjectsV2Command,
+  PutObjectCommand,
+  S3Client,
+  S3ServiceException,
+  UploadPartCommand,
+  type ServerSideEncryption,
+  type StorageClass,
+} from '@aws-sdk/client-s3';
+import { NodeHttpHandler } from '@smithy/node-http-handler';
+import type { Config } from '../config/config.ts';
+import { ConfigError } from '../errors.ts';
+import { readBucketUrl } from './bucket-url.ts';
+import { uploadInParts } from './parts.ts';
+import { RequestRunner, type ServiceErrors } from './requests.ts';
+import { isTransientNetworkError, isTransientStatus, readRetrySettings, RetryPolicy } from './retry.ts';
+import { assertSafeKey, type ObjectInfo, type ObjectMetadata, type PutOptions, type Storage, type StoredObject } from './storage.ts';
+
+/** S3 allows 10,000 parts: 8 MiB parts cover objects up to 78 GiB. */
+const PART_SIZE = 8 << 20;
+const PART_CONCURRENCY = 4;
+
+const STORAGE_CLASSES = ['STANDARD', 'REDUCED_REDUNDANCY', 'STANDARD_IA', 'ONEZONE_IA', 'INTELLIGENT_TIERING', 'GLACIER', 'DEEP_ARCHIVE', 'GLACIER_IR', 'OUTPOSTS', 'SNOW', 'EXPRESS_ONEZONE'];
+const SSE_MODES = ['AES256', 'aws:kms', 'aws:kms:dsse'];
+
+interface S3Settings {
+  bucket: string;
+  prefix: string;
+  storageClass: StorageClass | undefined;
+  serverSideEncryption: ServerSideEncryption | undefined;
+  kmsKeyId: string | undefined;
+}
+
+/** Reads and validates every S3 setting, so a mistake fails before any request. */
+function readS3Client(config: Config): { client: S3Client; settings: S3Settings; retry: RetryPolicy } {
+  const { bucket, prefix } = readBucketUrl(config, 'WALG_S3_PREFIX', 's3');
+  const endpoint = config.get('AWS_ENDPOINT');
+  if (endpoint !== undefined && !/^https?:\/\/[^/\s]+/.test(endpoint)) throw config.invalid('AWS_ENDPOINT', 'a URL such as https://s3.example.com');
+  const region = config.get('AWS_REGION') ?? config.get('AWS_DEFAULT_REGION') ?? (endpoint ? 'us-east-1' : undefined);
+  if (region === undefined) throw new ConfigError('AWS_REGION is not set: set it to the bucket\'s region (e.g. eu-west-1)');
+
+  const storageClass = config.get('WALG_S3_STORAGE_CLASS');
+  if (storageClass !== undefined && !STORAGE_CLASSES.includes(storageClass)) throw config.invalid('WALG_S3_STORAGE_CLASS', `one of ${STORAGE_CLASSES.join(', ')}`);
+  const sse = config.get('WALG_S3_SSE');
+  if (sse !== undefined && !SSE_MODES.includes(sse)) throw config.invalid('WALG_S3_SSE', `one of ${SSE_MODES.join(', ')}`);
+  const kmsKeyId = config.get('WALG_S3_SSE_KMS_ID');
+  if (kmsKeyId !== undefined && !sse?.startsWith('aws:kms')) throw new ConfigError('WALG_S3_SSE_KMS_ID is set but WALG_S3_SSE is not aws:kms (or aws:kms:dsse)');
+
+  const accessKeyId = config.get('AWS_ACCESS_KEY_ID');
+  const secretAccessKey = config.get('AWS_SECRET_ACCESS_KEY');
+  if ((accessKeyId === undefined) !== (secretAccessKey === undefined)) {
+    throw new ConfigError('AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY must be set together (or neither, to use AWS_PROFILE, web identity or instance credentials)');
+  }
+  const retrySettings = readRetrySettings(config);
+  const client = new S3Client({
+    region,
+    endpoint,
+    forcePathStyle: config.boolean('AWS_S3_FORCE_PATH_STYLE', false),
+    credentials: accessKeyId && secretAccessKey ? { accessKeyId, secretAccessKey, sessionToken: config.get('AWS_SESSION_TOKEN') } : undefined,
+    maxAttempts: 1,
+    requestHandler: new NodeHttpHandler({
+      connectionTimeout: retrySettings.requestTimeoutMs,
+      // An idle timeout on the socket: covers a stalled response body too.
+      requestTimeout: retrySettings.requestTimeoutMs,
+      httpAgent: new HttpAgent({ keepAlive: true }),
+      httpsAgent: new HttpsAgent({ keepAlive: true, ca: readCaCertificate(config) }),
+    }),
+  });
+  return {
+    client,
+    settings: { bucket, prefix, storageClass: storageClass as StorageClass | undefined, serverSideEncryption: sse as ServerSideEncryption | undefined, kmsKeyId },
+    retry: new RetryPolicy(retrySettings),
+  };
+}
+
+function readCaCertificate(config: Config): string | undefined {
+  const path = config.absolutePath('WALG_S3_CA_CERT_FILE');
+  if (path === undefined) return undefined;
+  try {
+    return readFileSync(path, 'utf8');
+  } catch (error) {
+    throw new ConfigError(`${config.origin('WALG_S3_CA_CERT_FILE')}=${path} cannot be read (${(error as NodeJS.ErrnoException).code ?? String(error)})`);
+  }
+}
+
+const TRANSIENT_S3_CODES = new Set([
+  'SlowDown', 'Throttling', 'ThrottlingException', 'RequestThrottled', 'RequestTimeout', 'InternalError', 'ServiceUnavailable',
+  'ConditionalRequestConflict', 'OperationAborted',
+]);
+
+function statusOf(error: unknown): number | undefined {
+  return error instanceof S3ServiceException ? error.$metadata.httpStatusCode : undefined;
+}
+
+export const s3Errors: ServiceErrors = {
+  // A HEAD has no body, so its 404 is named "NotFound"; a missing bucket is NoSuchBucket on every other request.
+  isNotFound: (error) => statusOf(error) === 404 && ['NoSuchKey', 'NotFound'].includes((error as Error).name),
+  isAlreadyExists: (error) => statusOf(error) === 412,
+  isTransient: (error) =>
+    isTransientStatus(statusOf(error)) ||
+    (error instanceof S3ServiceException && TRANSIENT_S3_CODES.has(error.name)) ||
+    (!(error instanceof S3ServiceException) && isTransientNetworkError(error)),
+  describe: (error) => {
+    const status = statusOf(error);
+    const name = (error as Error).name;
+    const message = (error as Error).message;
+    return status === undefined ? `${name}: ${message}` : `${name} (HTTP ${status})${message && message !== name && message !== 'UnknownError' ? `: ${message}` : ''}`;
+  },
+};
+
+export class S3Storage implements Storage {
+  readonly location: string;
+  private readonly client: S3Client;
+  private readonly settings: S3Settings;
+  private readonly requests: RequestRunner;
+
+  private constructor(client: S3Client, settings: S3Settings, retry: RetryPolicy) {
+    this.client = client;
+    this.settings = settings;
+    this.location = `s3://${settings.bucket}/${settings.prefix}`;
+    this.requests = new RequestRunner(retry, s3Errors, this.location);
+  }
+
+  static open(config: Config): S3Storage {
+    const { client, settings, retry } = readS3Client(config);
+    return new S3Storage(client, settings, retry);
+  }
+
+  private objectKey(key: string): string {
+    assertSafeKey(key);
+    return this.settings.prefix + key;
+  }
+
+  async put(key: string, body: Readable, options: PutOptions = {}): Promise<void> {
+    const target = { Bucket: this.settings.bucket, Key: this.objectKey(key) };
+    // S3 checks If-None-Match at PUT and at multipart completion; stores that ignore it are covered by wal-push's compare.
+    const ifNoneMatch = options.createOnly ? '*' : undefined;
+    const send = <T>(operation: string, command: (signal: AbortSignal) => Promise<T>) => this.requests.run(operation, key, command);
+    let uploadId: string | undefined;
+    const etags: string[] = [];
+    await uploadInParts(body, {
+      putWhole: async (data) => {
+        const settings = this.objectSettings(await options.metadata);
+        await send('put', (abortSignal) =>
+          this.client.send(new PutObjectCommand({ ...target, ...settings, Body: data, ContentLength: data.length, IfNoneMatch: ifNoneMatch }), { abortSignal }),
+        );
+      },
+      begin: async () => {
+        const settings = this.objectSettings(await options.metadata);
+        const created = await send('start upload of', (abortSignal) =>
+          this.client.send(new CreateMultipartUploadCommand({ ...target, ...settings }), { abortSignal }),
+        );
+        uploadId = created.UploadId;
+      },
+      putPart: async (partNumber, data) => {
+        const uploaded = await send(`upload part ${partNumber} of`, (abortSignal) =>
+          this.client.send(new UploadPartCommand({ ...target, UploadId: uploadId, PartNumber: partNumber, Body: data, ContentLength: data.length }), { abortSignal }),
+        );
+        etags[partNumber - 1] = uploaded.ETag!;
+      },
+      complete: (partCount) =>
+        send('complete upload of', (abortSignal) =>
+          this.client.send(
+            new CompleteMultipartUploadCommand({
+              ...target,
+              UploadId: uploadId,
+              MultipartUpload: { Parts: etags.slice(0, partCount).map((ETag, index) => ({ ETag, PartNumber: index + 1 })) },
+              IfNoneMatch: ifNoneMatch,
+            }),
+            { abortSignal },
+          ),
+        ).then(() => undefined),
+      abort: async () => {
+        if (uploadId === undefined) return;
+        await this.client.send(new AbortMultipartUploadCommand({ ...target, UploadId: uploadId })).catch(() => undefined);
+      },
+    }, { partSize: PART_SIZE, concurrency: PART_CONCURRENCY });
+  }
+
+  private objectSettings(metadata: ObjectMetadata | undefined) {
+    return {
+      Metadata: metadata,
+      StorageClass: this.settings.storageClass,
+      ServerSideEncryption: this.settings.serverSideEncryption,
+      SSEKMSKeyId: this.settings.kmsKeyId,
+    };
+  }
+
+  async get(key: string): Promise<StoredObject> {
+    const response = await this.requests.run('get', key, (abortSignal) =>
+      this.client.send(new GetObjectCommand({ Bucket: this.settings.bucket, Key: this.objectKey(key) }), { abortSignal }),
+    );
+    return {
+      info: { key, size: response.ContentLength ?? 0, lastModified: response.LastModified ?? new Date(0) },
+      metadata: response.Metadata ?? {},
+      body: this.requests.guardBody(key, response.Body as Readable),
+    };
+  }
+
+  async head(key: string): Promise<(ObjectInfo & { metadata: ObjectMetadata }) | undefined> {
+    const response = await this.requests.runUnlessMissing('head', key, (abortSignal) =>
+      this.client.send(new HeadObjectCommand({ Bucket: this.settings.bucket, Key: this.objectKey(key) }), { abortSignal }),
+    );
+    if (!response) return undefined;
+    return { key, size: response.ContentLength ?? 0, lastModified: response.LastModified ?? new Date(0), metadata: response.Metadata ?? {} };
+  }
+
+  async *list(prefix: string): AsyncIterable<ObjectInfo> {
+    let continuationToken: string | undefined;
+    do {
+      const page = await this.requests.run('list', prefix || '(all keys)', (abortSignal) =>
+        this.client.send(
+          new ListObjectsV2Command({ Bucket: this.settings.bucket, Prefix: this.settings.prefix + prefix, ContinuationToken: continuationToken }),
+          { abortSignal },
+        ),
+      );
+      for (const object of page.Contents ?? []) {
+        yield { key: object.Key!.slice(this.settings.prefix.length), size: object.Size ?? 0, lastModified: object.LastModified ?? new Date(0) };
+      }
+      continuationToken = page.IsTruncated ? page.NextContinuationToken : undefined;
+    } while (continuationToken);
+  }
+
+  async delete(key: string): Promise<void> {
+    await this.requests.run('delete', key, (abortSignal) =>
+      this.client.send(new DeleteObjectCommand({ Bucket: this.settings.bucket, Key: this.objectKey(key) }), { abortSignal }),
+    );
+  }
+}
