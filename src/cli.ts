@@ -8,6 +8,7 @@ import type { CommandModule } from './commands/command.ts';
 import { loadConfig } from './config/config.ts';
 import { readLogging } from './config/settings.ts';
 import { describeError, ExitCode, WalshipError } from './errors.ts';
+import { removeTempFilesInFlight } from './fs/durable.ts';
 import { log } from './log/logger.ts';
 import { VERSION } from './version.ts';
 
@@ -16,6 +17,8 @@ interface CommandDefinition {
   summary: string;
   arguments: [name: string, description: string][];
   examples: string[];
+  /** Internal commands walship runs itself; left out of --help. */
+  hidden?: boolean;
   load(): Promise<CommandModule>;
 }
 
@@ -42,6 +45,18 @@ const commands: CommandDefinition[] = [
       'walship wal-fetch 000000010000000000000003 /tmp/000000010000000000000003',
     ],
     load: () => import('./commands/wal-fetch.ts'),
+  },
+  {
+    name: 'wal-prefetch',
+    summary: 'Background prefetcher started by wal-fetch (internal)',
+    arguments: [
+      ['after', 'the segment recovery asked for last'],
+      ['segment_size', 'the WAL segment size in bytes'],
+      ['prefetch_directory', 'where prefetched segments are kept'],
+    ],
+    examples: ['(started by wal-fetch; not for direct use)'],
+    hidden: true,
+    load: () => import('./commands/wal-prefetch.ts'),
   },
 ];
 
@@ -76,7 +91,7 @@ function buildProgram(onSelect: (selected: Selected) => void): Command {
 
   for (const definition of commands) {
     const command = program
-      .command(definition.name)
+      .command(definition.name, { hidden: definition.hidden ?? false })
       .description(definition.summary)
       .addHelpText('after', `\nExamples:\n${definition.examples.map((example) => `  ${example}`).join('\n')}\n`)
       .exitOverride()
@@ -118,6 +133,15 @@ async function main(argv: string[]): Promise<number> {
     module ??= named && (await named.load().catch(() => undefined));
     return module?.exitCodeFor?.(error) ?? ExitCode.failure;
   }
+}
+
+// Stopped by a signal (PostgreSQL's shutdown sends SIGTERM): remove unfinished
+// temp files, then die by the same signal, which is what PostgreSQL expects.
+for (const signal of ['SIGTERM', 'SIGINT', 'SIGHUP'] as const) {
+  process.once(signal, () => {
+    removeTempFilesInFlight();
+    process.kill(process.pid, signal);
+  });
 }
 
 // If the event loop ever drains before main() settles, the process must not

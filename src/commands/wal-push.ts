@@ -1,15 +1,49 @@
-/** wal-push <path>: archive_command. Exit 0 only once the file is durable in storage. */
-import { readCompression, readPreventWalOverwrite } from '../config/settings.ts';
-import { ExitCode } from '../errors.ts';
+/**
+ * wal-push <path>: archive_command. Exit 0 only once the file is durable in
+ * storage. Meanwhile the next `.ready` files are pushed ahead in parallel, so
+ * the archiver's calls for them return at once.
+ */
+import { basename, dirname, resolve } from 'node:path';
+import { readCompression, readLookAheadLimit, readPreventWalOverwrite, readUploadConcurrency } from '../config/settings.ts';
+import { describeError, ExitCode } from '../errors.ts';
+import { log } from '../log/logger.ts';
 import { openStorage } from '../storage/open.ts';
+import { ArchivedRecords, pushAhead } from '../wal/lookahead.ts';
 import { pushWalFile } from '../wal/push.ts';
+import { spoolDirectory, spoolSubdirectory } from '../wal/spool.ts';
 import type { CommandContext } from './command.ts';
 
 export async function run({ config }: CommandContext, [path]: string[]): Promise<number> {
   const compression = readCompression(config);
   const preventOverwrite = readPreventWalOverwrite(config);
+  const concurrency = readUploadConcurrency(config);
+  const lookAheadLimit = concurrency > 1 ? readLookAheadLimit(config) : 0;
+  const name = basename(path!);
+  const walDirectory = dirname(resolve(path!));
+
+  let records: ArchivedRecords | undefined;
+  if (lookAheadLimit > 0) {
+    const directory = await spoolSubdirectory(spoolDirectory(config, dirname(walDirectory)), 'archived');
+    records = directory ? new ArchivedRecords(directory) : undefined;
+  }
+  if (await records?.consume(name, path!)) {
+    log.debug('already pushed ahead of the archiver', { file: name });
+    return ExitCode.ok;
+  }
+
   const storage = await openStorage(config);
-  await pushWalFile({ storage, compression, preventOverwrite }, path!);
+  const push = (file: string) => pushWalFile({ storage, compression, preventOverwrite }, file);
+  const ahead = records
+    ? pushAhead({ walDirectory, foreground: name, records, concurrency: concurrency - 1, limit: lookAheadLimit, push }).catch((error: unknown) => {
+        log.info(`look-ahead stopped: ${describeError(error)}`);
+      })
+    : undefined;
+  try {
+    await push(path!);
+  } finally {
+    // The exit code is the foreground file's alone; the look-ahead only has to finish.
+    await ahead;
+  }
   return ExitCode.ok;
 }
 

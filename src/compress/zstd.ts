@@ -1,5 +1,5 @@
 /**
- * zstd stream stages. zstd-napi (native, multi-threaded) is preferred; when
+ * zstd stream stages. zstd-napi (native) is preferred; when
  * its addon cannot be loaded (for example a noexec cache directory) node:zlib's
  * zstd takes over. Both write standard frames with a content checksum, so
  * either can read what the other wrote.
@@ -23,12 +23,10 @@ function loadNative(): Promise<ZstdNapi | undefined> {
   return native;
 }
 
-/** Worker threads for compression: the archiver waits on one file at a time, so use both cores. */
-const COMPRESS_WORKERS = 2;
-
 export async function createZstdCompressStage(level: number): Promise<Transform> {
   const zstd = await loadNative();
-  if (zstd) return new zstd.CompressStream({ compressionLevel: level, checksumFlag: true, nbWorkers: COMPRESS_WORKERS });
+  // Single-threaded per stream: parallelism comes from several files in flight.
+  if (zstd) return new zstd.CompressStream({ compressionLevel: level, checksumFlag: true });
   return createZstdCompress({
     params: {
       [constants.ZSTD_c_compressionLevel]: level,

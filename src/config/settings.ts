@@ -54,3 +54,18 @@ export function readUploadConcurrency(config: Config): number {
 export function readDownloadConcurrency(config: Config): number {
   return config.integer('WALG_DOWNLOAD_CONCURRENCY', { min: 1, max: 256, fallback: 10 });
 }
+
+/** backup-push closes a part at the first tar member boundary past this many bytes (WAL-G's default: 1 GiB). */
+export function readTarSizeThreshold(config: Config): number {
+  return config.integer('WALG_TAR_SIZE_THRESHOLD', { min: 1 << 20, max: 2 ** 40, fallback: 1 << 30 });
+}
+
+/** WAL-G's cap on files wal-push uploads ahead of the archiver in one call; 0 turns look-ahead off. */
+export function readLookAheadLimit(config: Config): number {
+  return config.integer('TOTAL_BG_UPLOADED_LIMIT', { min: 0, max: 1024, fallback: 32 });
+}
+
+/** Whether wal-fetch downloads the following segments in the background. */
+export function readPrefetchEnabled(config: Config): boolean {
+  return config.boolean('WALSHIP_PREFETCH', true);
+}

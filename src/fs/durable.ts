@@ -2,17 +2,60 @@
  * Durable, atomic file writes: data goes to a temp file in the destination's
  * directory, is fsynced, then renamed (or linked, to refuse replacing) into
  * place, and the directory is fsynced. A reader never sees a partial file
- * under the final name, and a crash leaves at most a hidden temp file.
+ * under the final name. A stopped writer removes its temp files; one killed
+ * outright leaves a hidden temp file that sweepAbandonedTempFiles removes.
  */
 import { randomBytes } from 'node:crypto';
-import { link, mkdir, open, rename, unlink } from 'node:fs/promises';
+import { unlinkSync } from 'node:fs';
+import { link, lstat, mkdir, open, readdir, rename, unlink } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { AlreadyExistsError } from '../errors.ts';
 
-/** A hidden sibling name: `dir/.name.walship-tmp-<pid>-<random>`. */
-function tempPathFor(path: string): string {
-  return join(dirname(path), `.${basename(path)}.walship-tmp-${process.pid}-${randomBytes(4).toString('hex')}`);
+const TEMP_MARKER = '.walship-tmp-';
+
+/** A hidden name in `directory`: `.name.walship-tmp-<pid>-<random>`. */
+function tempPathFor(path: string, directory = dirname(path)): string {
+  return join(directory, `.${basename(path)}${TEMP_MARKER}${process.pid}-${randomBytes(4).toString('hex')}`);
+}
+
+/** Temp files this process is writing, removed if it is told to stop. */
+const tempFilesInFlight = new Set<string>();
+
+/** Removes this process's unfinished temp files (from a signal handler: synchronous). */
+export function removeTempFilesInFlight(): void {
+  for (const temp of tempFilesInFlight) {
+    try {
+      unlinkSync(temp);
+    } catch {
+      // already gone
+    }
+  }
+  tempFilesInFlight.clear();
+}
+
+function isRunning(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/**
+ * Removes temp files left in `directory` by writers that were killed
+ * outright (SIGKILL, a crash), so they cannot pile up.
+ */
+export async function sweepAbandonedTempFiles(directory: string, minimumAgeMs: number): Promise<void> {
+  const pattern = new RegExp(`${TEMP_MARKER.replaceAll('.', '\\.')}(\\d+)-[0-9a-f]+$`);
+  for (const name of await readdir(directory).catch(() => [])) {
+    const pid = Number(pattern.exec(name)?.[1]);
+    if (!pid || isRunning(pid)) continue;
+    const path = join(directory, name);
+    const stats = await lstat(path).catch(() => undefined);
+    if (stats?.isFile() && Date.now() - stats.mtimeMs > minimumAgeMs) await unlink(path).catch(() => undefined);
+  }
 }
 
 export async function fsyncDirectory(directory: string): Promise<void> {
@@ -48,19 +91,24 @@ export class StagedFile {
     this.temp = temp;
   }
 
-  static async write(path: string, source: Readable, mode = 0o600): Promise<StagedFile> {
-    const temp = tempPathFor(path);
-    const handle = await open(temp, 'wx', mode);
+  /** `tempDirectory` must be on the same file system as `path`; by default, its directory. */
+  static async write(path: string, source: Readable, options: { mode?: number; tempDirectory?: string } = {}): Promise<StagedFile> {
+    const temp = tempPathFor(path, options.tempDirectory);
+    tempFilesInFlight.add(temp);
+    const staged = new StagedFile(path, temp);
     try {
-      await handle.writeFile(source);
-      await handle.sync();
+      const handle = await open(temp, 'wx', options.mode ?? 0o600);
+      try {
+        await handle.writeFile(source);
+        await handle.sync();
+      } finally {
+        await handle.close();
+      }
     } catch (error) {
-      await handle.close().catch(() => undefined);
-      await unlink(temp).catch(() => undefined);
+      await staged.discard();
       throw error;
     }
-    await handle.close();
-    return new StagedFile(path, temp);
+    return staged;
   }
 
   /**
@@ -87,6 +135,7 @@ export class StagedFile {
   /** Removes the temp file; safe to call after commit or more than once. */
   async discard(): Promise<void> {
     await unlink(this.temp).catch(() => undefined);
+    tempFilesInFlight.delete(this.temp);
   }
 }
 
@@ -101,7 +150,7 @@ export interface AtomicWriteOptions {
  * file and its directory entry are on stable storage.
  */
 export async function writeFileAtomically(path: string, source: Readable, options: AtomicWriteOptions = {}): Promise<void> {
-  const staged = await StagedFile.write(path, source, options.mode);
+  const staged = await StagedFile.write(path, source, { mode: options.mode });
   try {
     await staged.commit(options.createOnly);
   } catch (error) {

@@ -4,14 +4,17 @@
  * tree (.walship/metadata/<key>.json) so the main tree stays WAL-G's layout.
  */
 import { createReadStream } from 'node:fs';
-import { opendir, readFile, stat, unlink } from 'node:fs/promises';
+import { mkdir, opendir, readFile, stat, unlink } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { Readable } from 'node:stream';
 import { ConfigError, NotFoundError } from '../errors.ts';
-import { ensureDirectoryDurable, fsyncDirectory, StagedFile } from '../fs/durable.ts';
+import { ensureDirectoryDurable, fsyncDirectory, StagedFile, sweepAbandonedTempFiles } from '../fs/durable.ts';
 import { assertSafeKey, type ObjectInfo, type ObjectMetadata, type PutOptions, type Storage, type StoredObject } from './storage.ts';
 
 const METADATA_TREE = '.walship/metadata';
+/** Temp files live apart from the objects, where abandoned ones are cheap to find. */
+const TEMP_DIRECTORY = '.walship/tmp';
+const ABANDONED_TEMP_AGE_MS = 10 * 60_000;
 
 function isMissing(error: unknown): boolean {
   const code = (error as NodeJS.ErrnoException).code;
@@ -49,18 +52,32 @@ export class FileStorage implements Storage {
     return join(this.root, METADATA_TREE, `${key}.json`);
   }
 
+  private tempDirectory: Promise<string> | undefined;
+
+  /** The temp directory, created and swept of abandoned files once per process. */
+  private temporaries(): Promise<string> {
+    this.tempDirectory ??= (async () => {
+      const directory = join(this.root, TEMP_DIRECTORY);
+      await mkdir(directory, { recursive: true, mode: 0o750 });
+      await sweepAbandonedTempFiles(directory, ABANDONED_TEMP_AGE_MS);
+      return directory;
+    })();
+    return this.tempDirectory;
+  }
+
   async put(key: string, body: Readable, options: PutOptions = {}): Promise<void> {
     const path = this.pathOf(key);
     const metadataPath = this.metadataPathOf(key);
+    const tempDirectory = await this.temporaries();
     await ensureDirectoryDurable(dirname(path));
     const stageMetadata = async () => {
       const metadata = await options.metadata;
       if (!metadata || Object.keys(metadata).length === 0) return undefined;
       await ensureDirectoryDurable(dirname(metadataPath));
-      return StagedFile.write(metadataPath, Readable.from([JSON.stringify(metadata)]), 0o640);
+      return StagedFile.write(metadataPath, Readable.from([JSON.stringify(metadata)]), { mode: 0o640, tempDirectory });
     };
     // Data and metadata are written and fsynced side by side.
-    const [data, metadata] = await Promise.allSettled([StagedFile.write(path, body, 0o640), stageMetadata()]);
+    const [data, metadata] = await Promise.allSettled([StagedFile.write(path, body, { mode: 0o640, tempDirectory }), stageMetadata()]);
     try {
       if (data.status === 'rejected') throw data.reason;
       if (metadata.status === 'rejected') throw metadata.reason;

@@ -18,7 +18,7 @@ let dataDir: string;
 let counter = 0;
 
 function walship(args: string[], env: Record<string, string> = {}) {
-  return run(walshipBinary, args, { cwd: dataDir, env: { PATH: process.env.PATH, HOME: process.env.HOME, WALG_FILE_PREFIX: archive, ...env } });
+  return run(walshipBinary, args, { cwd: dataDir, env: { PATH: process.env.PATH, HOME: process.env.HOME, WALG_FILE_PREFIX: archive, WALSHIP_PREFETCH: 'false', ...env } });
 }
 
 function writeWal(name: string, content: Buffer): string {
