@@ -17,6 +17,10 @@ interface CommandDefinition {
   summary: string;
   arguments: [name: string, description: string][];
   examples: string[];
+  /** Command options as commander flags ("--name <value>", "--flag", "--no-flag") with their help. */
+  options?: [flags: string, description: string][];
+  /** Extra help text: the settings the command reads and its exit codes. */
+  notes?: string;
   /** Internal commands walship runs itself; left out of --help. */
   hidden?: boolean;
   load(): Promise<CommandModule>;
@@ -58,6 +62,81 @@ const commands: CommandDefinition[] = [
     hidden: true,
     load: () => import('./commands/wal-prefetch.ts'),
   },
+  {
+    name: 'backup-push',
+    summary: 'Take a base backup with pg_basebackup and stream it into storage (the sentinel is written last)',
+    arguments: [],
+    options: [
+      ['--pg-basebackup <path>', 'the pg_basebackup program to run (default: pg_basebackup on PATH)'],
+      ['--permanent', 'mark the backup permanent (kept by retention)'],
+      ['--add-user-data <json>', 'JSON (or text) stored with the backup, shown by backup-list --json'],
+      ['--json', "print the new backup's description as JSON on stdout"],
+    ],
+    examples: [
+      'PGHOST=/var/run/postgresql walship backup-push',
+      '0 3 * * *  postgres  walship --config /etc/walship.yaml backup-push   (crontab line)',
+      'walship backup-push --pg-basebackup /usr/lib/postgresql/15/bin/pg_basebackup --add-user-data \'{"reason":"before upgrade"}\'',
+    ],
+    notes: `Connection: the libpq settings PGHOST, PGPORT, PGUSER, PGPASSWORD, PGPASSFILE, PGDATABASE
+(from the environment or the config file). The server needs archive_mode on.
+Settings: WALG_TAR_SIZE_THRESHOLD (part size, default 1 GiB), WALG_UPLOAD_CONCURRENCY
+(default 16), WALG_COMPRESSION_METHOD, WALG_COMPRESSION_LEVEL.
+Exit codes: 0 the backup and its sentinel are durable in storage; 1 failure (no sentinel
+written, the partial upload removed).`,
+    load: () => import('./commands/backup-push.ts'),
+  },
+  {
+    name: 'backup-fetch',
+    summary: 'Restore a base backup into a directory and set up recovery from the archive',
+    arguments: [
+      ['destination', 'the new data directory (created mode 0700; must be empty)'],
+      ['backup_name', 'a name from backup-list, or LATEST'],
+    ],
+    options: [
+      ['--recovery-target-time <timestamp>', 'recover to this time (with a UTC offset, e.g. "2024-05-01 10:00:00+00")'],
+      ['--recovery-target-lsn <lsn>', 'recover to this WAL position'],
+      ['--recovery-target-xid <xid>', 'recover to this transaction'],
+      ['--recovery-target-name <name>', 'recover to this restore point (pg_create_restore_point)'],
+      ['--recovery-target-immediate', 'recover only to the end of the backup'],
+      ['--recovery-target-action <action>', 'once the target is reached: pause (default), promote or shutdown'],
+      ['--standby', 'write standby.signal instead of recovery.signal'],
+      ['--no-recovery-config', 'only restore the files, and print the next steps'],
+      ['--force', "delete the destination's contents first"],
+    ],
+    examples: [
+      'walship backup-fetch /var/lib/postgresql/15/main LATEST',
+      'walship backup-fetch /srv/pg/restored LATEST --recovery-target-time "2024-05-01 09:59:00+00" --recovery-target-action promote',
+      'walship backup-fetch /srv/pg/copy base_000000010000000000000004 --recovery-target-immediate',
+    ],
+    notes: `With a time or LSN target, LATEST means the newest backup that finished before it.
+Recovery: restore_command runs this walship with DEST/walship-recovery.json (mode 0600,
+the storage settings), so the server finds the archive without any environment.
+Settings: WALG_DOWNLOAD_CONCURRENCY (parallel part downloads, default 10).
+Exit codes: 0 restored, verified and durable; 1 failure (the partial restore is removed).`,
+    load: () => import('./commands/backup-fetch.ts'),
+  },
+  {
+    name: 'backup-list',
+    summary: 'List the complete backups in storage, newest last',
+    arguments: [],
+    options: [
+      ['--detail', 'more columns: times, LSNs, sizes, host, permanence'],
+      ['--pretty', 'a boxed table (with --json: indented JSON)'],
+      ['--json', 'JSON on stdout, every field, for scripts'],
+    ],
+    examples: ['walship backup-list', 'walship backup-list --detail --pretty', 'walship backup-list --json'],
+    notes: 'Exit codes: 0 listed (also when there are no backups); 1 failure.',
+    load: () => import('./commands/backup-list.ts'),
+  },
+  {
+    name: 'backup-mark',
+    summary: 'Mark a backup permanent (kept by retention), or impermanent again',
+    arguments: [['backup_name', 'a name from backup-list']],
+    options: [['--impermanent', 'remove the permanent mark']],
+    examples: ['walship backup-mark base_000000010000000000000004', 'walship backup-mark --impermanent base_000000010000000000000004'],
+    notes: 'Exit codes: 0 marked; 1 failure (for example, no such backup).',
+    load: () => import('./commands/backup-mark.ts'),
+  },
 ];
 
 const ENVIRONMENT_HELP = `
@@ -94,6 +173,7 @@ function buildProgram(onSelect: (selected: Selected) => void): Command {
       .command(definition.name, { hidden: definition.hidden ?? false })
       .description(definition.summary)
       .addHelpText('after', `\nExamples:\n${definition.examples.map((example) => `  ${example}`).join('\n')}\n`)
+      .addHelpText('after', definition.notes ? `\n${definition.notes}\n` : '')
       .exitOverride()
       .action((...actionArgs: unknown[]) => {
         const args = actionArgs.slice(0, definition.arguments.length) as string[];
@@ -101,6 +181,7 @@ function buildProgram(onSelect: (selected: Selected) => void): Command {
         onSelect({ definition, args, options: commandObject.opts() });
       });
     for (const [name, description] of definition.arguments) command.argument(`<${name}>`, description);
+    for (const [flags, description] of definition.options ?? []) command.option(flags, description);
   }
   return program;
 }

@@ -1,0 +1,170 @@
+/**
+ * The stored description of each base backup, under WAL-G's layout:
+ *   basebackups_005/<name>/tar_partitions/part_001.tar.zst ...
+ *   basebackups_005/<name>/metadata.json
+ *   basebackups_005/<name>_backup_stop_sentinel.json   (written last)
+ * A backup without its sentinel is incomplete: it is never listed or restored.
+ * The sentinel and metadata.json hold the same document.
+ */
+import { Readable } from 'node:stream';
+import { NotFoundError, WalshipError } from '../errors.ts';
+import { BACKUP_FOLDER } from '../storage/layout.ts';
+import type { Storage } from '../storage/storage.ts';
+
+export interface BackupPart {
+  /** The object name under tar_partitions/, e.g. part_001.tar.zst. */
+  Name: string;
+  UncompressedSize: number;
+  CompressedSize: number;
+  /** SHA-256 of the uncompressed tar part. */
+  SHA256: string;
+}
+
+export interface BackupSentinel {
+  BackupName: string;
+  /** Start and finish (consistency) LSNs, as PostgreSQL writes them ("0/2000028"). */
+  LSN: string;
+  FinishLSN: string;
+  Timeline: number;
+  StartTime: string;
+  FinishTime: string;
+  Hostname: string;
+  DataDir: string;
+  PgVersion: number;
+  /** A 64-bit number, as a decimal string. */
+  SystemIdentifier: string;
+  UncompressedSize: number;
+  CompressedSize: number;
+  Compression: string;
+  Label: string;
+  IsPermanent: boolean;
+  UserData: unknown;
+  Parts: BackupPart[];
+  WalshipVersion: string;
+}
+
+const SENTINEL_SUFFIX = '_backup_stop_sentinel.json';
+const BACKUP_NAME = /^base_[0-9A-F]{24}$/;
+/** Sentinels and metadata are small; anything larger is not ours. */
+const MAX_DOCUMENT_BYTES = 64 << 20;
+
+export function backupNameForSegment(startSegment: string): string {
+  return `base_${startSegment}`;
+}
+
+export function sentinelKey(name: string): string {
+  return `${BACKUP_FOLDER}/${name}${SENTINEL_SUFFIX}`;
+}
+
+export function metadataKey(name: string): string {
+  return `${BACKUP_FOLDER}/${name}/metadata.json`;
+}
+
+export function backupPrefix(name: string): string {
+  return `${BACKUP_FOLDER}/${name}/`;
+}
+
+export function partKey(name: string, partName: string): string {
+  return `${BACKUP_FOLDER}/${name}/tar_partitions/${partName}`;
+}
+
+export function requireBackupName(name: string): string {
+  if (!BACKUP_NAME.test(name)) {
+    throw new WalshipError(`"${name}" is not a backup name: expected base_ and a 24-hex-digit WAL segment, as backup-list shows`);
+  }
+  return name;
+}
+
+function validSentinel(document: unknown, key: string): BackupSentinel {
+  const sentinel = document as BackupSentinel;
+  const valid =
+    typeof sentinel === 'object' && sentinel !== null &&
+    typeof sentinel.BackupName === 'string' && typeof sentinel.LSN === 'string' && typeof sentinel.FinishLSN === 'string' &&
+    typeof sentinel.FinishTime === 'string' && Array.isArray(sentinel.Parts) &&
+    sentinel.Parts.every((part) => typeof part?.Name === 'string' && typeof part.SHA256 === 'string' && typeof part.UncompressedSize === 'number');
+  if (!valid) throw new WalshipError(`${key} is not a walship backup sentinel (written by another tool or damaged)`);
+  return sentinel;
+}
+
+export async function readSentinel(storage: Storage, name: string): Promise<BackupSentinel> {
+  const key = sentinelKey(name);
+  let stored;
+  try {
+    stored = await storage.get(key);
+  } catch (error) {
+    if (error instanceof NotFoundError) {
+      throw new NotFoundError(`backup ${name} is not in ${storage.location} (or is incomplete): backup-list shows the complete backups`);
+    }
+    throw error;
+  }
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of stored.body) {
+    size += (chunk as Buffer).length;
+    if (size > MAX_DOCUMENT_BYTES) throw new WalshipError(`${key} is too large to be a backup sentinel`);
+    chunks.push(chunk as Buffer);
+  }
+  let document: unknown;
+  try {
+    document = JSON.parse(Buffer.concat(chunks).toString('utf8'));
+  } catch {
+    throw new WalshipError(`${key} is not valid JSON: the sentinel is damaged`);
+  }
+  return validSentinel(document, key);
+}
+
+/**
+ * Writes metadata.json, then the sentinel: the sentinel is the commit point.
+ * `createOnly` refuses to replace an existing sentinel (a new backup).
+ */
+export async function writeBackupDocuments(storage: Storage, sentinel: BackupSentinel, options: { createOnly: boolean }): Promise<void> {
+  const text = `${JSON.stringify(sentinel, null, 2)}\n`;
+  await storage.put(metadataKey(sentinel.BackupName), Readable.from([text]));
+  await storage.put(sentinelKey(sentinel.BackupName), Readable.from([text]), { createOnly: options.createOnly });
+}
+
+/** The names of every complete backup (those with a sentinel). */
+export async function listBackupNames(storage: Storage): Promise<string[]> {
+  const names: string[] = [];
+  for await (const object of storage.list(`${BACKUP_FOLDER}/base_`)) {
+    const relative = object.key.slice(BACKUP_FOLDER.length + 1);
+    if (!relative.includes('/') && relative.endsWith(SENTINEL_SUFFIX)) {
+      const name = relative.slice(0, -SENTINEL_SUFFIX.length);
+      if (BACKUP_NAME.test(name)) names.push(name);
+    }
+  }
+  return names;
+}
+
+const READ_CONCURRENCY = 8;
+
+/** Every complete backup, oldest first (newest last, like WAL-G). */
+export async function listBackups(storage: Storage): Promise<BackupSentinel[]> {
+  const names = await listBackupNames(storage);
+  const sentinels: BackupSentinel[] = new Array(names.length);
+  let next = 0;
+  const worker = async () => {
+    while (next < names.length) {
+      const index = next++;
+      sentinels[index] = await readSentinel(storage, names[index]!);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(READ_CONCURRENCY, names.length) }, worker));
+  return sentinels.sort((a, b) => a.FinishTime.localeCompare(b.FinishTime) || a.BackupName.localeCompare(b.BackupName));
+}
+
+/** The objects a backup left behind, sentinel excluded (to clean up a failed push). */
+export async function deleteBackupObjects(storage: Storage, name: string): Promise<void> {
+  const keys: string[] = [];
+  for await (const object of storage.list(backupPrefix(name))) keys.push(object.key);
+  for (const key of keys) await storage.delete(key);
+}
+
+/** backup-mark: sets or clears the permanent flag, rewriting metadata.json and then the sentinel. */
+export async function markBackup(storage: Storage, name: string, permanent: boolean): Promise<BackupSentinel> {
+  const sentinel = await readSentinel(storage, requireBackupName(name));
+  if (sentinel.IsPermanent === permanent) return sentinel;
+  const updated = { ...sentinel, IsPermanent: permanent };
+  await writeBackupDocuments(storage, updated, { createOnly: false });
+  return updated;
+}

@@ -1,0 +1,231 @@
+/**
+ * backup-fetch: parts are downloaded in parallel, each one
+ *   storage.get -> decompress -> verify SHA-256 -> extract into the destination
+ * (every part is a complete tar archive). global/pg_control is put in place
+ * only after every part is extracted and verified, so an interrupted restore
+ * can never be started by mistake; a failed restore is removed. The result is
+ * then checked against backup_manifest.
+ */
+import { lstat, readdir, readFile, rename, rm, chmod, mkdir } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import type { Readable } from 'node:stream';
+import { codecForExtension } from '../compress/codec.ts';
+import { describeError, IntegrityError, NotFoundError, WalshipError } from '../errors.ts';
+import { fsyncDirectory } from '../fs/durable.ts';
+import { VerifyStage } from '../integrity/checksum.ts';
+import { log } from '../log/logger.ts';
+import { chain } from '../pipeline/chain.ts';
+import { checkFilesAgainstManifest } from '../postgres/backup-manifest.ts';
+import { parseLsn } from '../postgres/lsn.ts';
+import { findPostgresProgram, runCaptured } from '../postgres/programs.ts';
+import { describeRecoveryTarget, type RecoveryTarget } from '../postgres/recovery-settings.ts';
+import { Progress, transferSummary } from '../progress/progress.ts';
+import type { Storage } from '../storage/storage.ts';
+import { type BackupPart, type BackupSentinel, listBackups, partKey, readSentinel, requireBackupName } from './catalog.ts';
+import { extractTar } from './extract.ts';
+
+/** Written last: without it PostgreSQL refuses to start from a partial restore. */
+const CONTROL_FILE = 'global/pg_control';
+const FSYNC_CONCURRENCY = 16;
+
+/**
+ * The backup to restore: the one named, or for LATEST the newest complete
+ * backup that finished before the recovery target (when the target is a time
+ * or an LSN), as pgBackRest chooses.
+ */
+export async function chooseBackup(storage: Storage, requested: string, target: RecoveryTarget | undefined): Promise<BackupSentinel> {
+  if (requested !== 'LATEST') {
+    const sentinel = await readSentinel(storage, requireBackupName(requested));
+    if (!finishedBefore(sentinel, target)) {
+      throw new WalshipError(
+        `backup ${requested} finished at ${sentinel.FinishTime} (LSN ${sentinel.FinishLSN}), after the recovery target ${describeRecoveryTarget(target)}: restore an older backup, or LATEST to let walship choose`,
+      );
+    }
+    return sentinel;
+  }
+  const backups = await listBackups(storage);
+  if (backups.length === 0) throw new NotFoundError(`${storage.location} holds no complete backup: run backup-push first`);
+  const chosen = backups.filter((sentinel) => finishedBefore(sentinel, target)).at(-1);
+  if (!chosen) {
+    const oldest = backups[0]!;
+    throw new WalshipError(
+      `no backup finished before the recovery target ${describeRecoveryTarget(target)}: the oldest, ${oldest.BackupName}, finished at ${oldest.FinishTime} (LSN ${oldest.FinishLSN})`,
+    );
+  }
+  return chosen;
+}
+
+function finishedBefore(sentinel: BackupSentinel, target: RecoveryTarget | undefined): boolean {
+  if (target?.kind === 'time') return Date.parse(sentinel.FinishTime) <= target.epochMs;
+  if (target?.kind === 'lsn') return parseLsn(sentinel.FinishLSN) <= target.value;
+  return true;
+}
+
+export interface BackupFetchSettings {
+  storage: Storage;
+  downloadConcurrency: number;
+  destination: string;
+  /** Empty a non-empty destination first. */
+  force: boolean;
+}
+
+export interface FetchResult {
+  elapsedMs: number;
+  /** How the result was checked against backup_manifest. */
+  verification: string;
+}
+
+export async function fetchBackup(settings: BackupFetchSettings, sentinel: BackupSentinel): Promise<FetchResult> {
+  const { destination } = settings;
+  const created = await prepareDestination(destination, settings.force);
+  const progress = new Progress({ label: `backup-fetch ${sentinel.BackupName}`, total: sentinel.UncompressedSize });
+  try {
+    const extracted = await restoreParts(settings, sentinel, progress);
+    await syncDirectories(destination, extracted.directories);
+    for (const { temporary, final } of extracted.deferred) {
+      await rename(temporary, final);
+      await fsyncDirectory(dirname(final));
+    }
+    if (extracted.deferred.length === 0) throw new WalshipError(`backup ${sentinel.BackupName} has no ${CONTROL_FILE}: it is damaged`);
+    const verification = await verifyAgainstManifest(destination, sentinel);
+    await chmod(destination, 0o700);
+    const elapsedMs = progress.elapsedMs;
+    progress.finish(`backup-fetch: ${sentinel.BackupName} into ${destination}: ${transferSummary(sentinel.UncompressedSize, sentinel.CompressedSize, elapsedMs)}; ${verification}`);
+    return { elapsedMs, verification };
+  } catch (error) {
+    progress.finish();
+    await removePartialRestore(destination, created);
+    throw error;
+  }
+}
+
+/** Creates the destination (mode 0700), or checks that it is empty (or empties it when forced). */
+async function prepareDestination(destination: string, force: boolean): Promise<boolean> {
+  const stats = await lstat(destination).catch((error: NodeJS.ErrnoException) => {
+    if (error.code === 'ENOENT') return undefined;
+    throw new WalshipError(`cannot use ${destination}: ${describeError(error)}`);
+  });
+  if (!stats) {
+    await mkdir(destination, { recursive: true, mode: 0o700 });
+    await fsyncDirectory(dirname(destination));
+    return true;
+  }
+  if (!stats.isDirectory()) throw new WalshipError(`${destination} exists and is not a directory: choose another destination`);
+  const entries = await readdir(destination);
+  if (entries.length > 0) {
+    if (!force) {
+      throw new WalshipError(`${destination} is not empty: restore into an empty or new directory, or pass --force to delete its contents first`);
+    }
+    if (entries.includes('postmaster.pid')) {
+      throw new WalshipError(`${destination} holds postmaster.pid: a server may be running there; stop it (or remove a stale postmaster.pid) before restoring over it`);
+    }
+    log.warning('deleting the contents of the destination (--force)', { destination });
+    await emptyDirectory(destination);
+  }
+  return false;
+}
+
+async function emptyDirectory(directory: string): Promise<void> {
+  for (const entry of await readdir(directory)) await rm(join(directory, entry), { recursive: true, force: true });
+}
+
+async function removePartialRestore(destination: string, created: boolean): Promise<void> {
+  try {
+    if (created) await rm(destination, { recursive: true, force: true });
+    else await emptyDirectory(destination);
+  } catch (error) {
+    log.warning(`could not remove the partial restore: delete ${destination} before using it`, { reason: describeError(error) });
+  }
+}
+
+interface Extracted {
+  directories: Set<string>;
+  deferred: { temporary: string; final: string }[];
+}
+
+/** Downloads and extracts every part, `downloadConcurrency` at a time; the first failure stops the rest. */
+async function restoreParts(settings: BackupFetchSettings, sentinel: BackupSentinel, progress: Progress): Promise<Extracted> {
+  const extracted: Extracted = { directories: new Set(), deferred: [] };
+  const bodies = new Set<Readable>();
+  let next = 0;
+  let failure: unknown;
+  const worker = async () => {
+    while (failure === undefined && next < sentinel.Parts.length) {
+      const part = sentinel.Parts[next++]!;
+      try {
+        const result = await restorePart(settings, sentinel.BackupName, part, progress, bodies);
+        for (const directory of result.directories) extracted.directories.add(directory);
+        extracted.deferred.push(...result.deferred);
+      } catch (error) {
+        failure ??= error;
+        for (const body of bodies) body.destroy();
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(settings.downloadConcurrency, sentinel.Parts.length) }, worker));
+  if (failure !== undefined) throw failure;
+  return extracted;
+}
+
+async function restorePart(settings: BackupFetchSettings, name: string, part: BackupPart, progress: Progress, bodies: Set<Readable>) {
+  const key = partKey(name, part.Name);
+  const extension = /\.tar(?:\.([a-z0-9]+))?$/.exec(part.Name)?.[1] ?? '';
+  const codec = codecForExtension(extension);
+  if (!codec) throw new WalshipError(`${key} is compressed with "${extension}", which walship cannot read`);
+  let stored;
+  try {
+    stored = await settings.storage.get(key);
+  } catch (error) {
+    if (error instanceof NotFoundError) throw new IntegrityError(`${key} is missing from ${settings.storage.location}: backup ${name} is damaged`);
+    throw error;
+  }
+  bodies.add(stored.body);
+  const decompressor = await codec.decompress();
+  let decompressError: unknown;
+  decompressor?.once('error', (error) => (decompressError = error));
+  const verify = new VerifyStage({ sha256: part.SHA256, size: part.UncompressedSize }, key);
+  try {
+    return await extractTar(chain(stored.body, decompressor, verify), settings.destination, {
+      deferred: new Set([CONTROL_FILE]),
+      onData: (bytes) => progress.advance(bytes),
+    });
+  } catch (error) {
+    if (decompressError !== undefined && error === decompressError) {
+      throw new IntegrityError(`${key} is corrupt: it cannot be decompressed (${describeError(error)})`);
+    }
+    if (error instanceof WalshipError && !error.message.includes(key)) throw new WalshipError(`${key}: ${error.message}`, { cause: error });
+    throw error;
+  } finally {
+    bodies.delete(stored.body);
+  }
+}
+
+/** Makes every created directory entry durable. */
+async function syncDirectories(destination: string, directories: Set<string>): Promise<void> {
+  const paths = [destination, ...[...directories].map((directory) => join(destination, directory))];
+  let next = 0;
+  const worker = async () => {
+    while (next < paths.length) await fsyncDirectory(paths[next++]!);
+  };
+  await Promise.all(Array.from({ length: Math.min(FSYNC_CONCURRENCY, paths.length) }, worker));
+}
+
+/** pg_verifybackup when it is installed, else presence and sizes of the manifest's files. */
+async function verifyAgainstManifest(destination: string, sentinel: BackupSentinel): Promise<string> {
+  const major = Math.floor(sentinel.PgVersion / 10000);
+  const verifier = findPostgresProgram('pg_verifybackup', major);
+  if (verifier) {
+    const result = await runCaptured(verifier, ['--quiet', destination], process.env);
+    if (result.code !== 0) {
+      const detail = result.stderr.trim().split('\n').slice(0, 5).join(' / ');
+      throw new IntegrityError(`pg_verifybackup found problems in the restored files: ${detail}`);
+    }
+    return 'verified with pg_verifybackup';
+  }
+  const manifest = await readFile(join(destination, 'backup_manifest'), 'utf8').catch(() => {
+    throw new IntegrityError(`backup ${sentinel.BackupName} has no backup_manifest: it is damaged`);
+  });
+  const problems = await checkFilesAgainstManifest(destination, manifest);
+  if (problems.length > 0) throw new IntegrityError(`the restored files do not match backup_manifest: ${problems.join('; ')}`);
+  return 'checked file sizes against backup_manifest (pg_verifybackup is not installed)';
+}

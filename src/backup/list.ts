@@ -1,0 +1,74 @@
+/**
+ * backup-list output: a plain table like WAL-G's (name, modified,
+ * wal_segment_backup_start), more columns with --detail, a boxed table with
+ * --pretty, and JSON for scripts.
+ */
+import { formatBytes } from '../progress/progress.ts';
+import type { BackupSentinel } from './catalog.ts';
+
+export type Row = Record<string, string>;
+
+export function backupRow(sentinel: BackupSentinel, detail: boolean): Row {
+  const row: Row = {
+    name: sentinel.BackupName,
+    modified: sentinel.FinishTime,
+    wal_segment_backup_start: sentinel.BackupName.slice('base_'.length),
+  };
+  if (!detail) return row;
+  return {
+    ...row,
+    start_time: sentinel.StartTime,
+    finish_time: sentinel.FinishTime,
+    start_lsn: sentinel.LSN,
+    finish_lsn: sentinel.FinishLSN,
+    timeline: String(sentinel.Timeline),
+    pg_version: String(sentinel.PgVersion),
+    hostname: sentinel.Hostname,
+    data_dir: sentinel.DataDir,
+    size: formatBytes(sentinel.UncompressedSize),
+    compressed: formatBytes(sentinel.CompressedSize),
+    parts: String(sentinel.Parts.length),
+    permanent: sentinel.IsPermanent ? 'yes' : 'no',
+  };
+}
+
+/** The JSON form: every field, with exact numbers, for scripts. */
+export function backupJson(sentinel: BackupSentinel): Record<string, unknown> {
+  return {
+    backup_name: sentinel.BackupName,
+    time: sentinel.FinishTime,
+    wal_file_name: sentinel.BackupName.slice('base_'.length),
+    start_time: sentinel.StartTime,
+    finish_time: sentinel.FinishTime,
+    start_lsn: sentinel.LSN,
+    finish_lsn: sentinel.FinishLSN,
+    timeline: sentinel.Timeline,
+    pg_version: sentinel.PgVersion,
+    system_identifier: sentinel.SystemIdentifier,
+    hostname: sentinel.Hostname,
+    data_dir: sentinel.DataDir,
+    uncompressed_size: sentinel.UncompressedSize,
+    compressed_size: sentinel.CompressedSize,
+    compression: sentinel.Compression,
+    parts: sentinel.Parts.length,
+    is_permanent: sentinel.IsPermanent,
+    user_data: sentinel.UserData,
+  };
+}
+
+/** Columns separated by two spaces, headers first. */
+export function plainTable(rows: Row[]): string {
+  const columns = Object.keys(rows[0] ?? {});
+  const widths = columns.map((column) => Math.max(column.length, ...rows.map((row) => row[column]!.length)));
+  const line = (cells: string[]) => cells.map((cell, index) => cell.padEnd(widths[index]!)).join('  ').trimEnd();
+  return [line(columns), ...rows.map((row) => line(columns.map((column) => row[column]!)))].join('\n');
+}
+
+/** A boxed table, for people. */
+export function prettyTable(rows: Row[]): string {
+  const columns = Object.keys(rows[0] ?? {});
+  const widths = columns.map((column) => Math.max(column.length, ...rows.map((row) => row[column]!.length)));
+  const rule = `+${widths.map((width) => '-'.repeat(width + 2)).join('+')}+`;
+  const line = (cells: string[]) => `| ${cells.map((cell, index) => cell.padEnd(widths[index]!)).join(' | ')} |`;
+  return [rule, line(columns.map((column) => column.toUpperCase())), rule, ...rows.map((row) => line(columns.map((column) => row[column]!))), rule].join('\n');
+}

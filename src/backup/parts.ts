@@ -1,0 +1,68 @@
+/**
+ * Splitting one tar stream into parts at member boundaries. A part closes at
+ * the first member boundary after it holds `threshold` bytes, and gets its own
+ * end-of-archive blocks, so every stored part is a complete tar archive that
+ * can be extracted on its own, in any order, in parallel.
+ */
+import { END_OF_ARCHIVE, type TarEvent } from './tar.ts';
+
+/** part_001.tar.zst, part_002.tar.zst, ...: names sort in archive order. */
+export function partFileName(index: number, extension: string): string {
+  const base = `part_${String(index).padStart(3, '0')}.tar`;
+  return extension ? `${base}.${extension}` : base;
+}
+
+export class PartSplitter {
+  private readonly events: AsyncIterator<TarEvent>;
+  private readonly threshold: number;
+  private readonly lookahead: TarEvent[] = [];
+  private exhausted = false;
+  private readonly observe: (event: TarEvent) => void;
+
+  /** `observe` sees every event once, in order, as it is read. */
+  constructor(events: AsyncIterable<TarEvent>, threshold: number, observe: (event: TarEvent) => void = () => undefined) {
+    this.events = events[Symbol.asyncIterator]();
+    this.threshold = threshold;
+    this.observe = observe;
+  }
+
+  /** True once the whole archive has been handed out in parts. */
+  get finished(): boolean {
+    return this.exhausted && this.lookahead.length === 0;
+  }
+
+  /** Reads ahead (without handing anything out) until `enough()` holds or the archive ends. */
+  async readAheadUntil(enough: () => boolean): Promise<void> {
+    while (!enough() && !this.exhausted) {
+      const event = await this.pull();
+      if (event) this.lookahead.push(event);
+    }
+  }
+
+  /** The bytes of the next part. Consume it fully before asking for the next one. */
+  async *nextPart(): AsyncGenerator<Buffer> {
+    let size = 0;
+    for (;;) {
+      const event = this.lookahead.shift() ?? (await this.pull());
+      if (!event) return;
+      if (event.kind === 'entry' && size >= this.threshold) {
+        this.lookahead.unshift(event);
+        yield END_OF_ARCHIVE;
+        return;
+      }
+      size += event.raw.length;
+      yield event.raw;
+    }
+  }
+
+  private async pull(): Promise<TarEvent | undefined> {
+    if (this.exhausted) return undefined;
+    const result = await this.events.next();
+    if (result.done) {
+      this.exhausted = true;
+      return undefined;
+    }
+    this.observe(result.value);
+    return result.value;
+  }
+}

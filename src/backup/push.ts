@@ -1,0 +1,259 @@
+/**
+ * backup-push: pg_basebackup's tar stream goes straight into storage.
+ *
+ *   pg_basebackup -D - -Ft -X fetch -> tar reader -> split at member boundaries
+ *     -> per part: SHA-256 -> compress -> storage.put      (several parts in flight)
+ *   then metadata.json, then the sentinel, only once every part is durable
+ *   and pg_basebackup has exited successfully.
+ *
+ * Nothing is staged on local disk and memory does not grow with the cluster:
+ * each part in flight holds only its stream buffers and compressor state.
+ */
+import { hostname } from 'node:os';
+import { Readable, Transform } from 'node:stream';
+import { finished } from 'node:stream/promises';
+import { codecFor } from '../compress/codec.ts';
+import type { CompressionSettings } from '../config/settings.ts';
+import { AlreadyExistsError, WalshipError } from '../errors.ts';
+import { DigestStage } from '../integrity/checksum.ts';
+import { log } from '../log/logger.ts';
+import { chain } from '../pipeline/chain.ts';
+import { type BackupLabel, parseBackupLabel } from '../postgres/backup-label.ts';
+import { backupEndLsn } from '../postgres/backup-manifest.ts';
+import {
+  checkServerForBackup,
+  describeBaseBackupFailure,
+  type ExitStatus,
+  inspectServer,
+  type PostgresClient,
+  startBaseBackup,
+} from '../postgres/basebackup.ts';
+import { type ControlFileFacts, parseControlFile } from '../postgres/control-file.ts';
+import { formatLsn } from '../postgres/lsn.ts';
+import { Progress, transferSummary } from '../progress/progress.ts';
+import type { Storage } from '../storage/storage.ts';
+import { VERSION } from '../version.ts';
+import {
+  type BackupPart,
+  type BackupSentinel,
+  backupNameForSegment,
+  deleteBackupObjects,
+  partKey,
+  sentinelKey,
+  writeBackupDocuments,
+} from './catalog.ts';
+import { PartSplitter, partFileName } from './parts.ts';
+import { readTar, type TarEvent } from './tar.ts';
+
+export interface BackupPushSettings {
+  storage: Storage;
+  compression: CompressionSettings;
+  uploadConcurrency: number;
+  /** A part closes at the first member boundary past this many bytes. */
+  partSizeThreshold: number;
+  client: PostgresClient;
+  permanent: boolean;
+  userData: unknown;
+  /** Aborting stops pg_basebackup and fails the push (Ctrl-C, SIGTERM). */
+  signal?: AbortSignal;
+}
+
+const BACKUP_LABEL = 'walship backup-push';
+/** Bytes buffered between the tar reader and each part's compressor. */
+const PART_STREAM_BUFFER = 1 << 20;
+/** The manifest's WAL-Ranges sit in its last few hundred bytes; keep a generous tail. */
+const MANIFEST_TAIL_BYTES = 64 << 10;
+const SMALL_MEMBER_LIMIT = 1 << 20;
+
+/** Watches the tar stream for the members that describe the backup. */
+class BackupFacts {
+  private member = '';
+  private labelText: Buffer[] = [];
+  private controlBytes: Buffer[] = [];
+  private manifestTail = Buffer.alloc(0);
+  private firstMember = true;
+  label: BackupLabel | undefined;
+  control: ControlFileFacts | undefined;
+  sawManifest = false;
+
+  observe(event: TarEvent): void {
+    if (event.kind === 'entry') {
+      this.finishMember();
+      this.member = event.entry.path;
+      if (this.firstMember && this.member !== 'backup_label') {
+        throw new WalshipError(`pg_basebackup's archive starts with ${this.member}, not backup_label: is this a PostgreSQL base backup?`);
+      }
+      this.firstMember = false;
+      if (this.member === 'backup_manifest') this.sawManifest = true;
+    } else if (event.kind === 'data') {
+      if (this.member === 'backup_label') this.keepSmall(this.labelText, event.raw);
+      else if (this.member === 'global/pg_control') this.keepSmall(this.controlBytes, event.raw);
+      else if (this.member === 'backup_manifest') {
+        this.manifestTail = Buffer.concat([this.manifestTail, event.raw]).subarray(-MANIFEST_TAIL_BYTES);
+      }
+    } else if (event.kind === 'end') {
+      this.finishMember();
+    }
+  }
+
+  private keepSmall(chunks: Buffer[], data: Buffer): void {
+    if (chunks.reduce((sum, chunk) => sum + chunk.length, 0) + data.length > SMALL_MEMBER_LIMIT) {
+      throw new WalshipError(`${this.member} in pg_basebackup's archive is implausibly large`);
+    }
+    chunks.push(Buffer.from(data));
+  }
+
+  private finishMember(): void {
+    if (this.member === 'backup_label' && !this.label) this.label = parseBackupLabel(Buffer.concat(this.labelText).toString('utf8'));
+    if (this.member === 'global/pg_control' && !this.control) this.control = parseControlFile(Buffer.concat(this.controlBytes));
+    this.member = '';
+  }
+
+  endOfBackup(): { timeline: number; endLsn: bigint } {
+    if (!this.sawManifest) throw new WalshipError("pg_basebackup's archive has no backup_manifest: backup-push needs PostgreSQL 13 or later");
+    return backupEndLsn(this.manifestTail.toString('utf8'));
+  }
+}
+
+export interface PushResult {
+  sentinel: BackupSentinel;
+  elapsedMs: number;
+}
+
+export async function pushBackup(settings: BackupPushSettings): Promise<PushResult> {
+  const { storage, client, signal } = settings;
+  const server = await inspectServer(client);
+  checkServerForBackup(server);
+  signal?.throwIfAborted();
+
+  const startTime = new Date();
+  const basebackup = startBaseBackup(client, BACKUP_LABEL);
+  let stoppedByUs = false;
+  const stop = () => {
+    stoppedByUs = true;
+    basebackup.stop();
+  };
+  signal?.addEventListener('abort', stop, { once: true });
+
+  const progress = new Progress({ label: 'backup-push', total: server.estimatedSize, estimated: true });
+  const facts = new BackupFacts();
+  const splitter = new PartSplitter(readTar(basebackup.output), settings.partSizeThreshold, (event) => {
+    facts.observe(event);
+    progress.advance(event.raw.length);
+  });
+  let name: string | undefined;
+  let ownsObjects = false;
+  try {
+    await splitter.readAheadUntil(() => facts.label !== undefined);
+    if (!facts.label) throw new WalshipError("pg_basebackup's archive has no backup_label");
+    name = backupNameForSegment(facts.label.startSegment);
+    if (await storage.head(sentinelKey(name))) {
+      throw new WalshipError(`backup ${name} already exists in ${storage.location}: another backup started in the same WAL segment`);
+    }
+    ownsObjects = true;
+    const parts = await uploadParts(settings, name, splitter);
+    const status = await basebackup.exited;
+    if (status.code !== 0) throw new WalshipError(describeBaseBackupFailure(status));
+    const finishTime = new Date();
+    if (!facts.control) throw new WalshipError("pg_basebackup's archive has no global/pg_control");
+    const end = facts.endOfBackup();
+
+    const sentinel: BackupSentinel = {
+      BackupName: name,
+      LSN: formatLsn(facts.label.startLsn),
+      FinishLSN: formatLsn(end.endLsn),
+      Timeline: facts.label.timeline,
+      StartTime: startTime.toISOString(),
+      FinishTime: finishTime.toISOString(),
+      Hostname: hostname(),
+      DataDir: server.dataDirectory ?? '',
+      PgVersion: server.versionNumber,
+      SystemIdentifier: facts.control.systemIdentifier,
+      UncompressedSize: parts.reduce((sum, part) => sum + part.UncompressedSize, 0),
+      CompressedSize: parts.reduce((sum, part) => sum + part.CompressedSize, 0),
+      Compression: settings.compression.method,
+      Label: facts.label.label,
+      IsPermanent: settings.permanent,
+      UserData: settings.userData,
+      Parts: parts,
+      WalshipVersion: VERSION,
+    };
+    await writeBackupDocuments(storage, sentinel, { createOnly: true });
+    const elapsedMs = progress.elapsedMs;
+    progress.finish(`backup-push: ${name}: ${transferSummary(sentinel.UncompressedSize, sentinel.CompressedSize, elapsedMs)}`);
+    return { sentinel, elapsedMs };
+  } catch (error) {
+    progress.finish();
+    stop();
+    const status = await basebackup.exited;
+    if (name && ownsObjects && !(error instanceof AlreadyExistsError)) await removeIncomplete(storage, name);
+    throw explainFailure(error, status, { stoppedByUs: stoppedByUs && status.signal === 'SIGTERM', aborted: signal?.aborted ?? false });
+  } finally {
+    signal?.removeEventListener('abort', stop);
+  }
+}
+
+/** pg_basebackup's own failure explains a broken stream better than the stream does. */
+function explainFailure(error: unknown, status: ExitStatus, how: { stoppedByUs: boolean; aborted: boolean }): unknown {
+  if (how.aborted) return new WalshipError('backup-push was interrupted: no backup was stored');
+  if (!how.stoppedByUs && status.code !== 0) {
+    return new WalshipError(`${describeBaseBackupFailure(status)}; no backup was stored`, { cause: error });
+  }
+  return error;
+}
+
+async function removeIncomplete(storage: Storage, name: string): Promise<void> {
+  try {
+    await deleteBackupObjects(storage, name);
+  } catch (cleanupError) {
+    log.warning(`could not remove the incomplete backup's objects; they have no sentinel, so they are never listed or restored`, {
+      backup: name,
+      reason: (cleanupError as Error).message,
+    });
+  }
+}
+
+/** Uploads the archive part by part, with up to `uploadConcurrency` parts in flight. */
+async function uploadParts(settings: BackupPushSettings, name: string, splitter: PartSplitter): Promise<BackupPart[]> {
+  const codec = codecFor(settings.compression.method);
+  const parts: BackupPart[] = [];
+  const inflight = new Set<Promise<void>>();
+  for (let index = 1; !splitter.finished; index++) {
+    while (inflight.size >= settings.uploadConcurrency) await Promise.race(inflight);
+    const partName = partFileName(index, codec.extension);
+    const source = Readable.from(splitter.nextPart(), { objectMode: false, highWaterMark: PART_STREAM_BUFFER });
+    const uncompressed = new DigestStage();
+    let compressedSize = 0;
+    const counter = new Transform({
+      transform(chunk: Buffer, _encoding, callback) {
+        compressedSize += chunk.length;
+        callback(null, chunk);
+      },
+    });
+    let uploadError: unknown;
+    const upload = settings.storage
+      .put(partKey(name, partName), chain(source, uncompressed, await codec.compress(settings.compression.level), counter))
+      .then(
+        () => {
+          const digest = uncompressed.digest();
+          parts[index - 1] = { Name: partName, UncompressedSize: digest.size, CompressedSize: compressedSize, SHA256: digest.sha256 };
+        },
+        (error: unknown) => {
+          uploadError = error;
+          throw error;
+        },
+      );
+    upload.catch(() => undefined); // awaited below or through the in-flight set
+    inflight.add(upload);
+    void upload.finally(() => inflight.delete(upload)).catch(() => undefined);
+    // The next part may start only once this one has read its last byte.
+    try {
+      await finished(source);
+    } catch (sourceError) {
+      await upload.catch(() => undefined);
+      throw uploadError && (uploadError as NodeJS.ErrnoException).code !== 'ERR_STREAM_PREMATURE_CLOSE' ? uploadError : sourceError;
+    }
+  }
+  await Promise.all(inflight);
+  return parts;
+}

@@ -1,0 +1,28 @@
+/** backup-list: the complete backups in storage, newest last. */
+import { listBackups } from '../backup/catalog.ts';
+import { backupJson, backupRow, plainTable, prettyTable } from '../backup/list.ts';
+import { ExitCode } from '../errors.ts';
+import { openStorage } from '../storage/open.ts';
+import type { CommandContext } from './command.ts';
+
+interface ListOptions {
+  detail?: boolean;
+  json?: boolean;
+  pretty?: boolean;
+}
+
+export async function run({ config }: CommandContext, _args: string[], options: ListOptions): Promise<number> {
+  const storage = await openStorage(config);
+  const backups = await listBackups(storage);
+  if (options.json) {
+    process.stdout.write(`${JSON.stringify(backups.map(backupJson), null, options.pretty ? 2 : undefined)}\n`);
+    return ExitCode.ok;
+  }
+  if (backups.length === 0) {
+    process.stderr.write(`No backups found in ${storage.location}\n`);
+    return ExitCode.ok;
+  }
+  const rows = backups.map((sentinel) => backupRow(sentinel, options.detail ?? false));
+  process.stdout.write(`${options.pretty ? prettyTable(rows) : plainTable(rows)}\n`);
+  return ExitCode.ok;
+}

@@ -1,0 +1,139 @@
+/**
+ * Talking to the server for a base backup: a preflight query through psql
+ * (so problems get a clear message before any data moves), then
+ * `pg_basebackup -D - -Ft -X fetch` streaming one tar archive to stdout.
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import type { Readable } from 'node:stream';
+import { ConfigError, WalshipError } from '../errors.ts';
+import { findNextTo, findOnPath, isExecutable, runCaptured } from './programs.ts';
+
+export interface PostgresClient {
+  pgBasebackup: string;
+  psql: string;
+  /** The environment with the libpq settings (it may hold PGPASSWORD: never print it). */
+  env: NodeJS.ProcessEnv;
+}
+
+export function postgresClient(env: NodeJS.ProcessEnv, pgBasebackupOption?: string): PostgresClient {
+  const pgBasebackup = pgBasebackupOption ?? findOnPath('pg_basebackup', env.PATH);
+  if (!pgBasebackup) {
+    throw new ConfigError('pg_basebackup is not on PATH: install the PostgreSQL client programs or pass --pg-basebackup PATH');
+  }
+  if (!isExecutable(pgBasebackup)) throw new ConfigError(`--pg-basebackup ${pgBasebackup} is not an executable file`);
+  const psql = findNextTo(pgBasebackup, 'psql');
+  if (!psql) throw new ConfigError(`psql is neither next to ${pgBasebackup} nor on PATH: install the PostgreSQL client programs`);
+  return { pgBasebackup, psql, env };
+}
+
+export interface ServerFacts {
+  versionNumber: number;
+  archiveMode: string;
+  /** Tablespaces other than pg_default and pg_global. */
+  extraTablespaces: string[];
+  /** Visible to superusers and pg_read_all_settings members only. */
+  dataDirectory: string | undefined;
+  /** The databases' total size: an estimate of the backup's size, for progress. */
+  estimatedSize: number | undefined;
+}
+
+const PREFLIGHT_QUERY = `SELECT current_setting('server_version_num'),
+  current_setting('archive_mode'),
+  (SELECT coalesce(string_agg(spcname, ','), '') FROM pg_tablespace WHERE spcname NOT IN ('pg_default', 'pg_global')),
+  (SELECT coalesce(max(setting), '') FROM pg_settings WHERE name = 'data_directory'),
+  (SELECT coalesce(sum(pg_database_size(oid)), 0) FROM pg_database WHERE has_database_privilege(oid, 'CONNECT'))`;
+
+/** Hints for the failures DBAs meet most, keyed by what libpq or the server says. */
+const CONNECTION_HINTS: [RegExp, string][] = [
+  [/no password supplied|password authentication failed/, 'set PGPASSWORD or PGPASSFILE for this user'],
+  [/no pg_hba\.conf entry for replication/, 'allow replication connections for this user in pg_hba.conf (a "replication" line) and reload'],
+  [/must be superuser or replication role|permission denied to start WAL sender|must have the REPLICATION/i, 'grant it: ALTER ROLE <user> REPLICATION'],
+  [/exceeds max_wal_senders|max_wal_senders/, 'raise max_wal_senders on the server (it needs one free WAL sender)'],
+  [/can only write single tablespace to stdout/, 'pg_basebackup cannot stream more than one tablespace to stdout: move the objects into pg_default'],
+  [/connection to server .* failed|could not connect|could not translate host name/, 'check PGHOST and PGPORT, and that the server is running'],
+];
+
+function hintFor(message: string): string {
+  const hint = CONNECTION_HINTS.find(([pattern]) => pattern.test(message))?.[1];
+  return hint ? `; ${hint}` : '';
+}
+
+/** The meaningful lines of a client program's stderr, on one line. */
+function summarize(stderr: string): string {
+  return stderr.split('\n').map((line) => line.replace(/^(psql|pg_basebackup): (error: )?/, '').trim()).filter(Boolean).slice(-3).join(' / ');
+}
+
+export async function inspectServer(client: PostgresClient): Promise<ServerFacts> {
+  const result = await runCaptured(client.psql, ['-X', '-A', '-t', '-q', '-w', '-F', '\t', '-v', 'ON_ERROR_STOP=1', '-c', PREFLIGHT_QUERY], client.env);
+  if (result.code !== 0) {
+    const message = summarize(result.stderr) || `psql exited with status ${result.code}`;
+    throw new WalshipError(`cannot query the PostgreSQL server: ${message}${hintFor(message)}`);
+  }
+  const [version = '', archiveMode = '', tablespaces = '', dataDirectory = '', size = ''] = result.stdout.trim().split('\t');
+  return {
+    versionNumber: Number(version),
+    archiveMode,
+    extraTablespaces: tablespaces ? tablespaces.split(',') : [],
+    dataDirectory: dataDirectory || undefined,
+    estimatedSize: Number(size) > 0 ? Number(size) : undefined,
+  };
+}
+
+/** Refuses the server states in which a backup would fail or be useless. */
+export function checkServerForBackup(server: ServerFacts): void {
+  if (server.versionNumber < 130000) {
+    throw new WalshipError(`the server runs PostgreSQL ${server.versionNumber}: backup-push needs PostgreSQL 13 or later (backup manifests)`);
+  }
+  if (server.archiveMode === 'off') {
+    throw new WalshipError(
+      "archive_mode is off on the server: a backup without archived WAL cannot be recovered past its own end. Set archive_mode = on and archive_command = 'walship wal-push %p', restart the server, then run backup-push again",
+    );
+  }
+  if (server.extraTablespaces.length > 0) {
+    throw new WalshipError(
+      `the cluster has tablespaces besides pg_default (${server.extraTablespaces.join(', ')}): pg_basebackup can stream only one tablespace to stdout. Move their objects into pg_default (ALTER TABLE/INDEX ... SET TABLESPACE pg_default) and drop them, or back them up another way`,
+    );
+  }
+}
+
+export interface ExitStatus {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  /** The end of its stderr. */
+  stderr: string;
+}
+
+export interface RunningBaseBackup {
+  /** The tar archive. */
+  output: Readable;
+  exited: Promise<ExitStatus>;
+  /** Stops pg_basebackup (the server then abandons the backup). */
+  stop(): void;
+}
+
+const STDERR_TAIL = 8192;
+
+export function startBaseBackup(client: PostgresClient, label: string): RunningBaseBackup {
+  const args = ['-D', '-', '-F', 't', '-X', 'fetch', '-c', 'fast', '-w', '--manifest-checksums=CRC32C', '-l', label];
+  const child: ChildProcess = spawn(client.pgBasebackup, args, { env: client.env, stdio: ['ignore', 'pipe', 'pipe'] });
+  let stderr = '';
+  child.stderr!.on('data', (chunk: Buffer) => (stderr = (stderr + chunk.toString('utf8')).slice(-STDERR_TAIL)));
+  const exited = new Promise<ExitStatus>((resolve) => {
+    child.on('error', (error) => resolve({ code: null, signal: null, stderr: `cannot run ${client.pgBasebackup}: ${error.message}` }));
+    child.on('close', (code, signal) => resolve({ code, signal, stderr }));
+  });
+  return {
+    output: child.stdout!,
+    exited,
+    stop: () => {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
+    },
+  };
+}
+
+/** One line saying why pg_basebackup failed, with a hint where one is known. */
+export function describeBaseBackupFailure(status: ExitStatus): string {
+  const detail = summarize(status.stderr);
+  const how = status.signal ? `was killed by ${status.signal}` : `failed (exit status ${status.code})`;
+  return `pg_basebackup ${how}${detail ? `: ${detail}` : ''}${hintFor(detail)}`;
+}
