@@ -7,15 +7,11 @@ import { readFileSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { postgresBin, walshipBinary } from '../support/paths.ts';
+import { libpq } from '../support/libpq.ts';
 import { makePostgresOwnedDirectory, PostgresCluster } from '../support/postgres.ts';
 import { run } from '../support/processes.ts';
 
 const SECRET = 'not-a-real-secret-7f3a';
-
-/** The libpq settings that reach a test cluster. */
-export function libpq(cluster: PostgresCluster): Record<string, string> {
-  return { PGHOST: cluster.root, PGPORT: String(cluster.port), PGUSER: 'postgres' };
-}
 
 describe('base backups and point-in-time restore on file storage', () => {
   let archive: string;
