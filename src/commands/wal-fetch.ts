@@ -25,8 +25,10 @@ export async function run({ config }: CommandContext, [name, destination]: strin
   // pg_rewind restores straight to pg_wal/<name> and wants exactly that file: no prefetching.
   const prefetching = readPrefetchEnabled(config) && wal.kind === 'segment' && basename(destination!) !== name;
   const area = prefetching ? await openPrefetchArea(config) : undefined;
-
+  // Noted first, so a running prefetcher moves its window past this segment.
+  await area?.noteRequested(name!);
   if (area && (await area.take(name!, destination!))) {
+    log.debug('served from the prefetch area', { file: name });
     await continuePrefetching(area, name!, destination!, config);
     return ExitCode.ok;
   }

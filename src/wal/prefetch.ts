@@ -76,9 +76,9 @@ export class PrefetchArea {
     return (await readdir(this.directory)).filter((name) => parseWalFileName(name)?.kind === 'segment');
   }
 
-  /** Removes ready segments that recovery has moved past. */
-  async removeOlderThan(name: string): Promise<void> {
-    for (const ready of await this.readyNames()) if (ready < name) await unlink(join(this.directory, ready)).catch(() => undefined);
+  /** Removes ready segments that recovery has moved past, up to and including `name`. */
+  async removeUpTo(name: string): Promise<void> {
+    for (const ready of await this.readyNames()) if (ready <= name) await unlink(join(this.directory, ready)).catch(() => undefined);
   }
 
   /** PID of a live prefetcher, if one holds the lock. */
@@ -121,10 +121,9 @@ function walshipCommandLine(): [string, string[]] {
 
 /**
  * Starts a detached prefetcher after `name` was served, unless one is already
- * running (it follows the requests through the `.requested` note).
+ * running: that one follows the requests through the `.requested` note.
  */
 export async function startPrefetcher(area: PrefetchArea, name: string, segmentSize: number, configPath: string | undefined): Promise<void> {
-  await area.noteRequested(name);
   if (await area.runningPrefetcher()) return;
   const [file, prefix] = walshipCommandLine();
   const args = [...prefix, ...(configPath ? ['--config', configPath] : []), 'wal-prefetch', name, String(segmentSize), area.directory];
@@ -167,7 +166,7 @@ export async function runPrefetcher(options: PrefetcherOptions): Promise<void> {
         requested = noted;
         lastProgress = Date.now();
       }
-      await area.removeOlderThan(requested);
+      await area.removeUpTo(requested);
       const ready = new Set(await area.readyNames());
       const wanted: string[] = [];
       for (let name = requested, i = 0; i < window; i++) {
