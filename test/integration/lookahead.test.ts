@@ -1,0 +1,111 @@
+// Look-ahead archiving against a real PostgreSQL 15 backlog: the archiver's
+// later calls return at once, every segment is stored byte-identical, records
+// do not pile up, and killing wal-push mid-upload loses nothing.
+import assert from 'node:assert/strict';
+import { chmodSync, existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { after, before, describe, it } from 'node:test';
+import { walshipBinary } from '../support/paths.ts';
+import { makePostgresOwnedDirectory, PostgresCluster } from '../support/postgres.ts';
+import { giveToPostgres, run } from '../support/processes.ts';
+
+describe('look-ahead archiving of a real backlog', () => {
+  let archive: string;
+  let scratch: string;
+  let cluster: PostgresCluster;
+  const env = () => ({ WALG_FILE_PREFIX: archive, WALG_LOG_LEVEL: 'DEVEL' });
+
+  before(async () => {
+    archive = makePostgresOwnedDirectory('walship-lookahead-archive-');
+    scratch = makePostgresOwnedDirectory('walship-lookahead-scratch-');
+    cluster = await PostgresCluster.init({
+      env: env(),
+      settings: { archive_mode: 'on', archive_command: '/bin/false', wal_keep_size: '2GB', log_min_messages: 'warning' },
+    });
+    await cluster.start();
+    await cluster.sql('CREATE TABLE t (id serial PRIMARY KEY, payload text)');
+  });
+
+  after(async () => {
+    await cluster?.destroy();
+    rmSync(archive, { recursive: true, force: true });
+    rmSync(scratch, { recursive: true, force: true });
+  });
+
+  /** Writes a little and switches segments `count` times while archiving fails; returns the last segment. */
+  async function buildBacklog(count: number): Promise<string> {
+    let last = '';
+    for (let i = 0; i < count; i++) {
+      await cluster.sql("INSERT INTO t (payload) SELECT repeat('x', 200) FROM generate_series(1, 500)");
+      last = await cluster.sql('SELECT pg_walfile_name(pg_current_wal_lsn())');
+      await cluster.sql('SELECT pg_switch_wal()');
+    }
+    return last;
+  }
+
+  async function setArchiveCommand(command: string): Promise<void> {
+    await cluster.sql(`ALTER SYSTEM SET archive_command = '${command.replaceAll("'", "''")}'`);
+    await cluster.sql('SELECT pg_reload_conf()');
+  }
+
+  function readyCount(): number {
+    return readdirSync(join(cluster.dataDir, 'pg_wal', 'archive_status')).filter((name) => name.endsWith('.ready')).length;
+  }
+
+  /** Every archived segment still in pg_wal comes back byte-identical. */
+  async function checkArchiveMatchesPgWal(): Promise<number> {
+    const pgWal = join(cluster.dataDir, 'pg_wal');
+    const done = readdirSync(join(pgWal, 'archive_status')).filter((name) => /^[0-9A-F]{24}\.done$/.test(name)).map((name) => name.slice(0, 24));
+    for (const segment of done) {
+      const destination = join(scratch, segment);
+      const fetched = await run(walshipBinary, ['wal-fetch', segment, destination], { env: { ...process.env, WALG_FILE_PREFIX: archive, WALSHIP_PREFETCH: 'false' } });
+      assert.equal(fetched.code, 0, `${segment}: ${fetched.stderr}`);
+      assert.ok(readFileSync(destination).equals(readFileSync(join(pgWal, segment))), `${segment} differs`);
+      rmSync(destination);
+    }
+    return done.length;
+  }
+
+  it('drains the backlog with most calls answered from look-ahead records', async () => {
+    const last = await buildBacklog(24);
+    assert.ok(readyCount() >= 24, `backlog of ${readyCount()} .ready files`);
+    await setArchiveCommand(`${walshipBinary} wal-push %p`);
+    await cluster.waitArchived(last, 120_000);
+
+    const log = readFileSync(cluster.logFile, 'utf8');
+    const answeredFromRecords = log.match(/already pushed ahead of the archiver/g)?.length ?? 0;
+    assert.ok(answeredFromRecords >= 12, `only ${answeredFromRecords} of 24 calls were answered from look-ahead records`);
+    assert.match(log, /pushed ahead of the archiver files=\d+/);
+    assert.ok((await checkArchiveMatchesPgWal()) >= 24);
+    const records = join(cluster.root, '.walship-data', 'archived');
+    assert.deepEqual(readdirSync(records), [], 'records are used up once the archiver has asked');
+  });
+
+  it('loses nothing when wal-push is killed at any point, and leaves nothing visible behind', async () => {
+    const wrapper = join(scratch, 'kill-walship.sh');
+    // Kills wal-push after 10 to 90 ms; only a wal-push that finished first may report success.
+    writeFileSync(wrapper, `#!/bin/sh
+"${walshipBinary}" wal-push "$1" & pid=$!
+sleep 0.0$(( $$ % 9 + 1 ))
+kill -9 $pid 2>/dev/null
+wait $pid && exit 0
+exit 1
+`);
+    chmodSync(wrapper, 0o755);
+    giveToPostgres(wrapper);
+    await setArchiveCommand(`${wrapper} %p`);
+    const last = await buildBacklog(16);
+    await sleep(4000); // many killed attempts, some mid-upload
+    const killed = readFileSync(cluster.logFile, 'utf8').match(/archive command failed with exit code 1/g)?.length ?? 0;
+    assert.ok(killed >= 3, `only ${killed} wal-push runs were killed`);
+    await setArchiveCommand(`${walshipBinary} wal-push %p`);
+    await cluster.waitArchived(last, 120_000);
+
+    assert.ok((await checkArchiveMatchesPgWal()) >= 40);
+    const visible = readdirSync(join(archive, 'wal_005'));
+    assert.deepEqual(visible.filter((name) => !/^[0-9A-F]{24}\.zst$/.test(name)), [], 'no temp files among the objects');
+    const temps = existsSync(join(archive, '.walship', 'tmp')) ? readdirSync(join(archive, '.walship', 'tmp')) : [];
+    assert.ok(temps.length <= 64, `${temps.length} abandoned temp files`);
+  });
+});
