@@ -40,8 +40,11 @@ export const gcsErrors: ServiceErrors = {
   },
   describe: (error) => {
     const status = statusOf(error);
-    const message = ((error as Error).message ?? String(error)).split('\n')[0]!;
-    return status === undefined ? message : `HTTP ${status}: ${message}`;
+    let message = ((error as Error).message ?? String(error)).split('\n')[0]!;
+    // The library's summary of an error without a JSON body says nothing: the status is the news.
+    if (message.startsWith('Multiple errors occurred')) message = '';
+    if (status === undefined) return message;
+    return message ? `HTTP ${status}: ${message}` : `HTTP ${status}`;
   },
 };
 

@@ -60,7 +60,8 @@ export class RequestRunner {
     if (this.errors.isNotFound(error)) return new NotFoundError(`${key} is not in ${this.location}`, { cause: error });
     if (this.errors.isAlreadyExists(error)) return new AlreadyExistsError(`${key} already exists in ${this.location}`, { cause: error });
     const retried = this.errors.isTransient(error) ? ' (gave up after retries: WALG_STORAGE_MAX_ATTEMPTS, WALG_STORAGE_RETRY_TIME_LIMIT)' : '';
-    return new StorageRequestError(`${operation} ${key} in ${this.location} failed: ${redactSecrets(this.errors.describe(error))}${retried}`, { cause: error });
+    const detail = error instanceof RequestTimeoutError ? error.message : redactSecrets(this.errors.describe(error));
+    return new StorageRequestError(`${operation} ${key} in ${this.location} failed: ${detail}${retried}`, { cause: error });
   }
 
   /**

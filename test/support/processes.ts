@@ -22,6 +22,8 @@ export async function run(command: string, args: string[], options: { env?: Node
     child.stdout.on('data', (chunk: Buffer) => (stdout += chunk));
     child.stderr.on('data', (chunk: Buffer) => (stderr += chunk));
     child.on('error', reject);
+    // A program that exits without reading its input closes the pipe: not an error of the run.
+    child.stdin.on('error', () => undefined);
     child.on('close', (code, signal) => resolve({ code: code ?? (signal ? 128 : 1), stdout, stderr }));
     child.stdin.end(options.input ?? '');
   });

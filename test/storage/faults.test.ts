@@ -1,0 +1,153 @@
+/**
+ * The built binary against storage that misbehaves: a fault-injecting proxy
+ * sits between walship and an emulator (s3rver, azurite). Transient faults
+ * are retried through, a stall times out instead of hanging, persistent
+ * faults make wal-push exit 1, and wal-fetch never calls an error "not found".
+ */
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { ExitCode } from '../../src/errors.ts';
+import { type Emulator, startEmulator } from '../support/emulators.ts';
+import { FaultProxy, SLOW_DOWN } from '../support/fault-proxy.ts';
+import { walshipBinary } from '../support/paths.ts';
+import { run } from '../support/processes.ts';
+
+/** Quick retries so the persistent-fault cases finish in seconds. */
+const RETRY_SETTINGS = { WALG_STORAGE_MAX_ATTEMPTS: '4', WALG_STORAGE_REQUEST_TIMEOUT: '2', WALG_STORAGE_RETRY_TIME_LIMIT: '30' };
+
+for (const kind of ['s3', 'azure'] as const) {
+  describe(`${kind} through a faulty network`, () => {
+    let emulator: Emulator;
+    let proxy: FaultProxy;
+    let dataDir: string;
+    let settings: Record<string, string>;
+    let segmentNumber = 0;
+
+    before(async () => {
+      emulator = await startEmulator[kind]();
+      proxy = await FaultProxy.start(emulator.port);
+      dataDir = mkdtempSync(join(tmpdir(), 'walship-faults-'));
+      mkdirSync(join(dataDir, 'pg_wal'));
+      settings = emulator.settings('faults', proxy.url);
+    });
+    after(async () => {
+      await proxy?.stop();
+      await emulator?.stop();
+      rmSync(dataDir, { recursive: true, force: true });
+    });
+
+    const walship = (args: string[], extra: Record<string, string> = {}) =>
+      run(walshipBinary, args, {
+        cwd: dataDir,
+        env: { PATH: process.env.PATH, WALSHIP_PREFETCH: 'false', WALG_LOG_LEVEL: 'NORMAL', ...settings, ...RETRY_SETTINGS, ...extra },
+      });
+
+    /** A new segment of incompressible content: 20 MiB goes up in several parts. */
+    function writeSegment(size = 20 << 20): { name: string; content: Buffer } {
+      const name = `0000000100000000000000${(++segmentNumber).toString(16).toUpperCase().padStart(2, '0')}`;
+      const content = randomBytes(size);
+      writeFileSync(join(dataDir, 'pg_wal', name), content);
+      return { name, content };
+    }
+
+    async function fetchAndCompare(name: string, content: Buffer): Promise<void> {
+      const fetched = await walship(['wal-fetch', name, 'pg_wal/RECOVERYXLOG']);
+      assert.equal(fetched.code, ExitCode.ok, fetched.stderr);
+      assert.ok(readFileSync(join(dataDir, 'pg_wal/RECOVERYXLOG')).equals(content), 'fetched content differs');
+    }
+
+    test('wal-push and wal-fetch succeed through 500s, 503 SlowDown and connection resets', async () => {
+      const { name, content } = writeSegment();
+      proxy.inject(
+        { fault: { kind: 'status', status: 500 }, method: 'HEAD', times: 1 },
+        { fault: { kind: 'status', status: 500 }, method: 'PUT', times: 1 },
+        { fault: SLOW_DOWN, method: 'PUT', times: 1 },
+        { fault: { kind: 'reset' }, method: 'PUT', times: 1 },
+      );
+      const pushed = await walship(['wal-push', `pg_wal/${name}`]);
+      assert.equal(pushed.code, ExitCode.ok, pushed.stderr);
+      assert.equal(proxy.seen.faults, 4);
+      assert.match(pushed.stderr, /retrying after a transient storage error/);
+
+      proxy.inject(
+        { fault: { kind: 'reset' }, method: 'GET', times: 1 },
+        { fault: SLOW_DOWN, method: 'GET', times: 1 },
+        { fault: { kind: 'status', status: 503 }, method: 'GET', times: 1 },
+      );
+      await fetchAndCompare(name, content);
+      assert.equal(proxy.seen.faults, 3);
+    });
+
+    test('a stalled request times out and is retried instead of hanging', async () => {
+      const { name, content } = writeSegment(1 << 20);
+      proxy.inject({ fault: { kind: 'stall' }, method: 'PUT', times: 1 });
+      const started = Date.now();
+      const pushed = await walship(['wal-push', `pg_wal/${name}`], { WALG_STORAGE_REQUEST_TIMEOUT: '1' });
+      assert.equal(pushed.code, ExitCode.ok, pushed.stderr);
+      assert.equal(proxy.seen.faults, 1);
+      assert.ok(Date.now() - started < 15_000, `took ${Date.now() - started} ms`);
+
+      proxy.inject({ fault: { kind: 'stall' }, method: 'GET', times: 1 });
+      await fetchAndCompare(name, content);
+      assert.equal(proxy.seen.faults, 1);
+    });
+
+    test('a connection reset in the middle of a download is never "not found"', async () => {
+      const { name, content } = writeSegment(4 << 20);
+      assert.equal((await walship(['wal-push', `pg_wal/${name}`])).code, ExitCode.ok);
+      proxy.inject({ fault: { kind: 'reset-mid-body' }, method: 'GET', times: 1 });
+      const fetched = await walship(['wal-fetch', name, 'pg_wal/RECOVERYXLOG']);
+      assert.equal(proxy.seen.faults, 1);
+      if (fetched.code === ExitCode.ok) {
+        assert.ok(readFileSync(join(dataDir, 'pg_wal/RECOVERYXLOG')).equals(content));
+      } else {
+        assert.notEqual(fetched.code, ExitCode.notFound, fetched.stderr);
+      }
+    });
+
+    for (const [label, fault] of [
+      ['503 on every request', { kind: 'status', status: 503 }],
+      ['every connection reset', { kind: 'reset' }],
+      ['every request stalled', { kind: 'stall' }],
+    ] as const) {
+      test(`persistent faults (${label}): wal-push exits 1 and wal-fetch never exits 74, in bounded time`, async () => {
+        const { name } = writeSegment(1 << 20);
+        proxy.inject({ fault });
+        const started = Date.now();
+        const pushed = await walship(['wal-push', `pg_wal/${name}`], { WALG_STORAGE_REQUEST_TIMEOUT: '1' });
+        assert.equal(pushed.code, ExitCode.failure, pushed.stderr);
+        const errors = pushed.stderr.split('\n').filter((line) => line.includes('ERROR'));
+        assert.equal(errors.length, 1, pushed.stderr);
+        assert.match(errors[0]!, /gave up after retries/);
+
+        const fetched = await walship(['wal-fetch', name, 'pg_wal/RECOVERYXLOG'], { WALG_STORAGE_REQUEST_TIMEOUT: '1' });
+        assert.notEqual(fetched.code, ExitCode.notFound, fetched.stderr);
+        assert.notEqual(fetched.code, ExitCode.ok, fetched.stderr);
+        assert.ok(Date.now() - started < 60_000, `took ${Date.now() - started} ms`);
+        proxy.clear();
+      });
+    }
+
+    test('bad credentials fail at once, in one line that shows no secret', async () => {
+      const { name } = writeSegment(1 << 10);
+      const secret = `wrong-${randomBytes(8).toString('hex')}`;
+      // s3rver checks the key id (not SigV4 signatures); azurite checks the signature.
+      const badCredentials: Record<string, string> = kind === 's3'
+        ? { AWS_ACCESS_KEY_ID: 'NOT-A-KNOWN-KEY', AWS_SECRET_ACCESS_KEY: secret }
+        : { AZURE_STORAGE_ACCESS_KEY: Buffer.from(secret).toString('base64') };
+      proxy.clear();
+      const started = Date.now();
+      const pushed = await walship(['wal-push', `pg_wal/${name}`], badCredentials);
+      assert.equal(pushed.code, ExitCode.failure, pushed.stderr);
+      assert.ok(Date.now() - started < 5_000, `took ${Date.now() - started} ms`);
+      assert.doesNotMatch(pushed.stderr, /retrying/);
+      assert.equal(pushed.stderr.trim().split('\n').length, 1, pushed.stderr);
+      assert.match(pushed.stderr, /HTTP 403/);
+      for (const hidden of [secret, Buffer.from(secret).toString('base64')]) assert.ok(!pushed.stderr.includes(hidden));
+    });
+  });
+}

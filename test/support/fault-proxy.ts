@@ -1,0 +1,122 @@
+/**
+ * A fault-injecting HTTP proxy on loopback, in front of a storage emulator.
+ * Requests pass through unchanged (Host header included, so request
+ * signatures stay valid) unless a fault is queued: an error status (500,
+ * 503, S3's SlowDown), a connection reset before or in the middle of the
+ * response, or a stall that never answers.
+ */
+import { createServer, type IncomingMessage, request as forward, type Server, type ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
+import { freePort } from './processes.ts';
+
+export type Fault =
+  | { kind: 'status'; status: number; code?: string }
+  /** Drops the connection without answering. */
+  | { kind: 'reset' }
+  /** Forwards the request, sends the headers and some of the body, then drops the connection. */
+  | { kind: 'reset-mid-body' }
+  /** Reads the request and never answers. */
+  | { kind: 'stall' };
+
+export const SLOW_DOWN: Fault = { kind: 'status', status: 503, code: 'SlowDown' };
+
+export interface FaultRule {
+  fault: Fault;
+  /** Only requests with this method (GET, PUT, HEAD, ...); any when absent. */
+  method?: string;
+  /** How many matching requests get the fault; forever when absent. */
+  times?: number;
+}
+
+export class FaultProxy {
+  readonly port: number;
+  readonly url: string;
+  /** Requests seen and faults injected since the last inject(). */
+  readonly seen = { requests: 0, faults: 0 };
+  private readonly server: Server;
+  private readonly sockets = new Set<Socket>();
+  private rules: FaultRule[] = [];
+
+  private constructor(server: Server, port: number) {
+    this.server = server;
+    this.port = port;
+    this.url = `http://127.0.0.1:${port}`;
+  }
+
+  /** Starts a proxy to http://127.0.0.1:targetPort. */
+  static async start(targetPort: number): Promise<FaultProxy> {
+    const port = await freePort();
+    const server = createServer();
+    const proxy = new FaultProxy(server, port);
+    server.on('request', (request, response) => proxy.handle(request, response, targetPort));
+    server.on('connection', (socket) => {
+      proxy.sockets.add(socket);
+      socket.once('close', () => proxy.sockets.delete(socket));
+    });
+    await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve));
+    return proxy;
+  }
+
+  /** Replaces the fault rules; the first rule matching a request applies. */
+  inject(...rules: FaultRule[]): void {
+    this.rules = rules.map((rule) => ({ ...rule }));
+    this.seen.requests = 0;
+    this.seen.faults = 0;
+  }
+
+  clear(): void {
+    this.inject();
+  }
+
+  async stop(): Promise<void> {
+    for (const socket of this.sockets) socket.destroy();
+    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+  }
+
+  private takeFault(method: string): Fault | undefined {
+    const rule = this.rules.find((candidate) => (candidate.method ?? method) === method && (candidate.times ?? 1) > 0);
+    if (!rule) return undefined;
+    if (rule.times !== undefined) rule.times--;
+    this.seen.faults++;
+    return rule.fault;
+  }
+
+  private handle(request: IncomingMessage, response: ServerResponse, targetPort: number): void {
+    this.seen.requests++;
+    const fault = this.takeFault(request.method ?? 'GET');
+    if (fault?.kind === 'reset') {
+      request.socket.destroy();
+      return;
+    }
+    if (fault?.kind === 'stall') {
+      request.resume();
+      return;
+    }
+    if (fault?.kind === 'status') {
+      request.resume();
+      request.once('end', () => {
+        const body = `<?xml version="1.0" encoding="UTF-8"?><Error><Code>${fault.code ?? 'InternalError'}</Code><Message>injected fault</Message></Error>`;
+        response.writeHead(fault.status, { 'content-type': 'application/xml', 'content-length': Buffer.byteLength(body), ...(fault.code ? { 'x-ms-error-code': fault.code } : {}) });
+        response.end(request.method === 'HEAD' ? undefined : body);
+      });
+      return;
+    }
+    const upstream = forward(
+      { host: '127.0.0.1', port: targetPort, method: request.method, path: request.url, headers: request.headers },
+      (answer) => {
+        response.writeHead(answer.statusCode ?? 502, answer.headers);
+        if (fault?.kind === 'reset-mid-body') {
+          answer.once('data', (chunk: Buffer) => {
+            response.write(chunk.subarray(0, Math.ceil(chunk.length / 2)), () => request.socket.destroy());
+            answer.destroy();
+          });
+          answer.once('end', () => response.end());
+          return;
+        }
+        answer.pipe(response);
+      },
+    );
+    upstream.on('error', () => request.socket.destroy());
+    request.pipe(upstream);
+  }
+}
