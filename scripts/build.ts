@@ -7,6 +7,9 @@ import { chmodSync, copyFileSync, mkdirSync, mkdtempSync, readFileSync, renameSy
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { build, type Plugin } from 'esbuild';
+import { Script } from 'node:vm';
+import { createRequire } from 'node:module';
+import { wrapCommonJs } from '../src/sea/embedded-module.ts';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const seaConfig = JSON.parse(readFileSync(join(root, 'pkg.config.json'), 'utf8'));
@@ -37,7 +40,62 @@ const zstdBindingFromAsset: Plugin = {
   },
 };
 
+/**
+ * The cloud SDKs, bundled apart and embedded as assets (see src/sea/embedded-module.ts).
+ * Each group becomes one bundle, so packages that share internals share one copy.
+ */
+const embeddedGroups: Record<string, Record<string, string[]>> = {
+  aws: { '@aws-sdk/client-s3': ['*'], '@smithy/node-http-handler': ['NodeHttpHandler'] },
+  gcs: { '@google-cloud/storage': ['*'] },
+  azure: { '@azure/storage-blob': ['*'] },
+};
+const embeddedPackages = new Map(Object.entries(embeddedGroups).flatMap(([group, packages]) => Object.keys(packages).map((name) => [name, group])));
+
+const sdksFromAssets: Plugin = {
+  name: 'sdks-from-assets',
+  setup(context) {
+    context.onResolve({ filter: /^@/ }, (args) =>
+      embeddedPackages.has(args.path) && args.namespace === 'file' && !args.importer.includes('/node_modules/')
+        ? { path: embeddedPackages.get(args.path)!, namespace: 'walship-embedded' }
+        : undefined,
+    );
+    context.onLoad({ filter: /.*/, namespace: 'walship-embedded' }, (args) => ({
+      contents: `module.exports = require(${JSON.stringify(join(root, 'src/sea/embedded-module.ts'))}).loadEmbeddedModule(${JSON.stringify(args.path)});`,
+      loader: 'js',
+      resolveDir: root,
+    }));
+  },
+};
+
+/** Bundles one SDK group and makes its code cache by evaluating it once, as the binary will. */
+async function buildEmbeddedGroup(group: string, packages: Record<string, string[]>): Promise<Record<string, string>> {
+  const entry = Object.entries(packages)
+    .map(([name, names]) => (names[0] === '*' ? `export * from '${name}';` : `export { ${names.join(', ')} } from '${name}';`))
+    .join('\n');
+  const bundlePath = join(staging, `${group}.cjs`);
+  await build({
+    stdin: { contents: entry, resolveDir: root, loader: 'js' },
+    outfile: bundlePath,
+    bundle: true,
+    platform: 'node',
+    format: 'cjs',
+    target: 'node24',
+    minify: true,
+    legalComments: 'none',
+    logLevel: 'warning',
+  });
+  const script = new Script(wrapCommonJs(readFileSync(bundlePath, 'utf8')), { filename: `walship:${group}.cjs` });
+  const module = { exports: {} };
+  (script.runInThisContext() as (...args: unknown[]) => void).call(module.exports, module.exports, createRequire(bundlePath), module, bundlePath, staging);
+  const cachePath = join(staging, `${group}.cache`);
+  writeFileSync(cachePath, script.createCachedData());
+  return { [`${group}.cjs`]: bundlePath, [`${group}.cache`]: cachePath };
+}
+
 try {
+  const embeddedAssets: Record<string, string> = {};
+  for (const [group, packages] of Object.entries(embeddedGroups)) Object.assign(embeddedAssets, await buildEmbeddedGroup(group, packages));
+
   await build({
     entryPoints: [join(root, 'src/cli.ts')],
     outfile: bundle,
@@ -52,11 +110,11 @@ try {
       WALSHIP_BUILD_VERSION: JSON.stringify(packageJson.version),
       WALSHIP_ZSTD_ADDON_HASH: JSON.stringify(zstdAddonHash),
     },
-    plugins: [zstdBindingFromAsset],
+    plugins: [zstdBindingFromAsset, sdksFromAssets],
   });
 
   const stagedSeaConfig = join(staging, 'sea-config.json');
-  writeFileSync(stagedSeaConfig, JSON.stringify({ ...seaConfig, main: bundle, output: blob, assets: { 'zstd-napi.node': zstdAddon } }));
+  writeFileSync(stagedSeaConfig, JSON.stringify({ ...seaConfig, main: bundle, output: blob, assets: { 'zstd-napi.node': zstdAddon, ...embeddedAssets } }));
   execFileSync(process.execPath, ['--experimental-sea-config', stagedSeaConfig], { cwd: root, stdio: ['ignore', 'ignore', 'inherit'] });
   copyFileSync(process.execPath, binary);
   chmodSync(binary, 0o755);
