@@ -94,7 +94,8 @@ export const azureErrors: ServiceErrors = {
   },
   isTransient: (error) => {
     const rest = restError(error);
-    if (!rest) return isTransientNetworkError(error);
+    // The SDK turns a connection reset in a response body into an AbortError.
+    if (!rest) return isTransientNetworkError(error) || (error as Error | undefined)?.name === 'AbortError';
     return isTransientStatus(rest.statusCode) || TRANSIENT_AZURE_CODES.has(errorCode(rest) ?? '') || (rest.statusCode === undefined && isTransientNetworkError(error));
   },
   describe: (error) => {
@@ -121,14 +122,12 @@ export class AzureStorage implements Storage {
   private readonly container: ContainerClient;
   private readonly prefix: string;
   private readonly requests: RequestRunner;
-  private readonly resumeAttempts: number;
 
   private constructor(container: ContainerClient, prefix: string, location: string, retry: RetryPolicy) {
     this.container = container;
     this.prefix = prefix;
     this.location = location;
     this.requests = new RequestRunner(retry, azureErrors, location);
-    this.resumeAttempts = retry.settings.maxAttempts - 1;
   }
 
   static open(config: Config): AzureStorage {
@@ -174,12 +173,15 @@ export class AzureStorage implements Storage {
 
   async get(key: string): Promise<StoredObject> {
     const blob = this.blob(key);
-    // The SDK resumes a broken body from where it stopped (pinned to the same ETag).
-    const response = await this.requests.run('get', key, (abortSignal) => blob.download(0, undefined, { abortSignal, maxRetryRequests: this.resumeAttempts }));
+    // The SDK's own resume gives up on a connection reset: resume here, of the same version (If-Match).
+    const download = (offset: number, abortSignal: AbortSignal, ifMatch?: string) =>
+      blob.download(offset, undefined, { abortSignal, maxRetryRequests: 0, conditions: ifMatch ? { ifMatch } : undefined });
+    const response = await this.requests.run('get', key, (abortSignal) => download(0, abortSignal));
+    const resume = async (offset: number, abortSignal: AbortSignal) => (await download(offset, abortSignal, response.etag)).readableStreamBody as Readable;
     return {
       info: { key, size: response.contentLength ?? 0, lastModified: response.lastModified ?? new Date(0) },
       metadata: response.metadata ?? {},
-      body: this.requests.guardBody(key, response.readableStreamBody as Readable),
+      body: this.requests.guardBody(key, response.readableStreamBody as Readable, resume),
     };
   }
 

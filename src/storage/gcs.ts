@@ -126,8 +126,10 @@ export class GcsStorage implements Storage {
   async get(key: string): Promise<StoredObject> {
     const [metadata] = await this.requests.run('get', key, () => this.file(key).getMetadata());
     // Read exactly the generation described, even if the name is replaced meanwhile.
-    const body = this.file(key, metadata.generation).createReadStream({ decompress: false });
-    return { info: this.infoOf(key, metadata), metadata: metadataOf(metadata), body: this.requests.guardBody(key, body) };
+    const version = this.file(key, metadata.generation);
+    const resume = async (start: number) => version.createReadStream({ decompress: false, start });
+    const body = this.requests.guardBody(key, version.createReadStream({ decompress: false }), resume);
+    return { info: this.infoOf(key, metadata), metadata: metadataOf(metadata), body };
   }
 
   async head(key: string): Promise<(ObjectInfo & { metadata: ObjectMetadata }) | undefined> {

@@ -3,15 +3,16 @@
  * "absent" and "already exists" into the storage contract's errors, one-line
  * failure messages free of secrets, and an idle timeout on response bodies.
  */
-import { PassThrough, type Readable } from 'node:stream';
-import { AlreadyExistsError, NotFoundError, WalshipError } from '../errors.ts';
+import { Readable } from 'node:stream';
+import { AlreadyExistsError, describeError, NotFoundError, WalshipError } from '../errors.ts';
+import { log } from '../log/logger.ts';
 import { RequestTimeoutError, type RetryPolicy } from './retry.ts';
 
 /** How a backend reads its SDK's errors. */
 export interface ServiceErrors {
   /** Exactly "the object (or its version) does not exist", never a network or permission failure. */
   isNotFound(error: unknown): boolean;
-  /** A conditional create found the key taken. */
+  /** A precondition failed: a conditional create found the key taken, or a conditional read a newer version. */
   isAlreadyExists(error: unknown): boolean;
   isTransient(error: unknown): boolean;
   /** One line naming the service's error code and status; must never include credentials or signed URLs. */
@@ -65,32 +66,58 @@ export class RequestRunner {
   }
 
   /**
-   * Passes a response body through, failing it when no bytes arrive for the
+   * Passes a response body on, failing it when no bytes arrive within the
    * request timeout, so a stalled download errors out instead of hanging.
-   * Errors in the body become one-line storage errors too.
+   * With `reopen`, a body that breaks transiently is requested again from the
+   * byte reached, of the same object version, within the attempt budget. Errors become one-line storage errors.
    */
-  guardBody(key: string, body: Readable): Readable {
-    const timeoutMs = this.requestTimeoutMs;
-    const guarded = new PassThrough({ highWaterMark: 1 << 20 });
-    let timer: NodeJS.Timeout | undefined;
-    const disarm = () => clearTimeout(timer);
-    const arm = () => {
-      disarm();
-      timer = setTimeout(() => body.destroy(new RequestTimeoutError(timeoutMs)), timeoutMs);
-    };
-    // Only time the service: while our consumer applies backpressure the body is paused.
-    body.on('data', arm).on('resume', arm).on('pause', disarm).on('end', disarm);
-    body.once('error', (error) => {
-      disarm();
-      guarded.destroy(this.translate('read', key, error));
-    });
-    guarded.once('close', () => {
-      disarm();
-      if (!body.destroyed) body.destroy();
-    });
-    body.pipe(guarded);
-    arm();
-    return guarded;
+  guardBody(key: string, body: Readable, reopen?: (offset: number, signal: AbortSignal) => Promise<Readable>): Readable {
+    const { requestTimeoutMs } = this;
+    const { maxAttempts } = this.retry.settings;
+    const runner = this;
+    async function* chunks(): AsyncGenerator<Buffer> {
+      let offset = 0;
+      let current = body;
+      for (let attempt = 1; ; attempt++) {
+        try {
+          yield* withIdleTimeout(current, requestTimeoutMs, (chunk) => (offset += chunk.length));
+          return;
+        } catch (error) {
+          if (!reopen || !runner.errors.isTransient(error) || attempt >= maxAttempts) throw runner.translate('read', key, error);
+          log.info('resuming a broken download', { key, offset, error: describeError(error) });
+          current = await runner.run('get', key, (signal) =>
+            reopen(offset, signal).catch((reopenError: unknown) => {
+              // The rest is requested only if the object is still the same version (If-Match).
+              if (runner.errors.isAlreadyExists(reopenError)) throw new WalshipError(`${key} in ${runner.location} was replaced while it was being read`);
+              throw reopenError;
+            }),
+          );
+        }
+      }
+    }
+    return Readable.from(chunks(), { objectMode: false });
+  }
+}
+
+/** Yields the chunks of `body`, destroying it when the next one takes longer than `timeoutMs`. */
+async function* withIdleTimeout(body: Readable, timeoutMs: number, onChunk: (chunk: Buffer) => void): AsyncGenerator<Buffer> {
+  const chunks = body[Symbol.asyncIterator]();
+  try {
+    for (;;) {
+      // Only the wait for the service is timed: while our consumer is busy, nothing is pending here.
+      const timer = setTimeout(() => body.destroy(new RequestTimeoutError(timeoutMs)), timeoutMs);
+      let next: IteratorResult<Buffer>;
+      try {
+        next = await chunks.next();
+      } finally {
+        clearTimeout(timer);
+      }
+      if (next.done) return;
+      onChunk(next.value);
+      yield next.value;
+    }
+  } finally {
+    body.destroy();
   }
 }
 

@@ -75,6 +75,8 @@ function readS3Client(config: Config): { client: S3Client; settings: S3Settings;
     forcePathStyle: config.boolean('AWS_S3_FORCE_PATH_STYLE', false),
     credentials: accessKeyId && secretAccessKey ? { accessKeyId, secretAccessKey, sessionToken: config.get('AWS_SESSION_TOKEN') } : undefined,
     maxAttempts: 1,
+    // A CRC32 of every PUT and part, which S3 checks on arrival.
+    requestChecksumCalculation: 'WHEN_SUPPORTED',
     requestHandler: new NodeHttpHandler({
       connectionTimeout: retrySettings.requestTimeoutMs,
       // An idle timeout on the socket: covers a stalled response body too.
@@ -204,13 +206,17 @@ export class S3Storage implements Storage {
   }
 
   async get(key: string): Promise<StoredObject> {
-    const response = await this.requests.run('get', key, (abortSignal) =>
-      this.client.send(new GetObjectCommand({ Bucket: this.settings.bucket, Key: this.objectKey(key) }), { abortSignal }),
-    );
+    const target = { Bucket: this.settings.bucket, Key: this.objectKey(key) };
+    const response = await this.requests.run('get', key, (abortSignal) => this.client.send(new GetObjectCommand(target), { abortSignal }));
+    // A broken body resumes from the byte reached, of the same object version (If-Match).
+    const resume = async (offset: number, abortSignal: AbortSignal) => {
+      const rest = await this.client.send(new GetObjectCommand({ ...target, Range: `bytes=${offset}-`, IfMatch: response.ETag }), { abortSignal });
+      return rest.Body as Readable;
+    };
     return {
       info: { key, size: response.ContentLength ?? 0, lastModified: response.LastModified ?? new Date(0) },
       metadata: response.Metadata ?? {},
-      body: this.requests.guardBody(key, response.Body as Readable),
+      body: this.requests.guardBody(key, response.Body as Readable, resume),
     };
   }
 

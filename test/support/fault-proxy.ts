@@ -3,7 +3,7 @@
  * Requests pass through unchanged (Host header included, so request
  * signatures stay valid) unless a fault is queued: an error status (500,
  * 503, S3's SlowDown), a connection reset before or in the middle of the
- * response, or a stall that never answers.
+ * response, or a stall before or in the middle of the response.
  */
 import { createServer, type IncomingMessage, request as forward, type Server, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
@@ -15,6 +15,8 @@ export type Fault =
   | { kind: 'reset' }
   /** Forwards the request, sends the headers and some of the body, then drops the connection. */
   | { kind: 'reset-mid-body' }
+  /** Forwards the request, sends the headers and some of the body, then sends nothing more. */
+  | { kind: 'stall-mid-body' }
   /** Reads the request and never answers. */
   | { kind: 'stall' };
 
@@ -105,9 +107,11 @@ export class FaultProxy {
       { host: '127.0.0.1', port: targetPort, method: request.method, path: request.url, headers: request.headers },
       (answer) => {
         response.writeHead(answer.statusCode ?? 502, answer.headers);
-        if (fault?.kind === 'reset-mid-body') {
+        if (fault?.kind === 'reset-mid-body' || fault?.kind === 'stall-mid-body') {
           answer.once('data', (chunk: Buffer) => {
-            response.write(chunk.subarray(0, Math.ceil(chunk.length / 2)), () => request.socket.destroy());
+            response.write(chunk.subarray(0, Math.ceil(chunk.length / 2)), () => {
+              if (fault.kind === 'reset-mid-body') request.socket.destroy();
+            });
             answer.destroy();
           });
           answer.once('end', () => response.end());
