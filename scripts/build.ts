@@ -67,6 +67,17 @@ const sdksFromAssets: Plugin = {
   },
 };
 
+/** Both bundles are CommonJS for Node 24, which is what a single executable runs. */
+const commonJsBundle = {
+  bundle: true,
+  platform: 'node',
+  format: 'cjs',
+  target: 'node24',
+  minify: true,
+  legalComments: 'none',
+  logLevel: 'warning',
+} as const;
+
 /** Bundles one SDK group and makes its code cache by evaluating it once, as the binary will. */
 async function buildEmbeddedGroup(group: string, packages: Record<string, string[]>): Promise<Record<string, string>> {
   const entry = Object.entries(packages)
@@ -76,13 +87,7 @@ async function buildEmbeddedGroup(group: string, packages: Record<string, string
   await build({
     stdin: { contents: entry, resolveDir: root, loader: 'js' },
     outfile: bundlePath,
-    bundle: true,
-    platform: 'node',
-    format: 'cjs',
-    target: 'node24',
-    minify: true,
-    legalComments: 'none',
-    logLevel: 'warning',
+    ...commonJsBundle,
   });
   const script = new Script(wrapCommonJs(readFileSync(bundlePath, 'utf8')), { filename: `walship:${group}.cjs` });
   const module = { exports: {} };
@@ -99,13 +104,7 @@ try {
   await build({
     entryPoints: [join(root, 'src/cli.ts')],
     outfile: bundle,
-    bundle: true,
-    platform: 'node',
-    format: 'cjs',
-    target: 'node24',
-    minify: true,
-    legalComments: 'none',
-    logLevel: 'warning',
+    ...commonJsBundle,
     define: {
       WALSHIP_BUILD_VERSION: JSON.stringify(packageJson.version),
       WALSHIP_ZSTD_ADDON_HASH: JSON.stringify(zstdAddonHash),
