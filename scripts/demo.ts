@@ -1,15 +1,20 @@
 // The quick start, end to end on local file storage: a throwaway PostgreSQL
-// archives its WAL with walship, a base backup is taken, more data is written,
-// the primary is lost, and the backup is restored with walship wal-fetch.
-// Every step prints what it does; the run ends by checking the row counts.
+// archives its WAL with walship, walship backup-push takes a base backup,
+// more data is written, a point in time is noted, then a mistake deletes
+// rows. walship backup-fetch restores the cluster to that point in time (the
+// restored server replays the archive with walship wal-fetch), and the row
+// counts prove that everything up to the point, and nothing after, is back.
 import { execFileSync } from 'node:child_process';
 import { rmSync } from 'node:fs';
 import { join } from 'node:path';
+import { libpq } from '../test/support/libpq.ts';
+import { walshipBinary, postgresBin } from '../test/support/paths.ts';
 import { makePostgresOwnedDirectory, PostgresCluster } from '../test/support/postgres.ts';
-import { walshipBinary } from '../test/support/paths.ts';
+import { run } from '../test/support/processes.ts';
 import { ensureDebianPackages } from './lib/system-packages.ts';
 
 const say = (text: string) => console.log(`\n==> ${text}`);
+const indent = (text: string) => text.trim().split('\n').filter(Boolean).map((line) => `    ${line}`).join('\n');
 
 ensureDebianPackages('postgresql-15');
 say('building dist/walship');
@@ -17,55 +22,72 @@ execFileSync(process.execPath, [join(import.meta.dirname, 'build.ts')], { stdio:
 
 const archive = makePostgresOwnedDirectory('walship-demo-archive-');
 const restoreRoot = makePostgresOwnedDirectory('walship-demo-restore-');
-const env = { WALG_FILE_PREFIX: archive };
+const env = { WALG_FILE_PREFIX: archive, PATH: `${postgresBin}:${process.env.PATH}` };
 let primary: PostgresCluster | undefined;
 let restored: PostgresCluster | undefined;
+
+/** Runs walship as the postgres OS user (as cron would), shows its output, fails on a non-zero exit. */
+async function walship(args: string[]): Promise<string> {
+  console.log(`    $ walship ${args.map((arg) => (arg.includes(' ') ? `"${arg}"` : arg)).join(' ')}`);
+  const result = await run(walshipBinary, args, { asPostgres: true, env: { ...process.env, ...env, ...libpq(primary!) } });
+  if (result.stderr.trim()) console.log(indent(result.stderr));
+  if (result.stdout.trim()) console.log(indent(result.stdout));
+  if (result.code !== 0) throw new Error(`walship ${args[0]} exited ${result.code}`);
+  return result.stdout;
+}
+
+async function counts(cluster: PostgresCluster) {
+  return {
+    orders: await cluster.sql('SELECT count(*) FROM demo_orders'),
+    history: await cluster.sql('SELECT count(*) FROM pgbench_history'),
+  };
+}
+
 try {
-  say(`starting a throwaway PostgreSQL 15 with archive_command = '${walshipBinary} wal-push %p' (archive: ${archive})`);
+  say(`1. starting a throwaway PostgreSQL 15 with archive_command = '${walshipBinary} wal-push %p' (archive: ${archive})`);
   primary = await PostgresCluster.init({ env, settings: { archive_mode: 'on', archive_command: `${walshipBinary} wal-push %p` } });
   await primary.start();
 
-  say('loading data with pgbench (scale 10)');
+  say('2. loading data with pgbench (scale 10)');
   await primary.pgbench(['-i', '-s', '10', '-q']);
 
-  say('taking a base backup (pg_basebackup -X none: its WAL comes from the archive)');
-  await primary.client('pg_basebackup', ['-D', join(restoreRoot, 'data'), '-X', 'none', '-c', 'fast']);
+  say('3. taking a base backup with walship backup-push (pg_basebackup streamed into storage, compressed)');
+  await walship(['backup-push']);
+  await walship(['backup-list']);
 
-  say('writing more: 2000 pgbench transactions and a table of 10000 rows');
-  await primary.pgbench(['-t', '1000', '-c', '2', '-N']);
+  say('4. writing more (1000 pgbench transactions, 10000 orders), then noting the point in time');
+  await primary.pgbench(['-t', '500', '-c', '2', '-N']);
   await primary.sql('CREATE TABLE demo_orders AS SELECT g AS id, now() AS created FROM generate_series(1, 10000) g');
-  const expected = {
-    orders: await primary.sql('SELECT count(*) FROM demo_orders'),
-    history: await primary.sql('SELECT count(*) FROM pgbench_history'),
-  };
+  const expected = await counts(primary);
+  const pointInTime = await primary.sql("SELECT to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.US') || '+00'");
+  console.log(`    point in time: ${pointInTime}: ${expected.orders} orders, ${expected.history} history rows`);
+
+  say('5. writing more again, and then the mistake: DELETE FROM demo_orders');
+  await primary.pgbench(['-n', '-t', '250', '-c', '2', '-N']);
+  await primary.sql('DELETE FROM demo_orders');
+  console.log(`    now: ${JSON.stringify(await counts(primary))}`);
   const lastSegment = await primary.switchAndWaitArchived();
-  console.log(`    archived up to ${lastSegment}; expecting ${expected.orders} orders and ${expected.history} history rows`);
+  console.log(`    archived up to ${lastSegment}`);
 
-  say('losing the primary (immediate stop: nothing more gets archived)');
-  await primary.stop('immediate');
-
-  say(`restoring the base backup with restore_command = '${walshipBinary} wal-fetch %f %p'`);
-  restored = await PostgresCluster.adopt(join(restoreRoot, 'data'), restoreRoot, {
-    env,
-    settings: { restore_command: `${walshipBinary} wal-fetch %f %p`, archive_mode: 'off' },
-  });
-  restored.writeFile('recovery.signal', '');
+  say(`6. restoring to ${pointInTime} with walship backup-fetch (LATEST = newest backup before that time)`);
+  const dataDir = join(restoreRoot, 'data');
+  await walship(['backup-fetch', dataDir, 'LATEST', '--recovery-target-time', pointInTime, '--recovery-target-action', 'promote']);
+  // Started without any walship setting in its environment: restore_command finds them in the data directory.
+  restored = await PostgresCluster.adopt(dataDir, restoreRoot, { settings: { archive_mode: 'off' } });
   const started = Date.now();
   await restored.start();
   await restored.waitPromoted();
-  console.log(`    recovery finished in ${((Date.now() - started) / 1000).toFixed(1)} s`);
+  console.log(`    recovery replayed the archive with walship wal-fetch in ${((Date.now() - started) / 1000).toFixed(1)} s`);
 
-  const actual = {
-    orders: await restored.sql('SELECT count(*) FROM demo_orders'),
-    history: await restored.sql('SELECT count(*) FROM pgbench_history'),
-  };
-  say(`restored cluster has ${actual.orders} orders and ${actual.history} history rows`);
+  say('7. checking the row counts against the point in time');
+  const actual = await counts(restored);
+  console.log(`    expected ${JSON.stringify(expected)}, restored ${JSON.stringify(actual)}`);
   if (actual.orders !== expected.orders || actual.history !== expected.history) {
     throw new Error(`row counts differ: expected ${JSON.stringify(expected)}, got ${JSON.stringify(actual)}`);
   }
-  say('demo passed: every archived row came back');
+  say('demo passed: the cluster is back as it was at the point in time, before the mistake');
 } finally {
-  say('cleaning up');
+  say('8. cleaning up');
   await restored?.destroy();
   await primary?.destroy();
   for (const directory of [archive, restoreRoot]) rmSync(directory, { recursive: true, force: true });

@@ -4,7 +4,7 @@
  * down inside the directory (relative targets without ".."), and files are
  * created exclusively without following links, so nothing planted in the
  * directory can redirect a write. Hard links and device files are refused.
- * Every file is fsynced before it is closed.
+ * Every file is fsynced before extraction returns.
  */
 import { constants } from 'node:fs';
 import { type FileHandle, mkdir, open, symlink } from 'node:fs/promises';
@@ -48,6 +48,7 @@ export interface ExtractResult {
 }
 
 const FILE_MODE_MASK = 0o700;
+const MAX_PENDING_SYNCS = 32;
 const CREATE_FLAGS = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW;
 
 export async function extractTar(source: AsyncIterable<Buffer>, destination: string, options: ExtractOptions = {}): Promise<ExtractResult> {
@@ -58,10 +59,19 @@ export async function extractTar(source: AsyncIterable<Buffer>, destination: str
     for (let directory = relative; directory !== '.'; directory = dirname(directory)) result.directories.add(directory);
   };
   let file: { handle: FileHandle; remaining: number } | undefined;
+  // Files are fsynced and closed in the background while extraction goes on;
+  // at most MAX_PENDING_SYNCS wait at a time, and all of them before returning.
+  const syncing = new Set<Promise<void>>();
+  let syncFailure: unknown;
   const closeFile = async () => {
-    await file!.handle.datasync();
-    await file!.handle.close();
+    const { handle } = file!;
     file = undefined;
+    const done: Promise<void> = handle.datasync().finally(() => handle.close()).catch((error: unknown) => {
+      syncFailure ??= error;
+    }).finally(() => syncing.delete(done));
+    syncing.add(done);
+    if (syncing.size >= MAX_PENDING_SYNCS) await Promise.race(syncing);
+    if (syncFailure !== undefined) throw syncFailure;
   };
   try {
     for await (const event of readTar(source)) {
@@ -82,7 +92,9 @@ export async function extractTar(source: AsyncIterable<Buffer>, destination: str
     }
   } finally {
     await file?.handle.close().catch(() => undefined);
+    await Promise.all(syncing);
   }
+  if (syncFailure !== undefined) throw syncFailure;
   return result;
 }
 
