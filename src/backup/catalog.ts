@@ -118,9 +118,9 @@ export async function readSentinel(storage: Storage, name: string): Promise<Back
  * `createOnly` refuses to replace an existing sentinel (a new backup).
  */
 export async function writeBackupDocuments(storage: Storage, sentinel: BackupSentinel, options: { createOnly: boolean }): Promise<void> {
-  const text = `${JSON.stringify(sentinel, null, 2)}\n`;
-  await storage.put(metadataKey(sentinel.BackupName), Readable.from([text]));
-  await storage.put(sentinelKey(sentinel.BackupName), Readable.from([text]), { createOnly: options.createOnly });
+  const document = Buffer.from(`${JSON.stringify(sentinel, null, 2)}\n`);
+  await storage.put(metadataKey(sentinel.BackupName), Readable.from([document]));
+  await storage.put(sentinelKey(sentinel.BackupName), Readable.from([document]), { createOnly: options.createOnly });
 }
 
 /** The names of every complete backup (those with a sentinel). */
