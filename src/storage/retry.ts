@@ -21,8 +21,6 @@ export interface RetrySettings {
   maxDelayMs: number;
 }
 
-export const RETRY_SETTINGS = ['WALG_STORAGE_MAX_ATTEMPTS', 'WALG_STORAGE_RETRY_TIME_LIMIT', 'WALG_STORAGE_REQUEST_TIMEOUT'] as const;
-
 export function readRetrySettings(config: Config): RetrySettings {
   return {
     maxAttempts: config.integer('WALG_STORAGE_MAX_ATTEMPTS', { min: 1, max: 100, fallback: 8 }),

@@ -24,13 +24,13 @@ export interface Emulator {
   /** Base URL of the service, e.g. http://127.0.0.1:PORT. */
   readonly endpoint: string;
   readonly port: number;
-  /** Settings (WAL-G names) that point walship at this emulator, under `path` in its bucket. */
-  settings(path: string, endpoint?: string): Record<string, string>;
+  /** Settings (WAL-G names) that point walship at `path` in this emulator's bucket, reached at `via` (a proxy) if given. */
+  settings(path: string, via?: string): Record<string, string>;
   stop(): Promise<void>;
 }
 
 const nodeBinary = process.execPath;
-const module = (relative: string) => join(projectRoot, 'node_modules', relative);
+const packageFile = (relative: string) => join(projectRoot, 'node_modules', relative);
 
 class EmulatorProcess {
   private readonly child: ChildProcess;
@@ -87,7 +87,7 @@ export async function startS3rver(): Promise<Emulator> {
   const port = await freePort();
   const server = new EmulatorProcess(
     nodeBinary,
-    ['--openssl-legacy-provider', module('s3rver/bin/s3rver.js'), '--address', '127.0.0.1', '--port', String(port),
+    ['--openssl-legacy-provider', packageFile('s3rver/bin/s3rver.js'), '--address', '127.0.0.1', '--port', String(port),
       '--directory', join(workDir, 'data'), '--configure-bucket', EMULATOR_BUCKET, '--silent'],
     workDir,
   );
@@ -115,7 +115,7 @@ export async function startAzurite(): Promise<Emulator> {
   const port = await freePort();
   const server = new EmulatorProcess(
     nodeBinary,
-    [module('azurite/dist/src/blob/main.js'), '--blobHost', '127.0.0.1', '--blobPort', String(port),
+    [packageFile('azurite/dist/src/blob/main.js'), '--blobHost', '127.0.0.1', '--blobPort', String(port),
       '--inMemoryPersistence', '--skipApiVersionCheck', '--disableTelemetry', '--silent'],
     workDir,
   );
