@@ -7,6 +7,7 @@ const packages = {
   'postgresql-15': '/usr/lib/postgresql/15/bin/initdb',
   pgbackrest: '/usr/bin/pgbackrest',
   zstd: '/usr/bin/zstd',
+  'gnuplot-nox': '/usr/bin/gnuplot',
 } as const;
 
 export function ensureDebianPackages(...names: (keyof typeof packages)[]): void {

@@ -1,0 +1,439 @@
+/**
+ * Archiving and recovery throughput inside a real PostgreSQL 15, walship vs
+ * pgBackRest 2.45 (synchronous and async), on every available target:
+ *   drain      the archiver's backlog of N `.ready` segments: time from
+ *              switching archive_command (from `false`) until none is left;
+ *   replay     recovery of the cold backup through the same N segments with
+ *              restore_command, until the server is promoted;
+ *   sustained  a heavy pgbench write load with archiving on: the backlog
+ *              sampled over time;
+ * and the peak RSS of every archive_command / restore_command process
+ * (GNU time) and of detached helpers (VmHWM sampled from /proc).
+ */
+import { execFileSync } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { PostgresCluster } from '../../test/support/postgres.ts';
+import {
+  type BenchContext,
+  type BenchReport,
+  fixed,
+  markdownTable,
+  median,
+  postgresDirectory,
+  readRssLog,
+  rotated,
+  sampleProcessPeaks,
+  waitFor,
+  withRssLog,
+  writePostgresFile,
+} from './common.ts';
+import type { BacklogSeries, RatePoint } from './chart.ts';
+import { backlogSize, heavyWorkload, markReady, setArchiveCommand, type WalFixture } from './fixture.ts';
+import { configurePgBackRest, createStanza } from './pgbackrest.ts';
+import { type Target, withSettings } from './targets.ts';
+import { LEVEL } from './wal-push.ts';
+
+const SEGMENT_MIB = 16;
+
+/** One way of archiving (walship, pgBackRest sync or async) on one target. */
+interface Archiver {
+  tool: string;
+  target: Target;
+  /** Creates an empty archive called `name`; returns the archive_command and how to restore from that archive. */
+  prepare(name: string): Promise<{ command: string; restorers: Restorer[] }>;
+}
+
+/** One way of restoring (restore_command) from an archive a drain wrote. */
+export interface Restorer {
+  tool: string;
+  /** The target's name. */
+  target: string;
+  /** The restore_command for a cluster in `dataDir`; `home` is a fresh directory for its files. */
+  command(dataDir: string, home: string): string;
+}
+
+export interface ArchiverPeak {
+  contender: string;
+  /** Peak RSS of each archive_command/restore_command process, KiB. */
+  perCall: number[];
+  /** Peak RSS of long-lived helpers (pgBackRest's async process), KiB, by process name. */
+  helpers: Map<string, number>;
+}
+
+export interface DrainResult {
+  report: BenchReport;
+  restorers: Restorer[];
+  peaks: ArchiverPeak[];
+}
+
+const label = (tool: string, target: Target | string) => `${tool} (${typeof target === 'string' ? target : target.name})`;
+
+const runsText = (rounds: number) => (rounds > 1 ? `median of ${rounds} runs per contender, interleaved in rotated order` : 'one run per contender');
+
+const FOREGROUND = /^(archive-push|archive-get|wal-push|wal-fetch)$/;
+
+/** Of the sampled processes, the tools' long-lived helpers (not the archive_command/restore_command calls GNU time measures). */
+function helpersOf(sampled: Map<string, number>): [string, number][] {
+  return [...sampled].filter(([process]) => {
+    const [program = '', command = ''] = process.split(' ');
+    return (program === 'pgbackrest' || program === 'walship') && !FOREGROUND.test(command);
+  });
+}
+
+/** Adds per-call peaks and helper peaks to `contender`'s entry in `peaks`. */
+function mergePeak(peaks: Map<string, ArchiverPeak>, contender: string, perCall: number[], helpers: Iterable<[string, number]>): void {
+  const peak: ArchiverPeak = peaks.get(contender) ?? { contender, perCall: [], helpers: new Map() };
+  peak.perCall.push(...perCall);
+  for (const [process, kib] of helpers) peak.helpers.set(process, Math.max(peak.helpers.get(process) ?? 0, kib));
+  peaks.set(contender, peak);
+}
+
+function recordPeaks(peaks: Map<string, ArchiverPeak>, key: string, rssLog: string, sampled: Map<string, number>): void {
+  mergePeak(peaks, key, readRssLog(rssLog), helpersOf(sampled));
+}
+
+function archivers(context: BenchContext, fixture: WalFixture, targets: Target[]): Archiver[] {
+  const { cluster } = fixture;
+  const list: Archiver[] = [];
+  for (const target of targets) {
+    list.push({
+      tool: 'walship wal-push',
+      target,
+      prepare: async (name) => {
+        const settings = { ...target.walshipSettings(name), WALG_COMPRESSION_LEVEL: String(LEVEL) };
+        return {
+          command: withSettings(settings, `${context.walship} wal-push %p`),
+          restorers: [{ tool: 'walship wal-fetch', target: target.name, command: () => withSettings(settings, `${context.walship} wal-fetch %f %p`) }],
+        };
+      },
+    });
+    const pgbackrestRepository = target.pgbackrestRepository;
+    if (!pgbackrestRepository) continue;
+    for (const async of [false, true]) {
+      list.push({
+        tool: `pgbackrest archive-push${async ? ' async' : ''}`,
+        target,
+        prepare: async (name) => {
+          const repository = pgbackrestRepository(name);
+          const pgbackrest = configurePgBackRest({
+            home: join(context.root, 'pgbackrest', name),
+            dataDir: cluster.dataDir,
+            socketDir: cluster.root,
+            port: cluster.port,
+            compressLevel: LEVEL,
+            async,
+            repository,
+          });
+          await createStanza(pgbackrest, cluster);
+          // Restores read this repository, synchronously or through pgBackRest's async queue.
+          const restorers: Restorer[] = [false, true].map((asyncGet) => ({
+            tool: `pgbackrest archive-get${asyncGet ? ' async' : ''}`,
+            target: target.name,
+            command: (dataDir, home) =>
+              configurePgBackRest({ home, dataDir, compressLevel: LEVEL, async: asyncGet, repository }).command('archive-get %f "%p"'),
+          }));
+          return { command: pgbackrest.command('archive-push %p'), restorers: async ? [] : restorers };
+        },
+      });
+    }
+  }
+  return list;
+}
+
+/** Waits until no walship or pgBackRest process started for `marker` (such as pgBackRest's detached async helper) is left. */
+async function waitForHelpers(marker: string): Promise<void> {
+  const alive = () => {
+    const out = execFileSync('ps', ['-eo', 'args'], { encoding: 'utf8' });
+    return out.split('\n').some((line) => line.includes(marker) && /\b(pgbackrest|walship) /.test(line));
+  };
+  await waitFor(`helpers of ${marker} to exit`, () => !alive(), 60_000, 200);
+}
+
+async function archiverStats(cluster: PostgresCluster): Promise<{ archived: number; failed: number }> {
+  const [archived = '0', failed = '0'] = (await cluster.sql('SELECT archived_count, failed_count FROM pg_stat_archiver')).split('|');
+  return { archived: Number(archived), failed: Number(failed) };
+}
+
+/** Stops archiving (archive_command = false) and lets the last command and any helper finish. */
+async function holdArchiver(cluster: PostgresCluster, marker: string): Promise<void> {
+  await setArchiveCommand(cluster, 'false');
+  await sleep(300);
+  await waitForHelpers(marker);
+}
+
+export async function benchDrain(context: BenchContext, fixture: WalFixture, targets: Target[], skipped: string[]): Promise<DrainResult> {
+  const { cluster, segments } = fixture;
+  const contenders = archivers(context, fixture, targets);
+  const rounds = context.rounds;
+  const rates = new Map<string, number[]>(contenders.map((archiver) => [label(archiver.tool, archiver.target), []]));
+  const failures = new Map<string, number>();
+  const peaks = new Map<string, ArchiverPeak>();
+  const restorers: Restorer[] = [];
+
+  for (let round = 0; round < rounds; round++) {
+    for (const archiver of rotated(contenders, round)) {
+      const name = `drain-${archiver.target.name}-${archiver.tool.replaceAll(' ', '-')}-${round}`;
+      const home = postgresDirectory(join(context.root, 'runs', name));
+      await holdArchiver(cluster, context.root);
+      markReady(cluster, segments);
+      if (backlogSize(cluster) !== segments.length) throw new Error(`drain: backlog is ${backlogSize(cluster)}, expected ${segments.length}`);
+      const { command, restorers: fromThisArchive } = await archiver.prepare(name);
+      const rssLog = writePostgresFile(join(home, 'rss.log'), '');
+      const before = await archiverStats(cluster);
+      const stopSampling = sampleProcessPeaks(context.root);
+      const started = process.hrtime.bigint();
+      await setArchiveCommand(cluster, withRssLog(command, rssLog));
+      await waitFor(`${name} to drain ${segments.length} segments`, () => backlogSize(cluster) === 0, 20 * 60_000, 25);
+      const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+      await holdArchiver(cluster, context.root);
+      const helpers = await stopSampling();
+      const after = await archiverStats(cluster);
+      if (after.archived - before.archived < segments.length) {
+        throw new Error(`drain: ${name} archived ${after.archived - before.archived} of ${segments.length} segments`);
+      }
+      const key = label(archiver.tool, archiver.target);
+      rates.get(key)!.push(segments.length / seconds);
+      failures.set(key, (failures.get(key) ?? 0) + after.failed - before.failed);
+      recordPeaks(peaks, key, rssLog, helpers);
+      context.log(`drain: ${key}: ${segments.length} segments in ${seconds.toFixed(1)} s (${(segments.length / seconds).toFixed(1)} segments/s)`);
+      if (round === rounds - 1) restorers.push(...fromThisArchive);
+    }
+  }
+
+  const rows: string[][] = [];
+  const chart: RatePoint[] = [];
+  for (const target of targets) {
+    const walship = median(rates.get(label('walship wal-push', target)) ?? []);
+    for (const archiver of contenders.filter((candidate) => candidate.target === target)) {
+      const key = label(archiver.tool, target);
+      const rate = median(rates.get(key)!);
+      chart.push({ label: key, segmentsPerSecond: rate });
+      rows.push([
+        target.name,
+        archiver.tool,
+        String(segments.length),
+        fixed(segments.length / rate),
+        fixed(rate),
+        fixed(rate * SEGMENT_MIB, 0),
+        archiver.tool.startsWith('walship') ? '1.00x' : `${fixed(walship / rate, 2)}x`,
+        String(failures.get(key) ?? 0),
+      ]);
+    }
+  }
+  const notes = [
+    ...targets.filter((target) => target.pgbackrestNote).map((target) => `- ${target.name}: ${target.pgbackrestNote}`),
+    ...skipped.map((reason) => `- not measured: ${reason}`),
+  ];
+  const report: BenchReport = {
+    title: `Backlog drain: ${segments.length} .ready segments`,
+    lines: [
+      `A real PostgreSQL 15 whose archiver holds ${segments.length} \`.ready\` segments (written by pgbench while archive_command was \`false\`: ` +
+        `${fixture.bulk.length} from a bulk load, ${fixture.oltp.length} from update-heavy OLTP). Time from switching archive_command (ALTER SYSTEM + reload) ` +
+        `until no \`.ready\` file is left; ${runsText(rounds)}. zstd level ${LEVEL} everywhere; ` +
+        'pgBackRest async: archive-async=y, process-max=2, spool on the same file system.',
+      '',
+      ...markdownTable(['target', 'archiver', 'segments', 'seconds', 'segments/s', 'MiB/s (uncompressed)', 'walship speed / this', 'failed calls'], rows),
+      '',
+      'Aims (issue 5): at least 2x pgBackRest synchronous archive-push, and ahead of its async mode.',
+      ...notes,
+    ],
+    chart: { drain: chart },
+  };
+  return { report, restorers, peaks: [...peaks.values()] };
+}
+
+/** Recovery of the cold backup through the whole backlog, once per restorer, plus `cp` as the floor. */
+export async function benchReplay(context: BenchContext, fixture: WalFixture, restorers: Restorer[]): Promise<{ report: BenchReport; peaks: ArchiverPeak[] }> {
+  const { segments } = fixture;
+  const floorSource = join(fixture.cluster.dataDir, 'pg_wal');
+  for (const segment of segments) if (!existsSync(join(floorSource, segment))) throw new Error(`replay: ${segment} is no longer in ${floorSource}`);
+  const floor: Restorer = { tool: 'cp of uncompressed segments (floor: redo alone)', target: 'file', command: () => `cp ${floorSource}/%f %p` };
+  const contenders = [...restorers, floor];
+  const rounds = context.rounds;
+  const rates = new Map<Restorer, number[]>(contenders.map((restorer) => [restorer, []]));
+  const peaks = new Map<string, ArchiverPeak>();
+  const lastSegment = segments.at(-1)!;
+
+  for (let round = 0; round < rounds; round++) {
+    for (const restorer of rotated(contenders, round)) {
+      const name = `replay-${restorer.target}-${restorer.tool.split(' ').slice(0, 3).join('-')}-${round}`;
+      const home = postgresDirectory(join(context.root, 'runs', name));
+      const dataDir = join(home, 'data');
+      postgresDirectory(dataDir);
+      execFileSync('cp', ['-a', `${fixture.coldBackup}/.`, dataDir]);
+      const rssLog = writePostgresFile(join(home, 'rss.log'), '');
+      const command = restorer.command(dataDir, postgresDirectory(join(home, 'tool')));
+      const restored = await PostgresCluster.adopt(dataDir, home, {
+        settings: {
+          restore_command: withRssLog(command, rssLog),
+          archive_mode: 'off',
+          archive_command: '',
+          log_min_messages: 'log',
+          hot_standby: 'on',
+          // Enough to hold the data set, so redo is not bound by page reads.
+          shared_buffers: '512MB',
+        },
+      });
+      restored.writeFile('recovery.signal', '');
+      const stopSampling = sampleProcessPeaks(home);
+      const started = process.hrtime.bigint();
+      try {
+        await restored.start();
+        await waitFor(`${name} to finish recovery`, () => /database system is ready to accept connections/.test(readFileSync(restored.logFile, 'utf8')), 20 * 60_000, 50);
+        const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+        const helpers = await stopSampling();
+        // The new timeline starts in the segment after the last one replayed: it must be past the whole backlog.
+        const current = await restored.sql('SELECT pg_walfile_name(pg_current_wal_lsn())');
+        if (current.slice(8) < lastSegment.slice(8)) throw new Error(`replay: ${name} ended at ${current}, before ${lastSegment}: ${restored.tailLog()}`);
+        rates.get(restorer)!.push(segments.length / seconds);
+        if (restorer !== floor) recordPeaks(peaks, label(restorer.tool, restorer.target), rssLog, helpers);
+        context.log(`replay: ${label(restorer.tool, restorer.target)}: ${segments.length} segments in ${seconds.toFixed(1)} s (${(segments.length / seconds).toFixed(1)} segments/s)`);
+      } finally {
+        await stopSampling().catch(() => undefined);
+        await restored.destroy();
+      }
+    }
+  }
+
+  const rows: string[][] = [];
+  const chart: RatePoint[] = [];
+  const walshipOn = (target: string) =>
+    median(contenders.filter((restorer) => restorer.target === target && restorer.tool.startsWith('walship')).flatMap((restorer) => rates.get(restorer)!));
+  for (const restorer of contenders) {
+    const rate = median(rates.get(restorer)!);
+    const walship = walshipOn(restorer.target);
+    chart.push({ label: label(restorer === floor ? 'cp (floor)' : restorer.tool, restorer.target), segmentsPerSecond: rate });
+    rows.push([
+      restorer.target,
+      restorer.tool,
+      fixed(segments.length / rate),
+      fixed(rate),
+      restorer.tool.startsWith('walship') ? '1.00x' : `${fixed(walship / rate, 2)}x`,
+    ]);
+  }
+  return {
+    report: {
+      title: `Recovery replay: the same ${segments.length} segments`,
+      lines: [
+        `The cold backup (taken before the backlog was written) recovers with recovery.signal and restore_command through all ${segments.length} archived segments, ` +
+          `from the archives the drain benchmark wrote; time from pg_ctl start until the server is promoted; ${runsText(rounds)}. ` +
+          'pgBackRest async: archive-async=y, process-max=2, default archive-get-queue-max (128 MiB). ' +
+          'The floor copies uncompressed segments with cp: what PostgreSQL\'s own redo costs on this machine.',
+        '',
+        ...markdownTable(['target', 'restore_command', 'seconds', 'segments/s', 'walship speed / this'], rows),
+        '',
+        'Aim (issue 5): at least 2x pgBackRest archive-get.',
+      ],
+      chart: { replay: chart },
+    },
+    peaks: [...peaks.values()],
+  };
+}
+
+/** A heavy pgbench write load for a fixed time with each archiver: is the backlog kept near zero? */
+export async function benchSustained(context: BenchContext, fixture: WalFixture, targets: Target[]): Promise<{ report: BenchReport; peaks: ArchiverPeak[] }> {
+  const { cluster } = fixture;
+  const seconds = context.quick ? 20 : 45;
+  const contenders = archivers(context, fixture, targets);
+  const rows: string[][] = [];
+  const series: BacklogSeries[] = [];
+  const peaks: ArchiverPeak[] = [];
+  // Checkpoints as often as a busy production server: segments full of full-page images.
+  await cluster.sql("ALTER SYSTEM SET checkpoint_timeout = '30s'");
+  await cluster.sql('SELECT pg_reload_conf()');
+  const workload = heavyWorkload(cluster, 4);
+
+  for (const archiver of contenders) {
+    const key = label(archiver.tool, archiver.target);
+    const name = `sustained-${archiver.target.name}-${archiver.tool.replaceAll(' ', '-')}`;
+    const home = postgresDirectory(join(context.root, 'runs', name));
+    await holdArchiver(cluster, context.root);
+    await cluster.sql('TRUNCATE pgbench_history'); // the same table sizes for every archiver
+    const { command } = await archiver.prepare(name);
+    const rssLog = writePostgresFile(join(home, 'rss.log'), '');
+    await setArchiveCommand(cluster, withRssLog(command, rssLog));
+    await waitFor(`the backlog to be empty before ${name}`, () => backlogSize(cluster) === 0, 10 * 60_000, 100);
+    const lsnBefore = await cluster.sql('SELECT pg_current_wal_lsn()');
+    const stopSampling = sampleProcessPeaks(context.root);
+    const points: [number, number][] = [];
+    const started = Date.now();
+    let loadDone = false;
+    const load = cluster.client('pgbench', [...workload, '-T', String(seconds), 'postgres']).finally(() => (loadDone = true));
+    while (!loadDone) {
+      points.push([(Date.now() - started) / 1000, backlogSize(cluster)]);
+      await sleep(500);
+    }
+    const output = await load;
+    const loadSeconds = (Date.now() - started) / 1000;
+    const walBytes = Number(await cluster.sql(`SELECT pg_current_wal_lsn() - '${lsnBefore}'::pg_lsn`));
+    const backlogAtEnd = backlogSize(cluster);
+    // Then how long the archiver needs to catch up.
+    const catchUpStart = Date.now();
+    for (let at = 0; backlogSize(cluster) > 0 && at < 20 * 60 * 10; at++) {
+      if (at % 5 === 0) points.push([(Date.now() - started) / 1000, backlogSize(cluster)]);
+      await sleep(100);
+    }
+    points.push([(Date.now() - started) / 1000, backlogSize(cluster)]);
+    const catchUp = (Date.now() - catchUpStart) / 1000;
+    await holdArchiver(cluster, context.root);
+    const sampled = await stopSampling();
+    const tps = Number(/tps = ([\d.]+)/.exec(output)?.[1] ?? NaN);
+    const during = points.filter(([t]) => t <= loadSeconds).map(([, n]) => n);
+    const generated = walBytes / 2 ** 20 / SEGMENT_MIB / loadSeconds;
+    rows.push([
+      archiver.target.name,
+      archiver.tool,
+      fixed(tps, 0),
+      fixed(generated, 2),
+      fixed(median(during), 0),
+      String(Math.max(...during)),
+      String(backlogAtEnd),
+      fixed(catchUp),
+    ]);
+    series.push({ label: key, points });
+    peaks.push({ contender: key, perCall: readRssLog(rssLog), helpers: new Map(helpersOf(sampled)) });
+    context.log(`sustained: ${key}: ${fixed(tps, 0)} tps, ${fixed(generated, 2)} segments/s of WAL, backlog max ${Math.max(...during)}, ${backlogAtEnd} at the end`);
+  }
+  return {
+    report: {
+      title: 'Sustained archiving under a heavy pgbench write load',
+      lines: [
+        `pgbench (4 clients; half UPDATEs of 100-row ranges of pgbench_accounts, half 1000-row INSERTs into pgbench_history; synchronous_commit off, ` +
+          `checkpoint_timeout 30s) for ${seconds} s per archiver, ` +
+          'with that archiver as archive_command; the `.ready` backlog sampled every 0.5 s. PostgreSQL, pgbench and the archiver share the 2 cores, ' +
+          'so a cheaper archiver also leaves more CPU to the database (compare tps).',
+        '',
+        ...markdownTable(['target', 'archiver', 'pgbench tps', 'WAL written, segments/s', 'median backlog', 'max backlog', 'backlog at end', 'catch-up s'], rows),
+      ],
+      chart: { sustained: series },
+    },
+    peaks,
+  };
+}
+
+/** The peak-RSS table, from every archiving and restoring process the other benchmarks ran. */
+export function peakReport(peaks: ArchiverPeak[]): BenchReport {
+  const merged = new Map<string, ArchiverPeak>();
+  for (const peak of peaks) mergePeak(merged, peak.contender, peak.perCall, peak.helpers);
+  const mib = (kib: number) => fixed(kib / 1024, 0);
+  const rows = [...merged.values()].map((peak) => [
+    peak.contender,
+    String(peak.perCall.length),
+    mib(median(peak.perCall)),
+    mib(Math.max(0, ...peak.perCall)),
+    peak.helpers.size ? [...peak.helpers].map(([process, kib]) => `${process}: ${mib(kib)}`).join('; ') : '-',
+  ]);
+  return {
+    title: 'Peak RSS of the archiving processes',
+    lines: [
+      'Peak resident memory of every archive_command / restore_command process run by the drain, replay and sustained benchmarks ' +
+        '(GNU time, per call), and of long-lived helpers those commands leave running (VmHWM sampled from /proc every 0.2 s).',
+      '',
+      ...markdownTable(['contender', 'calls', 'median MiB', 'max MiB', 'helpers, peak MiB'], rows),
+      '',
+      'Aim (issue 5): wal-push resident memory under 100 MB.',
+    ],
+  };
+}

@@ -1,0 +1,152 @@
+/**
+ * Foreground cost of archiving one 16 MiB segment, as archive_command runs it
+ * (a whole process under `/bin/sh -c`, as postgres, cwd = data directory,
+ * `%p` = pg_wal/<segment>), on file storage on the same file system:
+ *   walship wal-push   vs   pgbackrest archive-push (zst, same level)
+ *   vs the physical floor: zstd -1 to a file, then fsync it (sync FILE).
+ * Contenders run interleaved, in rotated order, on the same real segments;
+ * each output is removed after its run (outside the timing), so every run
+ * archives a new file.
+ */
+import { readdirSync, rmSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import {
+  type BenchContext,
+  type BenchReport,
+  fixed,
+  markdownTable,
+  median,
+  postgresDirectory,
+  quantile,
+  ratio,
+  rotated,
+  serverEnvironment,
+  timeShell,
+} from './common.ts';
+import type { WalFixture } from './fixture.ts';
+import { configurePgBackRest, createStanza, STANZA } from './pgbackrest.ts';
+
+/** zstd level for every contender: walship's default. */
+export const LEVEL = 1;
+
+interface Contender {
+  name: string;
+  command(segment: string): string;
+  /** The file the run produced (to check it and measure it), then removed. */
+  output(segment: string): string;
+  cleanup(segment: string): void;
+}
+
+interface Sample {
+  ms: number;
+  rssKiB: number;
+  bytes: number;
+}
+
+/** Evenly spread picks, so samples cover the whole run of a workload. */
+function spread<T>(items: T[], count: number): T[] {
+  if (items.length <= count) return items;
+  return Array.from({ length: count }, (_, index) => items[Math.floor(((index + 0.5) * items.length) / count)]!);
+}
+
+export async function benchWalPush(context: BenchContext, fixture: WalFixture): Promise<BenchReport> {
+  const { cluster } = fixture;
+  const home = postgresDirectory(join(context.root, 'wal-push'));
+  const archive = postgresDirectory(join(home, 'walship-archive'));
+  const floorOut = postgresDirectory(join(home, 'zstd-out'));
+  const pgbackrest = configurePgBackRest({ home: join(home, 'pgbackrest'), dataDir: cluster.dataDir, socketDir: cluster.root, port: cluster.port, compressLevel: LEVEL });
+  await createStanza(pgbackrest, cluster);
+  const pgbackrestArchive = join(pgbackrest.repo!, 'archive', STANZA, '15-1');
+
+  const pgbackrestFile = (segment: string): string => {
+    const directory = join(pgbackrestArchive, segment.slice(0, 16));
+    const name = readdirSync(directory).find((entry) => entry.startsWith(`${segment}-`));
+    if (!name) throw new Error(`pgbackrest stored no ${segment} in ${directory}`);
+    return join(directory, name);
+  };
+  const contenders: Contender[] = [
+    {
+      name: 'walship wal-push',
+      command: (segment) => `${context.walship} wal-push pg_wal/${segment}`,
+      output: (segment) => join(archive, 'wal_005', `${segment}.zst`),
+      cleanup: (segment) => {
+        rmSync(join(archive, 'wal_005', `${segment}.zst`));
+        rmSync(join(archive, '.walship', 'metadata', 'wal_005', `${segment}.zst.json`), { force: true });
+      },
+    },
+    {
+      name: 'pgbackrest archive-push',
+      command: (segment) => pgbackrest.command(`archive-push pg_wal/${segment}`),
+      output: pgbackrestFile,
+      cleanup: (segment) => rmSync(pgbackrestFile(segment)),
+    },
+    {
+      name: `zstd -${LEVEL} + fsync (floor)`,
+      command: (segment) => `zstd -${LEVEL} -q -c pg_wal/${segment} > ${floorOut}/${segment}.zst && sync ${floorOut}/${segment}.zst`,
+      output: (segment) => join(floorOut, `${segment}.zst`),
+      cleanup: (segment) => rmSync(join(floorOut, `${segment}.zst`)),
+    },
+  ];
+  const env = serverEnvironment({ WALG_FILE_PREFIX: archive, WALG_COMPRESSION_LEVEL: String(LEVEL) });
+
+  const iterations = context.quick ? 12 : 40;
+  const warmup = 2;
+  const workloads = [
+    { name: 'bulk load (pgbench -i)', segments: spread(fixture.bulk, 8) },
+    { name: 'OLTP updates (pgbench, FPIs)', segments: spread(fixture.oltp, 8) },
+  ].filter((workload) => workload.segments.length > 0);
+
+  const results = new Map<string, Map<string, Sample[]>>();
+  for (const workload of workloads) {
+    const samples = new Map<string, Sample[]>(contenders.map((contender) => [contender.name, []]));
+    results.set(workload.name, samples);
+    context.log(`wal-push: ${workload.name}: ${iterations} runs of each contender over ${workload.segments.length} segments`);
+    for (let round = 0; round < warmup + iterations; round++) {
+      const segment = workload.segments[round % workload.segments.length]!;
+      for (const contender of rotated(contenders, round)) {
+        const measured = await timeShell(contender.command(segment), { cwd: cluster.dataDir, env, scratch: home });
+        if (measured.code !== 0) throw new Error(`${contender.name} exited ${measured.code} for ${segment}: ${measured.stderr.trim()}`);
+        const output = contender.output(segment);
+        const bytes = statSync(output).size;
+        contender.cleanup(segment);
+        if (round >= warmup) samples.get(contender.name)!.push({ ms: measured.ms, rssKiB: measured.maxRssKiB, bytes });
+      }
+    }
+  }
+
+  const [walship, peer, floor] = contenders.map((contender) => contender.name) as [string, string, string];
+  const rows: string[][] = [];
+  const chart: { workload: string; contender: string; median: number; p90: number }[] = [];
+  for (const [workload, samples] of results) {
+    const medians = new Map([...samples].map(([name, list]) => [name, median(list.map((sample) => sample.ms))]));
+    for (const [name, list] of samples) {
+      const ms = list.map((sample) => sample.ms);
+      const p90 = quantile(ms, 0.9);
+      chart.push({ workload, contender: name, median: medians.get(name)!, p90 });
+      rows.push([
+        workload,
+        name,
+        fixed(medians.get(name)!),
+        fixed(p90),
+        name === walship ? '1.00x' : ratio(medians.get(walship)!, medians.get(name)!),
+        fixed(median(list.map((sample) => sample.bytes)) / 2 ** 20, 2),
+        fixed(median(list.map((sample) => sample.rssKiB)) / 1024, 0),
+      ]);
+    }
+  }
+  const lines = [
+    `Foreground time of one archive_command call for a 16 MiB segment, zstd level ${LEVEL} everywhere, file storage on the same file system as pg_wal. ` +
+      `${iterations} runs per contender and workload (after ${warmup} warm-up runs), interleaved in rotated order; whole processes timed from spawn to exit.`,
+    '',
+    ...markdownTable(['workload', 'contender', 'median ms', 'p90 ms', 'walship / this (median)', 'stored MiB', 'peak RSS MiB'], rows),
+    '',
+    'Aims: walship at most 1.2x pgBackRest (issue 2) and at most 1.2x the zstd + fsync floor (issue 5).',
+  ];
+  for (const workload of results.keys()) {
+    const medians = new Map([...results.get(workload)!].map(([name, list]) => [name, median(list.map((sample) => sample.ms))]));
+    lines.push(
+      `- ${workload}: walship / pgBackRest = **${ratio(medians.get(walship)!, medians.get(peer)!)}**, walship / floor = **${ratio(medians.get(walship)!, medians.get(floor)!)}**`,
+    );
+  }
+  return { title: 'wal-push: foreground time of one 16 MiB segment', lines, chart: { walPush: chart } };
+}
