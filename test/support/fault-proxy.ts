@@ -26,6 +26,8 @@ export interface FaultRule {
   fault: Fault;
   /** Only requests with this method (GET, PUT, HEAD, ...); any when absent. */
   method?: string;
+  /** Only requests whose path and query match; any when absent. */
+  url?: RegExp;
   /** How many matching requests get the fault; forever when absent. */
   times?: number;
 }
@@ -35,6 +37,8 @@ export class FaultProxy {
   readonly url: string;
   /** Requests seen and faults injected since the last inject(). */
   readonly seen = { requests: 0, faults: 0 };
+  /** Method, URL and headers of every request since the last inject(). */
+  readonly recorded: { method: string; url: string; headers: IncomingMessage['headers'] }[] = [];
   private readonly server: Server;
   private readonly sockets = new Set<Socket>();
   private rules: FaultRule[] = [];
@@ -64,6 +68,7 @@ export class FaultProxy {
     this.rules = rules.map((rule) => ({ ...rule }));
     this.seen.requests = 0;
     this.seen.faults = 0;
+    this.recorded.length = 0;
   }
 
   clear(): void {
@@ -75,8 +80,10 @@ export class FaultProxy {
     await new Promise<void>((resolve) => this.server.close(() => resolve()));
   }
 
-  private takeFault(method: string): Fault | undefined {
-    const rule = this.rules.find((candidate) => (candidate.method ?? method) === method && (candidate.times ?? 1) > 0);
+  private takeFault(method: string, url: string): Fault | undefined {
+    const rule = this.rules.find(
+      (candidate) => (candidate.method ?? method) === method && (candidate.url?.test(url) ?? true) && (candidate.times ?? 1) > 0,
+    );
     if (!rule) return undefined;
     if (rule.times !== undefined) rule.times--;
     this.seen.faults++;
@@ -85,7 +92,8 @@ export class FaultProxy {
 
   private handle(request: IncomingMessage, response: ServerResponse, targetPort: number): void {
     this.seen.requests++;
-    const fault = this.takeFault(request.method ?? 'GET');
+    this.recorded.push({ method: request.method ?? 'GET', url: request.url ?? '', headers: request.headers });
+    const fault = this.takeFault(request.method ?? 'GET', request.url ?? '/');
     if (fault?.kind === 'reset') {
       request.socket.destroy();
       return;

@@ -1,0 +1,73 @@
+/**
+ * A create-only put sends the service's create-only precondition on the
+ * request that creates the object: S3 If-None-Match: * (on PUT and on
+ * multipart completion), Azure If-None-Match: * (on PUT and on the block list
+ * commit), GCS ifGenerationMatch=0. s3rver and the GCS emulator ignore these
+ * preconditions, so this is checked on the wire, through a recording proxy;
+ * azurite enforces them (see the contract suite).
+ */
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { Readable } from 'node:stream';
+import { after, before, describe, test } from 'node:test';
+import { Config } from '../../src/config/config.ts';
+import { openStorage } from '../../src/storage/open.ts';
+import type { Storage } from '../../src/storage/storage.ts';
+import { type Emulator, startEmulator } from '../support/emulators.ts';
+import { FaultProxy } from '../support/fault-proxy.ts';
+
+type Recorded = FaultProxy['recorded'][number];
+
+const services = {
+  s3: {
+    /** PutObject, or CompleteMultipartUpload (POST ?uploadId=); not UploadPart. */
+    createsObject: (request: Recorded) =>
+      (request.method === 'PUT' && !/[?&]partNumber=/.test(request.url)) || (request.method === 'POST' && /[?&]uploadId=/.test(request.url)),
+    carriesCreateOnly: (request: Recorded) => request.headers['if-none-match'] === '*',
+    largeObject: 20 << 20,
+  },
+  azure: {
+    /** Put Blob, or Put Block List (comp=blocklist); not Put Block (comp=block). */
+    createsObject: (request: Recorded) => request.method === 'PUT' && !/[?&]comp=block(&|$)/.test(request.url),
+    carriesCreateOnly: (request: Recorded) => request.headers['if-none-match'] === '*',
+    largeObject: 20 << 20,
+  },
+  gcs: {
+    /** Single-request and resumable uploads both start with a POST to /upload/. */
+    createsObject: (request: Recorded) => request.method === 'POST' && request.url.startsWith('/upload/'),
+    carriesCreateOnly: (request: Recorded) => new URL(request.url, 'http://proxy').searchParams.get('ifGenerationMatch') === '0',
+    largeObject: 40 << 20,
+  },
+};
+
+for (const [kind, service] of Object.entries(services) as [keyof typeof services, (typeof services)[keyof typeof services]][]) {
+  describe(`${kind}: create-only preconditions on the wire`, () => {
+    let emulator: Emulator;
+    let proxy: FaultProxy;
+    let storage: Storage;
+
+    before(async () => {
+      emulator = await startEmulator[kind]();
+      proxy = await FaultProxy.start(emulator.port);
+      storage = await openStorage(new Config(emulator.settings('preconditions', proxy.url)));
+    });
+    after(async () => {
+      await proxy?.stop();
+      await emulator?.stop();
+    });
+
+    for (const [label, size] of [['one request', 1024], ['a parted upload', service.largeObject]] as const) {
+      test(`a create-only put in ${label} sends the precondition; a plain put does not`, async () => {
+        proxy.clear();
+        await storage.put(`create-only-${size}`, Readable.from([randomBytes(size)]), { createOnly: true });
+        const creating = proxy.recorded.filter(service.createsObject);
+        assert.ok(creating.length > 0, `no creating request among ${proxy.recorded.map((request) => `${request.method} ${request.url}`).join(', ')}`);
+        assert.ok(creating.every(service.carriesCreateOnly), JSON.stringify(creating));
+
+        proxy.clear();
+        await storage.put(`plain-${size}`, Readable.from([randomBytes(size)]));
+        assert.ok(!proxy.recorded.filter(service.createsObject).some(service.carriesCreateOnly));
+      });
+    }
+  });
+}
