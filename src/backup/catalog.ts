@@ -16,7 +16,7 @@ export interface BackupPart {
   Name: string;
   UncompressedSize: number;
   CompressedSize: number;
-  /** SHA-256 of the uncompressed tar part. */
+  /** SHA-256 of the stored object (the compressed tar part). */
   SHA256: string;
 }
 

@@ -1,6 +1,6 @@
 /**
  * backup-fetch: parts are downloaded in parallel, each one
- *   storage.get -> decompress -> verify SHA-256 -> extract into the destination
+ *   storage.get -> verify SHA-256 -> decompress -> extract into the destination
  * (every part is a complete tar archive). global/pg_control is put in place
  * only after every part is extracted and verified, so an interrupted restore
  * can never be started by mistake; a failed restore is removed. The result is
@@ -183,9 +183,10 @@ async function restorePart(settings: BackupFetchSettings, name: string, part: Ba
   const decompressor = await codec.decompress();
   let decompressError: unknown;
   decompressor?.once('error', (error) => (decompressError = error));
-  const verify = new VerifyStage({ sha256: part.SHA256, size: part.UncompressedSize }, key);
+  // Stored bytes are checked against the sentinel; zstd checks its own frames' content.
+  const verify = new VerifyStage({ sha256: part.SHA256, size: part.CompressedSize }, key);
   try {
-    return await extractTar(chain(stored.body, decompressor, verify), settings.destination, {
+    return await extractTar(chain(stored.body, verify, decompressor), settings.destination, {
       deferred: new Set([CONTROL_FILE]),
       onData: (bytes) => progress.advance(bytes),
     });

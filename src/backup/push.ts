@@ -2,7 +2,7 @@
  * backup-push: pg_basebackup's tar stream goes straight into storage.
  *
  *   pg_basebackup -D - -Ft -X fetch -> tar reader -> split at member boundaries
- *     -> per part: SHA-256 -> compress -> storage.put      (several parts in flight)
+ *     -> per part: compress -> SHA-256 -> storage.put      (several parts in flight)
  *   then metadata.json, then the sentinel, only once every part is durable
  *   and pg_basebackup has exited successfully.
  *
@@ -18,6 +18,7 @@ import { AlreadyExistsError, WalshipError } from '../errors.ts';
 import { DigestStage } from '../integrity/checksum.ts';
 import { log } from '../log/logger.ts';
 import { chain } from '../pipeline/chain.ts';
+import { CoalesceStage } from '../pipeline/coalesce.ts';
 import { type BackupLabel, parseBackupLabel } from '../postgres/backup-label.ts';
 import { backupEndLsn } from '../postgres/backup-manifest.ts';
 import {
@@ -222,21 +223,24 @@ async function uploadParts(settings: BackupPushSettings, name: string, splitter:
     while (inflight.size >= settings.uploadConcurrency) await Promise.race(inflight);
     const partName = partFileName(index, codec.extension);
     const source = Readable.from(splitter.nextPart(), { objectMode: false, highWaterMark: PART_STREAM_BUFFER });
-    const uncompressed = new DigestStage();
-    let compressedSize = 0;
+    // The checksum covers the stored bytes: it catches storage corruption before
+    // anything is decompressed, and costs a fraction of hashing the whole tar.
+    const stored = new DigestStage();
+    let uncompressedSize = 0;
     const counter = new Transform({
       transform(chunk: Buffer, _encoding, callback) {
-        compressedSize += chunk.length;
+        uncompressedSize += chunk.length;
         callback(null, chunk);
       },
     });
+    const compressor = await codec.compress(settings.compression.level);
     let uploadError: unknown;
     const upload = settings.storage
-      .put(partKey(name, partName), chain(source, uncompressed, await codec.compress(settings.compression.level), counter))
+      .put(partKey(name, partName), chain(source, counter, compressor, compressor && new CoalesceStage(), stored))
       .then(
         () => {
-          const digest = uncompressed.digest();
-          parts[index - 1] = { Name: partName, UncompressedSize: digest.size, CompressedSize: compressedSize, SHA256: digest.sha256 };
+          const digest = stored.digest();
+          parts[index - 1] = { Name: partName, UncompressedSize: uncompressedSize, CompressedSize: digest.size, SHA256: digest.sha256 };
         },
         (error: unknown) => {
           uploadError = error;
