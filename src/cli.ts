@@ -173,7 +173,7 @@ function buildProgram(onSelect: (selected: Selected) => void): Command {
       .command(definition.name, { hidden: definition.hidden ?? false })
       .description(definition.summary)
       .addHelpText('after', `\nExamples:\n${definition.examples.map((example) => `  ${example}`).join('\n')}\n`)
-      .addHelpText('after', definition.notes ? `\n${definition.notes}\n` : '')
+      .addHelpText('after', definition.notes ? `${definition.notes}\n` : '')
       .exitOverride()
       .action((...actionArgs: unknown[]) => {
         const args = actionArgs.slice(0, definition.arguments.length) as string[];
