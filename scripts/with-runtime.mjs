@@ -27,9 +27,13 @@ if (installedRuntimeVersion() !== pinned || !existsSync(join(root, 'node_modules
   const env = { ...process.env };
   // zstd-napi compiles from source; point node-gyp at local headers so it never downloads them.
   if (!env.npm_config_nodedir && existsSync('/usr/include/node/node.h')) env.npm_config_nodedir = '/usr';
-  const install = existsSync(join(root, 'package-lock.json')) ? ['ci'] : ['install'];
-  const status = run('npm', [...install, '--no-audit', '--no-fund'], env);
-  if (status !== 0) process.exit(status);
+  // Install scripts stay off: of all the packages (test emulators included),
+  // only zstd-napi needs one, and running the others costs minutes of compiling.
+  const install = existsSync(join(root, 'package-lock.json')) ? 'ci' : 'install';
+  for (const args of [[install, '--ignore-scripts', '--no-audit', '--no-fund'], ['rebuild', 'zstd-napi']]) {
+    const status = run('npm', args, env);
+    if (status !== 0) process.exit(status);
+  }
 }
 
 const [script, ...args] = process.argv.slice(2);
