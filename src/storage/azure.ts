@@ -88,7 +88,7 @@ export const azureErrors: ServiceErrors = {
     const rest = restError(error);
     return rest?.statusCode === 404 && errorCode(rest) === 'BlobNotFound';
   },
-  isAlreadyExists: (error) => {
+  isPreconditionFailed: (error) => {
     const rest = restError(error);
     return rest?.statusCode === 412 || (rest?.statusCode === 409 && errorCode(rest) === 'BlobAlreadyExists');
   },

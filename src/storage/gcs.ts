@@ -33,7 +33,7 @@ function statusOf(error: unknown): number | undefined {
 export const gcsErrors: ServiceErrors = {
   // A missing bucket is a 404 too ("The specified bucket does not exist"): a configuration error.
   isNotFound: (error) => statusOf(error) === 404 && !/bucket does not exist/i.test((error as Error).message),
-  isAlreadyExists: (error) => statusOf(error) === 412,
+  isPreconditionFailed: (error) => statusOf(error) === 412,
   isTransient: (error) => {
     const status = statusOf(error);
     return status === undefined ? isTransientNetworkError(error) : isTransientStatus(status);

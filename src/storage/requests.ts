@@ -12,8 +12,8 @@ import { RequestTimeoutError, type RetryPolicy } from './retry.ts';
 export interface ServiceErrors {
   /** Exactly "the object (or its version) does not exist", never a network or permission failure. */
   isNotFound(error: unknown): boolean;
-  /** A precondition failed: a conditional create found the key taken, or a conditional read a newer version. */
-  isAlreadyExists(error: unknown): boolean;
+  /** A precondition failed: a create-only put found the key taken, or a read pinned to a version found a newer one. */
+  isPreconditionFailed(error: unknown): boolean;
   isTransient(error: unknown): boolean;
   /** One line naming the service's error code and status; must never include credentials or signed URLs. */
   describe(error: unknown): string;
@@ -31,10 +31,6 @@ export class RequestRunner {
     this.retry = retry;
     this.errors = errors;
     this.location = location;
-  }
-
-  get requestTimeoutMs(): number {
-    return this.retry.settings.requestTimeoutMs;
   }
 
   /** Runs one request with retries; failures become NotFoundError, AlreadyExistsError or StorageRequestError. */
@@ -59,7 +55,7 @@ export class RequestRunner {
   translate(operation: string, key: string, error: unknown): Error {
     if (error instanceof WalshipError) return error;
     if (this.errors.isNotFound(error)) return new NotFoundError(`${key} is not in ${this.location}`, { cause: error });
-    if (this.errors.isAlreadyExists(error)) return new AlreadyExistsError(`${key} already exists in ${this.location}`, { cause: error });
+    if (this.errors.isPreconditionFailed(error)) return new AlreadyExistsError(`${key} already exists in ${this.location}`, { cause: error });
     const retried = this.errors.isTransient(error) ? ' (gave up after retries: WALG_STORAGE_MAX_ATTEMPTS, WALG_STORAGE_RETRY_TIME_LIMIT)' : '';
     const detail = error instanceof RequestTimeoutError ? error.message : redactSecrets(this.errors.describe(error));
     return new StorageRequestError(`${operation} ${key} in ${this.location} failed: ${detail}${retried}`, { cause: error });
@@ -72,8 +68,7 @@ export class RequestRunner {
    * byte reached, of the same object version, within the attempt budget. Errors become one-line storage errors.
    */
   guardBody(key: string, body: Readable, reopen?: (offset: number, signal: AbortSignal) => Promise<Readable>): Readable {
-    const { requestTimeoutMs } = this;
-    const { maxAttempts } = this.retry.settings;
+    const { requestTimeoutMs, maxAttempts } = this.retry.settings;
     const runner = this;
     async function* chunks(): AsyncGenerator<Buffer> {
       let offset = 0;
@@ -88,7 +83,7 @@ export class RequestRunner {
           current = await runner.run('get', key, (signal) =>
             reopen(offset, signal).catch((reopenError: unknown) => {
               // The rest is requested only if the object is still the same version (If-Match).
-              if (runner.errors.isAlreadyExists(reopenError)) throw new WalshipError(`${key} in ${runner.location} was replaced while it was being read`);
+              if (runner.errors.isPreconditionFailed(reopenError)) throw new WalshipError(`${key} in ${runner.location} was replaced while it was being read`);
               throw reopenError;
             }),
           );

@@ -11,6 +11,7 @@ import { Agent as HttpsAgent } from 'node:https';
 import type { Readable } from 'node:stream';
 import {
   AbortMultipartUploadCommand,
+  type CompletedPart,
   CompleteMultipartUploadCommand,
   CreateMultipartUploadCommand,
   DeleteObjectCommand,
@@ -75,8 +76,6 @@ function readS3Client(config: Config): { client: S3Client; settings: S3Settings;
     forcePathStyle: config.boolean('AWS_S3_FORCE_PATH_STYLE', false),
     credentials: accessKeyId && secretAccessKey ? { accessKeyId, secretAccessKey, sessionToken: config.get('AWS_SESSION_TOKEN') } : undefined,
     maxAttempts: 1,
-    // A CRC32 of every PUT and part, which S3 checks on arrival.
-    requestChecksumCalculation: 'WHEN_SUPPORTED',
     requestHandler: new NodeHttpHandler({
       connectionTimeout: retrySettings.requestTimeoutMs,
       // An idle timeout on the socket: covers a stalled response body too.
@@ -114,7 +113,7 @@ function statusOf(error: unknown): number | undefined {
 export const s3Errors: ServiceErrors = {
   // A HEAD has no body, so its 404 is named "NotFound"; a missing bucket is NoSuchBucket on every other request.
   isNotFound: (error) => statusOf(error) === 404 && ['NoSuchKey', 'NotFound'].includes((error as Error).name),
-  isAlreadyExists: (error) => statusOf(error) === 412,
+  isPreconditionFailed: (error) => statusOf(error) === 412,
   isTransient: (error) =>
     isTransientStatus(statusOf(error)) ||
     (error instanceof S3ServiceException && TRANSIENT_S3_CODES.has(error.name)) ||
@@ -154,28 +153,36 @@ export class S3Storage implements Storage {
     const target = { Bucket: this.settings.bucket, Key: this.objectKey(key) };
     // S3 checks If-None-Match at PUT and at multipart completion; stores that ignore it are covered by wal-push's compare.
     const ifNoneMatch = options.createOnly ? '*' : undefined;
+    // Every PUT and part carries a CRC32 (ChecksumAlgorithm), which S3 checks on arrival.
     const send = <T>(operation: string, command: (signal: AbortSignal) => Promise<T>) => this.requests.run(operation, key, command);
     let uploadId: string | undefined;
-    const etags: string[] = [];
+    // Each part's ETag and CRC32: completing an upload created with a checksum algorithm must list both.
+    const parts: CompletedPart[] = [];
     await uploadInParts(body, {
       putWhole: async (data) => {
         const settings = this.objectSettings(await options.metadata);
         await send('put', (abortSignal) =>
-          this.client.send(new PutObjectCommand({ ...target, ...settings, Body: data, ContentLength: data.length, IfNoneMatch: ifNoneMatch }), { abortSignal }),
+          this.client.send(
+            new PutObjectCommand({ ...target, ...settings, Body: data, ContentLength: data.length, ChecksumAlgorithm: 'CRC32', IfNoneMatch: ifNoneMatch }),
+            { abortSignal },
+          ),
         );
       },
       begin: async () => {
         const settings = this.objectSettings(await options.metadata);
         const created = await send('start upload of', (abortSignal) =>
-          this.client.send(new CreateMultipartUploadCommand({ ...target, ...settings }), { abortSignal }),
+          this.client.send(new CreateMultipartUploadCommand({ ...target, ...settings, ChecksumAlgorithm: 'CRC32' }), { abortSignal }),
         );
         uploadId = created.UploadId;
       },
       putPart: async (partNumber, data) => {
         const uploaded = await send(`upload part ${partNumber} of`, (abortSignal) =>
-          this.client.send(new UploadPartCommand({ ...target, UploadId: uploadId, PartNumber: partNumber, Body: data, ContentLength: data.length }), { abortSignal }),
+          this.client.send(
+            new UploadPartCommand({ ...target, UploadId: uploadId, PartNumber: partNumber, Body: data, ContentLength: data.length, ChecksumAlgorithm: 'CRC32' }),
+            { abortSignal },
+          ),
         );
-        etags[partNumber - 1] = uploaded.ETag!;
+        parts[partNumber - 1] = { PartNumber: partNumber, ETag: uploaded.ETag, ChecksumCRC32: uploaded.ChecksumCRC32 };
       },
       complete: (partCount) =>
         send('complete upload of', (abortSignal) =>
@@ -183,7 +190,7 @@ export class S3Storage implements Storage {
             new CompleteMultipartUploadCommand({
               ...target,
               UploadId: uploadId,
-              MultipartUpload: { Parts: etags.slice(0, partCount).map((ETag, index) => ({ ETag, PartNumber: index + 1 })) },
+              MultipartUpload: { Parts: parts.slice(0, partCount) },
               IfNoneMatch: ifNoneMatch,
             }),
             { abortSignal },

@@ -4,7 +4,8 @@
  * multipart completion), Azure If-None-Match: * (on PUT and on the block list
  * commit), GCS ifGenerationMatch=0. s3rver and the GCS emulator ignore these
  * preconditions, so this is checked on the wire, through a recording proxy;
- * azurite enforces them (see the contract suite).
+ * azurite enforces them (see the contract suite). Uploads also carry the
+ * hash the service checks on arrival: a CRC32 on S3, an MD5 on Azure.
  */
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
@@ -24,24 +25,32 @@ const services = {
     createsObject: (request: Recorded) =>
       (request.method === 'PUT' && !/[?&]partNumber=/.test(request.url)) || (request.method === 'POST' && /[?&]uploadId=/.test(request.url)),
     carriesCreateOnly: (request: Recorded) => request.headers['if-none-match'] === '*',
+    /** Requests that carry object bytes, and the hash S3 checks on them. */
+    sendsBytes: (request: Recorded) => request.method === 'PUT',
+    carriesHash: (request: Recorded) => typeof request.headers['x-amz-checksum-crc32'] === 'string',
     largeObject: 20 << 20,
   },
   azure: {
     /** Put Blob, or Put Block List (comp=blocklist); not Put Block (comp=block). */
     createsObject: (request: Recorded) => request.method === 'PUT' && !/[?&]comp=block(&|$)/.test(request.url),
     carriesCreateOnly: (request: Recorded) => request.headers['if-none-match'] === '*',
+    sendsBytes: (request: Recorded) => request.method === 'PUT' && !/[?&]comp=blocklist/.test(request.url),
+    carriesHash: (request: Recorded) => typeof request.headers['content-md5'] === 'string',
     largeObject: 20 << 20,
   },
   gcs: {
     /** Single-request and resumable uploads both start with a POST to /upload/. */
     createsObject: (request: Recorded) => request.method === 'POST' && request.url.startsWith('/upload/'),
     carriesCreateOnly: (request: Recorded) => new URL(request.url, 'http://proxy').searchParams.get('ifGenerationMatch') === '0',
+    // The GCS library checks the stored object's CRC32C after the upload instead.
+    sendsBytes: undefined,
+    carriesHash: undefined,
     largeObject: 40 << 20,
   },
 };
 
 for (const [kind, service] of Object.entries(services) as [keyof typeof services, (typeof services)[keyof typeof services]][]) {
-  describe(`${kind}: create-only preconditions on the wire`, () => {
+  describe(`${kind}: preconditions and upload hashes on the wire`, () => {
     let emulator: Emulator;
     let proxy: FaultProxy;
     let storage: Storage;
@@ -69,5 +78,13 @@ for (const [kind, service] of Object.entries(services) as [keyof typeof services
         assert.ok(!proxy.recorded.filter(service.createsObject).some(service.carriesCreateOnly));
       });
     }
+
+    test('every request with object bytes carries the hash the service checks', { skip: service.sendsBytes ? false : 'not sent by this library' }, async () => {
+      proxy.clear();
+      await storage.put('hashed', Readable.from([randomBytes(service.largeObject)]));
+      const sending = proxy.recorded.filter(service.sendsBytes!);
+      assert.ok(sending.length > 1, 'expected a parted upload');
+      assert.ok(sending.every(service.carriesHash!), JSON.stringify(sending.map((request) => request.headers)));
+    });
   });
 }
