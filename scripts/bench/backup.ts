@@ -6,20 +6,23 @@
 // postgres OS user, alternating round by round; figures are medians.
 //
 //   node scripts/with-runtime.mjs scripts/bench/backup.ts [--scale 50] [--rounds 3]
-import { execFileSync, spawn } from 'node:child_process';
-import { copyFileSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { copyFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { libpq } from '../../test/support/libpq.ts';
 import { postgresBin, projectRoot } from '../../test/support/paths.ts';
 import { makePostgresOwnedDirectory, PostgresCluster } from '../../test/support/postgres.ts';
-import { giveToPostgres, isRoot, POSTGRES_USER } from '../../test/support/processes.ts';
+import { giveToPostgres } from '../../test/support/processes.ts';
 import { ensureDebianPackages } from '../lib/system-packages.ts';
+import { markdownTable, median, ratio, serverEnvironment, timeShell } from './common.ts';
 
 const { values } = parseArgs({ options: { scale: { type: 'string', default: '50' }, rounds: { type: 'string', default: '3' } } });
 const scale = Number(values.scale);
 const rounds = Number(values.rounds);
 const log = (message: string) => console.error(`bench: ${message}`);
+const PIPE = 'pg_basebackup | zstd -1 > file';
+const UNPACK = 'zstd -dc file | tar -x';
 
 ensureDebianPackages('postgresql-15', 'pgbackrest', 'zstd');
 log('building dist/walship');
@@ -29,7 +32,6 @@ const root = makePostgresOwnedDirectory('walship-bench-backup-');
 const walship = join(root, 'walship');
 copyFileSync(join(projectRoot, 'dist/walship'), walship);
 giveToPostgres(walship);
-const identity = isRoot ? { uid: Number(execFileSync('id', ['-u', POSTGRES_USER])), gid: Number(execFileSync('id', ['-g', POSTGRES_USER])) } : {};
 
 interface Run {
   ms: number;
@@ -38,26 +40,10 @@ interface Run {
 
 /** Runs `command` with /bin/sh as postgres; GNU time gives the peak RSS of the largest process it waited for. */
 async function measure(command: string, env: Record<string, string>): Promise<Run> {
-  const rssFile = join(root, 'rss');
-  const started = process.hrtime.bigint();
-  const { code, stderr } = await new Promise<{ code: number; stderr: string }>((resolve, reject) => {
-    const child = spawn('/usr/bin/time', ['-f', '%M', '-o', rssFile, '/bin/sh', '-c', command], {
-      cwd: root,
-      env: { PATH: `${postgresBin}:/usr/bin:/bin`, HOME: root, ...env },
-      stdio: ['ignore', 'ignore', 'pipe'],
-      ...identity,
-    });
-    let err = '';
-    child.stderr.on('data', (chunk: Buffer) => (err += chunk));
-    child.on('error', reject);
-    child.on('close', (exitCode) => resolve({ code: exitCode ?? 1, stderr: err }));
-  });
-  const ms = Number(process.hrtime.bigint() - started) / 1e6;
-  if (code !== 0) throw new Error(`${command} exited ${code}: ${stderr}`);
-  return { ms, rssMiB: Number(readFileSync(rssFile, 'utf8').trim().split('\n').at(-1)) / 1024 };
+  const run = await timeShell(command, { cwd: root, env: serverEnvironment({ PATH: `${postgresBin}:/usr/bin:/bin`, ...env }), scratch: root });
+  if (run.code !== 0) throw new Error(`${command} exited ${run.code}: ${run.stderr}`);
+  return { ms: run.ms, rssMiB: run.maxRssKiB / 1024 };
 }
-
-const median = (runs: number[]) => [...runs].sort((a, b) => a - b)[Math.floor(runs.length / 2)]!;
 
 const archive = makePostgresOwnedDirectory('walship-bench-archive-');
 const cluster = await PostgresCluster.init({
@@ -91,14 +77,14 @@ try {
   const fresh = `rm -rf ${restoreInto} && mkdir -m 700 ${restoreInto}`;
   const env = { ...connection, WALG_FILE_PREFIX: archive };
   const contenders: { name: string; kind: 'backup' | 'restore'; command: () => string }[] = [
-    { name: 'pg_basebackup | zstd -1 > file', kind: 'backup', command: () => `pg_basebackup -D - -Ft -X fetch -c fast | zstd -1 -q -f -o ${pipeFile}` },
+    { name: PIPE, kind: 'backup', command: () => `pg_basebackup -D - -Ft -X fetch -c fast | zstd -1 -q -f -o ${pipeFile}` },
     { name: 'walship backup-push', kind: 'backup', command: () => `${walship} backup-push` },
     ...pgbackrest.map((config, index) => ({
       name: `pgbackrest backup (process-max=${index + 1})`,
       kind: 'backup' as const,
       command: () => `pgbackrest --config=${config} --stanza=bench --type=full backup`,
     })),
-    { name: 'zstd -dc file | tar -x', kind: 'restore', command: () => `${fresh} && zstd -dc ${pipeFile} | tar -xf - -C ${restoreInto}` },
+    { name: UNPACK, kind: 'restore', command: () => `${fresh} && zstd -dc ${pipeFile} | tar -xf - -C ${restoreInto}` },
     { name: 'walship backup-fetch', kind: 'restore', command: () => `rm -rf ${restoreInto} && ${walship} backup-fetch ${restoreInto} LATEST --no-recovery-config` },
     ...pgbackrest.map((config, index) => ({
       name: `pgbackrest restore (process-max=${index + 1})`,
@@ -121,21 +107,25 @@ try {
 
   const latest = JSON.parse(execFileSync(walship, ['backup-list', '--json'], { env: { ...process.env, ...env } }).toString()).at(-1);
   const bytes = latest.uncompressed_size as number;
-  const pipeRate = bytes / median(results.get('pg_basebackup | zstd -1 > file')!.map((run) => run.ms));
-  const fetchBaseline = bytes / median(results.get('zstd -dc file | tar -x')!.map((run) => run.ms));
   const lines = [
     `Base backups: pgbench scale ${scale}, ${(bytes / 2 ** 20).toFixed(0)} MiB backup (tar stream), walship compressed to ${(latest.compressed_size / 2 ** 20).toFixed(0)} MiB (zstd 1),`,
     `${rounds} rounds, medians; throughput = backup size / wall time; ratio = against the raw pipe (backups) or zstd -dc | tar -x (restores).`,
     '',
-    '| contender | time | throughput | ratio | peak RSS |',
-    '|---|---:|---:|---:|---:|',
-    ...contenders.map((contender) => {
-      const runs = results.get(contender.name)!;
-      const ms = median(runs.map((run) => run.ms));
-      const rate = bytes / ms;
-      const baseline = contender.kind === 'backup' ? pipeRate : fetchBaseline;
-      return `| ${contender.name.replaceAll('|', '\\|')} | ${(ms / 1000).toFixed(2)} s | ${((rate * 1000) / 2 ** 20).toFixed(0)} MiB/s | ${(rate / baseline).toFixed(2)}x | ${Math.max(...runs.map((run) => run.rssMiB)).toFixed(0)} MiB |`;
-    }),
+    ...markdownTable(
+      ['contender', 'time', 'throughput', 'ratio', 'peak RSS'],
+      contenders.map((contender) => {
+        const runs = results.get(contender.name)!;
+        const ms = median(runs.map((run) => run.ms));
+        const baselineMs = median(results.get(contender.kind === 'backup' ? PIPE : UNPACK)!.map((run) => run.ms));
+        return [
+          contender.name.replaceAll('|', '\\|'),
+          `${(ms / 1000).toFixed(2)} s`,
+          `${((bytes / 2 ** 20) / (ms / 1000)).toFixed(0)} MiB/s`,
+          ratio(baselineMs, ms),
+          `${Math.max(...runs.map((run) => run.rssMiB)).toFixed(0)} MiB`,
+        ];
+      }),
+    ),
   ];
   console.log(lines.join('\n'));
   rmSync(repository, { recursive: true, force: true });

@@ -12,7 +12,7 @@
 import { hostname } from 'node:os';
 import { Readable, Transform } from 'node:stream';
 import { finished } from 'node:stream/promises';
-import { codecFor } from '../compress/codec.ts';
+import { type Codec, codecFor } from '../compress/codec.ts';
 import type { CompressionSettings } from '../config/settings.ts';
 import { AlreadyExistsError, WalshipError } from '../errors.ts';
 import { DigestStage } from '../integrity/checksum.ts';
@@ -61,7 +61,9 @@ export interface BackupPushSettings {
 
 const BACKUP_LABEL = 'walship backup-push';
 /** Bytes buffered between the tar reader and each part's compressor. */
-const PART_STREAM_BUFFER = 1 << 20;
+const PART_STREAM_BUFFER = 256 << 10;
+/** Compressed output is written in chunks of at least this size. */
+const WRITE_CHUNK = 256 << 10;
 /** The manifest's WAL-Ranges sit in its last few hundred bytes; keep a generous tail. */
 const MANIFEST_TAIL_BYTES = 64 << 10;
 const SMALL_MEMBER_LIMIT = 1 << 20;
@@ -219,45 +221,59 @@ async function uploadParts(settings: BackupPushSettings, name: string, splitter:
   const codec = codecFor(settings.compression.method);
   const parts: BackupPart[] = [];
   const inflight = new Set<Promise<void>>();
-  for (let index = 1; !splitter.finished; index++) {
-    while (inflight.size >= settings.uploadConcurrency) await Promise.race(inflight);
-    const partName = partFileName(index, codec.extension);
-    const source = Readable.from(splitter.nextPart(), { objectMode: false, highWaterMark: PART_STREAM_BUFFER });
-    // The checksum covers the stored bytes: it catches storage corruption before
-    // anything is decompressed, and costs a fraction of hashing the whole tar.
-    const stored = new DigestStage();
-    let uncompressedSize = 0;
-    const counter = new Transform({
-      transform(chunk: Buffer, _encoding, callback) {
-        uncompressedSize += chunk.length;
-        callback(null, chunk);
-      },
-    });
-    const compressor = await codec.compress(settings.compression.level);
-    let uploadError: unknown;
-    const upload = settings.storage
-      .put(partKey(name, partName), chain(source, counter, compressor, compressor && new CoalesceStage(), stored))
-      .then(
-        () => {
-          const digest = stored.digest();
-          parts[index - 1] = { Name: partName, UncompressedSize: uncompressedSize, CompressedSize: digest.size, SHA256: digest.sha256 };
-        },
-        (error: unknown) => {
-          uploadError = error;
-          throw error;
-        },
-      );
-    upload.catch(() => undefined); // awaited below or through the in-flight set
-    inflight.add(upload);
-    void upload.finally(() => inflight.delete(upload)).catch(() => undefined);
-    // The next part may start only once this one has read its last byte.
-    try {
-      await finished(source);
-    } catch (sourceError) {
-      await upload.catch(() => undefined);
-      throw uploadError && (uploadError as NodeJS.ErrnoException).code !== 'ERR_STREAM_PREMATURE_CLOSE' ? uploadError : sourceError;
+  try {
+    for (let index = 1; !splitter.finished; index++) {
+      while (inflight.size >= settings.uploadConcurrency) await Promise.race(inflight);
+      const part = await startPartUpload(settings, name, partFileName(index, codec.extension), codec, splitter.nextPart());
+      const upload = part.uploaded.then((described) => {
+        parts[index - 1] = described;
+      });
+      upload.catch(() => undefined); // awaited through the in-flight set
+      inflight.add(upload);
+      void upload.finally(() => inflight.delete(upload)).catch(() => undefined);
+      // The next part may start only once this one has read its last byte.
+      await part.fed;
     }
+    await Promise.all(inflight);
+    return parts;
+  } catch (error) {
+    // Nothing may still be writing when the caller removes the partial upload.
+    await Promise.allSettled(inflight);
+    throw error;
   }
-  await Promise.all(inflight);
-  return parts;
+}
+
+interface PartUpload {
+  /** Settles once the part's content has been read: the splitter is free for the next part. */
+  fed: Promise<void>;
+  uploaded: Promise<BackupPart>;
+}
+
+/** Streams one part: count -> compress -> gather into large writes -> SHA-256 -> storage.put. */
+async function startPartUpload(settings: BackupPushSettings, name: string, partName: string, codec: Codec, content: AsyncIterable<Buffer>): Promise<PartUpload> {
+  const source = Readable.from(content, { objectMode: false, highWaterMark: PART_STREAM_BUFFER });
+  let uncompressedSize = 0;
+  const counter = new Transform({
+    transform(chunk: Buffer, _encoding, callback) {
+      uncompressedSize += chunk.length;
+      callback(null, chunk);
+    },
+  });
+  // The checksum covers the stored bytes: it catches storage corruption before
+  // anything is decompressed, and costs a fraction of hashing the whole tar.
+  const stored = new DigestStage();
+  const compressor = await codec.compress(settings.compression.level);
+  const uploaded = settings.storage
+    .put(partKey(name, partName), chain(source, counter, compressor, compressor && new CoalesceStage(WRITE_CHUNK), stored))
+    .then((): BackupPart => {
+      const digest = stored.digest();
+      return { Name: partName, UncompressedSize: uncompressedSize, CompressedSize: digest.size, SHA256: digest.sha256 };
+    });
+  const fed = finished(source).catch(async (sourceError: unknown) => {
+    // A failed upload destroys its source; its own error says more than "premature close".
+    const uploadError = await uploaded.then(() => undefined, (error: unknown) => error);
+    throw uploadError && (uploadError as NodeJS.ErrnoException).code !== 'ERR_STREAM_PREMATURE_CLOSE' ? uploadError : sourceError;
+  });
+  uploaded.catch(() => undefined); // its failure reaches the caller through `fed` or the in-flight set
+  return { fed, uploaded };
 }
