@@ -27,7 +27,8 @@ import { assertSafeKey, type ObjectInfo, type ObjectMetadata, type PutOptions, t
 /** A blob holds at most 50,000 blocks: 8 MiB blocks cover blobs up to 390 GiB. */
 const BLOCK_SIZE = 8 << 20;
 const BLOCK_CONCURRENCY = 4;
-const LIST_PAGE_SIZE = 5000;
+/** The same page size as S3 and GCS, so the contract suite pages through every backend alike. */
+const LIST_PAGE_SIZE = 1000;
 
 /** Builds the container client from the settings, validating them before any request. */
 function readContainerClient(config: Config, container: string, pipeline: StoragePipelineOptions): { client: ContainerClient; account: string } {
