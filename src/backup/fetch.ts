@@ -27,6 +27,7 @@ import { extractTar } from './extract.ts';
 /** Written last: without it PostgreSQL refuses to start from a partial restore. */
 const CONTROL_FILE = 'global/pg_control';
 const FSYNC_CONCURRENCY = 16;
+const INTERRUPTED = 'backup-fetch was interrupted: the partial restore is removed';
 
 /**
  * The backup to restore: the one named, or for LATEST the newest complete
@@ -67,6 +68,8 @@ export interface BackupFetchSettings {
   destination: string;
   /** Empty a non-empty destination first. */
   force: boolean;
+  /** Aborting stops the downloads and removes the partial restore (Ctrl-C, SIGTERM). */
+  signal?: AbortSignal;
 }
 
 export interface FetchResult {
@@ -88,6 +91,7 @@ export async function fetchBackup(settings: BackupFetchSettings, sentinel: Backu
     }
     if (extracted.deferred.length === 0) throw new WalshipError(`backup ${sentinel.BackupName} has no ${CONTROL_FILE}: it is damaged`);
     const verification = await verifyAgainstManifest(destination, sentinel);
+    if (settings.signal?.aborted) throw new WalshipError(INTERRUPTED);
     await chmod(destination, 0o700);
     const elapsedMs = progress.elapsedMs;
     progress.finish(`backup-fetch: ${sentinel.BackupName} into ${destination}: ${transferSummary(sentinel.UncompressedSize, sentinel.CompressedSize, elapsedMs)}; ${verification}`);
@@ -149,6 +153,12 @@ async function restoreParts(settings: BackupFetchSettings, sentinel: BackupSenti
   const bodies = new Set<Readable>();
   let next = 0;
   let failure: unknown;
+  const fail = (error: unknown) => {
+    failure ??= error;
+    for (const body of bodies) body.destroy();
+  };
+  const interrupted = () => fail(new WalshipError(INTERRUPTED));
+  settings.signal?.addEventListener('abort', interrupted, { once: true });
   const worker = async () => {
     while (failure === undefined && next < sentinel.Parts.length) {
       const part = sentinel.Parts[next++]!;
@@ -157,12 +167,12 @@ async function restoreParts(settings: BackupFetchSettings, sentinel: BackupSenti
         for (const directory of result.directories) extracted.directories.add(directory);
         extracted.deferred.push(...result.deferred);
       } catch (error) {
-        failure ??= error;
-        for (const body of bodies) body.destroy();
+        fail(error);
       }
     }
   };
   await Promise.all(Array.from({ length: Math.min(settings.downloadConcurrency, sentinel.Parts.length) }, worker));
+  settings.signal?.removeEventListener('abort', interrupted);
   if (failure !== undefined) throw failure;
   return extracted;
 }

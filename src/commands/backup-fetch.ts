@@ -47,7 +47,18 @@ export async function run({ config }: CommandContext, [destination, requested]: 
   const dataDirectory = resolve(destination!);
 
   const sentinel = await chooseBackup(storage, requested!, target);
-  await fetchBackup({ storage, downloadConcurrency, destination: dataDirectory, force: options.force ?? false }, sentinel);
+  // Ctrl-C or a service manager's SIGTERM stops the downloads and removes the partial restore.
+  const interruption = new AbortController();
+  const interrupt = () => interruption.abort();
+  process.once('SIGINT', interrupt);
+  process.once('SIGTERM', interrupt);
+  try {
+    const fetchSettings = { storage, downloadConcurrency, destination: dataDirectory, force: options.force ?? false, signal: interruption.signal };
+    await fetchBackup(fetchSettings, sentinel);
+  } finally {
+    process.off('SIGINT', interrupt);
+    process.off('SIGTERM', interrupt);
+  }
   if (writeRecoveryConfig) {
     const description = await setUpRecovery(dataDirectory, config, { backupName: sentinel.BackupName, target, action, standby: options.standby ?? false });
     process.stderr.write(`backup-fetch: ${description}\n`);
