@@ -141,13 +141,22 @@ Exit codes: 0 restored, verified and durable; 1 failure (the partial restore is 
 
 const ENVIRONMENT_HELP = `
 Configuration (environment variables, or the same keys in --config FILE):
+  Storage, exactly one of:
   WALG_FILE_PREFIX          archive directory on a local or mounted file system
+  WALG_S3_PREFIX            s3://bucket/path (AWS_REGION, AWS_ENDPOINT, AWS_* credentials)
+  WALG_GS_PREFIX            gs://bucket/path (GOOGLE_APPLICATION_CREDENTIALS)
+  WALG_AZ_PREFIX            azure://container/path (AZURE_STORAGE_ACCOUNT + key or SAS)
+  WALG_STORAGE_MAX_ATTEMPTS, WALG_STORAGE_RETRY_TIME_LIMIT, WALG_STORAGE_REQUEST_TIMEOUT
+                            retries and timeouts of cloud requests
   WALG_COMPRESSION_METHOD   zstd (default), brotli or none
   WALG_COMPRESSION_LEVEL    zstd -7..22 (default 1), brotli 0..11 (default 3)
   WALG_PREVENT_WAL_OVERWRITE  refuse to replace different archived content (default true)
+  WALG_UPLOAD_CONCURRENCY, TOTAL_BG_UPLOADED_LIMIT   look-ahead archiving (16, 32)
+  WALG_DOWNLOAD_CONCURRENCY, WALSHIP_PREFETCH        prefetching in recovery (10, true)
   WALG_LOG_LEVEL            ERROR, WARNING (default), NORMAL or DEVEL
   WALG_LOG_FORMAT           text (default) or json
   WALG_CONFIG_PATH          config file (JSON or YAML), like --config
+The README has the full reference.
 
 Exit codes: 0 success, 1 failure, 74 (wal-fetch) not in the archive,
 255 (wal-fetch outside standby mode) error that must stop recovery.`;

@@ -2,12 +2,13 @@
 // every archived segment is stored and comes back byte-identical, and a
 // plain base backup restored with wal-fetch replays exactly the archived rows.
 import assert from 'node:assert/strict';
-import { cpSync, existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { walshipBinary } from '../support/paths.ts';
 import { makePostgresOwnedDirectory, PostgresCluster } from '../support/postgres.ts';
-import { giveToPostgres, run } from '../support/processes.ts';
+import { commitThenLosePrimary, restoreWithWalFetch } from '../support/scenarios.ts';
+import { run } from '../support/processes.ts';
 
 describe('archive and restore a real cluster on file storage', () => {
   let archive: string;
@@ -62,28 +63,8 @@ describe('archive and restore a real cluster on file storage', () => {
     const backup = join(backupRoot, 'data');
     await primary.client('pg_basebackup', ['-D', backup, '-X', 'none', '-c', 'fast', '--no-sync']);
 
-    await primary.sql('CREATE TABLE marker (id int PRIMARY KEY, phase text)');
-    await primary.sql("INSERT INTO marker SELECT g, 'archived' FROM generate_series(1, 5000) g");
-    await primary.pgbench(['-t', '200', '-c', '2', '-N']);
-    const expectedHistory = await primary.sql('SELECT count(*) FROM pgbench_history');
-    await primary.switchAndWaitArchived();
-    // Committed after the last archived segment: must not be in the restored cluster.
-    await primary.sql("INSERT INTO marker SELECT g, 'unarchived' FROM generate_series(5001, 6000) g");
-    // An immediate stop, like a lost disk: a clean shutdown would archive the last segment too.
-    await primary.stop('immediate');
-
-    restored = await PostgresCluster.adopt(backup, backupRoot, {
-      env,
-      settings: { restore_command: `${walshipBinary} wal-fetch %f %p`, archive_mode: 'off' },
-    });
-    restored.writeFile('recovery.signal', '');
-    await restored.start();
-    await restored.waitPromoted();
-
-    assert.equal(await restored.sql("SELECT count(*) FROM marker WHERE phase = 'archived'"), '5000');
-    assert.equal(await restored.sql("SELECT count(*) FROM marker WHERE phase = 'unarchived'"), '0');
-    assert.equal(await restored.sql('SELECT count(*) FROM pgbench_history'), expectedHistory);
-    assert.match(readFileSync(restored.logFile, 'utf8'), /archive recovery complete/);
+    const expected = await commitThenLosePrimary(primary);
+    restored = await restoreWithWalFetch(backup, backupRoot, env, expected);
     assert.ok(!existsSync(join(backup, 'pg_wal', 'RECOVERYXLOG')));
   });
 });

@@ -3,7 +3,7 @@
 // segment lands in the bucket, and a base backup restored with wal-fetch
 // from the bucket replays exactly the archived rows.
 import assert from 'node:assert/strict';
-import { readFileSync, rmSync } from 'node:fs';
+import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { Config } from '../../src/config/config.ts';
@@ -11,6 +11,7 @@ import { openStorage } from '../../src/storage/open.ts';
 import { type Emulator, startEmulator } from '../support/emulators.ts';
 import { walshipBinary } from '../support/paths.ts';
 import { makePostgresOwnedDirectory, PostgresCluster } from '../support/postgres.ts';
+import { commitThenLosePrimary, restoreWithWalFetch } from '../support/scenarios.ts';
 
 for (const kind of ['s3', 'azure'] as const) {
   describe(`archive and restore a real cluster on ${kind === 's3' ? 'S3 (s3rver)' : 'Azure Blob (azurite)'}`, () => {
@@ -43,14 +44,8 @@ for (const kind of ['s3', 'azure'] as const) {
       await primary.client('pg_basebackup', ['-D', backup, '-X', 'none', '-c', 'fast', '--no-sync']);
 
       await primary.pgbench(['-i', '-s', '2', '-q']);
-      await primary.sql('CREATE TABLE marker (id int PRIMARY KEY, phase text)');
-      await primary.sql("INSERT INTO marker SELECT g, 'archived' FROM generate_series(1, 5000) g");
-      await primary.pgbench(['-t', '200', '-c', '2', '-N']);
-      const expectedHistory = await primary.sql('SELECT count(*) FROM pgbench_history');
-      const last = await primary.switchAndWaitArchived();
-      // Committed after the last archived segment: must not be in the restored cluster.
-      await primary.sql("INSERT INTO marker SELECT g, 'unarchived' FROM generate_series(5001, 6000) g");
-      await primary.stop('immediate');
+      const expected = await commitThenLosePrimary(primary);
+      const last = expected.lastArchived;
 
       const storage = await openStorage(new Config(env));
       const stored: string[] = [];
@@ -58,18 +53,7 @@ for (const kind of ['s3', 'azure'] as const) {
       assert.ok(stored.includes(`wal_005/${last}.zst`), `${last} is not in ${storage.location}: ${stored.join(', ')}`);
       assert.ok(stored.length >= 3, `expected several archived segments, got ${stored.length}`);
 
-      restored = await PostgresCluster.adopt(backup, backupRoot, {
-        env,
-        settings: { restore_command: `${walshipBinary} wal-fetch %f %p`, archive_mode: 'off' },
-      });
-      restored.writeFile('recovery.signal', '');
-      await restored.start();
-      await restored.waitPromoted();
-
-      assert.equal(await restored.sql("SELECT count(*) FROM marker WHERE phase = 'archived'"), '5000');
-      assert.equal(await restored.sql("SELECT count(*) FROM marker WHERE phase = 'unarchived'"), '0');
-      assert.equal(await restored.sql('SELECT count(*) FROM pgbench_history'), expectedHistory);
-      assert.match(readFileSync(restored.logFile, 'utf8'), /archive recovery complete/);
+      restored = await restoreWithWalFetch(backup, backupRoot, env, expected);
     });
   });
 }
