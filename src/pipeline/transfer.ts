@@ -10,7 +10,7 @@ import { type ContentDigest, VerifyStage } from '../integrity/checksum.ts';
 import { METADATA_SHA256, METADATA_SIZE, type ObjectMetadata, type Storage, type StoredObject } from '../storage/storage.ts';
 import { chain } from './chain.ts';
 
-const READ_CHUNK = 1 << 20;
+const READ_CHUNK = 1 << 18;
 
 export function metadataFor(digest: ContentDigest): ObjectMetadata {
   return { [METADATA_SHA256]: digest.sha256, [METADATA_SIZE]: String(digest.size) };
