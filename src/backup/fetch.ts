@@ -6,7 +6,7 @@
  * can never be started by mistake; a failed restore is removed. The result is
  * then checked against backup_manifest.
  */
-import { lstat, readdir, readFile, rename, rm, chmod, mkdir } from 'node:fs/promises';
+import { chmod, mkdir, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { codecForExtension } from '../compress/codec.ts';
@@ -105,12 +105,14 @@ export async function fetchBackup(settings: BackupFetchSettings, sentinel: Backu
 
 /** Creates the destination (mode 0700), or checks that it is empty (or empties it when forced). */
 async function prepareDestination(destination: string, force: boolean): Promise<boolean> {
-  const stats = await lstat(destination).catch((error: NodeJS.ErrnoException) => {
+  const stats = await stat(destination).catch((error: NodeJS.ErrnoException) => {
     if (error.code === 'ENOENT') return undefined;
     throw new WalshipError(`cannot use ${destination}: ${describeError(error)}`);
   });
   if (!stats) {
-    await mkdir(destination, { recursive: true, mode: 0o700 });
+    await mkdir(destination, { recursive: true, mode: 0o700 }).catch((error: unknown) => {
+      throw new WalshipError(`cannot create ${destination}: ${describeError(error)}; run backup-fetch as a user who may write there, such as the PostgreSQL OS user`);
+    });
     await fsyncDirectory(dirname(destination));
     return true;
   }
