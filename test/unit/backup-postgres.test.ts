@@ -1,9 +1,12 @@
 // What walship reads from a base backup (backup_label, backup_manifest,
 // pg_control) and the recovery settings it writes for a restored cluster.
 import assert from 'node:assert/strict';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { parseBackupLabel } from '../../src/postgres/backup-label.ts';
-import { backupEndLsn, parseWalRanges } from '../../src/postgres/backup-manifest.ts';
+import { backupEndLsn, checkFilesAgainstManifest, parseWalRanges } from '../../src/postgres/backup-manifest.ts';
 import { parseControlFile } from '../../src/postgres/control-file.ts';
 import {
   chooseRecoveryTarget,
@@ -60,6 +63,30 @@ describe('backup_manifest', () => {
     ]);
     assert.deepEqual(backupEndLsn(tail), { timeline: 2, endLsn: 0x1000000a0n });
     assert.throws(() => backupEndLsn('{"Files": []}'), /no WAL-Ranges/);
+  });
+
+  it('checks presence and sizes of the listed files when pg_verifybackup is not installed', async () => {
+    const directory = mkdtempSync(join(tmpdir(), 'walship-manifest-'));
+    try {
+      mkdirSync(join(directory, 'global'));
+      writeFileSync(join(directory, 'global', 'pg_control'), Buffer.alloc(8192));
+      writeFileSync(join(directory, 'PG_VERSION'), '15\n');
+      writeFileSync(join(directory, 'odd name'), 'abc');
+      const manifest = (files: object[]) => JSON.stringify({ 'PostgreSQL-Backup-Manifest-Version': 1, Files: files });
+      const good = [
+        { Path: 'global/pg_control', Size: 8192 },
+        { Path: 'PG_VERSION', Size: 3 },
+        { 'Encoded-Path': Buffer.from('odd name').toString('hex'), Size: 3 },
+      ];
+      assert.deepEqual(await checkFilesAgainstManifest(directory, manifest(good)), []);
+      assert.deepEqual(await checkFilesAgainstManifest(directory, manifest([...good, { Path: 'base/1/1259', Size: 1 }, { Path: 'PG_VERSION', Size: 4 }])), [
+        'base/1/1259 is missing',
+        'PG_VERSION has 3 bytes, the manifest says 4',
+      ]);
+      await assert.rejects(checkFilesAgainstManifest(directory, '{"Files": 1}'), /backup_manifest .* is unreadable/);
+    } finally {
+      rmSync(directory, { recursive: true, force: true });
+    }
   });
 });
 
