@@ -8,6 +8,7 @@
  */
 import { Readable } from 'node:stream';
 import { NotFoundError, WalshipError } from '../errors.ts';
+import { log } from '../log/logger.ts';
 import { BACKUP_FOLDER } from '../storage/layout.ts';
 import type { Storage } from '../storage/storage.ts';
 
@@ -138,15 +139,25 @@ export async function listBackupNames(storage: Storage): Promise<string[]> {
 
 const READ_CONCURRENCY = 8;
 
-/** Every complete backup, oldest first (newest last, like WAL-G). */
+/**
+ * Every complete backup, oldest first (newest last, like WAL-G). Sentinels
+ * walship cannot read (another tool's, or damaged) are skipped with a warning,
+ * so they never hide the others.
+ */
 export async function listBackups(storage: Storage): Promise<BackupSentinel[]> {
   const names = await listBackupNames(storage);
-  const sentinels: BackupSentinel[] = new Array(names.length);
+  const sentinels: BackupSentinel[] = [];
   let next = 0;
   const worker = async () => {
     while (next < names.length) {
-      const index = next++;
-      sentinels[index] = await readSentinel(storage, names[index]!);
+      const name = names[next++]!;
+      try {
+        sentinels.push(await readSentinel(storage, name));
+      } catch (error) {
+        if (error instanceof NotFoundError) continue; // deleted since it was listed
+        if (!(error instanceof WalshipError)) throw error;
+        log.warning(`skipping backup ${name}: ${error.message}`);
+      }
     }
   };
   await Promise.all(Array.from({ length: Math.min(READ_CONCURRENCY, names.length) }, worker));
