@@ -50,6 +50,7 @@ const CONNECTION_HINTS: [RegExp, string][] = [
   [/must be superuser or replication role|permission denied to start WAL sender|must have the REPLICATION/i, 'grant it: ALTER ROLE <user> REPLICATION'],
   [/exceeds max_wal_senders|max_wal_senders/, 'raise max_wal_senders on the server (it needs one free WAL sender)'],
   [/can only write single tablespace to stdout/, 'pg_basebackup cannot stream more than one tablespace to stdout: move the objects into pg_default'],
+  [/database ".*" does not exist/, 'set PGDATABASE to an existing database, such as postgres: backup-push reads a few server settings through it'],
   [/connection to server .* failed|could not connect|could not translate host name/, 'check PGHOST and PGPORT, and that the server is running'],
 ];
 
