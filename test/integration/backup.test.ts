@@ -30,6 +30,7 @@ describe('base backups and point-in-time restore on file storage', () => {
   /** backup-fetch into a new directory, then start the restored server with an empty walship environment. */
   async function restore(fetchArgs: string[]): Promise<PostgresCluster> {
     const root = makePostgresOwnedDirectory('walship-restore-');
+    cleanups.push(() => rmSync(root, { recursive: true, force: true }));
     const dataDir = join(root, 'data');
     const fetched = await walship(['backup-fetch', dataDir, ...fetchArgs]);
     assert.equal(fetched.code, 0, fetched.stderr);
