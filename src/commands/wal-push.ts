@@ -3,7 +3,8 @@
  * storage. Meanwhile the next `.ready` files are pushed ahead in parallel, so
  * the archiver's calls for them return at once.
  */
-import { basename, dirname, resolve } from 'node:path';
+import { existsSync } from 'node:fs';
+import { basename, dirname, join, resolve } from 'node:path';
 import { readCompression, readLookAheadLimit, readPreventWalOverwrite, readUploadConcurrency } from '../config/settings.ts';
 import { describeError, ExitCode } from '../errors.ts';
 import { log } from '../log/logger.ts';
@@ -22,7 +23,8 @@ export async function run({ config }: CommandContext, [path]: string[]): Promise
   const walDirectory = dirname(resolve(path!));
 
   let records: ArchivedRecords | undefined;
-  if (lookAheadLimit > 0) {
+  // Only a file in pg_wal (next to archive_status/) has a cluster to look ahead in.
+  if (lookAheadLimit > 0 && existsSync(join(walDirectory, 'archive_status'))) {
     const directory = await spoolSubdirectory(spoolDirectory(config, dirname(walDirectory)), 'archived');
     records = directory ? new ArchivedRecords(directory) : undefined;
   }
