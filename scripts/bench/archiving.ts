@@ -52,6 +52,12 @@ export interface Restorer {
   target: string;
   /** The restore_command for a cluster in `dataDir`; `home` is a fresh directory for its files. */
   command(dataDir: string, home: string): string;
+  /** A baseline, not a contender (no RSS; its ratio in brackets), with its short name for the chart. */
+  baseline?: string;
+  /** A walship --variant (its ratio to default walship in brackets). */
+  variant?: boolean;
+  /** Runs before the server starts (outside the timing). */
+  prepare?(dataDir: string): void;
 }
 
 export interface ArchiverPeak {
@@ -98,17 +104,32 @@ function archivers(context: BenchContext, fixture: WalFixture, targets: Target[]
   const { cluster } = fixture;
   const list: Archiver[] = [];
   for (const target of targets) {
-    list.push({
-      tool: 'walship wal-push',
-      target,
-      prepare: async (name) => {
-        const settings = { ...target.walshipSettings(name), WALG_COMPRESSION_LEVEL: String(LEVEL) };
-        return {
-          command: withSettings(settings, `${context.walship} wal-push %p`),
-          restorers: [{ tool: 'walship wal-fetch', target: target.name, command: () => withSettings(settings, `${context.walship} wal-fetch %f %p`) }],
-        };
-      },
-    });
+    // walship as configured by default, then each --variant (extra settings, e.g. WALG_UPLOAD_CONCURRENCY=2).
+    for (const variant of [undefined, ...context.variants]) {
+      const tag = variant ? ` [${variant.name}]` : '';
+      list.push({
+        tool: `walship wal-push${tag}`,
+        target,
+        prepare: async (name) => {
+          // A spool (look-ahead records) per archive: records made for another archive must not count here.
+          const spool = postgresDirectory(join(context.root, 'spools', name));
+          const storage = { ...target.walshipSettings(name), WALG_COMPRESSION_LEVEL: String(LEVEL), ...variant?.settings };
+          const settings = { ...storage, WALSHIP_SPOOL_DIR: spool };
+          return {
+            command: withSettings(settings, `${context.walship} wal-push %p`),
+            restorers: [
+              {
+                tool: `walship wal-fetch${tag}`,
+                target: target.name,
+                variant: Boolean(variant),
+                // Its spool (prefetch area) is the default one, next to the restored data directory.
+                command: () => withSettings(storage, `${context.walship} wal-fetch %f %p`),
+              },
+            ],
+          };
+        },
+      });
+    }
     const pgbackrestRepository = target.pgbackrestRepository;
     if (!pgbackrestRepository) continue;
     for (const async of [false, true]) {
@@ -193,6 +214,10 @@ export async function benchDrain(context: BenchContext, fixture: WalFixture, tar
       if (after.archived - before.archived < segments.length) {
         throw new Error(`drain: ${name} archived ${after.archived - before.archived} of ${segments.length} segments`);
       }
+      // Exit 0 must mean stored: check the archive itself where we can read it.
+      const stored = archiver.target.storedNames?.(name);
+      const missing = stored && segments.filter((segment) => !stored.some((file) => file.startsWith(segment)));
+      if (missing?.length) throw new Error(`drain: ${name} reported ${missing.length} segments archived that are not in the archive, e.g. ${missing[0]}`);
       const key = label(archiver.tool, archiver.target);
       rates.get(key)!.push(segments.length / seconds);
       failures.set(key, (failures.get(key) ?? 0) + after.failed - before.failed);
@@ -217,7 +242,7 @@ export async function benchDrain(context: BenchContext, fixture: WalFixture, tar
         fixed(segments.length / rate),
         fixed(rate),
         fixed(rate * SEGMENT_MIB, 0),
-        archiver.tool.startsWith('walship') ? '1.00x' : `${fixed(walship / rate, 2)}x`,
+        archiver.tool === 'walship wal-push' ? '1.00x' : archiver.tool.startsWith('walship') ? `(${fixed(walship / rate, 2)}x)` : `${fixed(walship / rate, 2)}x`,
         String(failures.get(key) ?? 0),
       ]);
     }
@@ -244,13 +269,27 @@ export async function benchDrain(context: BenchContext, fixture: WalFixture, tar
   return { report, restorers, peaks: [...peaks.values()] };
 }
 
-/** Recovery of the cold backup through the whole backlog, once per restorer, plus `cp` as the floor. */
+/**
+ * Recovery of the cold backup through the whole backlog, once per restorer,
+ * plus two baselines: `cp` of uncompressed segments (a synchronous
+ * restore_command that costs almost nothing), and redo alone (every segment
+ * already in pg_wal, restore_command = false).
+ */
 export async function benchReplay(context: BenchContext, fixture: WalFixture, restorers: Restorer[]): Promise<{ report: BenchReport; peaks: ArchiverPeak[] }> {
   const { segments } = fixture;
   const floorSource = join(fixture.cluster.dataDir, 'pg_wal');
   for (const segment of segments) if (!existsSync(join(floorSource, segment))) throw new Error(`replay: ${segment} is no longer in ${floorSource}`);
-  const floor: Restorer = { tool: 'cp of uncompressed segments (floor: redo alone)', target: 'file', command: () => `cp ${floorSource}/%f %p` };
-  const contenders = [...restorers, floor];
+  const baselines: Restorer[] = [
+    { tool: 'cp of uncompressed segments', target: 'file', baseline: 'cp (uncompressed)', command: () => `cp ${floorSource}/%f %p` },
+    {
+      tool: 'redo alone (segments already in pg_wal)',
+      target: 'file',
+      baseline: 'redo alone',
+      command: () => 'false',
+      prepare: (dataDir) => execFileSync('cp', ['-a', ...segments.map((segment) => join(floorSource, segment)), join(dataDir, 'pg_wal')]),
+    },
+  ];
+  const contenders = [...restorers, ...baselines];
   const rounds = context.rounds;
   const rates = new Map<Restorer, number[]>(contenders.map((restorer) => [restorer, []]));
   const peaks = new Map<string, ArchiverPeak>();
@@ -265,6 +304,7 @@ export async function benchReplay(context: BenchContext, fixture: WalFixture, re
       execFileSync('cp', ['-a', `${fixture.coldBackup}/.`, dataDir]);
       const rssLog = writePostgresFile(join(home, 'rss.log'), '');
       const command = restorer.command(dataDir, postgresDirectory(join(home, 'tool')));
+      restorer.prepare?.(dataDir);
       const restored = await PostgresCluster.adopt(dataDir, home, {
         settings: {
           restore_command: withRssLog(command, rssLog),
@@ -288,7 +328,7 @@ export async function benchReplay(context: BenchContext, fixture: WalFixture, re
         const current = await restored.sql('SELECT pg_walfile_name(pg_current_wal_lsn())');
         if (current.slice(8) < lastSegment.slice(8)) throw new Error(`replay: ${name} ended at ${current}, before ${lastSegment}: ${restored.tailLog()}`);
         rates.get(restorer)!.push(segments.length / seconds);
-        if (restorer !== floor) recordPeaks(peaks, label(restorer.tool, restorer.target), rssLog, helpers);
+        if (!restorer.baseline) recordPeaks(peaks, label(restorer.tool, restorer.target), rssLog, helpers);
         context.log(`replay: ${label(restorer.tool, restorer.target)}: ${segments.length} segments in ${seconds.toFixed(1)} s (${(segments.length / seconds).toFixed(1)} segments/s)`);
       } finally {
         await stopSampling().catch(() => undefined);
@@ -300,17 +340,17 @@ export async function benchReplay(context: BenchContext, fixture: WalFixture, re
   const rows: string[][] = [];
   const chart: RatePoint[] = [];
   const walshipOn = (target: string) =>
-    median(contenders.filter((restorer) => restorer.target === target && restorer.tool.startsWith('walship')).flatMap((restorer) => rates.get(restorer)!));
+    median(contenders.filter((restorer) => restorer.target === target && restorer.tool === 'walship wal-fetch').flatMap((restorer) => rates.get(restorer)!));
   for (const restorer of contenders) {
     const rate = median(rates.get(restorer)!);
     const walship = walshipOn(restorer.target);
-    chart.push({ label: label(restorer === floor ? 'cp (floor)' : restorer.tool, restorer.target), segmentsPerSecond: rate });
+    chart.push({ label: restorer.baseline ?? label(restorer.tool, restorer.target), segmentsPerSecond: rate });
     rows.push([
       restorer.target,
       restorer.tool,
       fixed(segments.length / rate),
       fixed(rate),
-      restorer.tool.startsWith('walship') ? '1.00x' : `${fixed(walship / rate, 2)}x`,
+      restorer.tool === 'walship wal-fetch' ? '1.00x' : restorer.baseline || restorer.variant ? `(${fixed(walship / rate, 2)}x)` : `${fixed(walship / rate, 2)}x`,
     ]);
   }
   return {
@@ -320,7 +360,8 @@ export async function benchReplay(context: BenchContext, fixture: WalFixture, re
         `The cold backup (taken before the backlog was written) recovers with recovery.signal and restore_command through all ${segments.length} archived segments, ` +
           `from the archives the drain benchmark wrote; time from pg_ctl start until the server is promoted; ${runsText(rounds)}. ` +
           'pgBackRest async: archive-async=y, process-max=2, default archive-get-queue-max (128 MiB). ' +
-          'The floor copies uncompressed segments with cp: what PostgreSQL\'s own redo costs on this machine.',
+          'Baselines: `cp` of uncompressed segments (a synchronous restore_command that costs almost nothing), and redo alone ' +
+          '(all segments already in pg_wal, restore_command = false): the ceiling any restore_command can reach on this machine.',
         '',
         ...markdownTable(['target', 'restore_command', 'seconds', 'segments/s', 'walship speed / this'], rows),
         '',

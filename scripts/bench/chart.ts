@@ -95,10 +95,10 @@ export function drawChart(sections: Record<string, unknown>[], output: string, s
         'set boxwidth 0.6',
         'set ylabel "segments/s"',
         'set yrange [0:*]',
-        'set xtics font ",7"',
+        points.length > 4 ? 'set xtics font ",7" rotate by -15 left' : 'set xtics font ",7"',
         'unset key',
         `plot '${path}' using 0:2:3:xtic(1) with boxes lc rgb variable, '' using 0:2:(sprintf("%.1f", $2)) with labels offset 0,0.6`,
-        'set xtics font ""',
+        'set xtics font "" norotate',
       ].join('\n'),
     );
   }

@@ -103,30 +103,41 @@ interface Options {
   keep: boolean;
   rounds: number;
   ref: string | undefined;
+  variants: BenchContext['variants'];
   names: string[];
 }
 
-const USAGE = `usage: npm run bench -- [--quick] [--rounds N] [--ref REV] [--keep] [name ...]
+const USAGE = `usage: npm run bench -- [--quick] [--rounds N] [--ref REV] [--variant NAME:SETTING=VALUE,...] [--keep] [name ...]
 
   --quick     fewer repetitions and a 40-segment backlog (about 5 minutes)
   --rounds N  runs per contender of drain and replay, interleaved (default 1)
   --ref REV   benchmark walship built from git revision REV (in a scratch copy)
               instead of dist/walship; WALSHIP_BINARY=PATH picks any binary
+  --variant NAME:SETTING=VALUE,...
+              also measure walship with these settings in drain, replay and
+              sustained, e.g. --variant c2:WALG_UPLOAD_CONCURRENCY=2 (repeatable)
   --keep      leave the scratch directory (servers stopped) for inspection
 
 benchmarks (all when none is named; dependencies come along):
 ${BENCHMARKS.map((bench) => `  ${bench.name.padEnd(10)} ${bench.summary}`).join('\n')}`;
 
+function parseVariant(text: string): Options['variants'][number] {
+  const match = /^([\w.-]+):((?:[A-Z_][A-Z0-9_]*=[^,\s]*)(?:,[A-Z_][A-Z0-9_]*=[^,\s]*)*)$/.exec(text);
+  if (!match) throw new Error(`--variant expects NAME:SETTING=VALUE[,SETTING=VALUE...], not ${text}`);
+  return { name: match[1]!, settings: Object.fromEntries(match[2]!.split(',').map((pair) => pair.split('=', 2) as [string, string])) };
+}
+
 function parseArguments(argv: string[]): Options {
-  const options: Options = { quick: false, keep: false, rounds: 1, ref: undefined, names: [] };
+  const options: Options = { quick: false, keep: false, rounds: 1, ref: undefined, variants: [], names: [] };
   for (let index = 0; index < argv.length; index++) {
     const argument = argv[index]!;
     if (argument === '--quick') options.quick = true;
     else if (argument === '--keep') options.keep = true;
-    else if (argument === '--rounds' || argument === '--ref') {
+    else if (argument === '--rounds' || argument === '--ref' || argument === '--variant') {
       const value = argv[++index];
       if (value === undefined) throw new Error(`${argument} needs a value`);
       if (argument === '--ref') options.ref = value;
+      else if (argument === '--variant') options.variants.push(parseVariant(value));
       else if (/^[1-9]\d*$/.test(value)) options.rounds = Number(value);
       else throw new Error(`--rounds expects a positive whole number, not ${value}`);
     } else if (argument === '--help' || argument === '-h') {
@@ -235,6 +246,7 @@ async function main(): Promise<void> {
   const context: BenchContext = {
     quick: options.quick,
     rounds: options.rounds,
+    variants: options.variants,
     walship: '',
     root,
     log: (message) => console.error(`[${((Date.now() - started) / 1000).toFixed(0).padStart(4)} s] ${message}`),

@@ -5,7 +5,7 @@
  * with the S3 backend. Each archive gets its own name (a directory, or a path
  * in the bucket), so every run starts from an empty archive.
  */
-import { existsSync, writeFileSync } from 'node:fs';
+import { type Dirent, existsSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { type Emulator, startS3rver } from '../../test/support/emulators.ts';
 import { projectRoot } from '../../test/support/paths.ts';
@@ -21,6 +21,8 @@ export interface Target {
   pgbackrestRepository?(archive: string): string[];
   /** Why pgBackRest is not compared on this target, if it is not. */
   pgbackrestNote?: string;
+  /** Names of the files archive `archive` holds, where the bench can read them directly. */
+  storedNames?(archive: string): string[];
 }
 
 /** Prefixes the settings to a command, as `NAME=value ... command` for `/bin/sh -c`. */
@@ -29,12 +31,16 @@ export function withSettings(settings: Record<string, string>, command: string):
 }
 
 export function fileTarget(context: BenchContext): Target {
-  const directory = (archive: string) => postgresDirectory(join(context.root, 'archives', archive));
+  const pathOf = (archive: string) => join(context.root, 'archives', archive);
   postgresDirectory(join(context.root, 'archives'));
   return {
     name: 'file',
-    walshipSettings: (archive) => ({ WALG_FILE_PREFIX: directory(archive) }),
-    pgbackrestRepository: (archive) => posixRepository(directory(archive)),
+    walshipSettings: (archive) => ({ WALG_FILE_PREFIX: postgresDirectory(pathOf(archive)) }),
+    pgbackrestRepository: (archive) => posixRepository(postgresDirectory(pathOf(archive))),
+    storedNames: (archive) =>
+      (readdirSync(pathOf(archive), { recursive: true, withFileTypes: true }) as Dirent[])
+        .filter((entry) => entry.isFile() && !entry.name.startsWith('.'))
+        .map((entry) => entry.name),
   };
 }
 

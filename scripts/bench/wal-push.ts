@@ -6,9 +6,11 @@
  *   vs the physical floor: zstd -1 to a file, then fsync it (sync FILE).
  * Contenders run interleaved, in rotated order, on the same real segments;
  * each output is removed after its run (outside the timing), so every run
- * archives a new file.
+ * archives a new file. The segments are copied into a data directory of their
+ * own with an empty archive_status/: no backlog, so walship's look-ahead has
+ * nothing to push besides the foreground segment, as on a server that keeps up.
  */
-import { readdirSync, rmSync, statSync } from 'node:fs';
+import { copyFileSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import {
   type BenchContext,
@@ -23,6 +25,7 @@ import {
   serverEnvironment,
   timeShell,
 } from './common.ts';
+import { giveToPostgres } from '../../test/support/processes.ts';
 import type { WalFixture } from './fixture.ts';
 import { configurePgBackRest, createStanza, STANZA } from './pgbackrest.ts';
 
@@ -57,6 +60,17 @@ export async function benchWalPush(context: BenchContext, fixture: WalFixture): 
   const pgbackrest = configurePgBackRest({ home: join(home, 'pgbackrest'), dataDir: cluster.dataDir, socketDir: cluster.root, port: cluster.port, compressLevel: LEVEL });
   await createStanza(pgbackrest, cluster);
   const pgbackrestArchive = join(pgbackrest.repo!, 'archive', STANZA, '15-1');
+  const workloads = [
+    { name: 'bulk load (pgbench -i)', segments: spread(fixture.bulk, 8) },
+    { name: 'OLTP updates (pgbench, FPIs)', segments: spread(fixture.oltp, 8) },
+  ].filter((workload) => workload.segments.length > 0);
+  const dataDir = postgresDirectory(join(home, 'data'));
+  const walDir = postgresDirectory(join(dataDir, 'pg_wal'));
+  postgresDirectory(join(walDir, 'archive_status'));
+  for (const segment of workloads.flatMap((workload) => workload.segments)) {
+    copyFileSync(join(cluster.dataDir, 'pg_wal', segment), join(walDir, segment));
+    giveToPostgres(join(walDir, segment));
+  }
 
   const pgbackrestFile = (segment: string): string => {
     const directory = join(pgbackrestArchive, segment.slice(0, 16));
@@ -76,7 +90,8 @@ export async function benchWalPush(context: BenchContext, fixture: WalFixture): 
     },
     {
       name: 'pgbackrest archive-push',
-      command: (segment) => pgbackrest.command(`archive-push pg_wal/${segment}`),
+      // pgBackRest resolves a relative path against pg1-path (the fixture's data directory): give it the copy's full path.
+      command: (segment) => pgbackrest.command(`archive-push ${walDir}/${segment}`),
       output: pgbackrestFile,
       cleanup: (segment) => rmSync(pgbackrestFile(segment)),
     },
@@ -91,11 +106,6 @@ export async function benchWalPush(context: BenchContext, fixture: WalFixture): 
 
   const iterations = context.quick ? 12 : 40;
   const warmup = 2;
-  const workloads = [
-    { name: 'bulk load (pgbench -i)', segments: spread(fixture.bulk, 8) },
-    { name: 'OLTP updates (pgbench, FPIs)', segments: spread(fixture.oltp, 8) },
-  ].filter((workload) => workload.segments.length > 0);
-
   const results = new Map<string, Map<string, Sample[]>>();
   for (const workload of workloads) {
     const samples = new Map<string, Sample[]>(contenders.map((contender) => [contender.name, []]));
@@ -104,7 +114,7 @@ export async function benchWalPush(context: BenchContext, fixture: WalFixture): 
     for (let round = 0; round < warmup + iterations; round++) {
       const segment = workload.segments[round % workload.segments.length]!;
       for (const contender of rotated(contenders, round)) {
-        const measured = await timeShell(contender.command(segment), { cwd: cluster.dataDir, env, scratch: home });
+        const measured = await timeShell(contender.command(segment), { cwd: dataDir, env, scratch: home });
         if (measured.code !== 0) throw new Error(`${contender.name} exited ${measured.code} for ${segment}: ${measured.stderr.trim()}`);
         const output = contender.output(segment);
         const bytes = statSync(output).size;
