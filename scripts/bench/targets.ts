@@ -1,15 +1,18 @@
 /**
  * Where the archiving benchmarks store WAL: a directory on the same file
  * system (WALG_FILE_PREFIX / a posix pgBackRest repository), and s3rver on
- * loopback (WALG_S3_PREFIX) when this checkout has s3rver and a walship build
- * with the S3 backend. Each archive gets its own name (a directory, or a path
+ * loopback behind a TLS proxy (WALG_S3_PREFIX / a pgBackRest S3 repository)
+ * when this checkout has s3rver and a walship build with the S3 backend. Each archive gets its own name (a directory, or a path
  * in the bucket), so every run starts from an empty archive.
  */
-import { type Dirent, existsSync, readdirSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { type Dirent, existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { connect, type Socket } from 'node:net';
+import { createServer as createTlsServer } from 'node:tls';
 import { join } from 'node:path';
-import { type Emulator, startS3rver } from '../../test/support/emulators.ts';
+import { EMULATOR_BUCKET, type Emulator, startS3rver } from '../../test/support/emulators.ts';
 import { projectRoot } from '../../test/support/paths.ts';
-import { run } from '../../test/support/processes.ts';
+import { freePort, giveToPostgres, run } from '../../test/support/processes.ts';
 import { type BenchContext, postgresDirectory } from './common.ts';
 import { posixRepository } from './pgbackrest.ts';
 
@@ -45,23 +48,75 @@ export function fileTarget(context: BenchContext): Target {
 }
 
 /**
- * s3rver on loopback, when available; otherwise the reason it is not.
- * pgBackRest's S3 client always speaks TLS, which s3rver (as the test support
- * starts it) does not, so on S3 walship is measured alone for now.
+ * A TLS endpoint on loopback in front of `upstreamPort`, with a fresh
+ * self-signed certificate for 127.0.0.1: pgBackRest's S3 client only speaks
+ * HTTPS, and s3rver (as the test support starts it) only HTTP.
+ */
+async function startTlsProxy(directory: string, upstreamPort: number): Promise<{ port: number; certificate: string; stop(): Promise<void> }> {
+  const key = join(directory, 'key.pem');
+  const certificate = join(directory, 'cert.pem');
+  execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', key, '-out', certificate, '-days', '2',
+    '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1'], { stdio: 'ignore' });
+  giveToPostgres(certificate);
+  const sockets = new Set<Socket>();
+  const server = createTlsServer({ key: readFileSync(key), cert: readFileSync(certificate) }, (client) => {
+    const upstream = connect(upstreamPort, '127.0.0.1');
+    for (const socket of [client, upstream]) {
+      sockets.add(socket);
+      socket.on('close', () => sockets.delete(socket));
+      socket.on('error', () => (socket === client ? upstream : client).destroy());
+    }
+    client.pipe(upstream).pipe(client);
+  });
+  const port = await freePort();
+  await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve));
+  return {
+    port,
+    certificate,
+    stop: async () => {
+      for (const socket of sockets) socket.destroy();
+      await new Promise((resolve) => server.close(resolve));
+    },
+  };
+}
+
+/**
+ * s3rver on loopback, behind a TLS proxy that walship and pgBackRest both go
+ * through, when this checkout has s3rver and the walship build has the S3
+ * backend; otherwise the reason it is not measured.
  */
 export async function s3Target(context: BenchContext, onCleanup: (cleanup: () => Promise<void>) => void): Promise<Target | string> {
   if (!existsSync(join(projectRoot, 'node_modules', 's3rver', 'bin', 's3rver.js'))) return 's3rver is not installed (node_modules/s3rver)';
   const emulator: Emulator = await startS3rver();
   onCleanup(() => emulator.stop());
+  const proxy = await startTlsProxy(postgresDirectory(join(context.root, 'tls')), emulator.port);
+  onCleanup(() => proxy.stop());
+  const walshipSettings = (archive: string) => ({
+    ...emulator.settings(`bench/${archive}`, `https://127.0.0.1:${proxy.port}`),
+    WALG_S3_CA_CERT_FILE: proxy.certificate,
+  });
   // Archiving a small history file works only with a build that has the S3 backend.
   const history = join(context.root, '00000002.history');
   writeFileSync(history, '1\t0/3000000\tno recovery target specified\n');
-  const probe = await run(context.walship, ['wal-push', history], { env: { ...process.env, ...emulator.settings('probe'), WALG_LOG_LEVEL: 'ERROR' } });
+  const probe = await run(context.walship, ['wal-push', history], { env: { ...process.env, ...walshipSettings('probe'), WALG_LOG_LEVEL: 'ERROR' } });
   if (probe.code !== 0) return `walship cannot archive to s3rver (wal-push exited ${probe.code}: ${probe.stderr.trim().split('\n')[0]})`;
-  context.log(`s3: s3rver on ${emulator.endpoint}`);
+  context.log(`s3: s3rver on ${emulator.endpoint}, TLS on https://127.0.0.1:${proxy.port}`);
   return {
     name: 's3rver',
-    walshipSettings: (archive) => emulator.settings(`bench/${archive}`),
-    pgbackrestNote: "pgBackRest's S3 client requires TLS; s3rver here serves plain HTTP",
+    walshipSettings,
+    pgbackrestRepository: (archive) => [
+      'repo1-type=s3',
+      `repo1-s3-bucket=${EMULATOR_BUCKET}`,
+      'repo1-s3-endpoint=127.0.0.1',
+      `repo1-storage-port=${proxy.port}`,
+      'repo1-s3-region=us-east-1',
+      'repo1-s3-key=S3RVER',
+      'repo1-s3-key-secret=S3RVER',
+      'repo1-s3-uri-style=path',
+      // pgBackRest 2.45 matches the host against DNS names only, not the certificate's IP address.
+      'repo1-storage-verify-tls=n',
+      `repo1-path=/pgbackrest/${archive}`,
+    ],
+    pgbackrestNote: 's3rver (a Node.js server on the same 2 cores) behind a TLS proxy in the bench process; walship verifies the certificate, pgBackRest 2.45 cannot for an IP address (repo1-storage-verify-tls=n)',
   };
 }
