@@ -63,6 +63,17 @@ const commands: CommandDefinition[] = [
     load: () => import('./commands/wal-prefetch.ts'),
   },
   {
+    name: 'wal-push-ahead',
+    summary: 'Background look-ahead pusher started by wal-push (internal)',
+    arguments: [
+      ['wal_directory', "the cluster's pg_wal directory"],
+      ['records_directory', 'where look-ahead records are kept'],
+    ],
+    examples: ['(started by wal-push; not for direct use)'],
+    hidden: true,
+    load: () => import('./commands/wal-push-ahead.ts'),
+  },
+  {
     name: 'backup-push',
     summary: 'Take a base backup with pg_basebackup and stream it into storage (the sentinel is written last)',
     arguments: [],

@@ -11,6 +11,7 @@ import { link, lstat, mkdir, open, readdir, rename, unlink } from 'node:fs/promi
 import { basename, dirname, join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { AlreadyExistsError } from '../errors.ts';
+import { isRunning } from '../util/process.ts';
 
 const TEMP_MARKER = '.walship-tmp-';
 
@@ -32,15 +33,6 @@ export function removeTempFilesInFlight(): void {
     }
   }
   tempFilesInFlight.clear();
-}
-
-function isRunning(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM';
-  }
 }
 
 /**

@@ -1,19 +1,27 @@
 /**
  * Look-ahead archiving. PostgreSQL's archiver runs archive_command for one
- * file at a time. While walship pushes that file it also pushes the next
- * `.ready` files in parallel, and records each one once it is durable, so the
- * archiver's later calls for them return at once without touching storage.
+ * file at a time. walship keeps one detached pusher per cluster working
+ * ahead of it: it uploads the waiting `.ready` files in parallel and records
+ * each one once it is durable, so the archiver's calls for them return at
+ * once without touching storage, while the pusher keeps the other core busy.
+ *
+ *   <spool>/archived/<name>         a record: <name> is durable in storage
+ *   <spool>/archived/<name>.claim   pid of the process uploading <name> now
+ *   <spool>/archived/.pusher.pid    pid of the pusher
  *
  * A record is only ever written after its upload is durable, and it names the
- * exact file (inode, size, mtime): a lost record costs one re-check against
- * storage, and a stale one never matches a different file.
+ * exact file (device, inode, size, mtime): a lost record costs one re-check
+ * against storage, and a stale one never matches a different file.
  */
+import { availableParallelism } from 'node:os';
 import { readdir, readFile, rename, stat, unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { log } from '../log/logger.ts';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { describeError } from '../errors.ts';
+import { log } from '../log/logger.ts';
 import { parseWalFileName } from '../postgres/wal-name.ts';
 import { forEachConcurrently } from '../util/concurrency.ts';
+import { PidFile, spawnDetachedWalship } from './background.ts';
 
 interface FileIdentity {
   dev: number;
@@ -31,12 +39,21 @@ function sameIdentity(a: FileIdentity, b: FileIdentity): boolean {
   return a.dev === b.dev && a.ino === b.ino && a.size === b.size && a.mtimeMs === b.mtimeMs;
 }
 
+const CLAIM_SUFFIX = '.claim';
+/** How often a waiting archive_command looks for the pusher's record. */
+const CLAIM_POLL_MS = 5;
+/** A pusher with nothing to do for this long exits. */
+const PUSHER_IDLE_EXIT_MS = 5_000;
+const PUSHER_POLL_MS = 20;
+
 /** Records of WAL files uploaded ahead of the archiver, one small file each. */
 export class ArchivedRecords {
   readonly directory: string;
+  readonly pusher: PidFile;
 
   constructor(directory: string) {
     this.directory = directory;
+    this.pusher = new PidFile(join(directory, '.pusher.pid'));
   }
 
   async record(name: string, path: string): Promise<void> {
@@ -63,12 +80,29 @@ export class ArchivedRecords {
     }
   }
 
+  /** Names with a record. */
   async names(): Promise<string[]> {
-    return (await readdir(this.directory)).filter((name) => !name.endsWith('.tmp'));
+    return (await readdir(this.directory)).filter((name) => parseWalFileName(name) !== undefined);
   }
 
   async forget(name: string): Promise<void> {
     await unlink(join(this.directory, name)).catch(() => undefined);
+  }
+
+  /** The right to upload `name`, so two processes never upload the same file at once. */
+  claim(name: string): PidFile {
+    return new PidFile(join(this.directory, `${name}${CLAIM_SUFFIX}`));
+  }
+
+  /**
+   * When another live process is uploading `name`, waits until it is done and
+   * reports whether it left a record for exactly `path`.
+   */
+  async awaitOtherUpload(name: string, path: string): Promise<boolean> {
+    const claim = this.claim(name);
+    if (!(await claim.holder())) return false;
+    while (await claim.holder()) await sleep(CLAIM_POLL_MS);
+    return this.consume(name, path);
   }
 }
 
@@ -80,52 +114,88 @@ function archivingOrder(a: string, b: string): number {
   return a < b ? -1 : a > b ? 1 : 0;
 }
 
-export interface LookAheadOptions {
-  /** pg_wal: holds the WAL files and archive_status/. */
+/** Files waiting for the archiver, in its order. */
+async function readyFiles(walDirectory: string): Promise<string[]> {
+  const statusNames = await readdir(join(walDirectory, 'archive_status'));
+  return statusNames
+    .filter((name) => name.endsWith('.ready'))
+    .map((name) => name.slice(0, -'.ready'.length))
+    .filter((name) => parseWalFileName(name) !== undefined)
+    .sort(archivingOrder);
+}
+
+/** Starts the cluster's pusher when files other than `current` wait and no pusher is running. */
+export async function startPusher(records: ArchivedRecords, walDirectory: string, configPath: string | undefined, current: string): Promise<void> {
+  if ((await readyFiles(walDirectory)).every((name) => name === current)) return;
+  if (await records.pusher.holder()) return;
+  spawnDetachedWalship(['wal-push-ahead', walDirectory, records.directory], configPath, join(records.directory, 'pusher.log'));
+}
+
+export interface PusherOptions {
   walDirectory: string;
-  /** The file the archiver asked for, pushed by the caller. */
-  foreground: string;
   records: ArchivedRecords;
-  /** Uploads in flight besides the foreground one. */
+  /** Uploads in flight (WALG_UPLOAD_CONCURRENCY, at most the CPUs for local storage). */
   concurrency: number;
-  /** Files pushed ahead at most in one call. */
+  /** Records waiting for the archiver at most (TOTAL_BG_UPLOADED_LIMIT). */
   limit: number;
   push(path: string): Promise<unknown>;
 }
 
-/**
- * Pushes up to `limit` other `.ready` files and records each durable one.
- * Failures are only logged: the archiver will ask for those files itself and
- * get a proper answer. Resolves to the number of files recorded.
- */
-export async function pushAhead(options: LookAheadOptions): Promise<number> {
-  const { walDirectory, foreground, records } = options;
-  let statusNames: string[];
-  try {
-    statusNames = await readdir(join(walDirectory, 'archive_status'));
-  } catch {
-    return 0; // not a pg_wal directory: nothing to look ahead at
-  }
-  const ready = new Set(statusNames.filter((name) => name.endsWith('.ready')).map((name) => name.slice(0, -'.ready'.length)));
-  const recorded = new Set(await records.names());
-  // Records whose file is no longer waiting were used or made moot: drop them.
-  for (const name of recorded) if (!ready.has(name)) await records.forget(name);
+/** Uploads as many as the CPUs can compress at once; more only helps when waiting on a network. */
+export function pusherConcurrency(uploadConcurrency: number, storageIsLocal: boolean): number {
+  return storageIsLocal ? Math.min(uploadConcurrency, availableParallelism()) : uploadConcurrency;
+}
 
-  const candidates = [...ready]
-    .filter((name) => name !== foreground && !recorded.has(name) && parseWalFileName(name))
-    .sort(archivingOrder)
-    .slice(0, options.limit);
-  let pushed = 0;
-  await forEachConcurrently(candidates, options.concurrency, async (name) => {
-    const path = join(walDirectory, name);
-    try {
-      await options.push(path);
-      await records.record(name, path);
-      pushed++;
-    } catch (error) {
-      log.info(`look-ahead upload of ${name} failed; the archiver will retry it: ${describeError(error)}`);
+/**
+ * The pusher: uploads waiting files ahead of the archiver and records them,
+ * never more than `limit` records ahead, and exits once nothing is waiting.
+ * Failures are only logged: the archiver will ask for those files itself
+ * and get a proper answer.
+ */
+export async function runPusher(options: PusherOptions): Promise<void> {
+  const { walDirectory, records } = options;
+  if (!(await records.pusher.acquire())) return;
+  try {
+    const failedAt = new Map<string, number>();
+    let lastWork = Date.now();
+    while (Date.now() - lastWork < PUSHER_IDLE_EXIT_MS) {
+      const ready = await readyFiles(walDirectory);
+      const readySet = new Set(ready);
+      const recorded = new Set(await records.names());
+      // Records whose file no longer waits were used or made moot.
+      for (const name of recorded) if (!readySet.has(name)) await records.forget(name);
+      const room = options.limit - [...recorded].filter((name) => readySet.has(name)).length;
+      const candidates = ready
+        .filter((name) => !recorded.has(name) && Date.now() - (failedAt.get(name) ?? 0) > 1000)
+        .slice(0, Math.max(0, room));
+      if (candidates.length === 0) {
+        if (ready.length > 0) lastWork = Date.now(); // the archiver is still working through records
+        await sleep(PUSHER_POLL_MS);
+        continue;
+      }
+      lastWork = Date.now();
+      let succeeded = 0;
+      let failed = 0;
+      await forEachConcurrently(candidates, options.concurrency, async (name) => {
+        const claim = records.claim(name);
+        if (!(await claim.acquire())) return; // the archiver itself is uploading it
+        const path = join(walDirectory, name);
+        try {
+          await options.push(path);
+          await records.record(name, path);
+          succeeded++;
+        } catch (error) {
+          failed++;
+          failedAt.set(name, Date.now());
+          log.info(`look-ahead upload of ${name} failed; the archiver will retry it: ${describeError(error)}`);
+        } finally {
+          await claim.release();
+        }
+      });
+      // Nothing got through (storage down?): leave the retrying to the archiver.
+      if (failed > 0 && succeeded === 0) break;
     }
-  });
-  if (pushed > 0) log.info('pushed ahead of the archiver', { files: pushed });
-  return pushed;
+  } finally {
+    await records.pusher.release();
+  }
 }

@@ -10,18 +10,17 @@
  * serves one that is still being written. Segment names carry the timeline,
  * so a segment of another timeline is never served for the one requested.
  */
-import { spawn } from 'node:child_process';
-import { closeSync, createReadStream, openSync } from 'node:fs';
+import { createReadStream } from 'node:fs';
 import { mkdir, readdir, readFile, rename, unlink, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { isSea } from 'node:sea';
 import { describeError, NotFoundError } from '../errors.ts';
 import { fsyncDirectory, writeFileAtomically } from '../fs/durable.ts';
 import { log } from '../log/logger.ts';
 import { isValidSegmentSize } from '../postgres/lsn.ts';
 import { nextSegmentName, parseWalFileName } from '../postgres/wal-name.ts';
 import { forEachConcurrently } from '../util/concurrency.ts';
+import { PidFile, spawnDetachedWalship } from './background.ts';
 
 const LOCK_FILE = '.prefetcher.pid';
 const REQUESTED_FILE = '.requested';
@@ -34,10 +33,13 @@ const RETRY_AFTER_MS = 1000;
 export class PrefetchArea {
   readonly directory: string;
   readonly running: string;
+  /** Held by the one prefetcher working on this area. */
+  readonly lock: PidFile;
 
   constructor(directory: string) {
     this.directory = directory;
     this.running = join(directory, 'running');
+    this.lock = new PidFile(join(directory, LOCK_FILE));
   }
 
   /**
@@ -81,42 +83,6 @@ export class PrefetchArea {
     for (const ready of await this.readyNames()) if (ready <= name) await unlink(join(this.directory, ready)).catch(() => undefined);
   }
 
-  /** PID of a live prefetcher, if one holds the lock. */
-  async runningPrefetcher(): Promise<number | undefined> {
-    const pid = Number(await readFile(join(this.directory, LOCK_FILE), 'utf8').catch(() => ''));
-    if (!Number.isInteger(pid) || pid <= 0) return undefined;
-    try {
-      process.kill(pid, 0);
-      return pid;
-    } catch {
-      return undefined;
-    }
-  }
-
-  /** Takes the prefetcher lock; false when another live prefetcher holds it. */
-  async lock(): Promise<boolean> {
-    const path = join(this.directory, LOCK_FILE);
-    for (let attempt = 0; attempt < 2; attempt++) {
-      try {
-        await writeFile(path, String(process.pid), { flag: 'wx' });
-        return true;
-      } catch (error) {
-        if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
-        if (await this.runningPrefetcher()) return false;
-        await unlink(path).catch(() => undefined); // left by a prefetcher that died
-      }
-    }
-    return false;
-  }
-
-  async unlock(): Promise<void> {
-    await unlink(join(this.directory, LOCK_FILE)).catch(() => undefined);
-  }
-}
-
-/** The command line that runs this same walship, whether or not it is on PATH. */
-function walshipCommandLine(): [string, string[]] {
-  return isSea() ? [process.execPath, []] : [process.execPath, [process.argv[1]!]];
 }
 
 /**
@@ -124,16 +90,9 @@ function walshipCommandLine(): [string, string[]] {
  * running: that one follows the requests through the `.requested` note.
  */
 export async function startPrefetcher(area: PrefetchArea, name: string, segmentSize: number, configPath: string | undefined): Promise<void> {
-  if (await area.runningPrefetcher()) return;
-  const [file, prefix] = walshipCommandLine();
-  const args = [...prefix, ...(configPath ? ['--config', configPath] : []), 'wal-prefetch', name, String(segmentSize), area.directory];
+  if (await area.lock.holder()) return;
   // Its log goes to a file in the prefetch area, truncated by each prefetcher.
-  const logFd = openSync(join(area.directory, 'prefetch.log'), 'w', 0o600);
-  try {
-    spawn(file, args, { detached: true, stdio: ['ignore', logFd, logFd] }).unref();
-  } finally {
-    closeSync(logFd);
-  }
+  spawnDetachedWalship(['wal-prefetch', name, String(segmentSize), area.directory], configPath, join(area.directory, 'prefetch.log'));
 }
 
 export interface PrefetcherOptions {
@@ -154,7 +113,7 @@ export async function runPrefetcher(options: PrefetcherOptions): Promise<void> {
   const { area, segmentSize, window } = options;
   if (!isValidSegmentSize(segmentSize)) return;
   await mkdir(area.running, { recursive: true, mode: 0o700 });
-  if (!(await area.lock())) return;
+  if (!(await area.lock.acquire())) return;
   try {
     for (const leftover of await readdir(area.running)) await unlink(join(area.running, leftover)).catch(() => undefined);
     let requested = options.after;
@@ -195,6 +154,6 @@ export async function runPrefetcher(options: PrefetcherOptions): Promise<void> {
       if (wanted.every((name) => backoff.has(name))) await sleep(POLL_MS);
     }
   } finally {
-    await area.unlock();
+    await area.lock.release();
   }
 }

@@ -1,0 +1,25 @@
+/**
+ * wal-push-ahead <pg_wal> <records_dir>: the detached look-ahead pusher that
+ * wal-push starts (internal). It uploads waiting `.ready` files ahead of the
+ * archiver and exits once none are left.
+ */
+import { readCompression, readLookAheadLimit, readPreventWalOverwrite, readUploadConcurrency } from '../config/settings.ts';
+import { ExitCode } from '../errors.ts';
+import { openStorage } from '../storage/open.ts';
+import { ArchivedRecords, pusherConcurrency, runPusher } from '../wal/lookahead.ts';
+import { pushWalFile } from '../wal/push.ts';
+import type { CommandContext } from './command.ts';
+
+export async function run({ config }: CommandContext, [walDirectory, recordsDirectory]: string[]): Promise<number> {
+  const compression = readCompression(config);
+  const preventOverwrite = readPreventWalOverwrite(config);
+  const storage = await openStorage(config);
+  await runPusher({
+    walDirectory: walDirectory!,
+    records: new ArchivedRecords(recordsDirectory!),
+    concurrency: pusherConcurrency(readUploadConcurrency(config), storage.location.startsWith('file://')),
+    limit: readLookAheadLimit(config),
+    push: (path) => pushWalFile({ storage, compression, preventOverwrite }, path),
+  });
+  return ExitCode.ok;
+}
