@@ -29,8 +29,9 @@ const zstdAddonHash = createHash('sha256').update(readFileSync(zstdAddon)).diges
 const zstdBindingFromAsset: Plugin = {
   name: 'zstd-binding-from-asset',
   setup(context) {
-    context.onResolve({ filter: /^\.\.\/binding$/ }, (args) =>
-      args.importer.includes(`${'/'}zstd-napi${'/'}`) ? { path: 'zstd-binding', namespace: 'walship' } : undefined,
+    // zstd-napi's own `require('../binding')`, and walship's import of zstd-napi/binding.js.
+    context.onResolve({ filter: /^(\.\.\/binding|zstd-napi\/binding\.js)$/ }, (args) =>
+      args.path.startsWith('zstd-napi') || args.importer.includes(`${'/'}zstd-napi${'/'}`) ? { path: 'zstd-binding', namespace: 'walship' } : undefined,
     );
     context.onLoad({ filter: /^zstd-binding$/, namespace: 'walship' }, () => ({
       contents: `module.exports = require(${JSON.stringify(join(root, 'src/compress/zstd-binding.ts'))}).loadZstdBindingFromAsset();`,

@@ -3,12 +3,11 @@
  * command code; each command module is imported only when it runs, which
  * keeps archive_command's start-up cost low.
  */
-import { Command, CommanderError } from 'commander';
+import type { Command } from 'commander';
 import type { CommandModule } from './commands/command.ts';
 import { loadConfig } from './config/config.ts';
 import { readLogging } from './config/settings.ts';
 import { describeError, ExitCode, WalshipError } from './errors.ts';
-import { removeTempFilesInFlight } from './fs/durable.ts';
 import { log } from './log/logger.ts';
 import { VERSION } from './version.ts';
 
@@ -178,8 +177,8 @@ interface Selected {
   options: Record<string, unknown>;
 }
 
-function buildProgram(onSelect: (selected: Selected) => void): Command {
-  const program = new Command('walship')
+function buildProgram(commander: typeof import('commander'), onSelect: (selected: Selected) => void): Command {
+  const program = new commander.Command('walship')
     .description('PostgreSQL WAL archiving and restore, WAL-G style, in one executable')
     .version(`walship ${VERSION}`, '-v, --version', 'print the version and exit')
     .option('--config <file>', 'configuration file (JSON or YAML) with WAL-G setting names')
@@ -206,43 +205,74 @@ function buildProgram(onSelect: (selected: Selected) => void): Command {
   return program;
 }
 
-async function main(argv: string[]): Promise<number> {
+interface Invocation {
+  selected: Selected;
+  configPath: string | undefined;
+}
+
+/**
+ * The plain forms archive_command and restore_command use
+ * (`[--config FILE] wal-push %p`, `wal-fetch %f %p`) are read directly:
+ * loading commander would cost every WAL file milliseconds. Anything else
+ * (options, --help, mistakes) goes through commander.
+ */
+function parsePlainInvocation(argv: string[]): Invocation | undefined {
+  let index = 0;
+  let configPath: string | undefined;
+  while (argv[index] === '--config' && index + 1 < argv.length) {
+    configPath = argv[index + 1];
+    index += 2;
+  }
+  const definition = commands.find((candidate) => candidate.name === argv[index]);
+  const args = argv.slice(index + 1);
+  if (!definition || definition.options?.length || args.length !== definition.arguments.length) return undefined;
+  if (args.some((arg) => arg.startsWith('-'))) return undefined;
+  return { selected: { definition, args, options: {} }, configPath };
+}
+
+/**
+ * Parses with commander. Returns an exit code instead when commander has
+ * already answered: --help and --version (0), or a usage error it reported.
+ */
+async function parseWithCommander(argv: string[]): Promise<Invocation | number> {
+  const commander = await import('commander');
   let selected: Selected | undefined;
-  const program = buildProgram((choice) => (selected = choice));
+  const program = buildProgram(commander, (choice) => (selected = choice));
+  try {
+    await program.parseAsync(argv, { from: 'user' });
+  } catch (error) {
+    if (error instanceof commander.CommanderError) return error.exitCode;
+    throw error;
+  }
+  if (!selected) {
+    program.outputHelp();
+    return ExitCode.failure;
+  }
+  return { selected, configPath: program.opts<{ config?: string }>().config };
+}
+
+async function main(argv: string[]): Promise<number> {
   const named = commands.find((definition) => argv.includes(definition.name));
   let module: CommandModule | undefined;
   try {
-    await program.parseAsync(argv, { from: 'user' });
-    if (!selected) {
-      program.outputHelp();
-      return ExitCode.failure;
+    const invocation = parsePlainInvocation(argv) ?? (await parseWithCommander(argv));
+    if (typeof invocation === 'number') {
+      // A usage error in wal-fetch must not read as "not available" in recovery.
+      return invocation === ExitCode.ok ? invocation : ((await named?.load())?.failureExitCode?.() ?? invocation);
     }
-    const config = loadConfig({ configPath: program.opts<{ config?: string }>().config });
+    const { selected, configPath } = invocation;
+    const config = loadConfig({ configPath });
     const logging = readLogging(config);
     log.configure({ ...logging, command: selected.definition.name });
     module = await selected.definition.load();
     return await module.run({ config }, selected.args, selected.options);
   } catch (error) {
-    if (error instanceof CommanderError) {
-      if (error.exitCode === 0) return ExitCode.ok;
-      module ??= named && (await named.load());
-      return module?.exitCodeFor?.(error) ?? ExitCode.failure;
-    }
     if (named) log.configure({ command: named.name });
     log.error(describeError(error));
     if (!(error instanceof WalshipError) && error instanceof Error && error.stack) log.debug(error.stack);
     module ??= named && (await named.load().catch(() => undefined));
-    return module?.exitCodeFor?.(error) ?? ExitCode.failure;
+    return module?.failureExitCode?.() ?? ExitCode.failure;
   }
-}
-
-// Stopped by a signal (PostgreSQL's shutdown sends SIGTERM): remove unfinished
-// temp files, then die by the same signal, which is what PostgreSQL expects.
-for (const signal of ['SIGTERM', 'SIGINT', 'SIGHUP'] as const) {
-  process.once(signal, () => {
-    removeTempFilesInFlight();
-    process.kill(process.pid, signal);
-  });
 }
 
 // If the event loop ever drains before main() settles, the process must not

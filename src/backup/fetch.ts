@@ -196,7 +196,7 @@ async function restorePart(settings: BackupFetchSettings, name: string, part: Ba
   let decompressError: unknown;
   decompressor?.once('error', (error) => (decompressError = error));
   // Stored bytes are checked against the sentinel; zstd checks its own frames' content.
-  const verify = new VerifyStage({ sha256: part.SHA256, size: part.CompressedSize }, key);
+  const verify = new VerifyStage({ algorithm: 'sha256', checksum: part.SHA256, size: part.CompressedSize }, key);
   try {
     return await extractTar(chain(stored.body, verify, decompressor), settings.destination, {
       deferred: new Set([CONTROL_FILE]),

@@ -261,13 +261,13 @@ async function startPartUpload(settings: BackupPushSettings, name: string, partN
   });
   // The checksum covers the stored bytes: it catches storage corruption before
   // anything is decompressed, and costs a fraction of hashing the whole tar.
-  const stored = new DigestStage();
+  const stored = new DigestStage('sha256');
   const compressor = await codec.compress(settings.compression.level);
   const uploaded = settings.storage
     .put(partKey(name, partName), chain(source, counter, compressor, compressor && new CoalesceStage(WRITE_CHUNK), stored))
     .then((): BackupPart => {
       const digest = stored.digest();
-      return { Name: partName, UncompressedSize: uncompressedSize, CompressedSize: digest.size, SHA256: digest.sha256 };
+      return { Name: partName, UncompressedSize: uncompressedSize, CompressedSize: digest.size, SHA256: digest.checksum };
     });
   const fed = finished(source).catch(async (sourceError: unknown) => {
     // A failed upload destroys its source; its own error says more than "premature close".

@@ -61,6 +61,6 @@ async function continuePrefetching(area: PrefetchArea, name: string, destination
   }
 }
 
-export function exitCodeFor(): number {
+export function failureExitCode(): number {
   return recoveryMode() === 'standby' ? ExitCode.failure : ExitCode.fatalRecoveryError;
 }

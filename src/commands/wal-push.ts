@@ -56,6 +56,6 @@ async function openRecords(config: Config, walDirectory: string): Promise<Archiv
 }
 
 /** Every failure is an ordinary one: a status above 125 would kill PostgreSQL's archiver. */
-export function exitCodeFor(): number {
+export function failureExitCode(): number {
   return ExitCode.failure;
 }

@@ -2,10 +2,10 @@
  * Compression methods as stream stages. Each method owns a file extension
  * under WAL-G's layout (wal_005/<name>.<extension>).
  */
-import type { Transform } from 'node:stream';
+import type { Readable, Transform } from 'node:stream';
 import { constants, createBrotliCompress, createBrotliDecompress } from 'node:zlib';
 import type { CompressionMethod } from '../config/settings.ts';
-import { createZstdCompressStage, createZstdDecompressStage } from './zstd.ts';
+import { createZstdCompressStage, createZstdDecompressStage, zstdCompressedFile } from './zstd.ts';
 
 export interface Codec {
   method: CompressionMethod;
@@ -13,6 +13,8 @@ export interface Codec {
   extension: string;
   compress(level: number): Promise<Transform | undefined>;
   decompress(): Promise<Transform | undefined>;
+  /** A faster way to compress a whole file, where the method has one (undefined: use compress()). */
+  compressFile?(path: string, level: number): Promise<Readable | undefined>;
 }
 
 const codecs: Record<CompressionMethod, Codec> = {
@@ -21,6 +23,7 @@ const codecs: Record<CompressionMethod, Codec> = {
     extension: 'zst',
     compress: (level) => createZstdCompressStage(level),
     decompress: () => createZstdDecompressStage(),
+    compressFile: (path, level) => zstdCompressedFile(path, level),
   },
   brotli: {
     method: 'brotli',

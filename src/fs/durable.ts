@@ -5,7 +5,6 @@
  * under the final name. A stopped writer removes its temp files; one killed
  * outright leaves a hidden temp file that sweepAbandonedTempFiles removes.
  */
-import { randomBytes } from 'node:crypto';
 import { unlinkSync } from 'node:fs';
 import { link, lstat, mkdir, open, readdir, rename, unlink } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
@@ -15,24 +14,37 @@ import { isRunning } from '../util/process.ts';
 
 const TEMP_MARKER = '.walship-tmp-';
 
-/** A hidden name in `directory`: `.name.walship-tmp-<pid>-<random>`. */
+let tempCounter = 0;
+
+/** A hidden name in `directory`, unique while this process lives: `.name.walship-tmp-<pid>-<n>`. */
 function tempPathFor(path: string, directory = dirname(path)): string {
-  return join(directory, `.${basename(path)}${TEMP_MARKER}${process.pid}-${randomBytes(4).toString('hex')}`);
+  return join(directory, `.${basename(path)}${TEMP_MARKER}${process.pid}-${(tempCounter++).toString(16)}`);
 }
 
 /** Temp files this process is writing, removed if it is told to stop. */
 const tempFilesInFlight = new Set<string>();
+let signalsHandled = false;
 
-/** Removes this process's unfinished temp files (from a signal handler: synchronous). */
-export function removeTempFilesInFlight(): void {
-  for (const temp of tempFilesInFlight) {
-    try {
-      unlinkSync(temp);
-    } catch {
-      // already gone
-    }
+/**
+ * Stopped by a signal (PostgreSQL's shutdown sends SIGTERM): remove unfinished
+ * temp files, then die by the same signal, which is what PostgreSQL expects,
+ * unless a command handles the signal itself (backup-push cleans up its upload).
+ */
+function removeTempFilesOnSignals(): void {
+  if (signalsHandled) return;
+  signalsHandled = true;
+  for (const signal of ['SIGTERM', 'SIGINT', 'SIGHUP'] as const) {
+    process.once(signal, () => {
+      for (const temp of tempFilesInFlight) {
+        try {
+          unlinkSync(temp);
+        } catch {
+          // already gone
+        }
+      }
+      if (process.listenerCount(signal) === 0) process.kill(process.pid, signal);
+    });
   }
-  tempFilesInFlight.clear();
 }
 
 /**
@@ -86,6 +98,7 @@ export class StagedFile {
   /** `tempDirectory` must be on the same file system as `path`; by default, its directory. */
   static async write(path: string, source: Readable, options: { mode?: number; tempDirectory?: string } = {}): Promise<StagedFile> {
     const temp = tempPathFor(path, options.tempDirectory);
+    removeTempFilesOnSignals();
     tempFilesInFlight.add(temp);
     const staged = new StagedFile(path, temp);
     try {

@@ -4,23 +4,25 @@
  *   download: storage.get -> decompress -> verify -> atomic file
  */
 import { createReadStream } from 'node:fs';
+import type { Readable } from 'node:stream';
 import type { Codec } from '../compress/codec.ts';
 import { writeFileAtomically } from '../fs/durable.ts';
-import { type ContentDigest, VerifyStage } from '../integrity/checksum.ts';
-import { METADATA_SHA256, METADATA_SIZE, type ObjectMetadata, type Storage, type StoredObject } from '../storage/storage.ts';
+import { type ContentDigest, type ExpectedContent, VerifyStage } from '../integrity/checksum.ts';
+import { METADATA_CRC32, METADATA_SIZE, type ObjectMetadata, type Storage, type StoredObject } from '../storage/storage.ts';
 import { chain } from './chain.ts';
 
 const READ_CHUNK = 1 << 18;
 
 export function metadataFor(digest: ContentDigest): ObjectMetadata {
-  return { [METADATA_SHA256]: digest.sha256, [METADATA_SIZE]: String(digest.size) };
+  return { [METADATA_CRC32]: digest.checksum, [METADATA_SIZE]: String(digest.size) };
 }
 
-/** The content digest recorded with an object, where walship wrote one. */
-export function digestFromMetadata(metadata: ObjectMetadata): Partial<ContentDigest> {
+/** What walship recorded about an object's content, where it wrote the object. */
+export function expectedContent(metadata: ObjectMetadata): ExpectedContent {
   const size = metadata[METADATA_SIZE];
   return {
-    sha256: metadata[METADATA_SHA256],
+    algorithm: 'crc32',
+    checksum: metadata[METADATA_CRC32],
     size: size !== undefined && /^\d+$/.test(size) ? Number(size) : undefined,
   };
 }
@@ -28,26 +30,22 @@ export function digestFromMetadata(metadata: ObjectMetadata): Partial<ContentDig
 export interface UploadOptions {
   codec: Codec;
   level: number;
-  /** The file's digest; a promise when it is still being computed alongside the upload. */
-  digest: ContentDigest | Promise<ContentDigest>;
+  /** The file's digest, recorded with the object. */
+  digest: ContentDigest;
   createOnly: boolean;
 }
 
 export async function uploadFile(storage: Storage, key: string, path: string, options: UploadOptions): Promise<void> {
-  const compressor = await options.codec.compress(options.level);
-  const body = chain(createReadStream(path, { highWaterMark: READ_CHUNK }), compressor);
-  const metadata = Promise.resolve(options.digest).then(metadataFor);
-  await storage.put(key, body, { metadata, createOnly: options.createOnly });
+  const body = (await options.codec.compressFile?.(path, options.level)) ?? chain(createReadStream(path, { highWaterMark: READ_CHUNK }), await options.codec.compress(options.level));
+  await storage.put(key, body, { metadata: metadataFor(options.digest), createOnly: options.createOnly });
 }
 
 /** Decompresses and verifies a stored object into `destination`, atomically and durably. */
 export async function downloadToFile(stored: StoredObject, codec: Codec, destination: string): Promise<void> {
-  const verify = new VerifyStage(digestFromMetadata(stored.metadata), stored.info.key);
-  await writeFileAtomically(destination, chain(stored.body, await codec.decompress(), verify), { mode: 0o600 });
+  await writeFileAtomically(destination, await verifiedContent(stored, codec), { mode: 0o600 });
 }
 
-/** Decompresses and verifies a stored object, handing its content to `consume` chunk by chunk. */
-export async function readVerified(stored: StoredObject, codec: Codec, consume: (chunk: Buffer) => void): Promise<void> {
-  const verify = new VerifyStage(digestFromMetadata(stored.metadata), stored.info.key);
-  for await (const chunk of chain(stored.body, await codec.decompress(), verify)) consume(chunk as Buffer);
+/** A stored object's content, decompressed; the stream fails if it does not verify. */
+export async function verifiedContent(stored: StoredObject, codec: Codec): Promise<Readable> {
+  return chain(stored.body, await codec.decompress(), new VerifyStage(expectedContent(stored.metadata), stored.info.key));
 }

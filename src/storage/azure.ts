@@ -153,10 +153,10 @@ export class AzureStorage implements Storage {
     const send = <T>(operation: string, request: (abortSignal: AbortSignal) => Promise<T>) =>
       this.requests.run(operation, key, request).then(() => undefined);
     await uploadInParts(body, {
-      putWhole: async (data) => {
-        const metadata = await options.metadata;
-        await send('put', (abortSignal) => blob.upload(data, data.length, { metadata, conditions, transactionalContentMD5: md5(data), abortSignal }));
-      },
+      putWhole: (data) =>
+        send('put', (abortSignal) =>
+          blob.upload(data, data.length, { metadata: options.metadata, conditions, transactionalContentMD5: md5(data), abortSignal }),
+        ),
       // Staged blocks need no set-up, and uncommitted ones are discarded by the service.
       begin: async () => undefined,
       abort: async () => undefined,
@@ -165,9 +165,8 @@ export class AzureStorage implements Storage {
           blob.stageBlock(blockId(partNumber), data, data.length, { transactionalContentMD5: md5(data), abortSignal }),
         ),
       complete: async (partCount) => {
-        const metadata = await options.metadata;
         const blocks = Array.from({ length: partCount }, (_, index) => blockId(index + 1));
-        await send('commit', (abortSignal) => blob.commitBlockList(blocks, { metadata, conditions, abortSignal }));
+        await send('commit', (abortSignal) => blob.commitBlockList(blocks, { metadata: options.metadata, conditions, abortSignal }));
       },
     }, { partSize: BLOCK_SIZE, concurrency: BLOCK_CONCURRENCY });
   }

@@ -71,7 +71,7 @@ export class FileStorage implements Storage {
     const tempDirectory = await this.temporaries();
     await ensureDirectoryDurable(dirname(path));
     const stageMetadata = async () => {
-      const metadata = await options.metadata;
+      const { metadata } = options;
       if (!metadata || Object.keys(metadata).length === 0) return undefined;
       await ensureDirectoryDurable(dirname(metadataPath));
       return StagedFile.write(metadataPath, Readable.from([JSON.stringify(metadata)]), { mode: 0o640, tempDirectory });

@@ -99,7 +99,7 @@ export class GcsStorage implements Storage {
     const first = await parts.next();
     const second = await parts.next();
     const writeOptions = {
-      metadata: { metadata: (await options.metadata) ?? {} },
+      metadata: { metadata: options.metadata ?? {} },
       // ifGenerationMatch 0: create only if no live object has this name.
       preconditionOpts: options.createOnly ? { ifGenerationMatch: 0 } : undefined,
       validation: 'crc32c' as const,

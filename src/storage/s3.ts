@@ -160,7 +160,7 @@ export class S3Storage implements Storage {
     const parts: CompletedPart[] = [];
     await uploadInParts(body, {
       putWhole: async (data) => {
-        const settings = this.objectSettings(await options.metadata);
+        const settings = this.objectSettings(options.metadata);
         await send('put', (abortSignal) =>
           this.client.send(
             new PutObjectCommand({ ...target, ...settings, Body: data, ContentLength: data.length, ChecksumAlgorithm: 'CRC32', IfNoneMatch: ifNoneMatch }),
@@ -169,7 +169,7 @@ export class S3Storage implements Storage {
         );
       },
       begin: async () => {
-        const settings = this.objectSettings(await options.metadata);
+        const settings = this.objectSettings(options.metadata);
         const created = await send('start upload of', (abortSignal) =>
           this.client.send(new CreateMultipartUploadCommand({ ...target, ...settings, ChecksumAlgorithm: 'CRC32' }), { abortSignal }),
         );

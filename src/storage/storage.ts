@@ -15,12 +15,7 @@ export interface ObjectInfo {
 }
 
 export interface PutOptions {
-  /**
-   * May be a promise, computed while the body streams (wal-push checksums the
-   * file in parallel with compressing it). It must not depend on the body
-   * being consumed: backends that send metadata with the upload await it first.
-   */
-  metadata?: ObjectMetadata | Promise<ObjectMetadata>;
+  metadata?: ObjectMetadata;
   /**
    * Create only: fail with AlreadyExistsError if the key exists. Backends
    * use the service's conditional create where it has one.
@@ -50,7 +45,7 @@ export interface Storage {
 }
 
 /** Metadata keys walship writes (valid names for S3, GCS and Azure alike). */
-export const METADATA_SHA256 = 'walship_sha256';
+export const METADATA_CRC32 = 'walship_crc32';
 export const METADATA_SIZE = 'walship_size';
 
 /** Rejects keys that could escape the prefix. */

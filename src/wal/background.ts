@@ -3,7 +3,6 @@
  * per cluster and job, found through a pid file, started detached by the
  * same binary so walship need not be on PATH.
  */
-import { spawn } from 'node:child_process';
 import { closeSync, openSync } from 'node:fs';
 import { readFile, unlink, writeFile } from 'node:fs/promises';
 import { isSea } from 'node:sea';
@@ -46,6 +45,8 @@ export class PidFile {
 /** Starts `walship <args>` detached, its output appended to `logPath`. */
 export function spawnDetachedWalship(args: string[], configPath: string | undefined, logPath: string): void {
   const self = isSea() ? [] : [process.argv[1]!];
+  // Loaded only here: child_process is costly to load on archive_command's hot path.
+  const { spawn } = process.getBuiltinModule('node:child_process');
   const logFd = openSync(logPath, 'w', 0o600);
   try {
     const child = spawn(process.execPath, [...self, ...(configPath ? ['--config', configPath] : []), ...args], {

@@ -2,16 +2,14 @@
  * Archiving one WAL file: verify its name, upload it compressed with a
  * content checksum, and never replace different content already stored.
  */
-import { createHash } from 'node:crypto';
-import { constants } from 'node:fs';
-import { access } from 'node:fs/promises';
+import { open } from 'node:fs/promises';
 import { basename } from 'node:path';
 import { type Codec, codecFor, codecsPreferring } from '../compress/codec.ts';
 import type { CompressionSettings } from '../config/settings.ts';
 import { AlreadyExistsError, OverwriteRefusedError, WalshipError } from '../errors.ts';
 import { type ContentDigest, digestFile } from '../integrity/checksum.ts';
 import { log } from '../log/logger.ts';
-import { digestFromMetadata, readVerified, uploadFile } from '../pipeline/transfer.ts';
+import { expectedContent, uploadFile, verifiedContent } from '../pipeline/transfer.ts';
 import { requireWalFileName } from '../postgres/wal-name.ts';
 import { walObjectKey } from '../storage/layout.ts';
 import type { ObjectMetadata, Storage } from '../storage/storage.ts';
@@ -34,12 +32,12 @@ export async function pushWalFile(settings: WalPushSettings, path: string): Prom
   const { storage, compression } = settings;
   const name = basename(path);
   const wal = requireWalFileName(name);
-  await access(path, constants.R_OK).catch((error: unknown) => {
+  let digest: ContentDigest;
+  try {
+    digest = digestFile(path, 'crc32');
+  } catch (error) {
     throw new WalshipError(`cannot read ${path}: ${(error as Error).message}`);
-  });
-  // The checksum pass runs alongside the lookups and the compression.
-  const digest = digestFile(path);
-  digest.catch(() => undefined);
+  }
   const codec = codecFor(compression.method);
   const key = walObjectKey(name, codec);
   const upload = (createOnly: boolean) => uploadFile(storage, key, path, { codec, level: compression.level, digest, createOnly });
@@ -48,7 +46,7 @@ export async function pushWalFile(settings: WalPushSettings, path: string): Prom
   if (copies.length === 0) {
     try {
       await upload(true);
-      log.info('archived', { file: name, key, bytes: (await digest).size });
+      log.info('archived', { file: name, key, bytes: digest.size });
       return 'uploaded';
     } catch (error) {
       if (!(error instanceof AlreadyExistsError)) throw error;
@@ -58,7 +56,7 @@ export async function pushWalFile(settings: WalPushSettings, path: string): Prom
 
   const different: StoredCopy[] = [];
   for (const copy of copies) {
-    if (!(await storedContentEquals(storage, copy, await digest))) different.push(copy);
+    if (!(await storedContentEquals(storage, copy, path, digest))) different.push(copy);
   }
   if (different.length === 0) {
     log.info('already archived with identical content', { file: name });
@@ -85,12 +83,30 @@ async function findStoredCopies(storage: Storage, name: string): Promise<StoredC
   return heads.flatMap((head, index) => (head ? [{ key: head.key, codec: codecs[index]!, metadata: head.metadata }] : []));
 }
 
-async function storedContentEquals(storage: Storage, copy: StoredCopy, local: ContentDigest): Promise<boolean> {
-  const recorded = digestFromMetadata(copy.metadata);
-  if (recorded.sha256 !== undefined) return recorded.sha256 === local.sha256 && (recorded.size ?? local.size) === local.size;
-  // No checksum recorded (written by another tool): compare the content itself.
-  const stored = await storage.get(copy.key);
-  const hash = createHash('sha256');
-  await readVerified(stored, copy.codec, (chunk) => hash.update(chunk));
-  return hash.digest('hex') === local.sha256;
+async function storedContentEquals(storage: Storage, copy: StoredCopy, path: string, local: ContentDigest): Promise<boolean> {
+  const recorded = expectedContent(copy.metadata);
+  // A different checksum or size settles it; a match is confirmed on the content itself.
+  if (recorded.checksum !== undefined && recorded.checksum !== local.checksum) return false;
+  if (recorded.size !== undefined && recorded.size !== local.size) return false;
+  return storedContentMatchesFile(storage, copy, path, local.size);
+}
+
+/** Compares a stored object's content with the local file byte for byte, streaming both. */
+async function storedContentMatchesFile(storage: Storage, copy: StoredCopy, path: string, size: number): Promise<boolean> {
+  const content = await verifiedContent(await storage.get(copy.key), copy.codec);
+  const handle = await open(path, 'r');
+  let offset = 0;
+  let local = Buffer.alloc(0);
+  try {
+    for await (const chunk of content as AsyncIterable<Buffer>) {
+      if (local.length < chunk.length) local = Buffer.allocUnsafe(chunk.length);
+      const { bytesRead } = await handle.read(local, 0, chunk.length, offset);
+      if (bytesRead !== chunk.length || !local.subarray(0, bytesRead).equals(chunk)) return false;
+      offset += chunk.length;
+    }
+  } finally {
+    content.destroy();
+    await handle.close();
+  }
+  return offset === size;
 }

@@ -166,7 +166,7 @@ describe('walship wal-fetch', () => {
     assert.deepEqual(readdirSync(join(dataDir, 'pg_wal')), [SEGMENT]);
   });
 
-  it('detects corruption through the stored checksum even without compression', async () => {
+  it('detects corruption through the stored CRC-32 even without compression', async () => {
     await pushSegment(segmentContent(), { WALG_COMPRESSION_METHOD: 'none' });
     const stored = join(archive, 'wal_005', SEGMENT);
     const corrupted = readFileSync(stored);
@@ -174,7 +174,7 @@ describe('walship wal-fetch', () => {
     writeFileSync(stored, corrupted);
     const result = await walship(['wal-fetch', SEGMENT, 'pg_wal/RECOVERYXLOG']);
     assert.equal(result.code, 255);
-    assert.match(result.stderr, /is corrupt: SHA-256/);
+    assert.match(result.stderr, /is corrupt: CRC-32/);
     assert.ok(!existsSync(join(dataDir, 'pg_wal', 'RECOVERYXLOG')));
   });
 

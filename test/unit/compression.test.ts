@@ -1,5 +1,8 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
 import { Readable } from 'node:stream';
 import { buffer } from 'node:stream/consumers';
 import { describe, it } from 'node:test';
@@ -8,7 +11,7 @@ import { codecFor, codecForExtension, codecsPreferring } from '../../src/compres
 import { zstdImplementation } from '../../src/compress/zstd.ts';
 import { COMPRESSION_METHODS } from '../../src/config/settings.ts';
 import { IntegrityError } from '../../src/errors.ts';
-import { DigestStage, VerifyStage } from '../../src/integrity/checksum.ts';
+import { DigestStage, digestFile, VerifyStage } from '../../src/integrity/checksum.ts';
 import { chain } from '../../src/pipeline/chain.ts';
 
 /** WAL-like content: runs of structure with some noise, in several chunks. */
@@ -68,22 +71,39 @@ describe('compression stages', () => {
 });
 
 describe('integrity stages', () => {
-  it('digests content passing through unchanged', async () => {
-    const digest = new DigestStage();
-    const output = await buffer(chain(Readable.from([Buffer.from('hello '), Buffer.from('world')]), digest));
-    assert.equal(output.toString(), 'hello world');
-    assert.deepEqual(digest.digest(), { sha256: 'b94d27b9934d3e08a52e52d7da7dabfac484efe37a5380ee9088f7ace2efcde9', size: 11 });
+  it('digests content passing through unchanged, with CRC-32 or SHA-256', async () => {
+    const expected = {
+      crc32: '0d4a1185',
+      sha256: 'b94d27b9934d3e08a52e52d7da7dabfac484efe37a5380ee9088f7ace2efcde9',
+    } as const;
+    for (const algorithm of ['crc32', 'sha256'] as const) {
+      const digest = new DigestStage(algorithm);
+      const output = await buffer(chain(Readable.from([Buffer.from('hello '), Buffer.from('world')]), digest));
+      assert.equal(output.toString(), 'hello world');
+      assert.deepEqual(digest.digest(), { algorithm, checksum: expected[algorithm], size: 11 });
+    }
+  });
+
+  it('digests files the same way as streams', async () => {
+    const path = join(mkdtempSync(join(tmpdir(), 'walship-digest-')), 'file');
+    const chunks = sampleChunks();
+    writeFileSync(path, Buffer.concat(chunks));
+    const streamed = new DigestStage('crc32');
+    await buffer(chain(Readable.from(chunks), streamed));
+    assert.deepEqual(await digestFile(path, 'crc32'), streamed.digest());
+    rmSync(dirname(path), { recursive: true });
   });
 
   it('fails the stream on a size or checksum mismatch, and passes a match', async () => {
     const content = () => Readable.from([Buffer.from('hello world')]);
-    const sha256 = 'b94d27b9934d3e08a52e52d7da7dabfac484efe37a5380ee9088f7ace2efcde9';
-    assert.equal((await buffer(chain(content(), new VerifyStage({ sha256, size: 11 }, 'obj')))).toString(), 'hello world');
-    await assert.rejects(buffer(chain(content(), new VerifyStage({ size: 12 }, 'obj'))), (error: unknown) => {
+    const crc = { algorithm: 'crc32', checksum: '0d4a1185' } as const;
+    assert.equal((await buffer(chain(content(), new VerifyStage({ ...crc, size: 11 }, 'obj')))).toString(), 'hello world');
+    await assert.rejects(buffer(chain(content(), new VerifyStage({ ...crc, size: 12 }, 'obj'))), (error: unknown) => {
       assert.ok(error instanceof IntegrityError);
-      assert.match(error.message, /obj is corrupt: 11 bytes after decompression, expected 12/);
+      assert.match(error.message, /obj is corrupt: 11 bytes, expected 12/);
       return true;
     });
-    await assert.rejects(buffer(chain(content(), new VerifyStage({ sha256: '0'.repeat(64) }, 'obj'))), /obj is corrupt: SHA-256/);
+    await assert.rejects(buffer(chain(content(), new VerifyStage({ algorithm: 'crc32', checksum: '00000000' }, 'obj'))), /obj is corrupt: CRC-32 0d4a1185 does not match the stored 00000000/);
+    await assert.rejects(buffer(chain(content(), new VerifyStage({ algorithm: 'sha256', checksum: '0'.repeat(64) }, 'obj'))), /obj is corrupt: SHA-256/);
   });
 });
