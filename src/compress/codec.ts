@@ -5,7 +5,7 @@
 import type { Readable, Transform } from 'node:stream';
 import { constants, createBrotliCompress, createBrotliDecompress } from 'node:zlib';
 import type { CompressionMethod } from '../config/settings.ts';
-import { createZstdCompressStage, createZstdDecompressStage, zstdCompressedFile } from './zstd.ts';
+import { createZstdCompressStage, createZstdDecompressStage, zstdCompressedFile, zstdDecompressInto } from './zstd.ts';
 
 export interface Codec {
   method: CompressionMethod;
@@ -15,6 +15,8 @@ export interface Codec {
   decompress(): Promise<Transform | undefined>;
   /** A faster way to compress a whole file, where the method has one (undefined: use compress()). */
   compressFile?(path: string, level: number): Promise<Readable | undefined>;
+  /** A faster way to decompress into reused memory, where the method has one (false: use decompress()). */
+  decompressInto?(source: AsyncIterable<Buffer>, consume: (piece: Buffer) => void, what: string): Promise<boolean>;
 }
 
 const codecs: Record<CompressionMethod, Codec> = {
@@ -24,6 +26,7 @@ const codecs: Record<CompressionMethod, Codec> = {
     compress: (level) => createZstdCompressStage(level),
     decompress: () => createZstdDecompressStage(),
     compressFile: (path, level) => zstdCompressedFile(path, level),
+    decompressInto: (source, consume, what) => zstdDecompressInto(source, consume, what),
   },
   brotli: {
     method: 'brotli',

@@ -7,6 +7,7 @@
 import { closeSync, openSync, readSync } from 'node:fs';
 import { Readable, type Transform } from 'node:stream';
 import { constants, createZstdCompress, createZstdDecompress } from 'node:zlib';
+import { IntegrityError } from '../errors.ts';
 import { log } from '../log/logger.ts';
 
 type ZstdNapi = typeof import('zstd-napi');
@@ -14,9 +15,14 @@ type ZstdBinding = typeof import('zstd-napi/binding.js');
 
 let native: Promise<ZstdNapi | undefined> | undefined;
 
+/** A CommonJS module's exports, whichever way it was imported (Node's ESM loader or the bundle). */
+function exportsOf<T>(module: unknown): T {
+  return ((module as { default?: T }).default ?? module) as T;
+}
+
 function loadNative(): Promise<ZstdNapi | undefined> {
   native ??= import('zstd-napi').then(
-    (module) => ((module as { default?: ZstdNapi }).default ?? module) as ZstdNapi,
+    (module) => exportsOf<ZstdNapi>(module),
     (error: unknown) => {
       log.debug('zstd-napi unavailable, using node:zlib zstd', { reason: String((error as Error)?.message ?? error) });
       return undefined;
@@ -57,7 +63,7 @@ const OUTPUT_CHUNK = 1 << 20;
 export async function zstdCompressedFile(path: string, level: number): Promise<Readable | undefined> {
   const zstd = await loadNative();
   if (!zstd) return undefined;
-  const binding = (await import('zstd-napi/binding.js')) as unknown as ZstdBinding;
+  const binding = exportsOf<ZstdBinding>(await import('zstd-napi/binding.js'));
   const context = new binding.CCtx();
   context.setParameter(binding.CParameter.compressionLevel, level);
   context.setParameter(binding.CParameter.checksumFlag, 1);
@@ -87,6 +93,40 @@ export async function zstdCompressedFile(path: string, level: number): Promise<R
     }
   }
   return Readable.from(frames(), { objectMode: false });
+}
+
+/**
+ * Decompresses zstd frames from `source`, handing each decompressed piece to
+ * `consume` as a view of one reused buffer (valid only during the call);
+ * damaged data fails with IntegrityError naming `what`.
+ * Resolves false, having read nothing, without the native addon.
+ */
+export async function zstdDecompressInto(source: AsyncIterable<Buffer>, consume: (piece: Buffer) => void, what: string): Promise<boolean> {
+  const zstd = await loadNative();
+  if (!zstd) return false;
+  const binding = exportsOf<ZstdBinding>(await import('zstd-napi/binding.js'));
+  const context = new binding.DCtx();
+  const output = Buffer.allocUnsafe(OUTPUT_CHUNK);
+  let inFrame = false;
+  for await (const chunk of source) {
+    for (let pending = chunk; ; ) {
+      let result;
+      try {
+        result = context.decompressStream(output, pending);
+      } catch (error) {
+        throw new IntegrityError(`${what} is corrupt: ${(error as Error).message}`);
+      }
+      const [remaining, produced, consumed] = result;
+      if (produced > 0) consume(output.subarray(0, produced));
+      pending = pending.subarray(consumed);
+      if (pending.length === 0 && (produced < output.length || remaining === 0)) {
+        inFrame = remaining !== 0;
+        break;
+      }
+    }
+  }
+  if (inFrame) throw new IntegrityError(`${what} is corrupt: it ends in the middle of a zstd frame`);
+  return true;
 }
 
 /** Which implementation is in use, for diagnostics and tests. */

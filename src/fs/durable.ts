@@ -6,7 +6,7 @@
  * outright leaves a hidden temp file that sweepAbandonedTempFiles removes.
  */
 import { unlinkSync } from 'node:fs';
-import { link, lstat, mkdir, open, readdir, rename, unlink } from 'node:fs/promises';
+import { type FileHandle, link, lstat, mkdir, open, readdir, rename, unlink } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { AlreadyExistsError } from '../errors.ts';
@@ -81,6 +81,12 @@ export async function ensureDirectoryDurable(directory: string): Promise<void> {
   }
 }
 
+export interface StagingOptions {
+  mode?: number;
+  /** Where the temp file goes: on the same file system as the final path; by default, its directory. */
+  tempDirectory?: string;
+}
+
 /**
  * A file written and fsynced under a temp name, waiting to be committed to
  * its final name. Splitting the two lets callers commit several files and
@@ -95,8 +101,12 @@ export class StagedFile {
     this.temp = temp;
   }
 
-  /** `tempDirectory` must be on the same file system as `path`; by default, its directory. */
-  static async write(path: string, source: Readable, options: { mode?: number; tempDirectory?: string } = {}): Promise<StagedFile> {
+  static async write(path: string, source: Readable, options: StagingOptions = {}): Promise<StagedFile> {
+    return StagedFile.fill(path, (handle) => handle.writeFile(source), options);
+  }
+
+  /** Like write(), with the content written by `writeContent` into the open temp file. */
+  static async fill(path: string, writeContent: (handle: FileHandle) => Promise<void>, options: StagingOptions = {}): Promise<StagedFile> {
     const temp = tempPathFor(path, options.tempDirectory);
     removeTempFilesOnSignals();
     tempFilesInFlight.add(temp);
@@ -104,7 +114,7 @@ export class StagedFile {
     try {
       const handle = await open(temp, 'wx', options.mode ?? 0o600);
       try {
-        await handle.writeFile(source);
+        await writeContent(handle);
         await handle.sync();
       } finally {
         await handle.close();
@@ -155,7 +165,12 @@ export interface AtomicWriteOptions {
  * file and its directory entry are on stable storage.
  */
 export async function writeFileAtomically(path: string, source: Readable, options: AtomicWriteOptions = {}): Promise<void> {
-  const staged = await StagedFile.write(path, source, { mode: options.mode });
+  await fillFileAtomically(path, (handle) => handle.writeFile(source), options);
+}
+
+/** Like writeFileAtomically(), with the content written by `writeContent` into the open temp file. */
+export async function fillFileAtomically(path: string, writeContent: (handle: FileHandle) => Promise<void>, options: AtomicWriteOptions = {}): Promise<void> {
+  const staged = await StagedFile.fill(path, writeContent, { mode: options.mode });
   try {
     await staged.commit(options.createOnly);
   } catch (error) {

@@ -80,30 +80,58 @@ export interface ExpectedContent {
   size?: number;
 }
 
-/** Fails the stream at its end when the content does not match `expected`. */
-export class VerifyStage extends DigestStage {
+/** Checks content fed to it piece by piece against what was recorded when it was stored. */
+export class ContentCheck {
+  private readonly checksum: Checksum;
   private readonly expected: ExpectedContent;
   private readonly what: string;
+  private bytes = 0;
 
   constructor(expected: ExpectedContent, what: string) {
-    super(expected.algorithm);
+    this.checksum = new Checksum(expected.algorithm);
     this.expected = expected;
     this.what = what;
   }
 
+  update(data: Buffer): void {
+    this.checksum.update(data);
+    this.bytes += data.length;
+  }
+
+  /** Throws IntegrityError unless everything fed matches. */
+  finish(): void {
+    if (this.expected.size !== undefined && this.bytes !== this.expected.size) {
+      throw new IntegrityError(`${this.what} is corrupt: ${this.bytes} bytes, expected ${this.expected.size}`);
+    }
+    const actual = this.checksum.hex();
+    if (this.expected.checksum !== undefined && actual !== this.expected.checksum) {
+      const name = algorithmNames[this.expected.algorithm];
+      throw new IntegrityError(`${this.what} is corrupt: ${name} ${actual} does not match the stored ${this.expected.checksum}`);
+    }
+  }
+}
+
+/** Fails the stream at its end when the content does not match `expected`. */
+export class VerifyStage extends Transform {
+  private readonly check: ContentCheck;
+
+  constructor(expected: ExpectedContent, what: string) {
+    super();
+    this.check = new ContentCheck(expected, what);
+  }
+
+  override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
+    this.check.update(chunk);
+    callback(null, chunk);
+  }
+
   override _flush(callback: TransformCallback): void {
-    super._flush((error) => {
-      if (error) return callback(error);
-      const actual = this.digest();
-      if (this.expected.size !== undefined && actual.size !== this.expected.size) {
-        return callback(new IntegrityError(`${this.what} is corrupt: ${actual.size} bytes, expected ${this.expected.size}`));
-      }
-      if (this.expected.checksum !== undefined && actual.checksum !== this.expected.checksum) {
-        const name = algorithmNames[actual.algorithm];
-        return callback(new IntegrityError(`${this.what} is corrupt: ${name} ${actual.checksum} does not match the stored ${this.expected.checksum}`));
-      }
+    try {
+      this.check.finish();
       callback();
-    });
+    } catch (error) {
+      callback(error as Error);
+    }
   }
 }
 

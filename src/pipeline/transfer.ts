@@ -3,11 +3,11 @@
  *   upload:   file -> compress -> storage.put
  *   download: storage.get -> decompress -> verify -> atomic file
  */
-import { createReadStream } from 'node:fs';
+import { createReadStream, writeSync } from 'node:fs';
 import type { Readable } from 'node:stream';
 import type { Codec } from '../compress/codec.ts';
-import { writeFileAtomically } from '../fs/durable.ts';
-import { type ContentDigest, type ExpectedContent, VerifyStage } from '../integrity/checksum.ts';
+import { fillFileAtomically } from '../fs/durable.ts';
+import { ContentCheck, type ContentDigest, type ExpectedContent, VerifyStage } from '../integrity/checksum.ts';
 import { METADATA_CRC32, METADATA_SIZE, type ObjectMetadata, type Storage, type StoredObject } from '../storage/storage.ts';
 import { chain } from './chain.ts';
 
@@ -42,7 +42,27 @@ export async function uploadFile(storage: Storage, key: string, path: string, op
 
 /** Decompresses and verifies a stored object into `destination`, atomically and durably. */
 export async function downloadToFile(stored: StoredObject, codec: Codec, destination: string): Promise<void> {
-  await writeFileAtomically(destination, await verifiedContent(stored, codec), { mode: 0o600 });
+  const check = new ContentCheck(expectedContent(stored.metadata), stored.info.key);
+  await fillFileAtomically(
+    destination,
+    async (handle) => {
+      const decompressed = await codec.decompressInto?.(
+        stored.body,
+        (piece) => {
+          check.update(piece);
+          writeAllSync(handle.fd, piece);
+        },
+        stored.info.key,
+      );
+      if (decompressed) check.finish();
+      else await handle.writeFile(await verifiedContent(stored, codec));
+    },
+    { mode: 0o600 },
+  );
+}
+
+function writeAllSync(fd: number, data: Buffer): void {
+  for (let written = 0; written < data.length; ) written += writeSync(fd, data, written);
 }
 
 /** A stored object's content, decompressed; the stream fails if it does not verify. */

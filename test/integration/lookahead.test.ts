@@ -93,10 +93,10 @@ describe('look-ahead archiving of a real backlog', () => {
 
   it('loses nothing when wal-push is killed at any point, and leaves nothing visible behind', async () => {
     const wrapper = join(scratch, 'kill-walship.sh');
-    // Kills wal-push after 10 to 90 ms; only a wal-push that finished first may report success.
+    // Kills wal-push after 20 to 190 ms; only a wal-push that finished first may report success.
     writeFileSync(wrapper, `#!/bin/sh
 "${walshipBinary}" wal-push "$1" & pid=$!
-sleep 0.0$(( $$ % 9 + 1 ))
+sleep $(printf '0.%02d' $(( $$ % 18 + 2 )))
 kill -9 $pid 2>/dev/null
 wait $pid && exit 0
 exit 1
@@ -108,7 +108,7 @@ exit 1
     // Many killed attempts, some mid-upload; the look-ahead pusher is killed over and over too.
     const pusherPidFile = join(cluster.root, '.walship-data', 'archived', '.pusher.pid');
     let pushersKilled = 0;
-    for (const deadline = Date.now() + 4000; Date.now() < deadline; await sleep(150)) {
+    for (const deadline = Date.now() + 10_000; Date.now() < deadline && (pushersKilled < 3 || Date.now() < deadline - 6000); await sleep(150)) {
       const pid = existsSync(pusherPidFile) ? Number(readFileSync(pusherPidFile, 'utf8')) : 0;
       if (pid > 0) {
         try {

@@ -8,7 +8,7 @@ import { buffer } from 'node:stream/consumers';
 import { describe, it } from 'node:test';
 import { constants, zstdCompressSync, zstdDecompressSync } from 'node:zlib';
 import { codecFor, codecForExtension, codecsPreferring } from '../../src/compress/codec.ts';
-import { zstdImplementation } from '../../src/compress/zstd.ts';
+import { zstdCompressedFile, zstdDecompressInto, zstdImplementation } from '../../src/compress/zstd.ts';
 import { COMPRESSION_METHODS } from '../../src/config/settings.ts';
 import { IntegrityError } from '../../src/errors.ts';
 import { DigestStage, digestFile, VerifyStage } from '../../src/integrity/checksum.ts';
@@ -59,6 +59,26 @@ describe('compression stages', () => {
     await assert.rejects(buffer(chain(Readable.from([flipped]), await codecFor('zstd').decompress())));
     const truncated = compressed.subarray(0, compressed.length - 100);
     await assert.rejects(buffer(chain(Readable.from([truncated]), await codecFor('zstd').decompress())));
+  });
+
+  it('compresses a file and decompresses into reused memory, detecting damage', async () => {
+    const path = join(mkdtempSync(join(tmpdir(), 'walship-zstd-file-')), 'segment');
+    const content = Buffer.concat(sampleChunks());
+    writeFileSync(path, content);
+    const compressed = await buffer((await zstdCompressedFile(path, 1))!);
+    assert.ok(zstdDecompressSync(compressed).equals(content), 'standard zstd frames');
+    const decompress = async (data: Buffer) => {
+      const pieces: Buffer[] = [];
+      // Pieces are views of a reused buffer: copy them to keep them.
+      await zstdDecompressInto(Readable.from([data.subarray(0, 1000), data.subarray(1000)]), (piece) => pieces.push(Buffer.from(piece)), 'obj');
+      return Buffer.concat(pieces);
+    };
+    assert.ok((await decompress(compressed)).equals(content));
+    const flipped = Buffer.from(compressed);
+    flipped[Math.floor(flipped.length / 2)]! ^= 0x10;
+    await assert.rejects(decompress(flipped), (error: unknown) => error instanceof IntegrityError && /obj is corrupt/.test(error.message));
+    await assert.rejects(decompress(compressed.subarray(0, compressed.length - 100)), /obj is corrupt: it ends in the middle of a zstd frame/);
+    rmSync(dirname(path), { recursive: true });
   });
 
   it('maps extensions to codecs and prefers the configured one', () => {
