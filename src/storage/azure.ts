@@ -118,6 +118,17 @@ function blockId(partNumber: number): string {
   return Buffer.from(`walship-block-${String(partNumber).padStart(6, '0')}`).toString('base64');
 }
 
+/**
+ * A download's body. The SDK's stream can report a broken connection twice
+ * (the socket error, then an abort): the reader handles the first, and the
+ * second must not crash the process as an unhandled 'error' event.
+ */
+function bodyOf(response: { readableStreamBody?: NodeJS.ReadableStream }): Readable {
+  const body = response.readableStreamBody as Readable;
+  body.on('error', () => undefined);
+  return body;
+}
+
 export class AzureStorage implements Storage {
   readonly location: string;
   private readonly container: ContainerClient;
@@ -177,11 +188,11 @@ export class AzureStorage implements Storage {
     const download = (offset: number, abortSignal: AbortSignal, ifMatch?: string) =>
       blob.download(offset, undefined, { abortSignal, maxRetryRequests: 0, conditions: ifMatch ? { ifMatch } : undefined });
     const response = await this.requests.run('get', key, (abortSignal) => download(0, abortSignal));
-    const resume = async (offset: number, abortSignal: AbortSignal) => (await download(offset, abortSignal, response.etag)).readableStreamBody as Readable;
+    const resume = async (offset: number, abortSignal: AbortSignal) => bodyOf(await download(offset, abortSignal, response.etag));
     return {
       info: { key, size: response.contentLength ?? 0, lastModified: response.lastModified ?? new Date(0) },
       metadata: response.metadata ?? {},
-      body: this.requests.guardBody(key, response.readableStreamBody as Readable, resume),
+      body: this.requests.guardBody(key, bodyOf(response), resume),
     };
   }
 
