@@ -5,7 +5,7 @@
  */
 import { readCompression, readLookAheadLimit, readPreventWalOverwrite, readUploadConcurrency } from '../config/settings.ts';
 import { ExitCode } from '../errors.ts';
-import { openStorage } from '../storage/open.ts';
+import { openStorage, storageIdentity } from '../storage/open.ts';
 import { ArchivedRecords, pusherConcurrency, runPusher } from '../wal/lookahead.ts';
 import { pushWalFile } from '../wal/push.ts';
 import type { CommandContext } from './command.ts';
@@ -16,7 +16,7 @@ export async function run({ config }: CommandContext, [walDirectory, recordsDire
   const storage = await openStorage(config);
   await runPusher({
     walDirectory: walDirectory!,
-    records: new ArchivedRecords(recordsDirectory!),
+    records: new ArchivedRecords(recordsDirectory!, storageIdentity(config)),
     concurrency: pusherConcurrency(readUploadConcurrency(config), storage.location.startsWith('file://')),
     limit: readLookAheadLimit(config),
     push: (path) => pushWalFile({ storage, compression, preventOverwrite }, path),

@@ -5,11 +5,12 @@
  */
 import { existsSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
+import { crc32 } from 'node:zlib';
 import type { Config } from '../config/config.ts';
 import { readCompression, readLookAheadLimit, readPreventWalOverwrite, readUploadConcurrency } from '../config/settings.ts';
 import { describeError, ExitCode } from '../errors.ts';
 import { log } from '../log/logger.ts';
-import { openStorage } from '../storage/open.ts';
+import { openStorage, storageIdentity } from '../storage/open.ts';
 import { ArchivedRecords, startPusher } from '../wal/lookahead.ts';
 import { pushWalFile } from '../wal/push.ts';
 import { spoolDirectory, spoolSubdirectory } from '../wal/spool.ts';
@@ -51,8 +52,10 @@ export async function run({ config }: CommandContext, [path]: string[]): Promise
 async function openRecords(config: Config, walDirectory: string): Promise<ArchivedRecords | undefined> {
   const enabled = readUploadConcurrency(config) > 1 && readLookAheadLimit(config) > 0;
   if (!enabled || !existsSync(join(walDirectory, 'archive_status'))) return undefined;
-  const directory = await spoolSubdirectory(spoolDirectory(config, dirname(walDirectory)), 'archived');
-  return directory ? new ArchivedRecords(directory) : undefined;
+  const archive = storageIdentity(config);
+  // One records directory (and pusher) per archive, so switching archives never mixes them up.
+  const directory = await spoolSubdirectory(spoolDirectory(config, dirname(walDirectory)), `archived/${crc32(archive).toString(16)}`);
+  return directory ? new ArchivedRecords(directory, archive) : undefined;
 }
 
 /** Every failure is an ordinary one: a status above 125 would kill PostgreSQL's archiver. */

@@ -9,7 +9,10 @@ import type { Storage } from './storage.ts';
 
 export const STORAGE_SETTINGS = ['WALG_FILE_PREFIX', 'WALG_S3_PREFIX', 'WALG_GS_PREFIX', 'WALG_AZ_PREFIX'] as const;
 
-export async function openStorage(config: Config): Promise<Storage> {
+/** Settings that, besides the prefix, say which store a prefix lives in. */
+const STORE_SETTINGS = ['AWS_ENDPOINT', 'WALG_GS_ENDPOINT', 'WALG_AZ_ENDPOINT', 'AZURE_STORAGE_ACCOUNT', 'AZURE_ENDPOINT_SUFFIX'];
+
+function configuredStorage(config: Config): (typeof STORAGE_SETTINGS)[number] {
   const configured = STORAGE_SETTINGS.filter((name) => config.get(name) !== undefined);
   if (configured.length === 0) {
     throw new ConfigError(`no storage configured: set ${STORAGE_SETTINGS.join(', ').replace(/, (?=[^,]*$)/, ' or ')}`);
@@ -17,7 +20,20 @@ export async function openStorage(config: Config): Promise<Storage> {
   if (configured.length > 1) {
     throw new ConfigError(`more than one storage configured (${configured.join(', ')}): set exactly one`);
   }
-  switch (configured[0]!) {
+  return configured[0]!;
+}
+
+/**
+ * Names the configured archive without opening it (no SDK is loaded): records
+ * kept about uploads are only trusted for the same archive.
+ */
+export function storageIdentity(config: Config): string {
+  const setting = configuredStorage(config);
+  return [setting, ...STORE_SETTINGS].map((name) => `${name}=${config.get(name) ?? ''}`).join(' ');
+}
+
+export async function openStorage(config: Config): Promise<Storage> {
+  switch (configuredStorage(config)) {
     case 'WALG_FILE_PREFIX': {
       const { FileStorage } = await import('./file.ts');
       return FileStorage.open(config.absolutePath('WALG_FILE_PREFIX')!);

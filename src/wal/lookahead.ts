@@ -1,17 +1,19 @@
 /**
  * Look-ahead archiving. PostgreSQL's archiver runs archive_command for one
- * file at a time. walship keeps one detached pusher per cluster working
- * ahead of it: it uploads the waiting `.ready` files in parallel and records
- * each one once it is durable, so the archiver's calls for them return at
- * once without touching storage, while the pusher keeps the other core busy.
+ * file at a time. walship keeps one detached pusher per cluster and archive
+ * working ahead of it: it uploads the waiting `.ready` files in parallel and
+ * records each one once it is durable, so the archiver's calls for them
+ * return at once without touching storage, while the pusher keeps the other
+ * core busy. In the spool, per archive (a hash of its settings):
  *
- *   <spool>/archived/<name>         a record: <name> is durable in storage
- *   <spool>/archived/<name>.claim   pid of the process uploading <name> now
- *   <spool>/archived/.pusher.pid    pid of the pusher
+ *   archived/<archive>/<name>         a record: <name> is durable in that archive
+ *   archived/<archive>/<name>.claim   pid of the process uploading <name> now
+ *   archived/<archive>/.pusher.pid    pid of the pusher
  *
  * A record is only ever written after its upload is durable, and it names the
- * exact file (device, inode, size, mtime): a lost record costs one re-check
- * against storage, and a stale one never matches a different file.
+ * exact file (device, inode, size, mtime) and archive: a lost record costs one
+ * re-check against storage, and a stale one never matches another file or
+ * another archive.
  */
 import { availableParallelism } from 'node:os';
 import { readdir, readFile, rename, stat, unlink, writeFile } from 'node:fs/promises';
@@ -28,6 +30,11 @@ interface FileIdentity {
   ino: number;
   size: number;
   mtimeMs: number;
+}
+
+/** What a record vouches for: exactly this file, durable in exactly this archive. */
+interface UploadRecord extends FileIdentity {
+  archive: string;
 }
 
 async function identityOf(path: string): Promise<FileIdentity> {
@@ -50,29 +57,34 @@ const PUSHER_POLL_MS = 20;
 export class ArchivedRecords {
   readonly directory: string;
   readonly pusher: PidFile;
+  /** The archive these records are about (storageIdentity); a record for another one never counts. */
+  private readonly archive: string;
 
-  constructor(directory: string) {
+  constructor(directory: string, archive: string) {
     this.directory = directory;
+    this.archive = archive;
     this.pusher = new PidFile(join(directory, '.pusher.pid'));
   }
 
   async record(name: string, path: string): Promise<void> {
     const file = join(this.directory, name);
     const temp = `${file}.${process.pid}.tmp`;
-    await writeFile(temp, JSON.stringify(await identityOf(path)));
+    const record: UploadRecord = { ...(await identityOf(path)), archive: this.archive };
+    await writeFile(temp, JSON.stringify(record));
     await rename(temp, file);
   }
 
-  /** True when `path` was uploaded ahead; the record is used up either way. */
+  /** True when `path` was uploaded ahead to this archive; the record is used up either way. */
   async consume(name: string, path: string): Promise<boolean> {
     const file = join(this.directory, name);
-    let recorded: FileIdentity;
+    let recorded: UploadRecord;
     try {
-      recorded = JSON.parse(await readFile(file, 'utf8')) as FileIdentity;
+      recorded = JSON.parse(await readFile(file, 'utf8')) as UploadRecord;
     } catch {
       return false;
     }
     await unlink(file).catch(() => undefined);
+    if (recorded.archive !== this.archive) return false;
     try {
       return sameIdentity(recorded, await identityOf(path));
     } catch {
@@ -169,7 +181,7 @@ export async function runPusher(options: PusherOptions): Promise<void> {
         .filter((name) => !recorded.has(name) && Date.now() - (failedAt.get(name) ?? 0) > 1000)
         .slice(0, Math.max(0, room));
       if (candidates.length === 0) {
-        if (ready.length > 0) lastWork = Date.now(); // the archiver is still working through records
+        // Nothing to do, perhaps because the archiver is not asking: exit after a while.
         await sleep(PUSHER_POLL_MS);
         continue;
       }

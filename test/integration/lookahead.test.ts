@@ -2,13 +2,64 @@
 // later calls return at once, every segment is stored byte-identical, records
 // do not pile up, and killing wal-push mid-upload loses nothing.
 import assert from 'node:assert/strict';
-import { chmodSync, existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, describe, it } from 'node:test';
 import { walshipBinary } from '../support/paths.ts';
 import { makePostgresOwnedDirectory, PostgresCluster } from '../support/postgres.ts';
 import { giveToPostgres, run } from '../support/processes.ts';
+
+/** The records directory of the one archive a cluster (or data directory) under `root` has used. */
+function onlyRecordsDirectory(root: string): string {
+  const archived = join(root, '.walship-data', 'archived');
+  const archives = readdirSync(archived);
+  assert.equal(archives.length, 1, `records for ${archives.length} archives`);
+  return join(archived, archives[0]!);
+}
+
+async function waitFor(condition: () => boolean, what: string, timeoutMs = 20_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await sleep(50);
+  }
+}
+
+describe('look-ahead records and the pusher, without PostgreSQL', () => {
+  const root = mkdtempSync(join(tmpdir(), 'walship-lookahead-'));
+  const dataDir = join(root, 'data');
+  const segments = ['000000010000000000000001', '000000010000000000000002', '000000010000000000000003', '000000010000000000000004'];
+  after(() => rmSync(root, { recursive: true, force: true }));
+
+  const walship = (args: string[], archive: string) =>
+    run(walshipBinary, args, { cwd: dataDir, env: { PATH: process.env.PATH, HOME: process.env.HOME, WALG_FILE_PREFIX: archive, WALG_LOG_LEVEL: 'DEVEL' } });
+
+  it('never trusts a record made for another archive, and the pusher exits when nobody archives', async () => {
+    mkdirSync(join(dataDir, 'pg_wal', 'archive_status'), { recursive: true });
+    for (const segment of segments) {
+      writeFileSync(join(dataDir, 'pg_wal', segment), Buffer.alloc(1 << 20, segment.at(-1)));
+      writeFileSync(join(dataDir, 'pg_wal', 'archive_status', `${segment}.ready`), '');
+    }
+    const [archiveA, archiveB] = ['a', 'b'].map((name) => join(root, name));
+    for (const archive of [archiveA!, archiveB!]) mkdirSync(archive);
+
+    assert.equal((await walship(['wal-push', `pg_wal/${segments[0]}`], archiveA!)).code, 0);
+    // The pusher uploads the other waiting files to A, then, with nobody asking for them, exits.
+    await waitFor(() => readdirSync(join(archiveA!, 'wal_005')).length === 4, 'the pusher to upload to A');
+    const recordsA = onlyRecordsDirectory(root);
+    await waitFor(() => !existsSync(join(recordsA, '.pusher.pid')), 'the idle pusher to exit', 30_000);
+
+    // Archiving now goes to B: A's records must not answer for it.
+    const pushed = await walship(['wal-push', `pg_wal/${segments[1]}`], archiveB!);
+    assert.equal(pushed.code, 0, pushed.stderr);
+    assert.doesNotMatch(pushed.stderr, /already pushed ahead/);
+    assert.ok(existsSync(join(archiveB!, 'wal_005', `${segments[1]}.zst`)), 'the segment is in archive B');
+    const pusherB = join(root, '.walship-data', 'archived');
+    await waitFor(() => readdirSync(pusherB).every((archive) => !existsSync(join(pusherB, archive, '.pusher.pid'))), 'B\'s pusher to exit', 30_000);
+  });
+});
 
 describe('look-ahead archiving of a real backlog', () => {
   let archive: string;
@@ -32,14 +83,6 @@ describe('look-ahead archiving of a real backlog', () => {
     rmSync(archive, { recursive: true, force: true });
     rmSync(scratch, { recursive: true, force: true });
   });
-
-  async function waitFor(condition: () => boolean, what: string, timeoutMs = 20_000): Promise<void> {
-    const deadline = Date.now() + timeoutMs;
-    while (!condition()) {
-      if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-      await sleep(50);
-    }
-  }
 
   /** Writes a little and switches segments `count` times while archiving fails; returns the last segment. */
   async function buildBacklog(count: number): Promise<string> {
@@ -85,7 +128,7 @@ describe('look-ahead archiving of a real backlog', () => {
     const answeredByPusher = log.match(/pushed ahead of the archiver( while it waited)?/g)?.length ?? 0;
     assert.ok(answeredByPusher >= 12, `only ${answeredByPusher} of 24 calls were answered by the look-ahead pusher`);
     assert.ok((await checkArchiveMatchesPgWal()) >= 24);
-    const records = join(cluster.root, '.walship-data', 'archived');
+    const records = onlyRecordsDirectory(cluster.root);
     const leftovers = () => readdirSync(records).filter((name) => name !== 'pusher.log');
     await waitFor(() => leftovers().length === 0, 'the pusher to exit');
     assert.deepEqual(leftovers(), [], 'records and claims are used up, and the pusher has exited');
@@ -106,7 +149,7 @@ exit 1
     await setArchiveCommand(`${wrapper} %p`);
     const last = await buildBacklog(16);
     // Many killed attempts, some mid-upload; the look-ahead pusher is killed over and over too.
-    const pusherPidFile = join(cluster.root, '.walship-data', 'archived', '.pusher.pid');
+    const pusherPidFile = join(onlyRecordsDirectory(cluster.root), '.pusher.pid');
     let pushersKilled = 0;
     for (const deadline = Date.now() + 10_000; Date.now() < deadline && (pushersKilled < 3 || Date.now() < deadline - 6000); await sleep(150)) {
       const pid = existsSync(pusherPidFile) ? Number(readFileSync(pusherPidFile, 'utf8')) : 0;
