@@ -44,6 +44,11 @@ export interface Storage {
   delete(key: string): Promise<void>;
 }
 
+/** Whether objects live on a local or mounted file system, where transfers cost CPU rather than waiting. */
+export function isLocalStorage(storage: Storage): boolean {
+  return storage.location.startsWith('file://');
+}
+
 /** Metadata keys walship writes (valid names for S3, GCS and Azure alike). */
 export const METADATA_CRC32 = 'walship_crc32';
 export const METADATA_SIZE = 'walship_size';

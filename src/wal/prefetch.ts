@@ -11,6 +11,7 @@
  * so a segment of another timeline is never served for the one requested.
  */
 import { createReadStream } from 'node:fs';
+import { availableParallelism } from 'node:os';
 import { mkdir, readdir, readFile, rename, unlink, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -102,7 +103,18 @@ export interface PrefetcherOptions {
   segmentSize: number;
   /** Segments kept downloaded ahead of recovery (WALG_DOWNLOAD_CONCURRENCY). */
   window: number;
+  /** Downloads in flight at most. */
+  concurrency: number;
   fetch(name: string, destination: string): Promise<void>;
+}
+
+/**
+ * Downloads in flight: on local storage each one is CPU work (decompression,
+ * checksum), so leave a core to PostgreSQL's redo; over a network, latency
+ * is what parallel downloads hide.
+ */
+export function prefetchConcurrency(window: number, storageIsLocal: boolean): number {
+  return storageIsLocal ? Math.max(1, Math.min(window, availableParallelism() - 1)) : window;
 }
 
 /**
@@ -137,7 +149,7 @@ export async function runPrefetcher(options: PrefetcherOptions): Promise<void> {
         await sleep(POLL_MS);
         continue;
       }
-      await forEachConcurrently(wanted, window, async (name) => {
+      await forEachConcurrently(wanted, options.concurrency, async (name) => {
         const running = join(area.running, name);
         try {
           await options.fetch(name, running);
