@@ -3,9 +3,9 @@
  * directory owned by the postgres OS user, a free port, a Unix socket in
  * that directory, and a stop by PID at the end.
  */
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync, appendFileSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { postgresBin } from './paths.ts';
 import { check, freePort, giveToPostgres, run } from './processes.ts';
@@ -98,11 +98,20 @@ export class PostgresCluster {
     return Number.isInteger(pid) && pid > 0 ? pid : undefined;
   }
 
-  /** Stops the server (by PID if pg_ctl cannot) and removes everything. */
+  /** PIDs of walship's background processes for this cluster (look-ahead pushers, the prefetcher). */
+  private walshipHelpers(): number[] {
+    const spool = join(this.root, `.walship-${basename(this.dataDir)}`);
+    const pidFiles = [join(spool, 'prefetch', '.prefetcher.pid')];
+    const archived = join(spool, 'archived');
+    if (existsSync(archived)) for (const archive of readdirSync(archived)) pidFiles.push(join(archived, archive, '.pusher.pid'));
+    return pidFiles.filter((file) => existsSync(file)).map((file) => Number(readFileSync(file, 'utf8'))).filter((pid) => pid > 0);
+  }
+
+  /** Stops the server and walship's helpers (by PID if need be) and removes everything. */
   async destroy(): Promise<void> {
     await this.stop('immediate').catch(() => undefined);
-    const pid = this.pid();
-    if (pid) {
+    for (const pid of [this.pid(), ...this.walshipHelpers()]) {
+      if (!pid) continue;
       try {
         process.kill(pid, 'SIGKILL');
       } catch {
