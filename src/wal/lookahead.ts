@@ -153,9 +153,15 @@ export interface PusherOptions {
   push(path: string): Promise<unknown>;
 }
 
-/** Uploads as many as the CPUs can compress at once; more only helps when waiting on a network. */
+/**
+ * Over a network, a few uploads in flight hide the latency; each holds up to
+ * two 8 MiB parts of a segment, so more would only cost memory.
+ */
+const NETWORK_UPLOADS_IN_FLIGHT = 4;
+
+/** Uploads as many as the CPUs can compress at once locally, a few over a network. */
 export function pusherConcurrency(uploadConcurrency: number, storageIsLocal: boolean): number {
-  return storageIsLocal ? Math.min(uploadConcurrency, availableParallelism()) : uploadConcurrency;
+  return Math.min(uploadConcurrency, storageIsLocal ? availableParallelism() : NETWORK_UPLOADS_IN_FLIGHT);
 }
 
 /**
