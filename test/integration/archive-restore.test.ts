@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { walshipBinary } from '../support/paths.ts';
 import { makePostgresOwnedDirectory, PostgresCluster } from '../support/postgres.ts';
-import { commitThenLosePrimary, restoreWithWalFetch } from '../support/scenarios.ts';
+import { commitThenLosePrimary, restoreWithWalFetch, startArchivingPrimary } from '../support/scenarios.ts';
 import { run } from '../support/processes.ts';
 
 describe('archive and restore a real cluster on file storage', () => {
@@ -21,11 +21,7 @@ describe('archive and restore a real cluster on file storage', () => {
     archive = makePostgresOwnedDirectory('walship-archive-');
     scratch = makePostgresOwnedDirectory('walship-scratch-');
     env = { WALG_FILE_PREFIX: archive };
-    primary = await PostgresCluster.init({
-      env,
-      settings: { archive_mode: 'on', archive_command: `${walshipBinary} wal-push %p`, wal_keep_size: '1GB' },
-    });
-    await primary.start();
+    primary = await startArchivingPrimary(env);
   });
 
   after(async () => {

@@ -9,9 +9,8 @@ import { after, before, describe, it } from 'node:test';
 import { Config } from '../../src/config/config.ts';
 import { openStorage } from '../../src/storage/open.ts';
 import { type Emulator, startEmulator } from '../support/emulators.ts';
-import { walshipBinary } from '../support/paths.ts';
 import { makePostgresOwnedDirectory, PostgresCluster } from '../support/postgres.ts';
-import { commitThenLosePrimary, restoreWithWalFetch } from '../support/scenarios.ts';
+import { commitThenLosePrimary, restoreWithWalFetch, startArchivingPrimary } from '../support/scenarios.ts';
 
 for (const kind of ['s3', 'azure'] as const) {
   describe(`archive and restore a real cluster on ${kind === 's3' ? 'S3 (s3rver)' : 'Azure Blob (azurite)'}`, () => {
@@ -24,11 +23,7 @@ for (const kind of ['s3', 'azure'] as const) {
     before(async () => {
       emulator = await startEmulator[kind]();
       env = { ...emulator.settings('pg-archive'), WALSHIP_PREFETCH: 'false' };
-      primary = await PostgresCluster.init({
-        env,
-        settings: { archive_mode: 'on', archive_command: `${walshipBinary} wal-push %p`, wal_keep_size: '1GB' },
-      });
-      await primary.start();
+      primary = await startArchivingPrimary(env);
     });
 
     after(async () => {

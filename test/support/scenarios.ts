@@ -7,6 +7,16 @@ import { readFileSync } from 'node:fs';
 import { walshipBinary } from './paths.ts';
 import { PostgresCluster } from './postgres.ts';
 
+/** A started cluster whose archive_command is walship wal-push, with `env` for walship. */
+export async function startArchivingPrimary(env: Record<string, string>): Promise<PostgresCluster> {
+  const primary = await PostgresCluster.init({
+    env,
+    settings: { archive_mode: 'on', archive_command: `${walshipBinary} wal-push %p`, wal_keep_size: '1GB' },
+  });
+  await primary.start();
+  return primary;
+}
+
 export interface ArchivedState {
   /** pgbench_history rows committed before the last archived segment. */
   historyRows: string;
