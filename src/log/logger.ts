@@ -13,7 +13,7 @@ export interface LoggerOptions {
   command: string;
 }
 
-export class Logger {
+class Logger {
   private options: LoggerOptions;
 
   constructor(options: LoggerOptions) {

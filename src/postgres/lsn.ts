@@ -7,7 +7,6 @@ import { WalshipError } from '../errors.ts';
 
 export const MIN_SEGMENT_SIZE = 1 << 20;
 export const MAX_SEGMENT_SIZE = 1 << 30;
-export const DEFAULT_SEGMENT_SIZE = 16 * 1024 * 1024;
 const XLOG_ID_SPAN = 0x1_0000_0000n;
 
 export function isValidSegmentSize(bytes: number): boolean {
