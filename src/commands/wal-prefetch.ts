@@ -6,7 +6,6 @@
 import { readCompression, readDownloadConcurrency } from '../config/settings.ts';
 import { ExitCode } from '../errors.ts';
 import { openStorage } from '../storage/open.ts';
-import { isLocalStorage } from '../storage/storage.ts';
 import { fetchWalFile } from '../wal/fetch.ts';
 import { PrefetchArea, prefetchConcurrency, runPrefetcher } from '../wal/prefetch.ts';
 import type { CommandContext } from './command.ts';
@@ -20,7 +19,7 @@ export async function run({ config }: CommandContext, [after, segmentSize, direc
     after: after!,
     segmentSize: Number(segmentSize),
     window,
-    concurrency: prefetchConcurrency(window, isLocalStorage(storage)),
+    concurrency: prefetchConcurrency(window, storage.isLocal),
     fetch: (name, destination) => fetchWalFile({ storage, compression }, name, destination),
   });
   return ExitCode.ok;

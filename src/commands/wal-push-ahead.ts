@@ -6,7 +6,6 @@
 import { readCompression, readLookAheadLimit, readPreventWalOverwrite, readUploadConcurrency } from '../config/settings.ts';
 import { ExitCode } from '../errors.ts';
 import { openStorage, storageIdentity } from '../storage/open.ts';
-import { isLocalStorage } from '../storage/storage.ts';
 import { ArchivedRecords, pusherConcurrency, runPusher } from '../wal/lookahead.ts';
 import { pushWalFile } from '../wal/push.ts';
 import type { CommandContext } from './command.ts';
@@ -18,7 +17,7 @@ export async function run({ config }: CommandContext, [walDirectory, recordsDire
   await runPusher({
     walDirectory: walDirectory!,
     records: new ArchivedRecords(recordsDirectory!, storageIdentity(config)),
-    concurrency: pusherConcurrency(readUploadConcurrency(config), isLocalStorage(storage)),
+    concurrency: pusherConcurrency(readUploadConcurrency(config), storage.isLocal),
     limit: readLookAheadLimit(config),
     push: (path) => pushWalFile({ storage, compression, preventOverwrite }, path),
   });

@@ -131,6 +131,7 @@ function bodyOf(response: { readableStreamBody?: NodeJS.ReadableStream }): Reada
 
 export class AzureStorage implements Storage {
   readonly location: string;
+  readonly isLocal = false;
   private readonly container: ContainerClient;
   private readonly prefix: string;
   private readonly requests: RequestRunner;

@@ -23,7 +23,9 @@ function isMissing(error: unknown): boolean {
 
 export class FileStorage implements Storage {
   readonly location: string;
+  readonly isLocal = true;
   private readonly root: string;
+  private tempDirectory: Promise<string> | undefined;
 
   private constructor(root: string) {
     this.root = root;
@@ -51,8 +53,6 @@ export class FileStorage implements Storage {
     assertSafeKey(key);
     return join(this.root, METADATA_TREE, `${key}.json`);
   }
-
-  private tempDirectory: Promise<string> | undefined;
 
   /** The temp directory, created and swept of abandoned files once per process. */
   private temporaries(): Promise<string> {

@@ -54,6 +54,7 @@ function metadataOf(file: FileMetadata): ObjectMetadata {
 
 export class GcsStorage implements Storage {
   readonly location: string;
+  readonly isLocal = false;
   private readonly bucket: Bucket;
   private readonly prefix: string;
   private readonly requests: RequestRunner;

@@ -128,6 +128,7 @@ export const s3Errors: ServiceErrors = {
 
 export class S3Storage implements Storage {
   readonly location: string;
+  readonly isLocal = false;
   private readonly client: S3Client;
   private readonly settings: S3Settings;
   private readonly requests: RequestRunner;

@@ -32,6 +32,8 @@ export interface StoredObject {
 export interface Storage {
   /** Where the objects live, for messages; never contains credentials. */
   readonly location: string;
+  /** Objects live on a local or mounted file system: transfers cost CPU rather than waiting on a network. */
+  readonly isLocal: boolean;
   /** Streams `body` into `key`. Resolves only once the object is durable. */
   put(key: string, body: Readable, options?: PutOptions): Promise<void>;
   /** Opens `key` for reading; NotFoundError when it does not exist. */
@@ -42,11 +44,6 @@ export interface Storage {
   list(prefix: string): AsyncIterable<ObjectInfo>;
   /** Removes `key`; removing a missing key is not an error. */
   delete(key: string): Promise<void>;
-}
-
-/** Whether objects live on a local or mounted file system, where transfers cost CPU rather than waiting. */
-export function isLocalStorage(storage: Storage): boolean {
-  return storage.location.startsWith('file://');
 }
 
 /** Metadata keys walship writes (valid names for S3, GCS and Azure alike). */
