@@ -19,9 +19,12 @@ execFileSync(process.execPath, [join(root, 'scripts/build.ts')], { stdio: 'inher
 
 step('tests');
 const selected = process.argv.slice(2);
+// The test processes compile on their main thread, as walship does, so none of
+// them can hang at exit (see src/util/exit-safety.ts); the runner passes these on.
+const mainThreadCompilation = ['--no-concurrent-sparkplug', '--no-concurrent-recompilation', '--no-concurrent-osr'];
 const result = spawnSync(
   process.execPath,
-  ['--test', '--test-reporter=spec', '--test-concurrency=2', '--test-timeout=600000', ...(selected.length ? selected : ['test/**/*.test.ts'])],
+  [...mainThreadCompilation, '--test', '--test-reporter=spec', '--test-concurrency=2', '--test-timeout=300000', ...(selected.length ? selected : ['test/**/*.test.ts'])],
   { cwd: root, stdio: 'inherit' },
 );
 process.exit(result.status ?? 1);

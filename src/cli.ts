@@ -3,6 +3,7 @@
  * command code; each command module is imported only when it runs, which
  * keeps archive_command's start-up cost low.
  */
+import './util/exit-safety.ts';
 import type { Command } from 'commander';
 import type { CommandModule } from './commands/command.ts';
 import { loadConfig } from './config/config.ts';

@@ -12,25 +12,55 @@ export interface RunResult {
   stderr: string;
 }
 
-/** Runs a command (as the postgres user when root), never throwing on a non-zero exit. */
-export async function run(command: string, args: string[], options: { env?: NodeJS.ProcessEnv; cwd?: string; asPostgres?: boolean; input?: string } = {}): Promise<RunResult> {
+/** A command that runs longer than this in a test is stuck: it is killed and the test fails. */
+const DEFAULT_RUN_TIMEOUT_MS = 180_000;
+
+export interface RunOptions {
+  env?: NodeJS.ProcessEnv;
+  cwd?: string;
+  asPostgres?: boolean;
+  input?: string;
+  timeoutMs?: number;
+}
+
+/**
+ * Runs a command (as the postgres user when root), never throwing on a
+ * non-zero exit. One that does not finish in time is killed with its whole
+ * process group, and the run fails with what it printed.
+ */
+export async function run(command: string, args: string[], options: RunOptions = {}): Promise<RunResult> {
   const [file, fileArgs] = options.asPostgres && isRoot ? ['runuser', ['-u', POSTGRES_USER, '--', command, ...args]] : [command, args];
+  const timeoutMs = options.timeoutMs ?? DEFAULT_RUN_TIMEOUT_MS;
   return new Promise((resolve, reject) => {
-    const child = spawn(file, fileArgs, { env: options.env ?? process.env, cwd: options.cwd, stdio: ['pipe', 'pipe', 'pipe'] });
+    const child = spawn(file, fileArgs, { env: options.env ?? process.env, cwd: options.cwd, stdio: ['pipe', 'pipe', 'pipe'], detached: true });
     let stdout = '';
     let stderr = '';
+    const timer = setTimeout(() => {
+      try {
+        process.kill(-child.pid!, 'SIGKILL');
+      } catch {
+        // already gone
+      }
+      reject(new Error(`${command} ${args.join(' ')} did not finish within ${timeoutMs / 1000} s and was killed; stderr: ${stderr.slice(-2000)}`));
+    }, timeoutMs);
     child.stdout.on('data', (chunk: Buffer) => (stdout += chunk));
     child.stderr.on('data', (chunk: Buffer) => (stderr += chunk));
-    child.on('error', reject);
+    child.on('error', (error) => {
+      clearTimeout(timer);
+      reject(error);
+    });
     // A program that exits without reading its input closes the pipe: not an error of the run.
     child.stdin.on('error', () => undefined);
-    child.on('close', (code, signal) => resolve({ code: code ?? (signal ? 128 : 1), stdout, stderr }));
+    child.on('close', (code, signal) => {
+      clearTimeout(timer);
+      resolve({ code: code ?? (signal ? 128 : 1), stdout, stderr });
+    });
     child.stdin.end(options.input ?? '');
   });
 }
 
 /** Like run(), but a non-zero exit is an error carrying the output. */
-export async function check(command: string, args: string[], options: Parameters<typeof run>[2] = {}): Promise<string> {
+export async function check(command: string, args: string[], options: RunOptions = {}): Promise<string> {
   const result = await run(command, args, options);
   if (result.code !== 0) throw new Error(`${command} ${args.join(' ')} exited ${result.code}: ${result.stderr || result.stdout}`);
   return result.stdout;
