@@ -8,7 +8,29 @@ import { readFile, unlink, writeFile } from 'node:fs/promises';
 import { isSea } from 'node:sea';
 import { isRunning } from '../util/process.ts';
 
-/** An exclusive claim held by one live process: a file holding its pid. */
+/**
+ * When a process started, in clock ticks since boot (field 22 of
+ * /proc/<pid>/stat), to tell it from a later process given the same pid.
+ * Undefined where /proc is not available.
+ */
+async function startTimeOf(pid: number): Promise<string | undefined> {
+  try {
+    const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
+    // The command name (field 2) may hold spaces and parentheses: count from its end.
+    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19];
+  } catch {
+    return undefined;
+  }
+}
+
+/** What this process writes into the claims it takes. */
+let ownClaim: Promise<string> | undefined;
+
+/**
+ * An exclusive claim held by one live process: a file holding its pid and
+ * start time. A claim left by a process that died never counts, even once its
+ * pid is reused: otherwise an archive_command could wait on a stranger.
+ */
 export class PidFile {
   readonly path: string;
 
@@ -18,15 +40,20 @@ export class PidFile {
 
   /** The live process holding the claim, if any. */
   async holder(): Promise<number | undefined> {
-    const pid = Number(await readFile(this.path, 'utf8').catch(() => ''));
-    return Number.isInteger(pid) && pid > 0 && isRunning(pid) ? pid : undefined;
+    const [pidText = '', recordedStart] = (await readFile(this.path, 'utf8').catch(() => '')).split(' ');
+    const pid = Number(pidText);
+    if (!Number.isInteger(pid) || pid <= 0 || !isRunning(pid)) return undefined;
+    const start = recordedStart && (await startTimeOf(pid));
+    return start && start !== recordedStart ? undefined : pid;
   }
 
   /** Takes the claim for this process; false when another live process holds it. */
   async acquire(): Promise<boolean> {
+    ownClaim ??= startTimeOf(process.pid).then((start) => (start ? `${process.pid} ${start}` : String(process.pid)));
+    const content = await ownClaim;
     for (let attempt = 0; attempt < 2; attempt++) {
       try {
-        await writeFile(this.path, String(process.pid), { flag: 'wx' });
+        await writeFile(this.path, content, { flag: 'wx' });
         return true;
       } catch (error) {
         if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;

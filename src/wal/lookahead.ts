@@ -49,6 +49,8 @@ function sameIdentity(a: FileIdentity, b: FileIdentity): boolean {
 const CLAIM_SUFFIX = '.claim';
 /** How often a waiting archive_command looks for the pusher's record. */
 const CLAIM_POLL_MS = 5;
+/** How long an archive_command waits for the pusher's upload of its file before doing it itself. */
+const CLAIM_WAIT_LIMIT_MS = 60_000;
 /** A pusher with nothing to do for this long exits. */
 const PUSHER_IDLE_EXIT_MS = 5_000;
 const PUSHER_POLL_MS = 20;
@@ -108,12 +110,22 @@ export class ArchivedRecords {
 
   /**
    * When another live process is uploading `name`, waits until it is done and
-   * reports whether it left a record for exactly `path`.
+   * reports whether it left a record for exactly `path`. Waits at most
+   * `limitMs`: past that the caller uploads the file itself, which is safe
+   * (an identical object is accepted) and keeps a stuck pusher from stopping
+   * archiving.
    */
-  async awaitOtherUpload(name: string, path: string): Promise<boolean> {
+  async awaitOtherUpload(name: string, path: string, limitMs = CLAIM_WAIT_LIMIT_MS): Promise<boolean> {
     const claim = this.claim(name);
     if (!(await claim.holder())) return false;
-    while (await claim.holder()) await sleep(CLAIM_POLL_MS);
+    const deadline = Date.now() + limitMs;
+    while (await claim.holder()) {
+      if (Date.now() > deadline) {
+        log.info(`${name} has been uploading in another process for ${limitMs / 1000} s; uploading it here too`);
+        return false;
+      }
+      await sleep(CLAIM_POLL_MS);
+    }
     return this.consume(name, path);
   }
 }

@@ -7,9 +7,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, describe, it } from 'node:test';
+import { ArchivedRecords } from '../../src/wal/lookahead.ts';
 import { walshipBinary } from '../support/paths.ts';
 import { makePostgresOwnedDirectory, PostgresCluster } from '../support/postgres.ts';
-import { giveToPostgres, run } from '../support/processes.ts';
+import { giveToPostgres, pidInFile, run } from '../support/processes.ts';
 
 /** The records directory of the one archive a cluster (or data directory) under `root` has used. */
 function onlyRecordsDirectory(root: string): string {
@@ -31,6 +32,7 @@ describe('look-ahead records and the pusher, without PostgreSQL', () => {
   const root = mkdtempSync(join(tmpdir(), 'walship-lookahead-'));
   const dataDir = join(root, 'data');
   const segments = ['000000010000000000000001', '000000010000000000000002', '000000010000000000000003', '000000010000000000000004'];
+  let recordsA = '';
   after(() => rmSync(root, { recursive: true, force: true }));
 
   const walship = (args: string[], archive: string) =>
@@ -48,7 +50,7 @@ describe('look-ahead records and the pusher, without PostgreSQL', () => {
     assert.equal((await walship(['wal-push', `pg_wal/${segments[0]}`], archiveA!)).code, 0);
     // The pusher uploads the other waiting files to A, then, with nobody asking for them, exits.
     await waitFor(() => readdirSync(join(archiveA!, 'wal_005')).length === 4, 'the pusher to upload to A');
-    const recordsA = onlyRecordsDirectory(root);
+    recordsA = onlyRecordsDirectory(root);
     await waitFor(() => !existsSync(join(recordsA, '.pusher.pid')), 'the idle pusher to exit', 30_000);
 
     // Archiving now goes to B: A's records must not answer for it.
@@ -58,6 +60,31 @@ describe('look-ahead records and the pusher, without PostgreSQL', () => {
     assert.ok(existsSync(join(archiveB!, 'wal_005', `${segments[1]}.zst`)), 'the segment is in archive B');
     const pusherB = join(root, '.walship-data', 'archived');
     await waitFor(() => readdirSync(pusherB).every((archive) => !existsSync(join(pusherB, archive, '.pusher.pid'))), 'B\'s pusher to exit', 30_000);
+  });
+
+  it('ignores a claim left by a dead process whose pid was reused', async () => {
+    const segment = '000000010000000000000005';
+    writeFileSync(join(dataDir, 'pg_wal', segment), Buffer.alloc(1 << 20, 5));
+    writeFileSync(join(dataDir, 'pg_wal', 'archive_status', `${segment}.ready`), '');
+    // The pid is alive (this test's own), but the process that wrote the claim started at another time.
+    writeFileSync(join(recordsA, `${segment}.claim`), `${process.pid} 1`);
+    const started = Date.now();
+    const pushed = await walship(['wal-push', `pg_wal/${segment}`], join(root, 'a'));
+    assert.equal(pushed.code, 0, pushed.stderr);
+    assert.ok(Date.now() - started < 10_000, `wal-push waited ${Date.now() - started} ms on a stale claim`);
+    assert.ok(existsSync(join(root, 'a', 'wal_005', `${segment}.zst`)));
+  });
+
+  it('stops waiting for an upload in another process after a limit, and uploads itself', async () => {
+    const records = new ArchivedRecords(mkdtempSync(join(root, 'records-')), 'file:///somewhere');
+    const claim = records.claim('000000010000000000000006');
+    assert.ok(await claim.acquire());
+    assert.equal(await claim.holder(), process.pid);
+    const started = Date.now();
+    assert.equal(await records.awaitOtherUpload('000000010000000000000006', join(dataDir, 'pg_wal', segments[0]!), 300), false);
+    assert.ok(Date.now() - started >= 300);
+    await claim.release();
+    assert.equal(await claim.holder(), undefined);
   });
 });
 
@@ -152,7 +179,7 @@ exit 1
     const pusherPidFile = join(onlyRecordsDirectory(cluster.root), '.pusher.pid');
     let pushersKilled = 0;
     for (const deadline = Date.now() + 10_000; Date.now() < deadline && (pushersKilled < 3 || Date.now() < deadline - 6000); await sleep(150)) {
-      const pid = existsSync(pusherPidFile) ? Number(readFileSync(pusherPidFile, 'utf8')) : 0;
+      const pid = pidInFile(pusherPidFile) ?? 0;
       if (pid > 0) {
         try {
           process.kill(pid, 'SIGKILL');

@@ -8,7 +8,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { after, afterEach, beforeEach, describe, it } from 'node:test';
 import { segmentName } from '../../src/postgres/wal-name.ts';
 import { walshipBinary } from '../support/paths.ts';
-import { run } from '../support/processes.ts';
+import { pidInFile, run } from '../support/processes.ts';
 
 const MiB = 1 << 20;
 const root = mkdtempSync(join(tmpdir(), 'walship-prefetch-'));
@@ -51,8 +51,7 @@ function isRunning(pid: number): boolean {
 }
 
 function prefetcherPid(): number | undefined {
-  const lock = join(prefetchDir, '.prefetcher.pid');
-  return existsSync(lock) ? Number(readFileSync(lock, 'utf8')) : undefined;
+  return pidInFile(join(prefetchDir, '.prefetcher.pid'));
 }
 
 async function waitFor(condition: () => boolean, what: string, timeoutMs = 15_000): Promise<void> {

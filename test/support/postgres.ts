@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { postgresBin } from './paths.ts';
-import { check, freePort, giveToPostgres, run } from './processes.ts';
+import { check, freePort, giveToPostgres, pidInFile, run } from './processes.ts';
 
 export interface ClusterOptions {
   /** Server settings written to postgresql.conf. */
@@ -104,7 +104,7 @@ export class PostgresCluster {
     const pidFiles = [join(spool, 'prefetch', '.prefetcher.pid')];
     const archived = join(spool, 'archived');
     if (existsSync(archived)) for (const archive of readdirSync(archived)) pidFiles.push(join(archived, archive, '.pusher.pid'));
-    return pidFiles.filter((file) => existsSync(file)).map((file) => Number(readFileSync(file, 'utf8'))).filter((pid) => pid > 0);
+    return pidFiles.map(pidInFile).filter((pid) => pid !== undefined);
   }
 
   /** Stops the server and walship's helpers (by PID if need be) and removes everything. */

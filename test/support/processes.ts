@@ -1,6 +1,6 @@
 /** Running commands in tests: as the PostgreSQL OS user when we are root. */
 import { execFileSync, spawn } from 'node:child_process';
-import { chownSync } from 'node:fs';
+import { chownSync, existsSync, readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 
 export const isRoot = process.getuid?.() === 0;
@@ -88,4 +88,11 @@ export async function freePort(): Promise<number> {
       server.close(() => resolve(port));
     });
   });
+}
+
+/** The pid in one of walship's pid files ("<pid> <start time>"), if the file exists. */
+export function pidInFile(path: string): number | undefined {
+  if (!existsSync(path)) return undefined;
+  const pid = Number(readFileSync(path, 'utf8').split(' ')[0]);
+  return Number.isInteger(pid) && pid > 0 ? pid : undefined;
 }
