@@ -6,7 +6,7 @@
  * archive_command that never exits stops archiving, so walship compiles on the
  * main thread only. Measured under CPU load: 5 of 20 backup-push runs hung
  * without this, none of 60 with it (scripts/soak/exit-hangs.sh); it costs
- * about 1 ms of start-up.
+ * about 2 ms of start-up.
  *
  * Imported first by the entry point, so it runs before any command code.
  */
