@@ -4,6 +4,7 @@
 import { execFileSync, spawnSync } from 'node:child_process';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { MAIN_THREAD_COMPILATION } from '../src/util/exit-safety.ts';
 import { ensureDebianPackages } from './lib/system-packages.ts';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
@@ -20,11 +21,10 @@ execFileSync(process.execPath, [join(root, 'scripts/build.ts')], { stdio: 'inher
 step('tests');
 const selected = process.argv.slice(2);
 // The test processes compile on their main thread, as walship does, so none of
-// them can hang at exit (see src/util/exit-safety.ts); the runner passes these on.
-const mainThreadCompilation = ['--no-concurrent-sparkplug', '--no-concurrent-recompilation', '--no-concurrent-osr'];
+// them can hang at exit; the runner passes these flags on.
 const result = spawnSync(
   process.execPath,
-  [...mainThreadCompilation, '--test', '--test-reporter=spec', '--test-concurrency=2', '--test-timeout=300000', ...(selected.length ? selected : ['test/**/*.test.ts'])],
+  [...MAIN_THREAD_COMPILATION, '--test', '--test-reporter=spec', '--test-concurrency=2', '--test-timeout=300000', ...(selected.length ? selected : ['test/**/*.test.ts'])],
   { cwd: root, stdio: 'inherit' },
 );
 process.exit(result.status ?? 1);

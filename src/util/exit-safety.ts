@@ -10,5 +10,7 @@
  *
  * Imported first by the entry point, so it runs before any command code.
  */
+export const MAIN_THREAD_COMPILATION = ['--no-concurrent-sparkplug', '--no-concurrent-recompilation', '--no-concurrent-osr'];
+
 const v8 = process.getBuiltinModule('node:v8');
-for (const flag of ['--no-concurrent-sparkplug', '--no-concurrent-recompilation', '--no-concurrent-osr']) v8.setFlagsFromString(flag);
+for (const flag of MAIN_THREAD_COMPILATION) v8.setFlagsFromString(flag);
