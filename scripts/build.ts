@@ -1,6 +1,8 @@
 // Builds dist/walship: esbuild bundles src/cli.ts into one CommonJS file, and
 // Node's single executable application support injects it (with the zstd-napi
 // addon as an asset) into a copy of the pinned Node runtime.
+// The V8 flags walship runs with, set first: V8 only accepts code caches made under the same flags.
+import '../src/util/exit-safety.ts';
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { chmodSync, copyFileSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';

@@ -8,6 +8,7 @@
 import { createRequire } from 'node:module';
 import { getAsset, getRawAsset, isSea } from 'node:sea';
 import { Script } from 'node:vm';
+import { log } from '../log/logger.ts';
 
 /** The CommonJS wrapper the build also uses when it makes the code cache: both must match exactly. */
 export function wrapCommonJs(source: string): string {
@@ -25,6 +26,8 @@ export function loadEmbeddedModule(name: string): unknown {
       filename,
       cachedData: new Uint8Array(getRawAsset(`${name}.cache`)),
     });
+    // V8 rejects a cache made under other V8 flags; the build applies walship's (src/util/exit-safety.ts).
+    log.debug(`loading embedded ${name}`, { codeCache: script.cachedDataRejected ? 'rejected' : 'accepted' });
     const evaluate = script.runInThisContext() as (...args: unknown[]) => void;
     const module = { exports: {} as unknown };
     evaluate.call(module.exports, module.exports, createRequire(process.execPath), module, filename, '.');

@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, beforeEach, describe, it } from 'node:test';
 import { walshipBinary } from '../support/paths.ts';
-import { run } from '../support/processes.ts';
+import { freePort, run } from '../support/processes.ts';
 
 const root = mkdtempSync(join(tmpdir(), 'walship-cli-'));
 after(() => rmSync(root, { recursive: true, force: true }));
@@ -212,6 +212,23 @@ describe('walship help and version', () => {
       const commandHelp = await walship([command, '--help']);
       assert.equal(commandHelp.code, 0);
       assert.match(commandHelp.stdout, new RegExp(`Examples:\\n.*walship ${command}`));
+    }
+  });
+});
+
+describe('the cloud SDKs embedded in the binary', () => {
+  it("load with the build's code cache, which V8 accepts under walship's flags", async () => {
+    // Nothing listens on the port: each command loads its SDK, then fails on the first request.
+    const endpoint = `http://127.0.0.1:${await freePort()}`;
+    const backends: [string, Record<string, string>][] = [
+      ['aws', { WALG_S3_PREFIX: 's3://bucket/x', AWS_REGION: 'us-east-1', AWS_ENDPOINT: endpoint, AWS_ACCESS_KEY_ID: 'a', AWS_SECRET_ACCESS_KEY: 'b' }],
+      ['gcs', { WALG_GS_PREFIX: 'gs://bucket/x', WALG_GS_ENDPOINT: endpoint }],
+      ['azure', { WALG_AZ_PREFIX: 'azure://container/x', AZURE_STORAGE_ACCOUNT: 'account', AZURE_STORAGE_SAS_TOKEN: 'sig=x', WALG_AZ_ENDPOINT: endpoint }],
+    ];
+    for (const [bundle, settings] of backends) {
+      const result = await walship(['backup-list'], { ...settings, WALG_FILE_PREFIX: '', WALG_LOG_LEVEL: 'DEVEL', WALG_STORAGE_MAX_ATTEMPTS: '1' });
+      assert.equal(result.code, 1, result.stderr);
+      assert.match(result.stderr, new RegExp(`loading embedded ${bundle} .*codeCache=accepted`), result.stderr);
     }
   });
 });
