@@ -162,7 +162,8 @@ Configuration (environment variables, or the same keys in --config FILE):
   WALG_COMPRESSION_METHOD   zstd (default), brotli or none
   WALG_COMPRESSION_LEVEL    zstd -7..22 (default 1), brotli 0..11 (default 3)
   WALG_PREVENT_WAL_OVERWRITE  refuse to replace different archived content (default true)
-  WALG_UPLOAD_CONCURRENCY, TOTAL_BG_UPLOADED_LIMIT   look-ahead archiving (16, 32)
+  WALG_UPLOAD_CONCURRENCY, TOTAL_BG_UPLOADED_LIMIT, PG_READY_RENAME
+                            look-ahead archiving (16, 32, true)
   WALG_DOWNLOAD_CONCURRENCY, WALSHIP_PREFETCH        prefetching in recovery (10, true)
   WALG_LOG_LEVEL            ERROR, WARNING (default), NORMAL or DEVEL
   WALG_LOG_FORMAT           text (default) or json

@@ -24,8 +24,8 @@ export interface Target {
   pgbackrestRepository?(archive: string): string[];
   /** Why pgBackRest is not compared on this target, if it is not. */
   pgbackrestNote?: string;
-  /** Names of the files archive `archive` holds, where the bench can read them directly. */
-  storedNames?(archive: string): string[];
+  /** Names of the files archive `archive` holds, read straight from disk (to check that done means stored). */
+  storedNames(archive: string): string[];
 }
 
 /** Prefixes the settings to a command, as `NAME=value ... command` for `/bin/sh -c`. */
@@ -40,11 +40,15 @@ export function fileTarget(context: BenchContext): Target {
     name: 'file',
     walshipSettings: (archive) => ({ WALG_FILE_PREFIX: postgresDirectory(pathOf(archive)) }),
     pgbackrestRepository: (archive) => posixRepository(postgresDirectory(pathOf(archive))),
-    storedNames: (archive) =>
-      (readdirSync(pathOf(archive), { recursive: true, withFileTypes: true }) as Dirent[])
-        .filter((entry) => entry.isFile() && !entry.name.startsWith('.'))
-        .map((entry) => entry.name),
+    storedNames: (archive) => filesUnder(pathOf(archive)),
   };
+}
+
+/** Names of the files anywhere under `directory`, leaving out hidden ones (temp files). */
+function filesUnder(directory: string): string[] {
+  return (readdirSync(directory, { recursive: true, withFileTypes: true }) as Dirent[])
+    .filter((entry) => entry.isFile() && !entry.name.startsWith('.'))
+    .map((entry) => entry.name);
 }
 
 /**
@@ -117,6 +121,9 @@ export async function s3Target(context: BenchContext, onCleanup: (cleanup: () =>
       'repo1-storage-verify-tls=n',
       `repo1-path=/pgbackrest/${archive}`,
     ],
+    // s3rver keeps each object as a file named after its key: walship's under bench/, pgBackRest's under pgbackrest/.
+    storedNames: (archive) =>
+      ['bench', 'pgbackrest'].map((root) => join(emulator.objectsDirectory!, root, archive)).filter((directory) => existsSync(directory)).flatMap(filesUnder),
     pgbackrestNote: 's3rver (a Node.js server on the same 2 cores) behind a TLS proxy in the bench process; walship verifies the certificate, pgBackRest 2.45 cannot for an IP address (repo1-storage-verify-tls=n)',
   };
 }

@@ -14,12 +14,13 @@ export async function run({ config }: CommandContext, [walDirectory, recordsDire
   const compression = readCompression(config);
   const preventOverwrite = readPreventWalOverwrite(config);
   const storage = await openStorage(config);
+  const concurrency = pusherConcurrency(readUploadConcurrency(config), storage.isLocal);
   await runPusher({
     walDirectory: walDirectory!,
     records: new ArchivedRecords(recordsDirectory!, storageIdentity(config)),
-    concurrency: pusherConcurrency(readUploadConcurrency(config), storage.isLocal),
+    concurrency,
     limit: readLookAheadLimit(config),
-    push: (path) => pushWalFile({ storage, compression, preventOverwrite }, path),
+    push: (path) => pushWalFile({ storage, compression, preventOverwrite, concurrent: concurrency > 1 }, path),
   });
   return ExitCode.ok;
 }

@@ -7,18 +7,18 @@ import { existsSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import { crc32 } from 'node:zlib';
 import type { Config } from '../config/config.ts';
-import { readCompression, readLookAheadLimit, readPreventWalOverwrite, readUploadConcurrency } from '../config/settings.ts';
+import { readCompression, readLookAheadLimit, readPreventWalOverwrite, readReadyRename, readUploadConcurrency } from '../config/settings.ts';
 import { describeError, ExitCode } from '../errors.ts';
 import { log } from '../log/logger.ts';
 import { openStorage, storageIdentity } from '../storage/open.ts';
 import { ArchivedRecords, startPusher } from '../wal/lookahead.ts';
-import { pushWalFile } from '../wal/push.ts';
+import type { WalPushSettings } from '../wal/push.ts';
 import { spoolDirectory, spoolSubdirectory } from '../wal/spool.ts';
 import type { CommandContext } from './command.ts';
 
 export async function run({ config }: CommandContext, [path]: string[]): Promise<number> {
-  const compression = readCompression(config);
-  const preventOverwrite = readPreventWalOverwrite(config);
+  const settings = { compression: readCompression(config), preventOverwrite: readPreventWalOverwrite(config) };
+  const readyRename = readReadyRename(config);
   const name = basename(path!);
   const walDirectory = dirname(resolve(path!));
   const records = await openRecords(config, walDirectory);
@@ -26,26 +26,45 @@ export async function run({ config }: CommandContext, [path]: string[]): Promise
   if (records) {
     if (await records.consume(name, path!)) {
       log.debug('already pushed ahead of the archiver', { file: name });
-      return ExitCode.ok;
+    } else {
+      await startPusher(records, walDirectory, config.filePath, name).catch((error: unknown) => {
+        log.info(`look-ahead pusher not started: ${describeError(error)}`);
+      });
+      if (await records.awaitOtherUpload(name, path!)) {
+        log.debug('pushed ahead of the archiver while it waited', { file: name });
+      } else {
+        await pushHere(config, settings, path!, records);
+      }
     }
-    await startPusher(records, walDirectory, config.filePath, name).catch((error: unknown) => {
-      log.info(`look-ahead pusher not started: ${describeError(error)}`);
-    });
-    if (await records.awaitOtherUpload(name, path!)) {
-      log.debug('pushed ahead of the archiver while it waited', { file: name });
-      return ExitCode.ok;
-    }
+    if (readyRename) await markPushedAheadDone(records, walDirectory, name);
+    return ExitCode.ok;
   }
+  await pushHere(config, settings, path!, undefined);
+  return ExitCode.ok;
+}
 
+/** Uploads the file in this process, holding its claim so the pusher leaves it alone. */
+async function pushHere(config: Config, settings: Omit<WalPushSettings, 'storage'>, path: string, records: ArchivedRecords | undefined): Promise<void> {
+  const { pushWalFile } = await import('../wal/push.ts'); // not needed when the pusher was ahead
   const storage = await openStorage(config);
-  const claim = records?.claim(name);
+  const claim = records?.claim(basename(path));
   const claimed = await claim?.acquire();
   try {
-    await pushWalFile({ storage, compression, preventOverwrite }, path!);
+    await pushWalFile({ storage, ...settings }, path);
   } finally {
     if (claimed) await claim!.release();
   }
-  return ExitCode.ok;
+}
+
+/** Tells PostgreSQL about the files the pusher made durable, so its archiver need not ask for each one (PG_READY_RENAME). */
+async function markPushedAheadDone(records: ArchivedRecords, walDirectory: string, current: string): Promise<void> {
+  try {
+    const marked = await records.markDone(walDirectory, current);
+    if (marked.length > 0) log.debug('marked done, pushed ahead of the archiver', { files: marked.length, last: marked.at(-1) });
+  } catch (error) {
+    // Not fatal: the archiver asks for those files itself, and their records (or storage) answer.
+    log.info(`could not mark files pushed ahead as done: ${describeError(error)}`);
+  }
 }
 
 /** The look-ahead records, for a file in pg_wal (next to archive_status/) when look-ahead is on. */

@@ -11,7 +11,8 @@ export interface Codec {
   method: CompressionMethod;
   /** The object-name suffix, without the dot; '' for uncompressed objects. */
   extension: string;
-  compress(level: number): Promise<Transform | undefined>;
+  /** A compression stage; `inThreadPool` when several streams run at once, so they can use every CPU. */
+  compress(level: number, options?: { inThreadPool?: boolean }): Promise<Transform | undefined>;
   decompress(): Promise<Transform | undefined>;
   /** A faster way to compress a whole file, where the method has one (undefined: use compress()). */
   compressFile?(path: string, level: number): Promise<Readable | undefined>;
@@ -23,7 +24,7 @@ const codecs: Record<CompressionMethod, Codec> = {
   zstd: {
     method: 'zstd',
     extension: 'zst',
-    compress: (level) => createZstdCompressStage(level),
+    compress: (level, options) => createZstdCompressStage(level, options),
     decompress: () => createZstdDecompressStage(),
     compressFile: (path, level) => zstdCompressedFile(path, level),
     decompressInto: (source, consume, what) => zstdDecompressInto(source, consume, what),
@@ -31,6 +32,7 @@ const codecs: Record<CompressionMethod, Codec> = {
   brotli: {
     method: 'brotli',
     extension: 'br',
+    // node:zlib runs brotli in the thread pool anyway.
     compress: async (level) => createBrotliCompress({ params: { [constants.BROTLI_PARAM_QUALITY]: level } }),
     decompress: async () => createBrotliDecompress(),
   },

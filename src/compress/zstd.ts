@@ -31,11 +31,17 @@ function loadNative(): Promise<ZstdNapi | undefined> {
   return native;
 }
 
-export async function createZstdCompressStage(level: number): Promise<Transform> {
-  const zstd = await loadNative();
-  // Single-threaded per stream: parallelism comes from several files in flight.
+/**
+ * A zstd compression stage. zstd-napi compresses on the main thread, which
+ * is fastest for one stream alone; `inThreadPool` picks node:zlib's, which
+ * compresses in libuv's thread pool, so several streams in one process
+ * compress on several CPUs at once.
+ */
+export async function createZstdCompressStage(level: number, { inThreadPool = false } = {}): Promise<Transform> {
+  const zstd = inThreadPool ? undefined : await loadNative();
   if (zstd) return new zstd.CompressStream({ compressionLevel: level, checksumFlag: true });
   return createZstdCompress({
+    chunkSize: THREAD_POOL_CHUNK,
     params: {
       [constants.ZSTD_c_compressionLevel]: level,
       [constants.ZSTD_c_checksumFlag]: 1,
@@ -48,6 +54,9 @@ export async function createZstdDecompressStage(): Promise<Transform> {
   if (zstd) return new zstd.DecompressStream();
   return createZstdDecompress();
 }
+
+/** node:zlib's output piece: larger than its 16 KiB default, so each thread-pool job does more work. */
+const THREAD_POOL_CHUNK = 1 << 20;
 
 /** Bytes read from a file per step; one buffer, reused. */
 const FILE_CHUNK = 1 << 18;

@@ -65,6 +65,11 @@ export function readLookAheadLimit(config: Config): number {
   return config.integer('TOTAL_BG_UPLOADED_LIMIT', { min: 0, max: 1024, fallback: 32 });
 }
 
+/** Whether wal-push marks the files its pusher made durable as done in archive_status (WAL-G's PG_READY_RENAME). */
+export function readReadyRename(config: Config): boolean {
+  return config.boolean('PG_READY_RENAME', true);
+}
+
 /** Whether wal-fetch downloads the following segments in the background. */
 export function readPrefetchEnabled(config: Config): boolean {
   return config.boolean('WALSHIP_PREFETCH', true);

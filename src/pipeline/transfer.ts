@@ -12,6 +12,7 @@ import { METADATA_CRC32, METADATA_SIZE, type ObjectMetadata, type Storage, type 
 import { chain } from './chain.ts';
 
 const READ_CHUNK = 1 << 18;
+const THREAD_POOL_READ_CHUNK = 4 << 20;
 
 export function metadataFor(digest: ContentDigest): ObjectMetadata {
   return { [METADATA_CRC32]: digest.checksum, [METADATA_SIZE]: String(digest.size) };
@@ -33,10 +34,15 @@ export interface UploadOptions {
   /** The file's digest, recorded with the object. */
   digest: ContentDigest;
   createOnly: boolean;
+  /** Other uploads run at the same time in this process: compress off the main thread, so they share the CPUs. */
+  concurrent?: boolean;
 }
 
 export async function uploadFile(storage: Storage, key: string, path: string, options: UploadOptions): Promise<void> {
-  const body = (await options.codec.compressFile?.(path, options.level)) ?? chain(createReadStream(path, { highWaterMark: READ_CHUNK }), await options.codec.compress(options.level));
+  const { codec, level, concurrent = false } = options;
+  // The whole-file fast path compresses on the main thread: best for one file alone.
+  const wholeFile = concurrent ? undefined : await codec.compressFile?.(path, level);
+  const body = wholeFile ?? chain(createReadStream(path, { highWaterMark: concurrent ? THREAD_POOL_READ_CHUNK : READ_CHUNK }), await codec.compress(level, { inThreadPool: concurrent }));
   await storage.put(key, body, { metadata: metadataFor(options.digest), createOnly: options.createOnly });
 }
 

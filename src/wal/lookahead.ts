@@ -51,6 +51,8 @@ const CLAIM_SUFFIX = '.claim';
 const CLAIM_POLL_MS = 5;
 /** How long an archive_command waits for the pusher's upload of its file before doing it itself. */
 const CLAIM_WAIT_LIMIT_MS = 60_000;
+/** How long an archive_command waits for uploads in progress, to mark them done too. */
+const MARK_DONE_WAIT_MS = 1_000;
 /** A pusher with nothing to do for this long exits. */
 const PUSHER_IDLE_EXIT_MS = 5_000;
 const PUSHER_POLL_MS = 20;
@@ -78,20 +80,68 @@ export class ArchivedRecords {
 
   /** True when `path` was uploaded ahead to this archive; the record is used up either way. */
   async consume(name: string, path: string): Promise<boolean> {
-    const file = join(this.directory, name);
+    const vouched = await this.vouchesFor(name, path);
+    await this.forget(name);
+    return vouched;
+  }
+
+  /** True when the record for `name` names exactly the file at `path`, in this archive. */
+  private async vouchesFor(name: string, path: string): Promise<boolean> {
     let recorded: UploadRecord;
     try {
-      recorded = JSON.parse(await readFile(file, 'utf8')) as UploadRecord;
+      recorded = JSON.parse(await readFile(join(this.directory, name), 'utf8')) as UploadRecord;
     } catch {
       return false;
     }
-    await unlink(file).catch(() => undefined);
     if (recorded.archive !== this.archive) return false;
     try {
       return sameIdentity(recorded, await identityOf(path));
     } catch {
       return false;
     }
+  }
+
+  /**
+   * Marks the recorded files other than `current` as archived in
+   * PostgreSQL's archive_status (`.ready` to `.done`), so the archiver skips
+   * them instead of running archive_command once per file. The archiver
+   * checks that a file's `.ready` is still there before archiving it, for
+   * this very reason. Called from within the archiver's own archive_command,
+   * while it waits, so it never races the archiver's rename. The newest
+   * waiting file is left to the archiver, so pg_stat_archiver's
+   * last_archived_wal still ends up at the newest file archived.
+   *
+   * While other uploads are in progress it waits for them and marks them
+   * too, for at most `waitMs`: one archive_command then answers for a whole
+   * batch, and the CPU time another walship start would take goes to
+   * compression instead. Returns the names marked.
+   */
+  async markDone(walDirectory: string, current: string, waitMs = MARK_DONE_WAIT_MS): Promise<string[]> {
+    const marked: string[] = [];
+    const deadline = Date.now() + waitMs;
+    for (;;) {
+      marked.push(...(await this.markRecordedDone(walDirectory, current)));
+      if (Date.now() >= deadline || !(await this.uploadInProgress())) return marked;
+      await sleep(CLAIM_POLL_MS);
+    }
+  }
+
+  private async markRecordedDone(walDirectory: string, current: string): Promise<string[]> {
+    const status = join(walDirectory, 'archive_status');
+    const newest = (await readyFiles(walDirectory)).at(-1);
+    const marked: string[] = [];
+    for (const name of await this.names()) {
+      if (name === current || name === newest || !(await this.vouchesFor(name, join(walDirectory, name)))) continue;
+      try {
+        await rename(join(status, `${name}.ready`), join(status, `${name}.done`));
+        marked.push(name);
+      } catch (error) {
+        // Already done, or gone: either way the record has served its purpose.
+        if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
+      }
+      await this.forget(name);
+    }
+    return marked;
   }
 
   /** Names with a record. */
@@ -101,6 +151,14 @@ export class ArchivedRecords {
 
   async forget(name: string): Promise<void> {
     await unlink(join(this.directory, name)).catch(() => undefined);
+  }
+
+  /** Whether a live process holds a claim, that is, is uploading a file now. */
+  async uploadInProgress(): Promise<boolean> {
+    for (const entry of await readdir(this.directory)) {
+      if (entry.endsWith(CLAIM_SUFFIX) && (await new PidFile(join(this.directory, entry)).holder())) return true;
+    }
+    return false;
   }
 
   /** The right to upload `name`, so two processes never upload the same file at once. */
@@ -171,9 +229,12 @@ export interface PusherOptions {
  */
 const NETWORK_UPLOADS_IN_FLIGHT = 4;
 
-/** Uploads as many as the CPUs can compress at once locally, a few over a network. */
+/**
+ * Locally, one upload more than the CPUs, so no CPU idles while an upload
+ * waits for its reads and fsyncs; a few over a network.
+ */
 export function pusherConcurrency(uploadConcurrency: number, storageIsLocal: boolean): number {
-  return Math.min(uploadConcurrency, storageIsLocal ? availableParallelism() : NETWORK_UPLOADS_IN_FLIGHT);
+  return Math.min(uploadConcurrency, storageIsLocal ? availableParallelism() + 1 : NETWORK_UPLOADS_IN_FLIGHT);
 }
 
 /**

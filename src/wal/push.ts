@@ -18,6 +18,8 @@ export interface WalPushSettings {
   storage: Storage;
   compression: CompressionSettings;
   preventOverwrite: boolean;
+  /** Other pushes run at the same time in this process (the look-ahead pusher). */
+  concurrent?: boolean;
 }
 
 export type PushOutcome = 'uploaded' | 'already-archived' | 'overwritten';
@@ -40,7 +42,8 @@ export async function pushWalFile(settings: WalPushSettings, path: string): Prom
   }
   const codec = codecFor(compression.method);
   const key = walObjectKey(name, codec);
-  const upload = (createOnly: boolean) => uploadFile(storage, key, path, { codec, level: compression.level, digest, createOnly });
+  const upload = (createOnly: boolean) =>
+    uploadFile(storage, key, path, { codec, level: compression.level, digest, createOnly, concurrent: settings.concurrent });
 
   let copies = await findStoredCopies(storage, name);
   if (copies.length === 0) {

@@ -88,6 +88,54 @@ describe('look-ahead records and the pusher, without PostgreSQL', () => {
   });
 });
 
+describe('marking files pushed ahead as done in archive_status', () => {
+  const root = mkdtempSync(join(tmpdir(), 'walship-markdone-'));
+  const walDirectory = join(root, 'pg_wal');
+  const status = join(walDirectory, 'archive_status');
+  after(() => rmSync(root, { recursive: true, force: true }));
+
+  const name = (n: number) => `0000000100000000000000${n.toString(16).toUpperCase().padStart(2, '0')}`;
+  const statusOf = (n: number) => readdirSync(status).find((entry) => entry.startsWith(name(n)))?.slice(25);
+
+  it('marks exactly the files recorded for this archive whose file is unchanged, never the current or the newest', async () => {
+    mkdirSync(status, { recursive: true });
+    for (let n = 1; n <= 7; n++) {
+      writeFileSync(join(walDirectory, name(n)), Buffer.alloc(4096, n));
+      writeFileSync(join(status, `${name(n)}.ready`), '');
+    }
+    const records = new ArchivedRecords(mkdtempSync(join(root, 'records-')), 'archive A');
+    for (const n of [2, 3, 4, 5, 7]) await records.record(name(n), join(walDirectory, name(n)));
+    // 4 changed after its upload; 5's record is for another archive; 6 has no record; 7 is the newest.
+    writeFileSync(join(walDirectory, name(4)), Buffer.alloc(8192, 4));
+    await new ArchivedRecords(records.directory, 'archive B').record(name(5), join(walDirectory, name(5)));
+
+    const marked = await records.markDone(walDirectory, name(2), 0);
+    assert.deepEqual(marked, [name(3)]);
+    assert.deepEqual([1, 2, 3, 4, 5, 6, 7].map(statusOf), ['ready', 'ready', 'done', 'ready', 'ready', 'ready', 'ready']);
+    assert.equal(await records.consume(name(7), join(walDirectory, name(7))), true, "the newest file's record still answers the archiver");
+  });
+
+  it('waits for uploads in progress and marks them too, within its limit', async () => {
+    const records = new ArchivedRecords(mkdtempSync(join(root, 'records-')), 'archive A');
+    for (let n = 8; n <= 10; n++) {
+      writeFileSync(join(walDirectory, name(n)), Buffer.alloc(4096, n));
+      writeFileSync(join(status, `${name(n)}.ready`), '');
+    }
+    const upload = records.claim(name(8));
+    assert.ok(await upload.acquire());
+    setTimeout(() => void records.record(name(8), join(walDirectory, name(8))).then(() => upload.release()), 300);
+    const started = Date.now();
+    assert.deepEqual(await records.markDone(walDirectory, name(1), 5_000), [name(8)]);
+    assert.ok(Date.now() - started >= 300, 'it waited for the upload in progress');
+
+    // An upload that never finishes holds it up only until the limit.
+    assert.ok(await records.claim(name(9)).acquire());
+    const waitStarted = Date.now();
+    assert.deepEqual(await records.markDone(walDirectory, name(1), 200), []);
+    assert.ok(Date.now() - waitStarted < 2_000, `waited ${Date.now() - waitStarted} ms`);
+  });
+});
+
 describe('look-ahead archiving of a real backlog', () => {
   let archive: string;
   let scratch: string;
@@ -145,20 +193,43 @@ describe('look-ahead archiving of a real backlog', () => {
     return done.length;
   }
 
-  it('drains the backlog with most calls answered from look-ahead records', async () => {
+  async function archiveCommandRuns(): Promise<number> {
+    return Number(await cluster.sql('SELECT archived_count FROM pg_stat_archiver'));
+  }
+
+  /** How many files wal-push marked done on the archiver's behalf, from its log lines in PostgreSQL's log. */
+  function filesMarkedDone(log: string): number {
+    return [...log.matchAll(/marked done, pushed ahead of the archiver files=(\d+)/g)].reduce((sum, match) => sum + Number(match[1]), 0);
+  }
+
+  it('drains the backlog in a few archive_command runs, marking the files pushed ahead done', async () => {
     const last = await buildBacklog(24);
     assert.ok(readyCount() >= 24, `backlog of ${readyCount()} .ready files`);
+    const runsBefore = await archiveCommandRuns();
     await setArchiveCommand(`${walshipBinary} wal-push %p`);
+    // The newest file is left to the archiver, so last_archived_wal reaches it.
     await cluster.waitArchived(last, 120_000);
 
-    const log = readFileSync(cluster.logFile, 'utf8');
-    const answeredByPusher = log.match(/pushed ahead of the archiver( while it waited)?/g)?.length ?? 0;
-    assert.ok(answeredByPusher >= 12, `only ${answeredByPusher} of 24 calls were answered by the look-ahead pusher`);
-    assert.ok((await checkArchiveMatchesPgWal()) >= 24);
+    const runs = (await archiveCommandRuns()) - runsBefore;
+    const marked = filesMarkedDone(readFileSync(cluster.logFile, 'utf8'));
+    assert.ok(marked >= 12, `only ${marked} of 24 files were marked done by wal-push (${runs} archive_command runs)`);
+    assert.ok(runs + marked >= 24 && runs <= 24 - marked + 1, `${runs} runs and ${marked} marked for 24 files`);
+    assert.equal(readyCount(), 0);
+    assert.ok((await checkArchiveMatchesPgWal()) >= 24, 'every file marked done is in the archive, byte-identical');
     const records = onlyRecordsDirectory(cluster.root);
     const leftovers = () => readdirSync(records).filter((name) => name !== 'pusher.log');
     await waitFor(() => leftovers().length === 0, 'the pusher to exit');
     assert.deepEqual(leftovers(), [], 'records and claims are used up, and the pusher has exited');
+  });
+
+  it('leaves every file to the archiver with PG_READY_RENAME=false', async () => {
+    const markedBefore = filesMarkedDone(readFileSync(cluster.logFile, 'utf8'));
+    await setArchiveCommand(`PG_READY_RENAME=false ${walshipBinary} wal-push %p`);
+    const runsBefore = await archiveCommandRuns();
+    const last = await buildBacklog(8);
+    await cluster.waitArchived(last, 120_000);
+    assert.ok((await archiveCommandRuns()) - runsBefore >= 8, 'the archiver ran archive_command for each file');
+    assert.equal(filesMarkedDone(readFileSync(cluster.logFile, 'utf8')), markedBefore);
   });
 
   it('loses nothing when wal-push is killed at any point, and leaves nothing visible behind', async () => {

@@ -26,6 +26,8 @@ export interface Emulator {
   readonly port: number;
   /** Settings (WAL-G names) that point walship at `path` in this emulator's bucket, reached at `via` (a proxy) if given. */
   settings(path: string, via?: string): Record<string, string>;
+  /** Where the emulator keeps objects as files, one per object named after its key (s3rver only). */
+  readonly objectsDirectory?: string;
   stop(): Promise<void>;
 }
 
@@ -97,6 +99,7 @@ export async function startS3rver(): Promise<Emulator> {
     kind: 's3',
     endpoint,
     port,
+    objectsDirectory: join(workDir, 'data', EMULATOR_BUCKET),
     settings: (path, via = endpoint) => ({
       WALG_S3_PREFIX: `s3://${EMULATOR_BUCKET}/${path}`,
       AWS_ENDPOINT: via,
