@@ -53,6 +53,8 @@ const CLAIM_POLL_MS = 5;
 const CLAIM_WAIT_LIMIT_MS = 60_000;
 /** How long an archive_command waits for uploads in progress, to mark them done too. */
 const MARK_DONE_WAIT_MS = 1_000;
+/** How often it looks for uploads finished meanwhile: no hurry, the archiver is waiting anyway. */
+const MARK_DONE_POLL_MS = 25;
 /** A pusher with nothing to do for this long exits. */
 const PUSHER_IDLE_EXIT_MS = 5_000;
 const PUSHER_POLL_MS = 20;
@@ -122,7 +124,7 @@ export class ArchivedRecords {
     for (;;) {
       marked.push(...(await this.markRecordedDone(walDirectory, current)));
       if (Date.now() >= deadline || !(await this.uploadInProgress())) return marked;
-      await sleep(CLAIM_POLL_MS);
+      await sleep(MARK_DONE_POLL_MS);
     }
   }
 
