@@ -153,10 +153,3 @@ export function digestFile(path: string, algorithm: ChecksumAlgorithm): ContentD
   }
   return { algorithm, checksum: checksum.hex(), size };
 }
-
-/** Digests content already in memory. */
-export function digestContent(content: Buffer, algorithm: ChecksumAlgorithm): ContentDigest {
-  const checksum = new Checksum(algorithm);
-  checksum.update(content);
-  return { algorithm, checksum: checksum.hex(), size: content.length };
-}

@@ -4,7 +4,7 @@
  *   download: storage.get -> decompress -> verify -> atomic file
  */
 import { createReadStream, writeSync } from 'node:fs';
-import { Readable } from 'node:stream';
+import type { Readable } from 'node:stream';
 import type { Codec } from '../compress/codec.ts';
 import { fillFileAtomically } from '../fs/durable.ts';
 import { ContentCheck, type ContentDigest, type ExpectedContent, VerifyStage } from '../integrity/checksum.ts';
@@ -36,22 +36,13 @@ export interface UploadOptions {
   createOnly: boolean;
   /** Other uploads run at the same time in this process: compress off the main thread, so they share the CPUs. */
   concurrent?: boolean;
-  /** The file's content, when the caller has already read it whole. */
-  content?: Buffer;
-}
-
-function* piecesOf(content: Buffer, size: number): Generator<Buffer> {
-  for (let offset = 0; offset < content.length; offset += size) yield content.subarray(offset, offset + size);
 }
 
 export async function uploadFile(storage: Storage, key: string, path: string, options: UploadOptions): Promise<void> {
-  const { codec, level, concurrent = false, content } = options;
+  const { codec, level, concurrent = false } = options;
   // The whole-file fast path compresses on the main thread: best for one file alone.
   const wholeFile = concurrent ? undefined : await codec.compressFile?.(path, level);
-  const source = content
-    ? Readable.from(piecesOf(content, THREAD_POOL_READ_CHUNK), { objectMode: false })
-    : createReadStream(path, { highWaterMark: concurrent ? THREAD_POOL_READ_CHUNK : READ_CHUNK });
-  const body = wholeFile ?? chain(source, await codec.compress(level, { inThreadPool: concurrent }));
+  const body = wholeFile ?? chain(createReadStream(path, { highWaterMark: concurrent ? THREAD_POOL_READ_CHUNK : READ_CHUNK }), await codec.compress(level, { inThreadPool: concurrent }));
   await storage.put(key, body, { metadata: metadataFor(options.digest), createOnly: options.createOnly });
 }
 

@@ -2,13 +2,12 @@
  * Archiving one WAL file: verify its name, upload it compressed with a
  * content checksum, and never replace different content already stored.
  */
-import { readFileSync, statSync } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { basename } from 'node:path';
 import { type Codec, codecFor, codecsPreferring } from '../compress/codec.ts';
 import type { CompressionSettings } from '../config/settings.ts';
 import { AlreadyExistsError, OverwriteRefusedError, WalshipError } from '../errors.ts';
-import { type ContentDigest, digestContent, digestFile } from '../integrity/checksum.ts';
+import { type ContentDigest, digestFile } from '../integrity/checksum.ts';
 import { log } from '../log/logger.ts';
 import { expectedContent, uploadFile, verifiedContent } from '../pipeline/transfer.ts';
 import { requireWalFileName } from '../postgres/wal-name.ts';
@@ -23,9 +22,6 @@ export interface WalPushSettings {
   concurrent?: boolean;
 }
 
-/** Files up to this size (WAL segments by default are 16 MiB) are read whole by concurrent pushes. */
-const IN_MEMORY_LIMIT = 64 << 20;
-
 export type PushOutcome = 'uploaded' | 'already-archived' | 'overwritten';
 
 interface StoredCopy {
@@ -39,18 +35,15 @@ export async function pushWalFile(settings: WalPushSettings, path: string): Prom
   const name = basename(path);
   const wal = requireWalFileName(name);
   let digest: ContentDigest;
-  let content: Buffer | undefined;
   try {
-    // Alongside other pushes, CPU time is what limits: read a segment-sized file once, for its digest and its upload.
-    content = settings.concurrent && statSync(path).size <= IN_MEMORY_LIMIT ? readFileSync(path) : undefined;
-    digest = content ? digestContent(content, 'crc32') : digestFile(path, 'crc32');
+    digest = digestFile(path, 'crc32');
   } catch (error) {
     throw new WalshipError(`cannot read ${path}: ${(error as Error).message}`);
   }
   const codec = codecFor(compression.method);
   const key = walObjectKey(name, codec);
   const upload = (createOnly: boolean) =>
-    uploadFile(storage, key, path, { codec, level: compression.level, digest, createOnly, concurrent: settings.concurrent, content });
+    uploadFile(storage, key, path, { codec, level: compression.level, digest, createOnly, concurrent: settings.concurrent });
 
   let copies = await findStoredCopies(storage, name);
   if (copies.length === 0) {
