@@ -156,7 +156,7 @@ export class ArchivedRecords {
   }
 
   /** Whether a live process holds a claim, that is, is uploading a file now. */
-  async uploadInProgress(): Promise<boolean> {
+  private async uploadInProgress(): Promise<boolean> {
     for (const entry of await readdir(this.directory)) {
       if (entry.endsWith(CLAIM_SUFFIX) && (await new PidFile(join(this.directory, entry)).holder())) return true;
     }
