@@ -20,7 +20,9 @@ export async function run({ config }: CommandContext, [walDirectory, recordsDire
     records: new ArchivedRecords(recordsDirectory!, storageIdentity(config)),
     concurrency,
     limit: readLookAheadLimit(config),
-    push: (path) => pushWalFile({ storage, compression, preventOverwrite, concurrent: concurrency > 1 }, path),
+    // Locally compression is what limits, so it runs on every CPU; over a network the uploads wait on the
+    // network, and main-thread compression needs less memory.
+    push: (path) => pushWalFile({ storage, compression, preventOverwrite, compressInThreadPool: storage.isLocal && concurrency > 1 }, path),
   });
   return ExitCode.ok;
 }

@@ -12,6 +12,7 @@ import { METADATA_CRC32, METADATA_SIZE, type ObjectMetadata, type Storage, type 
 import { chain } from './chain.ts';
 
 const READ_CHUNK = 1 << 18;
+/** Pieces handed to the thread pool: each hand-off costs, so they are large. */
 const THREAD_POOL_READ_CHUNK = 4 << 20;
 
 export function metadataFor(digest: ContentDigest): ObjectMetadata {
@@ -34,15 +35,18 @@ export interface UploadOptions {
   /** The file's digest, recorded with the object. */
   digest: ContentDigest;
   createOnly: boolean;
-  /** Other uploads run at the same time in this process: compress off the main thread, so they share the CPUs. */
-  concurrent?: boolean;
+  /**
+   * Compress in libuv's thread pool, so several uploads in one process
+   * compress on several CPUs; otherwise on the main thread, with less memory
+   * and no hand-offs, which is faster for one file alone.
+   */
+  compressInThreadPool?: boolean;
 }
 
 export async function uploadFile(storage: Storage, key: string, path: string, options: UploadOptions): Promise<void> {
-  const { codec, level, concurrent = false } = options;
-  // The whole-file fast path compresses on the main thread: best for one file alone.
-  const wholeFile = concurrent ? undefined : await codec.compressFile?.(path, level);
-  const body = wholeFile ?? chain(createReadStream(path, { highWaterMark: concurrent ? THREAD_POOL_READ_CHUNK : READ_CHUNK }), await codec.compress(level, { inThreadPool: concurrent }));
+  const { codec, level, compressInThreadPool: inThreadPool = false } = options;
+  const wholeFile = inThreadPool ? undefined : await codec.compressFile?.(path, level);
+  const body = wholeFile ?? chain(createReadStream(path, { highWaterMark: inThreadPool ? THREAD_POOL_READ_CHUNK : READ_CHUNK }), await codec.compress(level, { inThreadPool }));
   await storage.put(key, body, { metadata: metadataFor(options.digest), createOnly: options.createOnly });
 }
 

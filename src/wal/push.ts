@@ -18,8 +18,8 @@ export interface WalPushSettings {
   storage: Storage;
   compression: CompressionSettings;
   preventOverwrite: boolean;
-  /** Other pushes run at the same time in this process (the look-ahead pusher). */
-  concurrent?: boolean;
+  /** Compress in libuv's thread pool: for several CPU-bound pushes at once (the look-ahead pusher on local storage). */
+  compressInThreadPool?: boolean;
 }
 
 export type PushOutcome = 'uploaded' | 'already-archived' | 'overwritten';
@@ -43,7 +43,7 @@ export async function pushWalFile(settings: WalPushSettings, path: string): Prom
   const codec = codecFor(compression.method);
   const key = walObjectKey(name, codec);
   const upload = (createOnly: boolean) =>
-    uploadFile(storage, key, path, { codec, level: compression.level, digest, createOnly, concurrent: settings.concurrent });
+    uploadFile(storage, key, path, { codec, level: compression.level, digest, createOnly, compressInThreadPool: settings.compressInThreadPool });
 
   let copies = await findStoredCopies(storage, name);
   if (copies.length === 0) {
