@@ -10,6 +10,15 @@ import { ArchivedRecords, pusherConcurrency, runPusher } from '../wal/lookahead.
 import { pushWalFile } from '../wal/push.ts';
 import type { CommandContext } from './command.ts';
 
+/**
+ * From this many waiting files on, the pusher on local storage compresses on
+ * every CPU (in the thread pool) to catch up. Below it, keeping up, it
+ * compresses on its main thread, which costs less CPU per file and so leaves
+ * more to PostgreSQL. Over a network uploads wait on the network, not the
+ * CPU, and main-thread compression also holds less memory.
+ */
+const CATCH_UP_BACKLOG = 8;
+
 export async function run({ config }: CommandContext, [walDirectory, recordsDirectory]: string[]): Promise<number> {
   const compression = readCompression(config);
   const preventOverwrite = readPreventWalOverwrite(config);
@@ -20,9 +29,8 @@ export async function run({ config }: CommandContext, [walDirectory, recordsDire
     records: new ArchivedRecords(recordsDirectory!, storageIdentity(config)),
     concurrency,
     limit: readLookAheadLimit(config),
-    // Locally compression is what limits, so it runs on every CPU; over a network the uploads wait on the
-    // network, and main-thread compression needs less memory.
-    push: (path) => pushWalFile({ storage, compression, preventOverwrite, compressInThreadPool: storage.isLocal && concurrency > 1 }, path),
+    push: (path, waiting) =>
+      pushWalFile({ storage, compression, preventOverwrite, compressInThreadPool: storage.isLocal && concurrency > 1 && waiting >= CATCH_UP_BACKLOG }, path),
   });
   return ExitCode.ok;
 }

@@ -222,7 +222,8 @@ export interface PusherOptions {
   concurrency: number;
   /** Records waiting for the archiver at most (TOTAL_BG_UPLOADED_LIMIT). */
   limit: number;
-  push(path: string): Promise<unknown>;
+  /** Uploads one file; `waiting` is how many files wait for the archiver now. */
+  push(path: string, waiting: number): Promise<unknown>;
 }
 
 /**
@@ -274,7 +275,7 @@ export async function runPusher(options: PusherOptions): Promise<void> {
         if (!(await claim.acquire())) return; // the archiver itself is uploading it
         const path = join(walDirectory, name);
         try {
-          await options.push(path);
+          await options.push(path, ready.length);
           await records.record(name, path);
           succeeded++;
         } catch (error) {
