@@ -43,14 +43,22 @@ export async function run({ config }: CommandContext, [path]: string[]): Promise
   return ExitCode.ok;
 }
 
-/** Uploads the file in this process, holding its claim so the pusher leaves it alone. */
+/**
+ * Uploads the file in this process, holding its claim so the pusher leaves it
+ * alone. While a pusher runs it also records the upload: until the archiver
+ * marks the file done, the pusher would otherwise see a waiting file nobody
+ * claims and upload it again, only to find it stored and compare contents.
+ */
 async function pushHere(config: Config, settings: Omit<WalPushSettings, 'storage'>, path: string, records: ArchivedRecords | undefined): Promise<void> {
   const { pushWalFile } = await import('../wal/push.ts'); // not needed when the pusher was ahead
   const storage = await openStorage(config);
-  const claim = records?.claim(basename(path));
+  const name = basename(path);
+  const claim = records?.claim(name);
   const claimed = await claim?.acquire();
   try {
     await pushWalFile({ storage, ...settings }, path);
+    // Only while a pusher runs: it, and the next wal-push, remove records whose file no longer waits.
+    if (records && (await records.pusher.holder())) await records.record(name, path);
   } finally {
     if (claimed) await claim!.release();
   }

@@ -130,15 +130,20 @@ export class ArchivedRecords {
 
   private async markRecordedDone(walDirectory: string, current: string): Promise<string[]> {
     const status = join(walDirectory, 'archive_status');
-    const newest = (await readyFiles(walDirectory)).at(-1);
+    const waiting = await readyFiles(walDirectory);
+    const newest = waiting.at(-1);
     const marked: string[] = [];
     for (const name of await this.names()) {
-      if (name === current || name === newest || !(await this.vouchesFor(name, join(walDirectory, name)))) continue;
+      if (name === current || name === newest) continue;
+      if (!waiting.includes(name)) {
+        await this.forget(name); // done already, or gone: the record has served its purpose
+        continue;
+      }
+      if (!(await this.vouchesFor(name, join(walDirectory, name)))) continue;
       try {
         await rename(join(status, `${name}.ready`), join(status, `${name}.done`));
         marked.push(name);
       } catch (error) {
-        // Already done, or gone: either way the record has served its purpose.
         if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
       }
       await this.forget(name);

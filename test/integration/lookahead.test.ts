@@ -75,6 +75,29 @@ describe('look-ahead records and the pusher, without PostgreSQL', () => {
     assert.ok(existsSync(join(root, 'a', 'wal_005', `${segment}.zst`)));
   });
 
+  it('records its own upload while a pusher runs, so the pusher does not upload the file again', async () => {
+    const own = mkdtempSync(join(root, 'own-'));
+    const wal = join(own, 'data', 'pg_wal');
+    mkdirSync(join(wal, 'archive_status'), { recursive: true });
+    mkdirSync(join(own, 'archive'));
+    const segment = '000000010000000000000011';
+    writeFileSync(join(wal, segment), Buffer.alloc(1 << 20, 11));
+    writeFileSync(join(wal, 'archive_status', `${segment}.ready`), '');
+    const env = { PATH: process.env.PATH, HOME: process.env.HOME, WALG_FILE_PREFIX: join(own, 'archive') };
+    // A first push creates the records directory; then this process plays a running pusher.
+    assert.equal((await run(walshipBinary, ['wal-push', `pg_wal/${segment}`], { cwd: join(own, 'data'), env })).code, 0);
+    const records = new ArchivedRecords(onlyRecordsDirectory(own), 'unused');
+    assert.ok(!existsSync(join(records.directory, segment)), 'no record without a pusher: nothing would remove it');
+    assert.ok(await records.pusher.acquire());
+    try {
+      const pushed = await run(walshipBinary, ['wal-push', `pg_wal/${segment}`], { cwd: join(own, 'data'), env });
+      assert.equal(pushed.code, 0, pushed.stderr);
+      assert.ok(existsSync(join(records.directory, segment)), 'wal-push recorded the file it uploaded itself');
+    } finally {
+      await records.pusher.release();
+    }
+  });
+
   it('stops waiting for an upload in another process after a limit, and uploads itself', async () => {
     const records = new ArchivedRecords(mkdtempSync(join(root, 'records-')), 'file:///somewhere');
     const claim = records.claim('000000010000000000000006');
