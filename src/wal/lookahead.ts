@@ -130,16 +130,11 @@ export class ArchivedRecords {
 
   private async markRecordedDone(walDirectory: string, current: string): Promise<string[]> {
     const status = join(walDirectory, 'archive_status');
-    const waiting = await readyFiles(walDirectory);
+    const { waiting, recorded } = await this.waitingFiles(walDirectory);
     const newest = waiting.at(-1);
     const marked: string[] = [];
-    for (const name of await this.names()) {
-      if (name === current || name === newest) continue;
-      if (!waiting.includes(name)) {
-        await this.forget(name); // done already, or gone: the record has served its purpose
-        continue;
-      }
-      if (!(await this.vouchesFor(name, join(walDirectory, name)))) continue;
+    for (const name of recorded) {
+      if (name === current || name === newest || !(await this.vouchesFor(name, join(walDirectory, name)))) continue;
       try {
         await rename(join(status, `${name}.ready`), join(status, `${name}.done`));
         marked.push(name);
@@ -151,8 +146,24 @@ export class ArchivedRecords {
     return marked;
   }
 
+  /**
+   * The files waiting for the archiver, in its order, and those of them with
+   * a record. Records of files no longer waiting were used or made moot, and
+   * are removed here.
+   */
+  async waitingFiles(walDirectory: string): Promise<{ waiting: string[]; recorded: Set<string> }> {
+    const waiting = await readyFiles(walDirectory);
+    const waitingSet = new Set(waiting);
+    const recorded = new Set<string>();
+    for (const name of await this.names()) {
+      if (waitingSet.has(name)) recorded.add(name);
+      else await this.forget(name);
+    }
+    return { waiting, recorded };
+  }
+
   /** Names with a record. */
-  async names(): Promise<string[]> {
+  private async names(): Promise<string[]> {
     return (await readdir(this.directory)).filter((name) => parseWalFileName(name) !== undefined);
   }
 
@@ -258,12 +269,8 @@ export async function runPusher(options: PusherOptions): Promise<void> {
     const failedAt = new Map<string, number>();
     let lastWork = Date.now();
     while (Date.now() - lastWork < PUSHER_IDLE_EXIT_MS) {
-      const ready = await readyFiles(walDirectory);
-      const readySet = new Set(ready);
-      const recorded = new Set(await records.names());
-      // Records whose file no longer waits were used or made moot.
-      for (const name of recorded) if (!readySet.has(name)) await records.forget(name);
-      const room = options.limit - [...recorded].filter((name) => readySet.has(name)).length;
+      const { waiting: ready, recorded } = await records.waitingFiles(walDirectory);
+      const room = options.limit - recorded.size;
       const candidates = ready
         .filter((name) => !recorded.has(name) && Date.now() - (failedAt.get(name) ?? 0) > 1000)
         .slice(0, Math.max(0, room));
