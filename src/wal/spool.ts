@@ -37,8 +37,8 @@ export function spoolInStateHome(dataDirectory: string, stateHome: string): stri
 
 /**
  * $XDG_STATE_HOME, else ~/.local/state with ~ from the user's passwd entry:
- * systemd sets $HOME from it, but su, runuser and pg_ctlcluster may keep the
- * caller's $HOME, which the PostgreSQL user cannot write.
+ * systemd, su and runuser set $HOME from it, but sudo -E, su -p or setpriv
+ * keep the caller's, such as /root, which the PostgreSQL user cannot write.
  */
 export function stateHome(env: NodeJS.ProcessEnv, passwdHome: string | undefined): string | undefined {
   if (env.XDG_STATE_HOME && isAbsolute(env.XDG_STATE_HOME)) return env.XDG_STATE_HOME;

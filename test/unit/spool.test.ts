@@ -37,7 +37,7 @@ describe('the spool path rule', () => {
     assert.notEqual(spoolInStateHome('/srv/other/restored', '/var/lib/postgresql/.local/state'), fallback);
   });
 
-  it('takes the state home from XDG_STATE_HOME, else the passwd home, which su and runuser do not change as they do $HOME', () => {
+  it('takes the state home from XDG_STATE_HOME, else the passwd home, which sudo -E or su -p cannot change as they do $HOME', () => {
     assert.equal(stateHome({ XDG_STATE_HOME: '/run/state', HOME: '/root' }, '/var/lib/postgresql'), '/run/state');
     assert.equal(stateHome({ XDG_STATE_HOME: 'relative/state', HOME: '/root' }, '/var/lib/postgresql'), '/var/lib/postgresql/.local/state');
     assert.equal(stateHome({ HOME: '/home/x' }, undefined), '/home/x/.local/state');
