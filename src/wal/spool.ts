@@ -7,7 +7,8 @@
  * directory in a root-owned parent), the spool is in the user's state
  * directory instead. WALSHIP_SPOOL_DIR moves it.
  */
-import { mkdir } from 'node:fs/promises';
+import { constants } from 'node:fs';
+import { access, mkdir } from 'node:fs/promises';
 import { userInfo } from 'node:os';
 import { basename, dirname, isAbsolute, join, resolve } from 'node:path';
 import { crc32 } from 'node:zlib';
@@ -55,9 +56,9 @@ function passwdHome(): string | undefined {
 }
 
 /**
- * Creates (if needed) `subdirectory` of the spool, mode 0700: next to the data
- * directory, or else in the state directory. Throws a WalshipError naming each
- * place tried and why it failed.
+ * Creates (if needed) `subdirectory` of the spool, mode 0700, where this user
+ * can write it: next to the data directory, or else in the state directory.
+ * Throws a WalshipError naming each place tried and why it failed.
  */
 export async function createSpoolDirectory(spool: SpoolDirectory, subdirectory = ''): Promise<string> {
   const { configured, dataDirectory } = spool;
@@ -78,6 +79,8 @@ export async function createSpoolDirectory(spool: SpoolDirectory, subdirectory =
     const directory = join(path, subdirectory);
     try {
       await mkdir(directory, { recursive: true, mode: 0o700 });
+      // mkdir succeeds on a directory that exists, even one this user cannot write (left by a run as root).
+      await access(directory, constants.W_OK | constants.X_OK);
       return directory;
     } catch (error) {
       failures.push(`${directory} (${(error as NodeJS.ErrnoException).code ?? error})`);

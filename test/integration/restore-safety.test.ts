@@ -171,7 +171,7 @@ describe('what a restored server archives, and where its credentials live', () =
     assert.deepEqual(readdirSync(scratch), []);
   });
 
-  it('keeps the recovery settings in the state directory when the parent of the data directory is not writable, and recovers with prefetching', async () => {
+  it('keeps the recovery settings in the state directory when the parent of the data directory is not writable, and recovers with prefetching', { skip: !isRoot && 'needs root' }, async () => {
     // /srv/pg/restored with /srv/pg owned by root: a root-owned parent, mode 0755, and a postgres-owned data directory in it.
     const parent = mkdtempSync(join(tmpdir(), 'walship-root-owned-'));
     chmodSync(parent, 0o755);
@@ -209,6 +209,17 @@ describe('what a restored server archives, and where its credentials live', () =
     // wal-fetch found the same fallback spool for its prefetch area, instead of turning prefetching off.
     assert.ok(existsSync(join(spool, 'prefetch')), `no prefetch area in ${spool}`);
     assert.deepEqual(filesHoldingSecret(dataDir), []);
+  });
+
+  it('passes over a spool it cannot write, such as one a run as root left, for the state directory', { skip: !isRoot && 'needs root' }, async () => {
+    const root = makePostgresOwnedDirectory('walship-restore-');
+    cleanups.push(() => rmSync(root, { recursive: true, force: true }));
+    mkdirSync(join(root, '.walship-data'), { mode: 0o700 }); // owned by root, as a root backup-fetch leaves it
+    const state = join(root, 'state');
+    const fetched = await walship(['backup-fetch', join(root, 'data'), 'LATEST'], { XDG_STATE_HOME: state });
+    assert.equal(fetched.code, 0, fetched.stderr);
+    const [spool] = readdirSync(join(state, 'walship'));
+    assert.ok(existsSync(join(state, 'walship', spool!, 'walship-recovery.json')));
   });
 
   it('run as root, says exactly what to chown for the server to recover, and it then does', { skip: !isRoot && 'needs root' }, async () => {
