@@ -111,6 +111,8 @@ written, the partial upload removed).`,
       ['--recovery-target-immediate', 'recover only to the end of the backup'],
       ['--recovery-target-action <action>', 'once the target is reached: pause (default), promote or shutdown'],
       ['--standby', 'write standby.signal instead of recovery.signal'],
+      ['--archive', 'keep the restored archive settings even with a recovery target (the copy replaces the source)'],
+      ['--no-archive', "write archive_mode = 'off', even without a recovery target (the copy must not archive)"],
       ['--no-recovery-config', 'only restore the files, and print the next steps'],
       ['--force', "delete the destination's contents first"],
     ],
@@ -118,11 +120,20 @@ written, the partial upload removed).`,
       'walship backup-fetch /var/lib/postgresql/15/main LATEST',
       'walship backup-fetch /srv/pg/restored LATEST --recovery-target-time "2024-05-01 09:59:00+00" --recovery-target-action promote',
       'walship backup-fetch /srv/pg/copy base_000000010000000000000004 --recovery-target-immediate',
+      'walship backup-fetch /var/lib/postgresql/15/main LATEST --recovery-target-time "2024-05-01 09:59:00+00" --archive',
+      'walship backup-fetch /var/lib/postgresql/15/replica LATEST --standby',
     ],
     notes: `With a time or LSN target, LATEST means the newest backup that finished before it.
-Recovery: restore_command runs this walship with DEST/walship-recovery.json (mode 0600,
-the storage settings), so the server finds the archive without any environment.
-Settings: WALG_DOWNLOAD_CONCURRENCY (parallel part downloads, default 10).
+Archiving once promoted: with a recovery target (usually a side copy) backup-fetch writes
+archive_mode = 'off' into postgresql.auto.conf, so the copy never archives a new timeline into
+the source's archive, unless --archive. Without a target, or with --standby, the restored
+archive settings stay, unless --no-archive. archive_mode changes only with a restart: decide
+before the server is promoted.
+Recovery: restore_command runs this walship with walship-recovery.json (mode 0600, the storage
+settings) in the spool, outside the data directory so no pg_basebackup copies the credentials:
+<parent of DEST>/.walship-<name of DEST>/, or ~/.local/state/walship/<name>-<hash>/ when that
+parent is not writable. The server then finds the archive without any environment.
+Settings: WALG_DOWNLOAD_CONCURRENCY (parallel part downloads, default 10), WALSHIP_SPOOL_DIR.
 Exit codes: 0 restored, verified and durable; 1 failure (the partial restore is removed).`,
     load: () => import('./commands/backup-fetch.ts'),
   },

@@ -1,7 +1,8 @@
 /**
- * Recovery settings for a restored cluster (PostgreSQL 12+): restore_command
- * and at most one recovery target in postgresql.auto.conf, plus
- * recovery.signal (targeted recovery) or standby.signal (standby mode).
+ * Recovery settings for a restored cluster (PostgreSQL 12+): restore_command,
+ * at most one recovery target and, for a copy that must not archive,
+ * archive_mode in postgresql.auto.conf, plus recovery.signal (targeted
+ * recovery) or standby.signal (standby mode).
  */
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -106,6 +107,12 @@ export interface RecoverySettings {
   restoreCommand: string;
   target?: RecoveryTarget;
   action?: RecoveryTargetAction;
+  /**
+   * archive_mode = 'off': once promoted, the server archives nothing. In
+   * postgresql.auto.conf, read after postgresql.conf and its includes, it wins
+   * over whatever the restored configuration says. Otherwise that stays.
+   */
+  archivingOff?: boolean;
   /** One line saying who wrote the block and why. */
   comment: string;
 }
@@ -132,6 +139,7 @@ export function renderRecoverySettings(settings: RecoverySettings): string {
     ...targets.filter(([, , chosen]) => chosen).map(([name, value]): [string, string] => [name, value]),
   ];
   if (settings.action) values.push(['recovery_target_action', settings.action]);
+  if (settings.archivingOff) values.push(['archive_mode', 'off']);
   const lines = values.map(([name, value]) => `${name} = ${quoteSettingValue(value)}`);
   return `# ${settings.comment}\n${lines.join('\n')}\n`;
 }

@@ -1,29 +1,103 @@
 /**
- * walship's per-cluster working area: records of look-ahead uploads and the
- * prefetch area. It sits next to the data directory, never inside it, so
- * pg_basebackup and pg_rewind never copy it or race with it (WAL-G's
- * pg_wal/.wal-g breaks pg_rewind). WALSHIP_SPOOL_DIR moves it.
+ * walship's per-cluster working area: records of look-ahead uploads, the
+ * prefetch area, and a restored cluster's recovery settings (which hold
+ * storage credentials). It sits next to the data directory, never inside it,
+ * so pg_basebackup and pg_rewind never copy it or race with it (WAL-G's
+ * pg_wal/.wal-g breaks pg_rewind). Where that place cannot be created (a data
+ * directory in a root-owned parent), the spool is in the user's state
+ * directory instead. WALSHIP_SPOOL_DIR moves it.
  */
-import { mkdir } from 'node:fs/promises';
-import { basename, dirname, join, resolve } from 'node:path';
+import { constants } from 'node:fs';
+import { access, mkdir } from 'node:fs/promises';
+import { userInfo } from 'node:os';
+import { basename, dirname, isAbsolute, join, resolve } from 'node:path';
+import { crc32 } from 'node:zlib';
 import type { Config } from '../config/config.ts';
+import { WalshipError } from '../errors.ts';
 import { log } from '../log/logger.ts';
 
-export function spoolDirectory(config: Config, dataDirectory: string): string {
-  const configured = config.absolutePath('WALSHIP_SPOOL_DIR');
-  if (configured) return configured;
-  const data = resolve(dataDirectory);
-  return join(dirname(data), `.walship-${basename(data)}`);
+/** A cluster's spool, before it is created: WALSHIP_SPOOL_DIR, or the places the rule tries. */
+export interface SpoolDirectory {
+  dataDirectory: string;
+  configured: string | undefined;
 }
 
-/** Creates (if needed) a private subdirectory of the spool; undefined when that is impossible. */
-export async function spoolSubdirectory(spool: string, name: string): Promise<string | undefined> {
-  const directory = join(spool, name);
+export function spoolDirectory(config: Config, dataDirectory: string): SpoolDirectory {
+  return { dataDirectory: resolve(dataDirectory), configured: config.absolutePath('WALSHIP_SPOOL_DIR') };
+}
+
+/** `<parent of PGDATA>/.walship-<name of PGDATA>`. */
+export function spoolNextTo(dataDirectory: string): string {
+  return join(dirname(dataDirectory), `.walship-${basename(dataDirectory)}`);
+}
+
+/** `<state home>/walship/<name of PGDATA>-<hash of its path>`: one per data directory, the same in every run. */
+export function spoolInStateHome(dataDirectory: string, stateHome: string): string {
+  return join(stateHome, 'walship', `${basename(dataDirectory)}-${crc32(dataDirectory).toString(16).padStart(8, '0')}`);
+}
+
+/**
+ * $XDG_STATE_HOME, else ~/.local/state with ~ from the user's passwd entry:
+ * systemd, su and runuser set $HOME from it, but sudo -E, su -p or setpriv
+ * keep the caller's, such as /root, which the PostgreSQL user cannot write.
+ */
+export function stateHome(env: NodeJS.ProcessEnv, passwdHome: string | undefined): string | undefined {
+  if (env.XDG_STATE_HOME && isAbsolute(env.XDG_STATE_HOME)) return env.XDG_STATE_HOME;
+  const home = passwdHome || env.HOME;
+  return home && isAbsolute(home) ? join(home, '.local', 'state') : undefined;
+}
+
+function passwdHome(): string | undefined {
   try {
-    await mkdir(directory, { recursive: true, mode: 0o700 });
-    return directory;
+    return userInfo().homedir;
+  } catch {
+    return undefined; // no passwd entry, as for an arbitrary uid in a container
+  }
+}
+
+/**
+ * Creates (if needed) `subdirectory` of the spool, mode 0700, where this user
+ * can write it: next to the data directory, or else in the state directory.
+ * Throws a WalshipError naming each place tried and why it failed.
+ */
+export async function createSpoolDirectory(spool: SpoolDirectory, subdirectory = ''): Promise<string> {
+  const { configured, dataDirectory } = spool;
+  const places: (() => string | undefined)[] = configured
+    ? [() => configured]
+    : [
+        () => spoolNextTo(dataDirectory),
+        // Looked up only when needed: the passwd lookup may be slow (NSS, LDAP).
+        () => {
+          const home = stateHome(process.env, passwdHome());
+          return home && spoolInStateHome(dataDirectory, home);
+        },
+      ];
+  const failures: string[] = [];
+  for (const place of places) {
+    const path = place();
+    if (!path) continue;
+    const directory = join(path, subdirectory);
+    try {
+      await mkdir(directory, { recursive: true, mode: 0o700 });
+      // mkdir succeeds on a directory that exists, even one this user cannot write (left by a run as root).
+      await access(directory, constants.W_OK | constants.X_OK);
+      return directory;
+    } catch (error) {
+      failures.push(`${directory} (${(error as NodeJS.ErrnoException).code ?? error})`);
+    }
+  }
+  throw new WalshipError(
+    `the spool directory is unavailable: cannot create ${failures.join(' or ')}; set WALSHIP_SPOOL_DIR to a directory the PostgreSQL OS user can write, outside the data directory`,
+  );
+}
+
+/** createSpoolDirectory for a feature that only speeds things up: undefined, and one info line, when the spool is unavailable. */
+export async function spoolSubdirectory(spool: SpoolDirectory, name: string): Promise<string | undefined> {
+  try {
+    return await createSpoolDirectory(spool, name);
   } catch (error) {
-    log.info(`spool directory ${directory} is unavailable (${(error as NodeJS.ErrnoException).code ?? error}); set WALSHIP_SPOOL_DIR to enable ${name}`);
+    if (!(error instanceof WalshipError)) throw error;
+    log.info(`${error.message}; carrying on without ${name}`);
     return undefined;
   }
 }

@@ -54,7 +54,7 @@ describe('base backup round trip on Azure Blob storage (azurite)', () => {
     const dataDir = join(restoreRoot, 'data');
     const fetched = await walship(['backup-fetch', dataDir, 'LATEST', '--recovery-target-time', target, '--recovery-target-action', 'promote']);
     assert.equal(fetched.code, 0, fetched.stderr);
-    assert.equal(statSync(join(dataDir, 'walship-recovery.json')).mode & 0o777, 0o600);
+    assert.equal(statSync(join(restoreRoot, '.walship-data', 'walship-recovery.json')).mode & 0o777, 0o600);
     restored = await PostgresCluster.adopt(dataDir, restoreRoot, { settings: { archive_mode: 'off' } });
     await restored.start();
     await restored.waitPromoted();

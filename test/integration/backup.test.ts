@@ -96,13 +96,13 @@ describe('base backups and point-in-time restore on file storage', () => {
     assert.match(readFileSync(restored.logFile, 'utf8'), /recovery stopping after reaching consistency/);
   });
 
-  it('keeps the storage settings owner-only in the data directory, never in postgresql.auto.conf', async () => {
+  it('keeps the storage settings owner-only in the spool next to the data directory, never in postgresql.auto.conf', async () => {
     const root = makePostgresOwnedDirectory('walship-restore-');
     cleanups.push(() => rmSync(root, { recursive: true, force: true }));
     const dataDir = join(root, 'data');
     const fetched = await walship(['backup-fetch', dataDir, backupName], { AWS_SECRET_ACCESS_KEY: SECRET });
     assert.equal(fetched.code, 0, fetched.stderr);
-    const configFile = join(dataDir, 'walship-recovery.json');
+    const configFile = join(root, '.walship-data', 'walship-recovery.json');
     assert.equal(statSync(configFile).mode & 0o777, 0o600);
     assert.equal(statSync(dataDir).mode & 0o777, 0o700);
     assert.equal(JSON.parse(readFileSync(configFile, 'utf8')).AWS_SECRET_ACCESS_KEY, SECRET);
@@ -122,6 +122,8 @@ describe('base backups and point-in-time restore on file storage', () => {
     const plain = await walship(['backup-fetch', dataDir, backupName, '--force', '--no-recovery-config']);
     assert.equal(plain.code, 0, plain.stderr);
     assert.match(plain.stdout, /no recovery settings were written/);
+    assert.match(plain.stdout, /keep it outside the data directory/);
+    assert.match(plain.stdout, /unless this server replaces the source, also add archive_mode = 'off'/);
     assert.doesNotMatch(readFileSync(join(dataDir, 'postgresql.auto.conf'), 'utf8'), /restore_command/);
   });
 

@@ -158,6 +158,11 @@ recovery_target_action = 'promote'
     assert.match(renderRecoverySettings({ restoreCommand: 'x', target: { kind: 'lsn', value: 0x10000000an }, comment: 'c' }), /^recovery_target_lsn = '1\/A'$/m);
   });
 
+  it('turns archiving off only when asked, leaving the restored archive settings otherwise', () => {
+    assert.match(renderRecoverySettings({ restoreCommand: 'x', archivingOff: true, comment: 'c' }), /^archive_mode = 'off'\n$/m);
+    assert.doesNotMatch(renderRecoverySettings({ restoreCommand: 'x', comment: 'c' }), /archive/);
+  });
+
   it('quotes for postgresql.conf and for the shell that runs restore_command', () => {
     assert.equal(quoteSettingValue("it's C:\\x"), "'it''s C:\\\\x'");
     assert.equal(shellQuote(['/usr/bin/walship', '--config', '/srv/my data/w.json', 'wal-fetch']), "/usr/bin/walship --config '/srv/my data/w.json' wal-fetch");

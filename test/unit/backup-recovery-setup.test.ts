@@ -2,9 +2,10 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { backupRow, plainTable, prettyTable } from '../../src/backup/list.ts';
-import { carriedSettings } from '../../src/backup/recovery-setup.ts';
+import { carriedSettings, chooseArchiving, describeArchiving, requireOutsideDataDirectory } from '../../src/backup/recovery-setup.ts';
 import type { BackupSentinel } from '../../src/backup/catalog.ts';
 import { Config } from '../../src/config/config.ts';
+import type { RecoveryTarget } from '../../src/postgres/recovery-settings.ts';
 
 describe('settings carried into the restored cluster', () => {
   it('keeps storage, credential and walship settings; drops the libpq password, the config path and the rest', () => {
@@ -18,6 +19,41 @@ describe('settings carried into the restored cluster', () => {
       AZURE_STORAGE_ACCOUNT: 'account',
       WALG_S3_PREFIX: 's3://bucket/path',
     });
+  });
+});
+
+describe('archiving of the restored server', () => {
+  const time: RecoveryTarget = { kind: 'time', value: '2024-05-01 10:00:00+00:00', epochMs: 0 };
+
+  it('is off for a restore to a recovery target, kept without one or for a standby, and the flags decide over both', () => {
+    const choose = (target: RecoveryTarget | undefined, standby: boolean, archive: boolean | undefined) => chooseArchiving({ target, standby, archive }).off;
+    assert.equal(choose(time, false, undefined), true);
+    assert.equal(choose({ kind: 'immediate' }, false, undefined), true);
+    assert.equal(choose(undefined, false, undefined), false);
+    assert.equal(choose(time, true, undefined), false);
+    assert.equal(choose(time, false, true), false);
+    assert.equal(choose(undefined, false, false), true);
+    assert.equal(choose(undefined, true, false), true);
+  });
+
+  it('tells the user what was done and how to change it before promotion', () => {
+    const off = describeArchiving(chooseArchiving({ target: time, standby: false, archive: undefined }), '/srv/pg/copy');
+    assert.equal(off.length, 2);
+    assert.match(off[0]!, /^archiving is off \(a recovery target: usually a side copy\): archive_mode = 'off' in \/srv\/pg\/copy\/postgresql.auto.conf/);
+    assert.match(off[1]!, /set archive_mode = 'on' in that file before starting it \(or restore with --archive\); once started, ALTER SYSTEM SET archive_mode = 'on' and restart it before it is promoted/);
+    const kept = describeArchiving(chooseArchiving({ target: undefined, standby: false, archive: undefined }), '/srv/pg/main');
+    assert.match(kept[0]!, /^archiving is kept \(no recovery target: usually a replacement\)/);
+    assert.match(kept[1]!, /add archive_mode = 'off' to \/srv\/pg\/main\/postgresql.auto.conf before starting it \(or restore with --no-archive\)/);
+  });
+});
+
+describe('where the recovery settings may go', () => {
+  it('refuses a spool inside the data directory', () => {
+    assert.throws(() => requireOutsideDataDirectory('/srv/pg/copy/spool', '/srv/pg/copy'), /WALSHIP_SPOOL_DIR=\/srv\/pg\/copy\/spool is inside the data directory \/srv\/pg\/copy/);
+    assert.throws(() => requireOutsideDataDirectory('/srv/pg/copy', '/srv/pg/copy'), /inside the data directory/);
+    requireOutsideDataDirectory('/srv/pg/.walship-copy', '/srv/pg/copy');
+    requireOutsideDataDirectory('/srv/pg/copy2', '/srv/pg/copy');
+    requireOutsideDataDirectory('/srv/pg/copy/..spool/../../x', '/srv/pg/copy');
   });
 });
 
