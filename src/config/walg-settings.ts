@@ -144,11 +144,13 @@ const ignoredReasons = new Map(IGNORED.flatMap(([names, reason]) => names.map((n
  */
 export function refuseUnhonouredSettings(config: Config): void {
   const ignored: string[] = [];
-  for (const name of config.names()) {
+  for (const name of config.setNames()) {
     const key = name.toUpperCase();
     const refusal = refusals.get(key);
-    if (refusal && (!refusal.refuses || refusal.refuses(config.get(name)!, config))) throw new ConfigError(refusal.message(config.origin(name)));
     const reason = ignoredReasons.get(key);
+    const value = refusal || reason ? config.get(name) : undefined;
+    if (value === undefined) continue;
+    if (refusal && (!refusal.refuses || refusal.refuses(value, config))) throw new ConfigError(refusal.message(config.origin(name)));
     if (reason) ignored.push(`${name} (${reason})`);
   }
   if (ignored.length > 0) log.debug(`WAL-G settings accepted and ignored: ${ignored.join(', ')}`);
