@@ -36,12 +36,12 @@ interface CommandDefinition {
  * accepted (and shown in --help); one walship cannot honour is refused with
  * one line, unless it has the one value walship does honour.
  */
-type WalgFlag = { flags: string; ignoredBecause: string } | { flags: string; refusedBecause: string; honouredValue?: string };
+type WalgFlag = { flags: string; ignoredBecause: string } | { flags: string; refusedBecause: string; honoured?: { value: string; because: string } };
 
 const TARGET_STORAGE: WalgFlag = {
   flags: '--target-storage <name>',
   refusedBecause: 'walship has one storage and no failover storages; drop it or pass --target-storage default',
-  honouredValue: 'default',
+  honoured: { value: 'default', because: 'default is the one storage walship has' },
 };
 
 /** WAL-G's global flags, accepted before or after any command. */
@@ -342,8 +342,9 @@ function applyWalgFlags({ definition, options }: Selected): void {
     if (value === undefined) continue;
     delete options[key];
     const shown = `${/--[\w-]+/.exec(flag.flags)![0]}${typeof value === 'string' ? ` ${value}` : ''}`;
-    if (isRefused(flag) && value !== flag.honouredValue) throw new ConfigError(`WAL-G's ${shown} is not supported yet: ${flag.refusedBecause}`);
-    log.debug(`WAL-G's ${shown} accepted and ignored: ${isRefused(flag) ? 'walship does the same' : flag.ignoredBecause}`);
+    if (!isRefused(flag)) log.debug(`WAL-G's ${shown} accepted and ignored: ${flag.ignoredBecause}`);
+    else if (value === flag.honoured?.value) log.debug(`WAL-G's ${shown} accepted: ${flag.honoured.because}`);
+    else throw new ConfigError(`WAL-G's ${shown} is not supported yet: ${flag.refusedBecause}`);
   }
 }
 

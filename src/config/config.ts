@@ -37,7 +37,7 @@ export class Config {
    * Every name set in the environment or the file, empty or not, without
    * reading a value: each read of process.env is a call into the runtime.
    */
-  setNames(): Set<string> {
+  givenNames(): Set<string> {
     const names = new Set(this.fileValues.keys());
     for (const name of Object.keys(this.env)) names.add(name);
     return names;

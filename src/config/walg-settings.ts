@@ -144,7 +144,7 @@ const ignoredReasons = new Map(IGNORED.flatMap(([names, reason]) => names.map((n
  */
 export function refuseUnhonouredSettings(config: Config): void {
   const ignored: string[] = [];
-  for (const name of config.setNames()) {
+  for (const name of config.givenNames()) {
     const key = name.toUpperCase();
     const refusal = refusals.get(key);
     const reason = ignoredReasons.get(key);
