@@ -15,6 +15,7 @@ import { type Emulator, startEmulator } from '../support/emulators.ts';
 import { FaultProxy, SLOW_DOWN } from '../support/fault-proxy.ts';
 import { walshipBinary } from '../support/paths.ts';
 import { run } from '../support/processes.ts';
+import { asWalSegment } from '../support/wal.ts';
 
 /** Quick retries so the persistent-fault cases finish in seconds. */
 const RETRY_SETTINGS = { WALG_STORAGE_MAX_ATTEMPTS: '4', WALG_STORAGE_REQUEST_TIMEOUT: '2', WALG_STORAGE_RETRY_TIME_LIMIT: '30' };
@@ -57,7 +58,7 @@ for (const kind of ['s3', 'azure', 'gcs'] as const) {
     /** A new segment of incompressible content: 20 MiB goes up in several parts. */
     function writeSegment(size = 20 << 20): { name: string; content: Buffer } {
       const name = `0000000100000000000000${(++segmentNumber).toString(16).toUpperCase().padStart(2, '0')}`;
-      const content = randomBytes(size);
+      const content = asWalSegment(randomBytes(size));
       writeFileSync(join(dataDir, 'pg_wal', name), content);
       return { name, content };
     }
