@@ -1,8 +1,8 @@
 /**
  * Which cluster an archive belongs to. A new cluster (initdb, pg_upgrade)
- * starts again at timeline 1, segment 1: archiving it into an old cluster's
- * prefix would collide with that cluster's WAL where names meet and mix
- * with it where they do not. So every WAL segment and every backup is
+ * starts again at timeline 1: archiving it into an old cluster's prefix
+ * would collide with that cluster's WAL where names meet and mix with it
+ * where they do not. So every WAL segment and every backup is
  * checked against the archive's system identifier, kept in
  * walship/archive.json (create-only: the first cluster to write it owns the
  * archive). An archive without it (an older walship's, WAL-G's) is judged
