@@ -4,7 +4,7 @@ import { type Codec, objectKey } from '../compress/codec.ts';
 export const WAL_FOLDER = 'wal_005';
 export const BACKUP_FOLDER = 'basebackups_005';
 /** walship's own records about the archive, outside WAL-G's folders. */
-export const WALSHIP_FOLDER = 'walship';
+const WALSHIP_FOLDER = 'walship';
 /** Which cluster the archive belongs to (src/archive/identity.ts). */
 export const ARCHIVE_IDENTITY_KEY = `${WALSHIP_FOLDER}/archive.json`;
 
