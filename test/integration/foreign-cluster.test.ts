@@ -111,9 +111,10 @@ describe('another cluster archiving into the same prefix', () => {
 
     const records = join(second.root, '.walship-data', 'archived');
     const [directory] = readdirSync(records);
+    const pusherLog = () => readFileSync(join(records, directory!, 'pusher.log'), 'utf8');
+    const refusedAhead = /look-ahead upload of 000000010000000000000008 failed; the archiver will retry it: the archive in .* belongs to the cluster with system identifier/;
+    await waitFor(() => refusedAhead.test(pusherLog()), "the second cluster's pusher to refuse the newest segment");
     await waitFor(() => !existsSync(join(records, directory!, '.pusher.pid')), "the second cluster's pusher to exit");
-    const pusherLog = readFileSync(join(records, directory!, 'pusher.log'), 'utf8');
-    assert.match(pusherLog, /look-ahead upload of 000000010000000000000008 failed; the archiver will retry it: the archive in .* belongs to the cluster with system identifier/);
     assert.deepEqual(listing(archive), untouched, 'the archive is unchanged');
   });
 

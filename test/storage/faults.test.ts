@@ -32,6 +32,7 @@ for (const kind of ['s3', 'azure', 'gcs'] as const) {
   describe(`${kind} through a faulty network`, () => {
     let emulator: Emulator;
     let proxy: FaultProxy;
+    let root: string;
     let dataDir: string;
     let settings: Record<string, string>;
     let segmentNumber = 0;
@@ -39,14 +40,20 @@ for (const kind of ['s3', 'azure', 'gcs'] as const) {
     before(async () => {
       emulator = await startEmulator[kind]();
       proxy = await FaultProxy.start(emulator.port);
-      dataDir = mkdtempSync(join(tmpdir(), 'walship-faults-'));
-      mkdirSync(join(dataDir, 'pg_wal'));
+      root = mkdtempSync(join(tmpdir(), 'walship-faults-'));
+      dataDir = join(root, 'data');
+      // With archive_status/, as in a real pg_wal, the archive's identity is checked once and then cached in the spool.
+      mkdirSync(join(dataDir, 'pg_wal', 'archive_status'), { recursive: true });
       settings = emulator.settings('faults', proxy.url);
+      // The first push records the archive's identity, so the faults below hit the segments' own requests.
+      const { name } = writeSegment(1 << 10);
+      const first = await walship(['wal-push', `pg_wal/${name}`]);
+      assert.equal(first.code, ExitCode.ok, first.stderr);
     });
     after(async () => {
       await proxy?.stop();
       await emulator?.stop();
-      rmSync(dataDir, { recursive: true, force: true });
+      rmSync(root, { recursive: true, force: true });
     });
 
     const walship = (args: string[], extra: Record<string, string> = {}) =>
