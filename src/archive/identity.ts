@@ -10,7 +10,7 @@
  */
 import { Readable } from 'node:stream';
 import { type Codec, codecsPreferring, UNREADABLE_EXTENSIONS } from '../compress/codec.ts';
-import { AlreadyExistsError, NotFoundError, WalshipError } from '../errors.ts';
+import { AlreadyExistsError, describeError, NotFoundError, WalshipError } from '../errors.ts';
 import { log } from '../log/logger.ts';
 import { chain } from '../pipeline/chain.ts';
 import { parseWalLongPageHeader, WAL_LONG_HEADER_SIZE } from '../postgres/wal-header.ts';
@@ -153,23 +153,32 @@ export class ArchiveIdentity {
     return undefined;
   }
 
+  /** Who wrote a stored segment, from its header; undefined when its content cannot tell (damaged, not WAL). */
   private async segmentOwner(key: string, codec: Codec): Promise<Owner | undefined> {
     const stored = await this.storage.get(key);
-    const content = chain(stored.body, await codec.decompress());
+    // A storage failure leaves the question open; only the content itself may be unreadable.
+    let storageError: unknown;
+    const body = async function* () {
+      try {
+        yield* stored.body;
+      } catch (error) {
+        storageError = error;
+        throw error;
+      }
+    };
     let start = Buffer.alloc(0);
     try {
-      for await (const chunk of content) {
+      for await (const chunk of chain(Readable.from(body(), { objectMode: false }), await codec.decompress())) {
         start = Buffer.concat([start, chunk as Buffer]);
         if (start.length >= WAL_LONG_HEADER_SIZE) break;
       }
-    } finally {
-      stored.body.destroy();
-    }
-    try {
       return { systemIdentifier: parseWalLongPageHeader(start, key).systemIdentifier, evidence: `its oldest segment, ${key}` };
     } catch (error) {
-      log.info(`cannot tell which cluster wrote ${key}: ${(error as Error).message}`);
+      if (storageError !== undefined) throw storageError;
+      log.info(`cannot tell which cluster wrote ${key}: ${describeError(error)}`);
       return undefined;
+    } finally {
+      stored.body.destroy();
     }
   }
 }

@@ -2,7 +2,7 @@
 // from backups or stored WAL where an older archive has no record, and cached
 // so the steady state asks storage nothing.
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
@@ -125,6 +125,23 @@ describe('the archive identity', () => {
       await new ArchiveIdentity(storage, 'WALG_FILE_PREFIX').requireCluster('333', SOURCE);
       assert.equal(identityOf(directory), '333');
     }
+  });
+
+  it('goes to the first cluster that pushes when the oldest segment is damaged, but never when storage fails', async () => {
+    const { directory, storage } = await emptyArchive();
+    await storage.put('wal_005/000000010000000000000004.zst', Readable.from([Buffer.from('not zstd at all')]));
+    const broken: Storage = {
+      ...watched(storage),
+      get: async (key) => {
+        const stored = await storage.get(key);
+        const body = new Readable({ read() { this.destroy(new Error('connection reset')); } });
+        return { ...stored, body };
+      },
+    };
+    await assert.rejects(new ArchiveIdentity(broken, 'WALG_FILE_PREFIX').requireCluster('555', SOURCE), /connection reset/);
+    assert.ok(!existsSync(join(directory, 'walship')), 'nothing recorded without an answer');
+    await new ArchiveIdentity(storage, 'WALG_FILE_PREFIX').requireCluster('555', SOURCE);
+    assert.equal(identityOf(directory), '555');
   });
 
   it('is the winner\'s when another push recorded it first', async () => {
