@@ -31,13 +31,20 @@ const PAGE_MAGIC_VERSIONS = new Map([
   [0xd116, 17],
   [0xd118, 18],
 ]);
+/**
+ * Each major version raises the magic. A newer one than walship knows keeps
+ * the layout (unchanged since 9.x): refusing it would stop archiving on the
+ * day of a major upgrade.
+ */
+const NEWEST_KNOWN_MAGIC = 0xd118;
+const HIGHEST_PLAUSIBLE_MAGIC = 0xd1ff;
 const XLP_LONG_HEADER = 0x0002;
 /** XLP_ALL_FLAGS in 13 to 18 (13 since 13.5, which added XLP_FIRST_IS_OVERWRITE_CONTRECORD). */
 const XLP_ALL_FLAGS = 0x000f;
 
 export interface WalLongPageHeader {
-  /** The major version whose XLOG_PAGE_MAGIC the page carries. */
-  postgresVersion: number;
+  /** The major version whose XLOG_PAGE_MAGIC the page carries; undefined for a version newer than walship knows. */
+  postgresVersion: number | undefined;
   /** A 64-bit number, as a decimal string (as backup sentinels keep it). */
   systemIdentifier: string;
   segmentSize: number;
@@ -47,16 +54,17 @@ const isPowerOfTwo = (value: number) => value > 0 && (value & (value - 1)) === 0
 
 /** Reads the long page header from the start of a WAL file's content; `file` names it in errors. */
 export function parseWalLongPageHeader(content: Buffer, file: string): WalLongPageHeader {
-  const refuse = (reason: string) => new WalshipError(`${file} is not a WAL file of PostgreSQL 13 to 18: ${reason}`);
+  const refuse = (reason: string) => new WalshipError(`${file} is not a WAL file of PostgreSQL 13 or later: ${reason}`);
   if (content.length < WAL_LONG_HEADER_SIZE) throw refuse(`it is ${content.length} bytes long, shorter than a WAL page header`);
   const magic = content.readUInt16LE(0);
   const postgresVersion = PAGE_MAGIC_VERSIONS.get(magic);
-  if (postgresVersion === undefined) {
+  const newerVersion = magic > NEWEST_KNOWN_MAGIC && magic <= HIGHEST_PLAUSIBLE_MAGIC;
+  if (postgresVersion === undefined && !newerVersion) {
     const bigEndian = PAGE_MAGIC_VERSIONS.has(content.readUInt16BE(0)) ? ' (a big-endian server wrote it: walship reads little-endian WAL only)' : '';
     throw refuse(`its page magic is 0x${magic.toString(16).padStart(4, '0')}${bigEndian}`);
   }
   const info = content.readUInt16LE(2);
-  if ((info & ~XLP_ALL_FLAGS) !== 0) throw refuse(`its first page has unknown flags 0x${info.toString(16).padStart(4, '0')}`);
+  if (!newerVersion && (info & ~XLP_ALL_FLAGS) !== 0) throw refuse(`its first page has unknown flags 0x${info.toString(16).padStart(4, '0')}`);
   if ((info & XLP_LONG_HEADER) === 0) throw refuse('its first page has no long header, so it does not start a segment');
   const segmentSize = content.readUInt32LE(32);
   const blockSize = content.readUInt32LE(36);
