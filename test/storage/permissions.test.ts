@@ -12,7 +12,15 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'nod
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { ContainerSASPermissions, generateBlobSASQueryParameters, StorageSharedKeyCredential } from '@azure/storage-blob';
+import {
+  AccountSASPermissions,
+  AccountSASResourceTypes,
+  AccountSASServices,
+  ContainerSASPermissions,
+  generateAccountSASQueryParameters,
+  generateBlobSASQueryParameters,
+  StorageSharedKeyCredential,
+} from '@azure/storage-blob';
 import { ExitCode } from '../../src/errors.ts';
 import { AZURITE_ACCOUNT, AZURITE_KEY, EMULATOR_BUCKET, type Emulator, startEmulator } from '../support/emulators.ts';
 import { type Fault, FaultProxy, type FaultRule } from '../support/fault-proxy.ts';
@@ -199,17 +207,22 @@ describe('azure: SAS tokens without a permission (Azurite checks them)', () => {
   let emulator: Emulator;
   let dataDir: string;
   let walship: ReturnType<typeof walshipIn>;
-  let sasPermissions = 'racwdl';
+  const accountKey = new StorageSharedKeyCredential(AZURITE_ACCOUNT, AZURITE_KEY);
+  const expiresOn = new Date(Date.now() + 3_600_000);
+  const containerSas = (permissions: string) =>
+    generateBlobSASQueryParameters({ containerName: EMULATOR_BUCKET, permissions: ContainerSASPermissions.parse(permissions), expiresOn }, accountKey).toString();
+  const accountSas = (permissions: string, resourceTypes: string) =>
+    generateAccountSASQueryParameters(
+      { services: AccountSASServices.parse('b').toString(), resourceTypes: AccountSASResourceTypes.parse(resourceTypes).toString(), permissions: AccountSASPermissions.parse(permissions), expiresOn },
+      accountKey,
+    ).toString();
+  let sasToken = containerSas('racwdl');
 
-  /** The account key's settings, with a container SAS of `sasPermissions` in its place. */
+  /** The account key's settings, with `sasToken` in its place. */
   function sasSettings(): Record<string, string> {
     const settings = emulator.settings(PREFIX);
     delete settings.AZURE_STORAGE_ACCESS_KEY;
-    const sas = generateBlobSASQueryParameters(
-      { containerName: EMULATOR_BUCKET, permissions: ContainerSASPermissions.parse(sasPermissions), expiresOn: new Date(Date.now() + 3_600_000) },
-      new StorageSharedKeyCredential(AZURITE_ACCOUNT, AZURITE_KEY),
-    ).toString();
-    return { ...settings, AZURE_STORAGE_SAS_TOKEN: sas };
+    return { ...settings, AZURE_STORAGE_SAS_TOKEN: sasToken };
   }
 
   before(async () => {
@@ -227,23 +240,34 @@ describe('azure: SAS tokens without a permission (Azurite checks them)', () => {
     assert.equal((await walship.run(['wal-push', `pg_wal/${stored.name}`])).code, ExitCode.ok);
     const { name } = walship.segment(false);
 
-    sasPermissions = 'r';
+    sasToken = containerSas('r');
     const refused = await walship.run(['wal-fetch', name, 'pg_wal/RECOVERYXLOG']);
     assert.equal(refused.code, ExitCode.fatalRecoveryError, refused.stderr);
     assert.equal(errorLines(refused.stderr).length, 1, refused.stderr);
     assert.match(refused.stderr, /grant l \(list\) in the SAS token's permissions \(sp=\)/);
 
-    sasPermissions = 'rl';
+    sasToken = containerSas('rl');
     const missing = await walship.run(['wal-fetch', name, 'pg_wal/RECOVERYXLOG']);
     assert.equal(missing.code, ExitCode.notFound, missing.stderr);
   });
 
   test('wal-push with a read-only SAS exits 1 naming the write permission', async () => {
     const { name } = walship.segment();
-    sasPermissions = 'rl';
+    sasToken = containerSas('rl');
     const pushed = await walship.run(['wal-push', `pg_wal/${name}`]);
     assert.equal(pushed.code, ExitCode.failure, pushed.stderr);
     assert.equal(errorLines(pushed.stderr).length, 1, pushed.stderr);
     assert.match(pushed.stderr, /grant w \(write\) in the SAS token's permissions \(sp=\)/);
+  });
+
+  test('an account SAS without the container resource type names srt=', async () => {
+    const { name } = walship.segment(false);
+    sasToken = accountSas('rwdl', 'o');
+    const refused = await walship.run(['wal-fetch', name, 'pg_wal/RECOVERYXLOG']);
+    assert.equal(refused.code, ExitCode.fatalRecoveryError, refused.stderr);
+    assert.match(refused.stderr, /grant c \(container\) in the account SAS's resource types \(srt=\)/);
+
+    sasToken = accountSas('rwdl', 'co');
+    assert.equal((await walship.run(['wal-fetch', name, 'pg_wal/RECOVERYXLOG'])).code, ExitCode.notFound);
   });
 });
