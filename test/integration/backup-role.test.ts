@@ -36,8 +36,25 @@ describe('the documented backup role', () => {
   const backupPush = () =>
     run(walshipBinary, ['--config', configFile, 'backup-push', '--json'], { asPostgres: true, env: { PATH: `${postgresBin}:${process.env.PATH}` } });
 
-  function errorLines(stderr: string): string[] {
-    return stderr.split('\n').filter((line) => line.includes('ERROR'));
+  /** backup-push fails with exit 1 and exactly one error line, matching `expected`. */
+  async function assertFailsWithOneLine(expected: RegExp): Promise<void> {
+    const pushed = await backupPush();
+    assert.equal(pushed.code, 1, pushed.stderr);
+    const errors = pushed.stderr.split('\n').filter((line) => line.includes('ERROR'));
+    assert.equal(errors.length, 1, pushed.stderr);
+    assert.match(errors[0]!, expected);
+  }
+
+  /** Runs `check` with only the documented pg_hba.conf lines that `keep` accepts, then puts them all back. */
+  async function withHbaLines(keep: (line: string) => boolean, check: () => Promise<void>): Promise<void> {
+    writeHba(DOCUMENTED_HBA_LINES.filter(keep));
+    await reload();
+    try {
+      await check();
+    } finally {
+      writeHba(DOCUMENTED_HBA_LINES);
+      await reload();
+    }
   }
 
   before(async () => {
@@ -78,54 +95,30 @@ describe('the documented backup role', () => {
   it('without REPLICATION, fails with one line saying what to grant', async () => {
     await primary.sql(`ALTER ROLE ${ROLE} NOREPLICATION`);
     try {
-      const pushed = await backupPush();
-      assert.equal(pushed.code, 1, pushed.stderr);
-      const errors = errorLines(pushed.stderr);
-      assert.equal(errors.length, 1, pushed.stderr);
-      assert.match(errors[0]!, /ALTER ROLE <user> REPLICATION/);
+      await assertFailsWithOneLine(/ALTER ROLE <user> REPLICATION/);
     } finally {
       await primary.sql(`ALTER ROLE ${ROLE} REPLICATION`);
     }
   });
 
   it('without the pg_hba.conf replication line, fails with one line naming pg_hba.conf', async () => {
-    writeHba(DOCUMENTED_HBA_LINES.filter((line) => !line.includes('replication')));
-    await reload();
-    try {
-      const pushed = await backupPush();
-      assert.equal(pushed.code, 1, pushed.stderr);
-      const errors = errorLines(pushed.stderr);
-      assert.equal(errors.length, 1, pushed.stderr);
-      assert.match(errors[0]!, /no pg_hba\.conf entry for replication connection .*a "replication" line/);
-    } finally {
-      writeHba(DOCUMENTED_HBA_LINES);
-      await reload();
-    }
+    await withHbaLines(
+      (line) => !line.includes('replication'),
+      () => assertFailsWithOneLine(/no pg_hba\.conf entry for replication connection .*a "replication" line/),
+    );
   });
 
   it('without the pg_hba.conf line for its database, fails with one line naming pg_hba.conf', async () => {
-    writeHba(DOCUMENTED_HBA_LINES.filter((line) => line.includes('replication')));
-    await reload();
-    try {
-      const pushed = await backupPush();
-      assert.equal(pushed.code, 1, pushed.stderr);
-      const errors = errorLines(pushed.stderr);
-      assert.equal(errors.length, 1, pushed.stderr);
-      assert.match(errors[0]!, /no pg_hba\.conf entry for host .* database "postgres".*; allow this user to connect to PGDATABASE in pg_hba\.conf/);
-    } finally {
-      writeHba(DOCUMENTED_HBA_LINES);
-      await reload();
-    }
+    await withHbaLines(
+      (line) => line.includes('replication'),
+      () => assertFailsWithOneLine(/no pg_hba\.conf entry for host .* database "postgres".*; allow this user to connect to PGDATABASE in pg_hba\.conf/),
+    );
   });
 
   it('with a password file others can read, fails with one line (libpq ignores the file)', async () => {
     chmodSync(passwordFile, 0o640);
     try {
-      const pushed = await backupPush();
-      assert.equal(pushed.code, 1, pushed.stderr);
-      const errors = errorLines(pushed.stderr);
-      assert.equal(errors.length, 1, pushed.stderr);
-      assert.match(errors[0]!, /has group or world access; permissions should be u=rw \(0600\) or less/);
+      await assertFailsWithOneLine(/has group or world access; permissions should be u=rw \(0600\) or less/);
     } finally {
       chmodSync(passwordFile, 0o600);
     }
