@@ -26,6 +26,7 @@ import { AZURITE_ACCOUNT, AZURITE_KEY, EMULATOR_BUCKET, type Emulator, startEmul
 import { type Fault, FaultProxy, type FaultRule } from '../support/fault-proxy.ts';
 import { walshipBinary } from '../support/paths.ts';
 import { run } from '../support/processes.ts';
+import { asWalSegment } from '../support/wal.ts';
 
 const PREFIX = 'permissions';
 const QUICK_RETRIES = { WALG_STORAGE_MAX_ATTEMPTS: '2', WALG_STORAGE_REQUEST_TIMEOUT: '5', WALG_STORAGE_RETRY_TIME_LIMIT: '10' };
@@ -79,7 +80,7 @@ function walshipIn(dataDir: string, settings: () => Record<string, string>) {
     /** A new segment name; with `content`, the file is written to pg_wal/. */
     segment(withContent = true): { name: string; content: Buffer } {
       const name = `0000000100000000000000${(++segmentNumber).toString(16).toUpperCase().padStart(2, '0')}`;
-      const content = randomBytes(64 << 10);
+      const content = asWalSegment(randomBytes(64 << 10));
       if (withContent) writeFileSync(join(dataDir, 'pg_wal', name), content);
       return { name, content };
     },
@@ -168,6 +169,16 @@ for (const kind of ['s3', 'gcs'] as const) {
       proxy.clear();
       assert.equal((await walship.run(['wal-fetch', name, 'pg_wal/RECOVERYXLOG'])).code, ExitCode.ok);
       assert.ok(readFileSync(join(dataDir, 'pg_wal/RECOVERYXLOG')).equals(content));
+    });
+
+    test('wal-push of a new file whose lookup and listing are refused exits 1 naming the list permission', async () => {
+      const { name } = walship.segment();
+      proxy.inject(...service.reads(name), { ...service.listing, fault: service.listRefusal });
+      const pushed = await walship.run(['wal-push', `pg_wal/${name}`]);
+      assert.equal(pushed.code, ExitCode.failure, pushed.stderr);
+      const errors = errorLines(pushed.stderr);
+      assert.equal(errors.length, 1, pushed.stderr);
+      assert.match(errors[0]!, service.listPermission);
     });
 
     test('a refused upload or listing names the permission to grant', async () => {
