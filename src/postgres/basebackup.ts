@@ -53,6 +53,7 @@ const PREFLIGHT_QUERY = `SELECT current_setting('server_version_num'),
 const CONNECTION_HINTS: [RegExp, string][] = [
   [/no password supplied|password authentication failed/, 'set PGPASSWORD or PGPASSFILE for this user'],
   [/no pg_hba\.conf entry for replication/, 'allow replication connections for this user in pg_hba.conf (a "replication" line) and reload'],
+  [/no pg_hba\.conf entry for host/, 'allow this user to connect to PGDATABASE in pg_hba.conf (backup-push reads a few server settings through it) and reload'],
   [/must be superuser or replication role|permission denied to start WAL sender|must have the REPLICATION/i, 'grant it: ALTER ROLE <user> REPLICATION'],
   [/exceeds max_wal_senders|max_wal_senders/, 'raise max_wal_senders on the server (it needs one free WAL sender)'],
   [/can only write single tablespace to stdout/, 'pg_basebackup cannot stream more than one tablespace to stdout: move the objects into pg_default'],

@@ -20,7 +20,7 @@ import type { Config } from '../config/config.ts';
 import { ConfigError } from '../errors.ts';
 import { readBucketUrl } from './bucket-url.ts';
 import { uploadInParts } from './parts.ts';
-import { RequestRunner, type ServiceErrors } from './requests.ts';
+import { type Access, RequestRunner, type ServiceErrors } from './requests.ts';
 import { isTransientNetworkError, isTransientStatus, readRetrySettings, RetryPolicy } from './retry.ts';
 import { assertSafeKey, type ObjectInfo, type ObjectMetadata, type PutOptions, type Storage, type StoredObject } from './storage.ts';
 
@@ -83,6 +83,26 @@ function errorCode(error: RestError): string | undefined {
   return error.code ?? (error.details as { errorCode?: string } | undefined)?.errorCode;
 }
 
+const SAS_PERMISSION_LETTERS: Record<Access, string> = { read: 'r (read)', write: 'w (write)', list: 'l (list)', delete: 'd (delete)' };
+
+/**
+ * What a SAS token lacks, by the code Azure refuses it with. A token that
+ * may read gets 404 for a missing blob whether or not it may list, so unlike
+ * S3 and GCS no listing is needed to tell absent from forbidden.
+ */
+const SAS_REFUSALS: Record<string, (access: Access) => string> = {
+  AuthorizationPermissionMismatch: (access) => `${SAS_PERMISSION_LETTERS[access]} in the SAS token's permissions (sp=)`,
+  // An account SAS (srt=): listing is an operation on the container, the others on objects.
+  AuthorizationResourceTypeMismatch: (access) => `${access === 'list' ? 'c (container)' : 'o (object)'} in the account SAS's resource types (srt=)`,
+  AuthorizationServiceMismatch: () => "b (blob) in the account SAS's services (ss=)",
+};
+
+function sasRefusal(error: unknown): ((access: Access) => string) | undefined {
+  const rest = restError(error);
+  const code = rest?.statusCode === 403 ? errorCode(rest) : undefined;
+  return code !== undefined && Object.hasOwn(SAS_REFUSALS, code) ? SAS_REFUSALS[code] : undefined;
+}
+
 export const azureErrors: ServiceErrors = {
   // ContainerNotFound is a 404 too, but a configuration error, not an absent object.
   isNotFound: (error) => {
@@ -99,6 +119,8 @@ export const azureErrors: ServiceErrors = {
     if (!rest) return isTransientNetworkError(error) || (error as Error | undefined)?.name === 'AbortError';
     return isTransientStatus(rest.statusCode) || TRANSIENT_AZURE_CODES.has(errorCode(rest) ?? '') || (rest.statusCode === undefined && isTransientNetworkError(error));
   },
+  isAccessDenied: (error) => sasRefusal(error) !== undefined,
+  permissionFor: (access, error) => sasRefusal(error)?.(access) ?? `the permission to ${access}`,
   describe: (error) => {
     const rest = restError(error);
     // Service messages carry RequestId/Time lines: the first line is the message.

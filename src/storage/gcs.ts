@@ -14,7 +14,7 @@ import type { Config } from '../config/config.ts';
 import { ConfigError } from '../errors.ts';
 import { readBucketUrl } from './bucket-url.ts';
 import { readParts } from './parts.ts';
-import { RequestRunner, type ServiceErrors } from './requests.ts';
+import { type Access, RequestRunner, type ServiceErrors } from './requests.ts';
 import { isTransientNetworkError, isTransientStatus, readRetrySettings, RetryPolicy } from './retry.ts';
 import { assertSafeKey, type ObjectInfo, type ObjectMetadata, type PutOptions, type Storage, type StoredObject } from './storage.ts';
 
@@ -30,6 +30,18 @@ function statusOf(error: unknown): number | undefined {
   return typeof code === 'number' ? code : undefined;
 }
 
+/** The reason in a JSON error body; "forbidden" is a permission refused. */
+function reasonOf(error: unknown): string | undefined {
+  return (error as ApiError | undefined)?.errors?.[0]?.reason;
+}
+
+const GCS_PERMISSIONS: Record<Access, string> = {
+  read: 'storage.objects.get',
+  write: 'storage.objects.create (and storage.objects.delete, to replace an object)',
+  list: 'storage.objects.list',
+  delete: 'storage.objects.delete',
+};
+
 export const gcsErrors: ServiceErrors = {
   // A missing bucket is a 404 too ("The specified bucket does not exist"): a configuration error.
   isNotFound: (error) => statusOf(error) === 404 && !/bucket does not exist/i.test((error as Error).message),
@@ -38,6 +50,10 @@ export const gcsErrors: ServiceErrors = {
     const status = statusOf(error);
     return status === undefined ? isTransientNetworkError(error) : isTransientStatus(status);
   },
+  // Bad credentials are 401; other 403s have reasons of their own (retentionPolicyNotMet, accountDisabled, ...).
+  isAccessDenied: (error) => statusOf(error) === 403 && [undefined, 'forbidden'].includes(reasonOf(error)),
+  // GCS names the permission it refused: "... does not have storage.objects.get access to ...".
+  permissionFor: (access, error) => /does not have (storage\.[a-zA-Z]+\.[a-zA-Z]+) access/.exec((error as Error).message)?.[1] ?? GCS_PERMISSIONS[access],
   describe: (error) => {
     const status = statusOf(error);
     let message = ((error as Error).message ?? String(error)).split('\n')[0]!;
@@ -63,7 +79,7 @@ export class GcsStorage implements Storage {
     this.bucket = bucket;
     this.prefix = prefix;
     this.location = `gs://${bucket.name}/${prefix}`;
-    this.requests = new RequestRunner(retry, gcsErrors, this.location);
+    this.requests = new RequestRunner(retry, gcsErrors, this.location, (key) => this.isListed(key));
   }
 
   static open(config: Config): GcsStorage {
@@ -125,7 +141,7 @@ export class GcsStorage implements Storage {
   }
 
   async get(key: string): Promise<StoredObject> {
-    const [metadata] = await this.requests.run('get', key, () => this.file(key).getMetadata());
+    const [metadata] = await this.requests.runRead('get', key, () => this.file(key).getMetadata());
     // Read exactly the generation described, even if the name is replaced meanwhile.
     const version = this.file(key, metadata.generation);
     const resume = async (start: number) => version.createReadStream({ decompress: false, start });
@@ -142,6 +158,13 @@ export class GcsStorage implements Storage {
 
   private infoOf(key: string, metadata: FileMetadata): ObjectInfo {
     return { key, size: Number(metadata.size ?? 0), lastModified: new Date(metadata.updated ?? 0) };
+  }
+
+  /** One name sorts before every longer name it prefixes, so a page of one answers. */
+  private async isListed(key: string): Promise<boolean> {
+    const name = this.file(key).name;
+    const [files] = await this.bucket.getFiles({ prefix: name, maxResults: 1, autoPaginate: false });
+    return files[0]?.name === name;
   }
 
   async *list(prefix: string): AsyncIterable<ObjectInfo> {

@@ -30,7 +30,7 @@ import type { Config } from '../config/config.ts';
 import { ConfigError } from '../errors.ts';
 import { readBucketUrl } from './bucket-url.ts';
 import { uploadInParts } from './parts.ts';
-import { RequestRunner, type ServiceErrors } from './requests.ts';
+import { type Access, RequestRunner, type ServiceErrors } from './requests.ts';
 import { isTransientNetworkError, isTransientStatus, readRetrySettings, RetryPolicy } from './retry.ts';
 import { assertSafeKey, type ObjectInfo, type ObjectMetadata, type PutOptions, type Storage, type StoredObject } from './storage.ts';
 
@@ -110,6 +110,21 @@ function statusOf(error: unknown): number | undefined {
   return error instanceof S3ServiceException ? error.$metadata.httpStatusCode : undefined;
 }
 
+/** A HEAD response has no body, so its errors carry no code: the SDK names them "Unknown". */
+const NO_ERROR_CODE = 'Unknown';
+
+const S3_PERMISSIONS: Record<Access, string> = {
+  read: 's3:GetObject (and kms:Decrypt on the key of an SSE-KMS object)',
+  write: 's3:PutObject (and kms:GenerateDataKey and kms:Decrypt with SSE-KMS)',
+  list: 's3:ListBucket on the bucket, for this prefix',
+  delete: 's3:DeleteObject',
+};
+
+/** AWS names the action it refused in most AccessDenied messages ("... is not authorized to perform: kms:Decrypt on ..."). */
+function refusedAction(error: unknown): string | undefined {
+  return /not authorized to perform: ([a-z0-9-]+:[A-Za-z0-9]+)/.exec((error as Error).message)?.[1];
+}
+
 export const s3Errors: ServiceErrors = {
   // A HEAD has no body, so its 404 is named "NotFound"; a missing bucket is NoSuchBucket on every other request.
   isNotFound: (error) => statusOf(error) === 404 && ['NoSuchKey', 'NotFound'].includes((error as Error).name),
@@ -118,11 +133,16 @@ export const s3Errors: ServiceErrors = {
     isTransientStatus(statusOf(error)) ||
     (error instanceof S3ServiceException && TRANSIENT_S3_CODES.has(error.name)) ||
     (!(error instanceof S3ServiceException) && isTransientNetworkError(error)),
+  // Bad or expired credentials have codes of their own (InvalidAccessKeyId, SignatureDoesNotMatch, ExpiredToken, ...).
+  isAccessDenied: (error) => statusOf(error) === 403 && ['AccessDenied', NO_ERROR_CODE].includes((error as Error).name),
+  permissionFor: (access, error) => refusedAction(error) ?? S3_PERMISSIONS[access],
   describe: (error) => {
     const status = statusOf(error);
     const name = (error as Error).name;
     const message = (error as Error).message;
-    return status === undefined ? `${name}: ${message}` : `${name} (HTTP ${status})${message && message !== name && message !== 'UnknownError' ? `: ${message}` : ''}`;
+    if (status === undefined) return `${name}: ${message}`;
+    if (name === NO_ERROR_CODE) return `HTTP ${status}`;
+    return `${name} (HTTP ${status})${message && message !== name && message !== 'UnknownError' ? `: ${message}` : ''}`;
   },
 };
 
@@ -137,7 +157,7 @@ export class S3Storage implements Storage {
     this.client = client;
     this.settings = settings;
     this.location = `s3://${settings.bucket}/${settings.prefix}`;
-    this.requests = new RequestRunner(retry, s3Errors, this.location);
+    this.requests = new RequestRunner(retry, s3Errors, this.location, (key, signal) => this.isListed(key, signal));
   }
 
   static open(config: Config): S3Storage {
@@ -215,7 +235,7 @@ export class S3Storage implements Storage {
 
   async get(key: string): Promise<StoredObject> {
     const target = { Bucket: this.settings.bucket, Key: this.objectKey(key) };
-    const response = await this.requests.run('get', key, (abortSignal) => this.client.send(new GetObjectCommand(target), { abortSignal }));
+    const response = await this.requests.runRead('get', key, (abortSignal) => this.client.send(new GetObjectCommand(target), { abortSignal }));
     // A broken body resumes from the byte reached, of the same object version (If-Match).
     const resume = async (offset: number, abortSignal: AbortSignal) => {
       const rest = await this.client.send(new GetObjectCommand({ ...target, Range: `bytes=${offset}-`, IfMatch: response.ETag }), { abortSignal });
@@ -234,6 +254,13 @@ export class S3Storage implements Storage {
     );
     if (!response) return undefined;
     return { key, size: response.ContentLength ?? 0, lastModified: response.LastModified ?? new Date(0), metadata: response.Metadata ?? {} };
+  }
+
+  /** One key sorts before every longer key it prefixes, so a page of one answers. */
+  private async isListed(key: string, abortSignal: AbortSignal): Promise<boolean> {
+    const objectKey = this.objectKey(key);
+    const page = await this.client.send(new ListObjectsV2Command({ Bucket: this.settings.bucket, Prefix: objectKey, MaxKeys: 1 }), { abortSignal });
+    return page.Contents?.[0]?.Key === objectKey;
   }
 
   async *list(prefix: string): AsyncIterable<ObjectInfo> {

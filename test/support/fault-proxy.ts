@@ -2,7 +2,7 @@
  * A fault-injecting HTTP proxy on loopback, in front of a storage emulator.
  * Requests pass through unchanged (Host header included, so request
  * signatures stay valid) unless a fault is queued: an error status (500,
- * 503, S3's SlowDown), a connection reset before or in the middle of the
+ * 503, S3's SlowDown, a 403 refusal), a connection reset before or in the middle of the
  * response, or a stall before or in the middle of the response.
  */
 import { createServer, type IncomingMessage, request as forward, type Server, type ServerResponse } from 'node:http';
@@ -10,7 +10,8 @@ import type { Socket } from 'node:net';
 import { freePort } from './processes.ts';
 
 export type Fault =
-  | { kind: 'status'; status: number; code?: string }
+  /** An error answer: S3's XML error body with `code` and `message`, or `json` as the body (GCS's errors). */
+  | { kind: 'status'; status: number; code?: string; message?: string; json?: object }
   /** Drops the connection without answering. */
   | { kind: 'reset' }
   /** Forwards the request, sends the headers and some of the body, then drops the connection. */
@@ -105,8 +106,14 @@ export class FaultProxy {
     if (fault?.kind === 'status') {
       request.resume();
       request.once('end', () => {
-        const body = `<?xml version="1.0" encoding="UTF-8"?><Error><Code>${fault.code ?? 'InternalError'}</Code><Message>injected fault</Message></Error>`;
-        response.writeHead(fault.status, { 'content-type': 'application/xml', 'content-length': Buffer.byteLength(body), ...(fault.code ? { 'x-ms-error-code': fault.code } : {}) });
+        const body = fault.json
+          ? JSON.stringify(fault.json)
+          : `<?xml version="1.0" encoding="UTF-8"?><Error><Code>${fault.code ?? 'InternalError'}</Code><Message>${fault.message ?? 'injected fault'}</Message></Error>`;
+        response.writeHead(fault.status, {
+          'content-type': fault.json ? 'application/json' : 'application/xml',
+          'content-length': Buffer.byteLength(body),
+          ...(fault.code ? { 'x-ms-error-code': fault.code } : {}),
+        });
         response.end(request.method === 'HEAD' ? undefined : body);
       });
       return;
