@@ -9,12 +9,12 @@
  * by its backups' sentinels, or else by its oldest stored segment.
  */
 import { Readable } from 'node:stream';
-import { type Codec, codecsPreferring, UNREADABLE_EXTENSIONS } from '../compress/codec.ts';
 import { AlreadyExistsError, describeError, NotFoundError, WalshipError } from '../errors.ts';
 import { log } from '../log/logger.ts';
-import { chain } from '../pipeline/chain.ts';
 import { parseWalLongPageHeader, WAL_LONG_HEADER_SIZE } from '../postgres/wal-header.ts';
 import { parseWalFileName } from '../postgres/wal-name.ts';
+import { type Codec, codecsPreferring, UNREADABLE_EXTENSIONS } from '../stages/compress/codec.ts';
+import { Pipeline } from '../stages/pipeline.ts';
 import { ARCHIVE_IDENTITY_KEY, WAL_FOLDER } from '../storage/layout.ts';
 import type { Storage } from '../storage/storage.ts';
 import { VERSION } from '../version.ts';
@@ -168,8 +168,8 @@ export class ArchiveIdentity {
     };
     let start = Buffer.alloc(0);
     try {
-      for await (const chunk of chain(Readable.from(body(), { objectMode: false }), await codec.decompress())) {
-        start = Buffer.concat([start, chunk as Buffer]);
+      for await (const chunk of new Pipeline(Readable.from(body(), { objectMode: false }), [codec.decompress(key)]).pieces()) {
+        start = Buffer.concat([start, chunk]);
         if (start.length >= WAL_LONG_HEADER_SIZE) break;
       }
       return { systemIdentifier: parseWalLongPageHeader(start, key).systemIdentifier, evidence: `its oldest segment, ${key}` };

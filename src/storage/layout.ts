@@ -1,5 +1,5 @@
 /** WAL-G's object layout under the storage prefix, and walship's own records beside it. */
-import { type Codec, objectKey } from '../compress/codec.ts';
+import { type Codec, objectKey } from '../stages/compress/codec.ts';
 
 export const WAL_FOLDER = 'wal_005';
 export const BACKUP_FOLDER = 'basebackups_005';

@@ -3,13 +3,14 @@
  * is reported as NotFoundError; every other problem is an error, so that
  * recovery never mistakes a broken archive for the end of the WAL.
  */
-import { type Codec, codecsPreferring, UNREADABLE_EXTENSIONS } from '../compress/codec.ts';
 import type { CompressionSettings } from '../config/settings.ts';
 import { NotFoundError, WalshipError } from '../errors.ts';
-import { downloadToFile } from '../pipeline/transfer.ts';
 import { requireWalFileName } from '../postgres/wal-name.ts';
+import { type Codec, codecsPreferring, UNREADABLE_EXTENSIONS } from '../stages/compress/codec.ts';
+import { downloadToFile } from '../stages/transfer.ts';
 import { WAL_FOLDER, walObjectKey } from '../storage/layout.ts';
 import type { Storage, StoredObject } from '../storage/storage.ts';
+import { walDownloadStages } from './stages.ts';
 
 export interface WalFetchSettings {
   storage: Storage;
@@ -19,7 +20,7 @@ export interface WalFetchSettings {
 export async function fetchWalFile(settings: WalFetchSettings, name: string, destination: string): Promise<void> {
   requireWalFileName(name);
   const { stored, codec } = await openStoredWal(settings, name);
-  await downloadToFile(stored, codec, destination);
+  await downloadToFile(stored, walDownloadStages(codec, stored), destination);
 }
 
 async function openStoredWal(settings: WalFetchSettings, name: string): Promise<{ stored: StoredObject; codec: Codec }> {

@@ -15,7 +15,8 @@ import { after, before, describe, test } from 'node:test';
 import { Config } from '../../src/config/config.ts';
 import { AlreadyExistsError, NotFoundError, WalshipError } from '../../src/errors.ts';
 import { openStorage } from '../../src/storage/open.ts';
-import { METADATA_CRC32, METADATA_SIZE, type Storage } from '../../src/storage/storage.ts';
+import { METADATA_CRC32, METADATA_SIZE } from '../../src/stages/object-metadata.ts';
+import type { Storage } from '../../src/storage/storage.ts';
 import { type Emulator, startEmulator } from '../support/emulators.ts';
 
 interface Backend {

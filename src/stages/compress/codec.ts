@@ -1,46 +1,78 @@
 /**
- * Compression methods as stream stages. Each method owns a file extension
- * under WAL-G's layout (wal_005/<name>.<extension>).
+ * Compression methods as stages. Each method owns a file extension under
+ * WAL-G's layout (wal_005/<name>.<extension>).
  */
-import type { Readable, Transform } from 'node:stream';
 import { constants, createBrotliCompress, createBrotliDecompress } from 'node:zlib';
-import type { CompressionMethod } from '../config/settings.ts';
-import { createZstdCompressStage, createZstdDecompressStage, zstdCompressedFile, zstdDecompressInto } from './zstd.ts';
+import type { CompressionMethod } from '../../config/settings.ts';
+import { describeError, IntegrityError } from '../../errors.ts';
+import type { TransformStage } from '../pipeline.ts';
+import { createZstd, type Zstd } from './zstd.ts';
+
+export interface CompressOptions {
+  /** Several streams run at once: compress in libuv's thread pool, so they use every CPU. */
+  inThreadPool?: boolean;
+}
 
 export interface Codec {
   method: CompressionMethod;
   /** The object-name suffix, without the dot; '' for uncompressed objects. */
   extension: string;
-  /** A compression stage; `inThreadPool` when several streams run at once, so they can use every CPU. */
-  compress(level: number, options?: { inThreadPool?: boolean }): Promise<Transform | undefined>;
-  decompress(): Promise<Transform | undefined>;
-  /** A faster way to compress a whole file, where the method has one (undefined: use compress()). */
-  compressFile?(path: string, level: number): Promise<Readable | undefined>;
-  /** A faster way to decompress into reused memory, where the method has one (false: use decompress()). */
-  decompressInto?(source: AsyncIterable<Buffer>, consume: (piece: Buffer) => void, what: string): Promise<boolean>;
+  /** The compression stage; undefined when the method stores content as it is. */
+  compress(level: number, options?: CompressOptions): TransformStage | undefined;
+  /** The decompression stage for the object `what` (named when it turns out damaged). */
+  decompress(what: string): TransformStage | undefined;
+}
+
+/** Pieces handed to the thread pool: each hand-off costs, so they are large. */
+const THREAD_POOL_INPUT_CHUNK = 4 << 20;
+
+function cannotDecompress(what: string, error: unknown): IntegrityError {
+  return new IntegrityError(`${what} is corrupt: it cannot be decompressed (${describeError(error)})`);
+}
+
+/** zstd's stages, with its fast paths: reading a file itself, and decompressing straight to the consumer. */
+export function zstdCodec(zstd: Zstd = createZstd()): Codec {
+  return {
+    method: 'zstd',
+    extension: 'zst',
+    compress: (level, { inThreadPool = false } = {}) => ({
+      name: 'compress',
+      inputChunk: inThreadPool ? THREAD_POOL_INPUT_CHUNK : undefined,
+      transform: () => zstd.compressStream(level, { inThreadPool }),
+      // The fast path compresses on the main thread.
+      readFile: inThreadPool ? undefined : (path) => zstd.compressFile(path, level),
+    }),
+    decompress: (what) => ({
+      name: 'decompress',
+      transform: () => zstd.decompressStream(),
+      into: (source, consume) => zstd.decompressInto(source, consume, what),
+      describeFailure: (error) => cannotDecompress(what, error),
+    }),
+  };
 }
 
 const codecs: Record<CompressionMethod, Codec> = {
-  zstd: {
-    method: 'zstd',
-    extension: 'zst',
-    compress: (level, options) => createZstdCompressStage(level, options),
-    decompress: () => createZstdDecompressStage(),
-    compressFile: (path, level) => zstdCompressedFile(path, level),
-    decompressInto: (source, consume, what) => zstdDecompressInto(source, consume, what),
-  },
+  zstd: zstdCodec(),
   brotli: {
     method: 'brotli',
     extension: 'br',
     // node:zlib runs brotli in the thread pool anyway.
-    compress: async (level) => createBrotliCompress({ params: { [constants.BROTLI_PARAM_QUALITY]: level } }),
-    decompress: async () => createBrotliDecompress(),
+    compress: (level, { inThreadPool = false } = {}) => ({
+      name: 'compress',
+      inputChunk: inThreadPool ? THREAD_POOL_INPUT_CHUNK : undefined,
+      transform: () => createBrotliCompress({ params: { [constants.BROTLI_PARAM_QUALITY]: level } }),
+    }),
+    decompress: (what) => ({
+      name: 'decompress',
+      transform: () => createBrotliDecompress(),
+      describeFailure: (error) => cannotDecompress(what, error),
+    }),
   },
   none: {
     method: 'none',
     extension: '',
-    compress: async () => undefined,
-    decompress: async () => undefined,
+    compress: () => undefined,
+    decompress: () => undefined,
   },
 };
 

@@ -1,28 +1,33 @@
 /**
- * zstd stream stages. zstd-napi (native) is preferred; when
- * its addon cannot be loaded (for example a noexec cache directory) node:zlib's
- * zstd takes over. Both write standard frames with a content checksum, so
- * either can read what the other wrote.
+ * zstd: streams and the two fast paths. zstd-napi (native) is preferred;
+ * when its addon cannot be loaded (for example a noexec cache directory)
+ * node:zlib's zstd takes over.
  */
 import { closeSync, openSync, readSync } from 'node:fs';
 import { Readable, type Transform } from 'node:stream';
 import { constants, createZstdCompress, createZstdDecompress } from 'node:zlib';
-import { IntegrityError } from '../errors.ts';
-import { log } from '../log/logger.ts';
+import { IntegrityError } from '../../errors.ts';
+import { log } from '../../log/logger.ts';
 
 type ZstdNapi = typeof import('zstd-napi');
 type ZstdBinding = typeof import('zstd-napi/binding.js');
 
-let native: Promise<ZstdNapi | undefined> | undefined;
+/** zstd-napi's stream classes and the low-level binding its fast paths use. */
+export interface NativeZstd {
+  streams: ZstdNapi;
+  binding: ZstdBinding;
+}
+
+let native: Promise<NativeZstd | undefined> | undefined;
 
 /** A CommonJS module's exports, whichever way it was imported (Node's ESM loader or the bundle). */
 function exportsOf<T>(module: unknown): T {
   return ((module as { default?: T }).default ?? module) as T;
 }
 
-function loadNative(): Promise<ZstdNapi | undefined> {
-  native ??= import('zstd-napi').then(
-    (module) => exportsOf<ZstdNapi>(module),
+function loadNative(): Promise<NativeZstd | undefined> {
+  native ??= Promise.all([import('zstd-napi'), import('zstd-napi/binding.js')]).then(
+    ([streams, binding]) => ({ streams: exportsOf<ZstdNapi>(streams), binding: exportsOf<ZstdBinding>(binding) }),
     (error: unknown) => {
       log.debug('zstd-napi unavailable, using node:zlib zstd', { reason: String((error as Error)?.message ?? error) });
       return undefined;
@@ -31,48 +36,79 @@ function loadNative(): Promise<ZstdNapi | undefined> {
   return native;
 }
 
-/**
- * A zstd compression stage. zstd-napi compresses on the main thread, which
- * is fastest for one stream alone; `inThreadPool` picks node:zlib's, which
- * compresses in libuv's thread pool, so several streams in one process
- * compress on several CPUs at once.
- */
-export async function createZstdCompressStage(level: number, { inThreadPool = false } = {}): Promise<Transform> {
-  const zstd = inThreadPool ? undefined : await loadNative();
-  if (zstd) return new zstd.CompressStream({ compressionLevel: level, checksumFlag: true });
-  return createZstdCompress({
-    chunkSize: THREAD_POOL_CHUNK,
-    params: {
-      [constants.ZSTD_c_compressionLevel]: level,
-      [constants.ZSTD_c_checksumFlag]: 1,
-    },
-  });
-}
-
-export async function createZstdDecompressStage(): Promise<Transform> {
-  const zstd = await loadNative();
-  if (zstd) return new zstd.DecompressStream();
-  return createZstdDecompress();
-}
-
 /** node:zlib's output piece: larger than its 16 KiB default, so each thread-pool job does more work. */
 const THREAD_POOL_CHUNK = 1 << 20;
-
 /** Bytes read from a file per step; one buffer, reused. */
 const FILE_CHUNK = 1 << 18;
 /** Compressed output is handed on in pieces of about this size. */
 const OUTPUT_CHUNK = 1 << 20;
 
+export interface Zstd {
+  /**
+   * A compression stream. zstd-napi compresses on the main thread, which is
+   * fastest for one stream alone; `inThreadPool` picks node:zlib's, which
+   * compresses in libuv's thread pool, so several streams in one process
+   * compress on several CPUs at once.
+   */
+  compressStream(level: number, options: { inThreadPool: boolean }): Promise<Transform>;
+  decompressStream(): Promise<Transform>;
+  /**
+   * A file's content as zstd frames, or undefined without the native addon.
+   * It reads and compresses through two reused buffers, synchronously: no
+   * stream machinery and no fresh memory per chunk, which is most of what a
+   * 16 MiB WAL segment costs on archive_command's hot path.
+   */
+  compressFile(path: string, level: number): Promise<Readable | undefined>;
+  /**
+   * Decompresses zstd frames from `source`, handing each decompressed piece to
+   * `consume` as a view of one reused buffer (valid only during the call);
+   * damaged data fails with IntegrityError naming `what`.
+   * Resolves false, having read nothing, without the native addon.
+   */
+  decompressInto(source: AsyncIterable<Buffer>, consume: (piece: Buffer) => void, what: string): Promise<boolean>;
+  /** Which implementation is in use, for diagnostics and tests. */
+  implementation(): Promise<'zstd-napi' | 'node:zlib'>;
+}
+
 /**
- * A file's content as zstd frames, or undefined without the native addon.
- * It reads and compresses through two reused buffers, synchronously: no
- * stream machinery and no fresh memory per chunk, which is most of what a
- * 16 MiB WAL segment costs on archive_command's hot path.
+ * zstd through zstd-napi when `load` provides it, else through node:zlib's
+ * zstd. Both write standard frames with a content checksum, so either reads
+ * what the other wrote.
  */
-export async function zstdCompressedFile(path: string, level: number): Promise<Readable | undefined> {
-  const zstd = await loadNative();
-  if (!zstd) return undefined;
-  const binding = exportsOf<ZstdBinding>(await import('zstd-napi/binding.js'));
+export function createZstd(load: () => Promise<NativeZstd | undefined> = loadNative): Zstd {
+  return {
+    async compressStream(level, { inThreadPool }) {
+      const zstd = inThreadPool ? undefined : await load();
+      if (zstd) return new zstd.streams.CompressStream({ compressionLevel: level, checksumFlag: true });
+      return createZstdCompress({
+        chunkSize: THREAD_POOL_CHUNK,
+        params: {
+          [constants.ZSTD_c_compressionLevel]: level,
+          [constants.ZSTD_c_checksumFlag]: 1,
+        },
+      });
+    },
+    async decompressStream() {
+      const zstd = await load();
+      return zstd ? new zstd.streams.DecompressStream() : createZstdDecompress();
+    },
+    async compressFile(path, level) {
+      const zstd = await load();
+      return zstd && compressedFile(zstd.binding, path, level);
+    },
+    async decompressInto(source, consume, what) {
+      const zstd = await load();
+      if (!zstd) return false;
+      await decompressInto(zstd.binding, source, consume, what);
+      return true;
+    },
+    async implementation() {
+      return (await load()) ? 'zstd-napi' : 'node:zlib';
+    },
+  };
+}
+
+function compressedFile(binding: ZstdBinding, path: string, level: number): Readable {
   const context = new binding.CCtx();
   context.setParameter(binding.CParameter.compressionLevel, level);
   context.setParameter(binding.CParameter.checksumFlag, 1);
@@ -104,16 +140,7 @@ export async function zstdCompressedFile(path: string, level: number): Promise<R
   return Readable.from(frames(), { objectMode: false });
 }
 
-/**
- * Decompresses zstd frames from `source`, handing each decompressed piece to
- * `consume` as a view of one reused buffer (valid only during the call);
- * damaged data fails with IntegrityError naming `what`.
- * Resolves false, having read nothing, without the native addon.
- */
-export async function zstdDecompressInto(source: AsyncIterable<Buffer>, consume: (piece: Buffer) => void, what: string): Promise<boolean> {
-  const zstd = await loadNative();
-  if (!zstd) return false;
-  const binding = exportsOf<ZstdBinding>(await import('zstd-napi/binding.js'));
+async function decompressInto(binding: ZstdBinding, source: AsyncIterable<Buffer>, consume: (piece: Buffer) => void, what: string): Promise<void> {
   const context = new binding.DCtx();
   const output = Buffer.allocUnsafe(OUTPUT_CHUNK);
   let inFrame = false;
@@ -135,10 +162,4 @@ export async function zstdDecompressInto(source: AsyncIterable<Buffer>, consume:
     }
   }
   if (inFrame) throw new IntegrityError(`${what} is corrupt: it ends in the middle of a zstd frame`);
-  return true;
-}
-
-/** Which implementation is in use, for diagnostics and tests. */
-export async function zstdImplementation(): Promise<'zstd-napi' | 'node:zlib'> {
-  return (await loadNative()) ? 'zstd-napi' : 'node:zlib';
 }
