@@ -104,9 +104,10 @@ function archivers(context: BenchContext, fixture: WalFixture, targets: Target[]
   const { cluster } = fixture;
   const list: Archiver[] = [];
   for (const target of targets) {
-    // walship as configured by default, then each --variant (extra settings, e.g. WALG_UPLOAD_CONCURRENCY=2).
+    // walship as configured by default, then each variant (extra settings, e.g. WALG_UPLOAD_CONCURRENCY=2, or another build).
     for (const variant of [undefined, ...context.variants]) {
       const tag = variant ? ` [${variant.name}]` : '';
+      const walship = variant?.walship ?? context.walship;
       list.push({
         tool: `walship wal-push${tag}`,
         target,
@@ -116,14 +117,14 @@ function archivers(context: BenchContext, fixture: WalFixture, targets: Target[]
           const storage = { ...target.walshipSettings(name), WALG_COMPRESSION_LEVEL: String(LEVEL), ...variant?.settings };
           const settings = { ...storage, WALSHIP_SPOOL_DIR: spool };
           return {
-            command: withSettings(settings, `${context.walship} wal-push %p`),
+            command: withSettings(settings, `${walship} wal-push %p`),
             restorers: [
               {
                 tool: `walship wal-fetch${tag}`,
                 target: target.name,
                 variant: Boolean(variant),
                 // Its spool (prefetch area) is the default one, next to the restored data directory.
-                command: () => withSettings(storage, `${context.walship} wal-fetch %f %p`),
+                command: () => withSettings(storage, `${walship} wal-fetch %f %p`),
               },
             ],
           };

@@ -15,8 +15,11 @@ export interface BenchContext {
   quick: boolean;
   /** Runs per contender of the long benchmarks (drain, replay): 1 unless --rounds N. */
   rounds: number;
-  /** Extra walship contenders for drain, replay and sustained: a name and settings (--variant NAME:SETTING=VALUE,...). */
-  variants: { name: string; settings: Record<string, string> }[];
+  /**
+   * Extra walship contenders, each a name with settings (--variant NAME:SETTING=VALUE,...)
+   * or another build of walship (--baseline REV), measured next to the default everywhere.
+   */
+  variants: { name: string; settings: Record<string, string>; walship?: string }[];
   /** The walship binary under test: a private copy of dist/walship, readable by postgres. */
   walship: string;
   /** A postgres-owned scratch directory for this run, removed at the end. */

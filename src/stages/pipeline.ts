@@ -106,7 +106,7 @@ function finishAll(watchers: WatchStage[]): StageResults {
 /** One use: read the output once, by readable(), pieces() or drain(), then ask for results. */
 export class Pipeline {
   private readonly source: Source;
-  readonly stages: readonly Stage[];
+  private readonly stages: readonly Stage[];
   private readonly measured: StageResults = {};
   private started = false;
   /** The first stream to fail, and how: streams that fail because another did come later. */
@@ -139,24 +139,12 @@ export class Pipeline {
    */
   async drain(consume: (piece: Buffer) => void): Promise<void> {
     this.start();
-    const fused = this.stages.findLastIndex((stage) => !isWatch(stage));
-    const last = this.stages[fused] as TransformStage | undefined;
-    if (last?.into) {
-      const watchers = this.stages.slice(fused + 1) as WatchStage[];
-      const upstream = await this.join(this.source, this.stages.slice(0, fused));
-      let handled: boolean;
-      try {
-        handled = await last.into(upstream, (piece) => {
-          for (const watcher of watchers) watcher.update(piece);
-          consume(piece);
-        });
-        if (handled) Object.assign(this.measured, finishAll(watchers));
-      } catch (error) {
-        upstream.destroy();
-        throw this.explain(error);
-      }
-      if (handled) return;
-      return this.consumeAll(await this.join(upstream, this.stages.slice(fused)), consume);
+    const at = this.stages.findLastIndex((stage) => !isWatch(stage));
+    const last = this.stages[at];
+    if (last && !isWatch(last) && last.into) {
+      const upstream = await this.join(this.source, this.stages.slice(0, at));
+      if (await this.fuse(last, upstream, this.stages.slice(at + 1) as WatchStage[], consume)) return;
+      return this.consumeAll(await this.join(upstream, this.stages.slice(at)), consume);
     }
     return this.consumeAll(await this.join(this.source, this.stages), consume);
   }
@@ -176,6 +164,21 @@ export class Pipeline {
   private start(): void {
     if (this.started) throw new WalshipError('internal error: a pipeline is read only once');
     this.started = true;
+  }
+
+  /** The last transform feeds the consumer itself, the watchers after it seeing each piece; false when it cannot. */
+  private async fuse(last: TransformStage, upstream: Readable, watchers: WatchStage[], consume: (piece: Buffer) => void): Promise<boolean> {
+    try {
+      const fused = await last.into!(upstream, (piece) => {
+        for (const watcher of watchers) watcher.update(piece);
+        consume(piece);
+      });
+      if (fused) Object.assign(this.measured, finishAll(watchers));
+      return fused;
+    } catch (error) {
+      upstream.destroy();
+      throw this.explain(error);
+    }
   }
 
   private async consumeAll(output: Readable, consume: (piece: Buffer) => void): Promise<void> {
