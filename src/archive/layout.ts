@@ -24,6 +24,7 @@ const SENTINEL_SUFFIX = '_backup_stop_sentinel.json';
 const BACKUP_NAME = /^base_[0-9A-F]{24}$/;
 const PART_EXTENSION = /\.tar\.([a-z0-9]+)$/;
 const EXTENSION = /^[a-z0-9]+$/;
+const WAL_SUFFIXES = new Set(['history', 'partial', 'backup']);
 
 /** Something stored under an extension; '' for uncompressed objects. A codec is one. */
 export interface Extension {
@@ -89,13 +90,11 @@ export function classifyKey(key: string): KeyKind {
 }
 
 function classifyWal(file: string): KeyKind {
-  // A WAL name may itself contain dots (.history, .partial, .backup): the whole name wins.
-  const whole = parseWalFileName(file);
-  if (whole) return { kind: 'wal', file: whole, extension: '' };
+  // A WAL name may end in a suffix of its own (.history, .partial, .backup): then it has no extension.
   const dot = file.lastIndexOf('.');
-  if (dot < 0) return OTHER;
-  const extension = file.slice(dot + 1);
-  const parsed = EXTENSION.test(extension) ? parseWalFileName(file.slice(0, dot)) : undefined;
+  const suffix = dot < 0 ? '' : file.slice(dot + 1);
+  const extension = dot < 0 || WAL_SUFFIXES.has(suffix) || !EXTENSION.test(suffix) ? '' : suffix;
+  const parsed = parseWalFileName(extension ? file.slice(0, dot) : file);
   return parsed ? { kind: 'wal', file: parsed, extension } : OTHER;
 }
 
