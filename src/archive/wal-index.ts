@@ -113,6 +113,7 @@ export class WalIndexBuilder {
     const timelines = new Map<number, WalRun[]>();
     for (const [timeline, raw] of this.raw) {
       const runs: WalRun[] = [];
+      let previousXlogId: number | undefined;
       for (const run of raw) {
         if (BigInt(run.last) >= perId) {
           const name = [timeline, run.xlogId, run.last].map((part) => part.toString(16).toUpperCase().padStart(8, '0')).join('');
@@ -121,13 +122,15 @@ export class WalIndexBuilder {
         const first = BigInt(run.xlogId) * perId + BigInt(run.first);
         const last = BigInt(run.xlogId) * perId + BigInt(run.last);
         const previous = runs.at(-1);
-        if (previous && previous.last + 1n === first) {
+        // Within an xlog id the builder has joined them already.
+        if (previous && previousXlogId !== run.xlogId && previous.last + 1n === first) {
           previous.last = last;
           previous.bytes += run.bytes;
           if (run.newest > previous.newest.getTime()) previous.newest = new Date(run.newest);
         } else {
           runs.push({ timeline, first, last, bytes: run.bytes, newest: new Date(run.newest) });
         }
+        previousXlogId = run.xlogId;
       }
       timelines.set(timeline, runs);
     }

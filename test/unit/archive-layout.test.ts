@@ -76,6 +76,7 @@ describe('the archive layout', () => {
       'basebackups_005/base_123_backup_stop_sentinel.json', // not a backup name
       'basebackups_005/base_000000010000000A000000D0_D_000000010000000A000000C9_backup_stop_sentinel.json', // a WAL-G delta
       `basebackups_005/${BACKUP}/`,
+      'basebackups_005/base_123/metadata.json',
       `basebackups_005/${BACKUP}_backup_stop_sentinel.json.bak`,
       'walship/',
       'walship.json',

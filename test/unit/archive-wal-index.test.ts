@@ -58,6 +58,7 @@ describe('the WAL index', () => {
     const gaps = (from: bigint, to: bigint) => index.gaps(1, from, to).map((gap) => [gap.first, gap.last]);
     assert.deepEqual(gaps(0n, 14n), [[0n, 1n], [4n, 5n], [9n, 11n], [13n, 14n]]);
     assert.deepEqual(gaps(2n, 3n), []);
+    assert.deepEqual(gaps(1n, 5n), [[1n, 1n], [4n, 5n]]);
     assert.deepEqual(gaps(3n, 7n), [[4n, 5n]]);
     assert.deepEqual(gaps(4n, 4n), [[4n, 4n]]);
     assert.deepEqual(gaps(7n, 12n), [[9n, 11n]]);
