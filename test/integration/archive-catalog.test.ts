@@ -106,7 +106,8 @@ describe('the archive catalog of a cluster promoted twice', () => {
   it("records the segment size in a backup's sentinel, and knows the WAL it needs", async () => {
     const pushed = await walship(['backup-push', '--json']);
     assert.equal(pushed.code, 0, pushed.stderr);
-    await cluster.switchAndWaitArchived();
+    // Past the backup's own .backup file, so the wait ends on a segment.
+    await writeAndArchive(10);
     const name = (JSON.parse(pushed.stdout) as { backup_name: string }).backup_name;
     const sentinel = JSON.parse(readFileSync(join(archive, 'basebackups_005', `${name}_backup_stop_sentinel.json`), 'utf8')) as BackupSentinel;
     assert.equal(sentinel.WalSegmentSize, SEGMENT_SIZE);
