@@ -8,23 +8,44 @@ import type { Command } from 'commander';
 import type { CommandModule } from './commands/command.ts';
 import { loadConfig } from './config/config.ts';
 import { readLogging } from './config/settings.ts';
-import { describeError, ExitCode, WalshipError } from './errors.ts';
+import { refuseUnhonouredSettings } from './config/walg-settings.ts';
+import { ConfigError, describeError, ExitCode, WalshipError } from './errors.ts';
 import { log } from './log/logger.ts';
 import { VERSION } from './version.ts';
 
 interface CommandDefinition {
   name: string;
   summary: string;
-  arguments: [name: string, description: string][];
+  arguments: [name: string, description: string, optional?: 'optional'][];
   examples: string[];
   /** Command options as commander flags ("--name <value>", "--flag", "--no-flag") with their help. */
   options?: [flags: string, description: string][];
+  /** WAL-G's own flags for this command, taken so that scripts written for WAL-G run unchanged. */
+  walgFlags?: WalgFlag[];
   /** Extra help text: the settings the command reads and its exit codes. */
   notes?: string;
   /** Internal commands walship runs itself; left out of --help. */
   hidden?: boolean;
+  /** Run once per WAL file: its plain form is read without commander (see parsePlainInvocation). */
+  hotPath?: boolean;
   load(): Promise<CommandModule>;
 }
+
+/**
+ * A WAL-G flag walship has no use for. One that changes nothing here is
+ * accepted (and shown in --help); one walship cannot honour is refused with
+ * one line, unless it has the one value walship does honour.
+ */
+type WalgFlag = { flags: string; ignoredBecause: string } | { flags: string; refusedBecause: string; honoured?: { value: string; because: string } };
+
+const TARGET_STORAGE: WalgFlag = {
+  flags: '--target-storage <name>',
+  refusedBecause: 'walship has one storage and no failover storages; drop it or pass --target-storage default',
+  honoured: { value: 'default', because: 'default is the one storage walship has' },
+};
+
+/** WAL-G's global flags, accepted before or after any command. */
+const GLOBAL_WALG_FLAGS: WalgFlag[] = [{ flags: '--turbo', ignoredBecause: 'walship does not throttle, so there is nothing to turn off' }];
 
 const commands: CommandDefinition[] = [
   {
@@ -35,6 +56,13 @@ const commands: CommandDefinition[] = [
       "archive_command = 'walship wal-push %p'",
       "archive_command = 'walship --config /etc/walship.yaml wal-push %p'",
     ],
+    notes: `Look-ahead: when more files wait in archive_status, a background pusher uploads them
+ahead of the archiver, WALG_UPLOAD_CONCURRENCY at once (default 16) but at most one more
+than the CPUs on file storage and 4 over a network; WALG_UPLOAD_CONCURRENCY=1 or
+TOTAL_BG_UPLOADED_LIMIT=0 turns it off. wal-push itself uploads only the file it is given.
+Exit codes: 0 the file is durable in storage (or was already stored, identical); 1 any failure.`,
+    walgFlags: [TARGET_STORAGE],
+    hotPath: true,
     load: () => import('./commands/wal-push.ts'),
   },
   {
@@ -48,6 +76,12 @@ const commands: CommandDefinition[] = [
       "restore_command = 'walship wal-fetch %f %p'",
       'walship wal-fetch 000000010000000000000003 /tmp/000000010000000000000003',
     ],
+    notes: `Prefetching: a background prefetcher keeps the next WALG_DOWNLOAD_CONCURRENCY segments
+(default 10) downloaded; WALSHIP_PREFETCH=false turns it off.
+Exit codes: 0 restored; 74 not in the archive; 255 any other error (PostgreSQL stops
+instead of ending recovery early); 1 any other error on a standby (standby.signal).`,
+    walgFlags: [TARGET_STORAGE],
+    hotPath: true,
     load: () => import('./commands/wal-fetch.ts'),
   },
   {
@@ -60,6 +94,7 @@ const commands: CommandDefinition[] = [
     ],
     examples: ['(started by wal-fetch; not for direct use)'],
     hidden: true,
+    hotPath: true,
     load: () => import('./commands/wal-prefetch.ts'),
   },
   {
@@ -71,20 +106,34 @@ const commands: CommandDefinition[] = [
     ],
     examples: ['(started by wal-push; not for direct use)'],
     hidden: true,
+    hotPath: true,
     load: () => import('./commands/wal-push-ahead.ts'),
   },
   {
     name: 'backup-push',
     summary: 'Take a base backup with pg_basebackup and stream it into storage (the sentinel is written last)',
-    arguments: [],
+    arguments: [['data_directory', "the cluster's data directory, as WAL-G takes it: checked against the server's when it shows it", 'optional']],
     options: [
       ['--pg-basebackup <path>', 'the pg_basebackup program to run (default: pg_basebackup on PATH)'],
-      ['--permanent', 'mark the backup permanent (kept by retention)'],
-      ['--add-user-data <json>', 'JSON (or text) stored with the backup, shown by backup-list --json'],
+      ['-p, --permanent', 'mark the backup permanent (kept by retention)'],
+      ['--add-user-data <json>', 'JSON (or text) stored with the backup, shown by backup-list --json (default: WALG_SENTINEL_USER_DATA)'],
       ['--json', "print the new backup's description as JSON on stdout"],
+    ],
+    walgFlags: [
+      { flags: '-f, --full', ignoredBecause: "walship's backups are always full" },
+      { flags: '-v, --verify', ignoredBecause: 'pg_basebackup verifies page checksums itself and fails the backup on a bad page' },
+      { flags: '-s, --store-all-corrupt', ignoredBecause: 'pg_basebackup fails the backup on a bad page' },
+      { flags: '-r, --rating-composer', ignoredBecause: "walship splits pg_basebackup's stream in order" },
+      { flags: '-c, --copy-composer', ignoredBecause: "walship splits pg_basebackup's stream in order" },
+      { flags: '-b, --database-composer', ignoredBecause: "walship splits pg_basebackup's stream in order" },
+      { flags: '--without-files-metadata', ignoredBecause: 'walship stores no files metadata' },
+      { flags: '--delta-from-name <name>', refusedBecause: 'walship takes full backups only; drop it or keep using WAL-G for this archive' },
+      { flags: '--delta-from-user-data <data>', refusedBecause: 'walship takes full backups only; drop it or keep using WAL-G for this archive' },
+      TARGET_STORAGE,
     ],
     examples: [
       'PGHOST=/var/run/postgresql walship backup-push',
+      'walship backup-push /var/lib/postgresql/15/main   (WAL-G\'s form: refused if the server runs another cluster)',
       "# the postgres user's crontab (crontab -e -u postgres); the README explains each part:",
       '15 2 * * * PATH=/usr/lib/postgresql/15/bin:/usr/bin:/bin /usr/bin/flock -n -E 75 /var/log/postgresql/walship-backup-push.log /usr/local/bin/walship --config /etc/walship.yaml backup-push >>/var/log/postgresql/walship-backup-push.log 2>&1 || echo "walship backup-push failed with exit $? (75: an earlier run still holds the lock); see /var/log/postgresql/walship-backup-push.log"',
       'walship backup-push --pg-basebackup /usr/lib/postgresql/15/bin/pg_basebackup --add-user-data \'{"reason":"before upgrade"}\'',
@@ -92,7 +141,7 @@ const commands: CommandDefinition[] = [
     notes: `Connection: the libpq settings PGHOST, PGPORT, PGUSER, PGPASSWORD, PGPASSFILE, PGDATABASE
 (from the environment or the config file). The server needs archive_mode on.
 Settings: WALG_TAR_SIZE_THRESHOLD (part size, default 1 GiB), WALG_UPLOAD_CONCURRENCY
-(default 16), WALG_COMPRESSION_METHOD, WALG_COMPRESSION_LEVEL.
+(parts uploaded at once, default 16), WALG_COMPRESSION_METHOD, WALG_COMPRESSION_LEVEL.
 Exit codes: 0 the backup and its sentinel are durable in storage; 1 failure (no sentinel
 written, the partial upload removed).`,
     load: () => import('./commands/backup-push.ts'),
@@ -116,6 +165,15 @@ written, the partial upload removed).`,
       ['--no-archive', "write archive_mode = 'off', even without a recovery target (the copy must not archive)"],
       ['--no-recovery-config', 'only restore the files, and print the next steps'],
       ['--force', "delete the destination's contents first"],
+    ],
+    walgFlags: [
+      { flags: '--reverse-unpack', ignoredBecause: "it only speeds up restoring WAL-G's delta backups" },
+      { flags: '--skip-redundant-tars', ignoredBecause: "it only speeds up restoring WAL-G's delta backups" },
+      { flags: '--mask <pattern>', refusedBecause: 'walship restores whole backups only; drop it or keep using WAL-G for this restore' },
+      { flags: '--restore-only <names>', refusedBecause: 'walship restores whole backups only; drop it or keep using WAL-G for this restore' },
+      { flags: '--restore-spec <file>', refusedBecause: 'walship restores clusters without tablespaces only; drop it or keep using WAL-G for this restore' },
+      { flags: '--target-user-data <data>', refusedBecause: "name the backup instead (backup-list --json shows each backup's user_data)" },
+      TARGET_STORAGE,
     ],
     examples: [
       'walship backup-fetch /var/lib/postgresql/15/main LATEST',
@@ -147,6 +205,7 @@ Exit codes: 0 restored, verified and durable; 1 failure (the partial restore is 
       ['--pretty', 'a boxed table (with --json: indented JSON)'],
       ['--json', 'JSON on stdout, every field, for scripts'],
     ],
+    walgFlags: [TARGET_STORAGE],
     examples: ['walship backup-list', 'walship backup-list --detail --pretty', 'walship backup-list --json'],
     notes: 'Exit codes: 0 listed (also when there are no backups); 1 failure.',
     load: () => import('./commands/backup-list.ts'),
@@ -155,8 +214,8 @@ Exit codes: 0 restored, verified and durable; 1 failure (the partial restore is 
     name: 'backup-mark',
     summary: 'Mark a backup permanent (kept by retention), or impermanent again',
     arguments: [['backup_name', 'a name from backup-list']],
-    options: [['--impermanent', 'remove the permanent mark']],
-    examples: ['walship backup-mark base_000000010000000000000004', 'walship backup-mark --impermanent base_000000010000000000000004'],
+    options: [['-i, --impermanent', 'remove the permanent mark']],
+    examples: ['walship backup-mark base_000000010000000000000004', 'walship backup-mark -i base_000000010000000000000004'],
     notes: 'Exit codes: 0 marked; 1 failure (for example, no such backup).',
     load: () => import('./commands/backup-mark.ts'),
   },
@@ -174,13 +233,18 @@ Configuration (environment variables, or the same keys in --config FILE):
   WALG_COMPRESSION_METHOD   zstd (default), brotli or none
   WALG_COMPRESSION_LEVEL    zstd -7..22 (default 1), brotli 0..11 (default 3)
   WALG_PREVENT_WAL_OVERWRITE  refuse to replace different archived content (default true)
-  WALG_UPLOAD_CONCURRENCY, TOTAL_BG_UPLOADED_LIMIT, PG_READY_RENAME
-                            look-ahead archiving (16, 32, true)
+  WALG_UPLOAD_CONCURRENCY   uploads at once (default 16): backup-push's parts; the look-ahead
+                            pusher's files, at most one more than the CPUs on file storage
+                            and 4 over a network (1 turns look-ahead off)
+  TOTAL_BG_UPLOADED_LIMIT, PG_READY_RENAME            look-ahead archiving (32, true)
   WALG_DOWNLOAD_CONCURRENCY, WALSHIP_PREFETCH        prefetching in recovery (10, true)
   WALG_LOG_LEVEL            ERROR, WARNING (default), NORMAL or DEVEL
   WALG_LOG_FORMAT           text (default) or json
   WALG_CONFIG_PATH          config file (JSON or YAML), like --config
-The README has the full reference.
+WAL-G settings walship cannot honour (encryption, delta backups, failover storages,
+other storages ...) make every command refuse to start; speed and logging settings it
+does not have are ignored (WALG_LOG_LEVEL=DEVEL names them). The README has the full
+reference and lists both.
 
 Exit codes: 0 success, 1 failure, 74 (wal-fetch) not in the archive,
 255 (wal-fetch outside standby mode) error that must stop recovery.`;
@@ -191,15 +255,24 @@ interface Selected {
   options: Record<string, unknown>;
 }
 
+const CONFIG_OPTION: [flags: string, description: string] = ['--config <file>', 'configuration file (JSON or YAML) with WAL-G setting names'];
+
+const isRefused = (flag: WalgFlag): flag is Extract<WalgFlag, { refusedBecause: string }> => 'refusedBecause' in flag;
+
 function buildProgram(commander: typeof import('commander'), onSelect: (selected: Selected) => void): Command {
   const program = new commander.Command('walship')
     .description('PostgreSQL WAL archiving and restore, WAL-G style, in one executable')
     .version(`walship ${VERSION}`, '-v, --version', 'print the version and exit')
-    .option('--config <file>', 'configuration file (JSON or YAML) with WAL-G setting names')
+    .option(...CONFIG_OPTION)
     .addHelpText('after', ENVIRONMENT_HELP)
     .showSuggestionAfterError()
+    // Options before the command are the program's, after it the command's: WAL-G's backup-push -v is --verify, not --version.
+    .enablePositionalOptions()
     .exitOverride()
     .configureOutput({ outputError: (text, write) => write(`walship: ${text.replace(/^error: /, '')}`) });
+  const walgFlagOption = (flag: WalgFlag) =>
+    new commander.Option(flag.flags, isRefused(flag) ? 'WAL-G flag, refused' : `WAL-G flag, accepted: ${flag.ignoredBecause}`).hideHelp(isRefused(flag));
+  for (const flag of GLOBAL_WALG_FLAGS) program.addOption(walgFlagOption(flag).hideHelp());
 
   for (const definition of commands) {
     const command = program
@@ -213,8 +286,10 @@ function buildProgram(commander: typeof import('commander'), onSelect: (selected
         const commandObject = actionArgs.at(-1) as Command;
         onSelect({ definition, args, options: commandObject.opts() });
       });
-    for (const [name, description] of definition.arguments) command.argument(`<${name}>`, description);
-    for (const [flags, description] of definition.options ?? []) command.option(flags, description);
+    for (const [name, description, optional] of definition.arguments) command.argument(optional ? `[${name}]` : `<${name}>`, description);
+    for (const [flags, description] of [...(definition.options ?? []), CONFIG_OPTION]) command.option(flags, description);
+    for (const flag of definition.walgFlags ?? []) command.addOption(walgFlagOption(flag));
+    for (const flag of GLOBAL_WALG_FLAGS) command.addOption(walgFlagOption(flag).hideHelp());
   }
   return program;
 }
@@ -239,7 +314,7 @@ function parsePlainInvocation(argv: string[]): Invocation | undefined {
   }
   const definition = commands.find((candidate) => candidate.name === argv[index]);
   const args = argv.slice(index + 1);
-  if (!definition || definition.options?.length || args.length !== definition.arguments.length) return undefined;
+  if (!definition?.hotPath || args.length !== definition.arguments.length) return undefined;
   if (args.some((arg) => arg.startsWith('-'))) return undefined;
   return { selected: { definition, args, options: {} }, configPath };
 }
@@ -262,7 +337,27 @@ async function parseWithCommander(argv: string[]): Promise<Invocation | number> 
     program.outputHelp();
     return ExitCode.failure;
   }
-  return { selected, configPath: program.opts<{ config?: string }>().config };
+  const { config: commandConfig, ...options } = selected.options as { config?: string };
+  return { selected: { ...selected, options }, configPath: commandConfig ?? program.opts<{ config?: string }>().config };
+}
+
+/** The key commander keeps a flag's value under: --target-storage is targetStorage. */
+function optionKey(flags: string): string {
+  return /--([\w-]+)/.exec(flags)![1]!.replace(/-(\w)/g, (_, letter: string) => letter.toUpperCase());
+}
+
+/** Refuses the WAL-G flags walship cannot honour, and drops the others, which change nothing. */
+function applyWalgFlags({ definition, options }: Selected): void {
+  for (const flag of [...(definition.walgFlags ?? []), ...GLOBAL_WALG_FLAGS]) {
+    const key = optionKey(flag.flags);
+    const value = options[key];
+    if (value === undefined) continue;
+    delete options[key];
+    const shown = `${/--[\w-]+/.exec(flag.flags)![0]}${typeof value === 'string' ? ` ${value}` : ''}`;
+    if (!isRefused(flag)) log.debug(`WAL-G's ${shown} accepted and ignored: ${flag.ignoredBecause}`);
+    else if (value === flag.honoured?.value) log.debug(`WAL-G's ${shown} accepted: ${flag.honoured.because}`);
+    else throw new ConfigError(`WAL-G's ${shown} is not supported yet: ${flag.refusedBecause}`);
+  }
 }
 
 async function main(argv: string[]): Promise<number> {
@@ -278,6 +373,8 @@ async function main(argv: string[]): Promise<number> {
     const config = loadConfig({ configPath });
     const logging = readLogging(config);
     log.configure({ ...logging, command: selected.definition.name });
+    refuseUnhonouredSettings(config);
+    applyWalgFlags(selected);
     module = await selected.definition.load();
     return await module.run({ config }, selected.args, selected.options);
   } catch (error) {

@@ -53,6 +53,8 @@ export interface BackupPushSettings {
   /** A part closes at the first member boundary past this many bytes. */
   partSizeThreshold: number;
   client: PostgresClient;
+  /** The data directory the caller named (WAL-G's `backup-push DIR`), checked against the server's. */
+  dataDirectory?: string;
   permanent: boolean;
   userData: unknown;
   /** Aborting stops pg_basebackup and fails the push (Ctrl-C, SIGTERM). */
@@ -126,7 +128,7 @@ export interface PushResult {
 export async function pushBackup(settings: BackupPushSettings): Promise<PushResult> {
   const { storage, client, signal } = settings;
   const server = await inspectServer(client);
-  checkServerForBackup(server);
+  checkServerForBackup(server, settings.dataDirectory);
   signal?.throwIfAborted();
 
   const startTime = new Date();
@@ -169,7 +171,7 @@ export async function pushBackup(settings: BackupPushSettings): Promise<PushResu
       StartTime: startTime.toISOString(),
       FinishTime: finishTime.toISOString(),
       Hostname: hostname(),
-      DataDir: server.dataDirectory ?? '',
+      DataDir: server.dataDirectory ?? settings.dataDirectory ?? '',
       PgVersion: server.versionNumber,
       SystemIdentifier: facts.control.systemIdentifier,
       UncompressedSize: parts.reduce((sum, part) => sum + part.UncompressedSize, 0),

@@ -1,4 +1,5 @@
-/** backup-push: take a base backup with pg_basebackup and stream it into storage. */
+/** backup-push [data_directory]: take a base backup with pg_basebackup and stream it into storage. */
+import { resolve } from 'node:path';
 import { readCompression, readTarSizeThreshold, readUploadConcurrency } from '../config/settings.ts';
 import { ExitCode } from '../errors.ts';
 import { backupJson } from '../backup/list.ts';
@@ -25,7 +26,7 @@ function parseUserData(text: string | undefined): unknown {
   }
 }
 
-export async function run({ config }: CommandContext, _args: string[], options: PushOptions): Promise<number> {
+export async function run({ config }: CommandContext, [dataDirectory]: string[], options: PushOptions): Promise<number> {
   const compression = readCompression(config);
   const uploadConcurrency = readUploadConcurrency(config);
   const partSizeThreshold = readTarSizeThreshold(config);
@@ -44,8 +45,9 @@ export async function run({ config }: CommandContext, _args: string[], options: 
       uploadConcurrency,
       partSizeThreshold,
       client,
+      dataDirectory: dataDirectory === undefined ? undefined : resolve(dataDirectory),
       permanent: options.permanent ?? false,
-      userData: parseUserData(options.addUserData),
+      userData: parseUserData(options.addUserData ?? config.get('WALG_SENTINEL_USER_DATA')),
       signal: interruption.signal,
     });
     if (options.json) process.stdout.write(`${JSON.stringify(backupJson(sentinel))}\n`);

@@ -1,10 +1,13 @@
 /**
  * Reads a walship/WAL-G configuration file: a flat map from setting names
  * (the same names as the environment variables) to values, as JSON or as
- * the flat subset of YAML ("KEY: value" lines) that such files use.
+ * the flat subset of YAML ("KEY: value" lines) that such files use. WAL-G's
+ * section settings (WALG_FAILOVER_STORAGES and its indented lines) are kept
+ * as text, so that walship can refuse or ignore them by name.
  */
 import { readFileSync } from 'node:fs';
 import { ConfigError } from '../errors.ts';
+import { SECTION_SETTINGS } from './walg-settings.ts';
 
 export function readConfigFile(path: string): Map<string, string> {
   let text: string;
@@ -30,23 +33,37 @@ export function parseJsonConfig(text: string, path: string): Map<string, string>
   }
   const values = new Map<string, string>();
   for (const [key, value] of Object.entries(parsed)) {
-    values.set(key, scalarToString(value, key, path));
+    values.set(key, isSection(key) && typeof value === 'object' && value !== null ? JSON.stringify(value) : scalarToString(value, key, path));
   }
   return values;
 }
 
 export function parseFlatYaml(text: string, path: string): Map<string, string> {
   const values = new Map<string, string>();
+  // A WAL-G section setting (WALG_FAILOVER_STORAGES:) whose indented lines follow; kept as text.
+  let section: string | undefined;
   text.split(/\r?\n/).forEach((rawLine, index) => {
     const line = stripComment(rawLine).trimEnd();
+    if (section && (line === '' || /^\s/.test(line))) {
+      if (line.trim() !== '') values.set(section, `${values.get(section)}${line.trim()}\n`);
+      return;
+    }
+    section = undefined;
     if (line.trim() === '' || line === '---') return;
     const match = /^([A-Za-z_][A-Za-z0-9_]*)\s*:(?:\s+(.*))?$/.exec(line);
     if (!match) {
       throw new ConfigError(`config file ${path} line ${index + 1}: expected "SETTING: value"`);
     }
-    values.set(match[1]!, unquote((match[2] ?? '').trim(), path, index + 1));
+    const key = match[1]!;
+    const value = (match[2] ?? '').trim();
+    if (value === '' && isSection(key)) section = key;
+    values.set(key, section ? '' : unquote(value, path, index + 1));
   });
   return values;
+}
+
+function isSection(key: string): boolean {
+  return SECTION_SETTINGS.has(key.toUpperCase());
 }
 
 function stripComment(line: string): string {

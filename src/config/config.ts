@@ -33,6 +33,16 @@ export class Config {
     return fromFile === '' ? undefined : fromFile;
   }
 
+  /**
+   * Every name set in the environment or the file, empty or not, without
+   * reading a value: each read of process.env is a call into the runtime.
+   */
+  givenNames(): Set<string> {
+    const names = new Set(this.fileValues.keys());
+    for (const name of Object.keys(this.env)) names.add(name);
+    return names;
+  }
+
   /** Names every setting that has a value, for tools that pass configuration on. */
   names(): string[] {
     const names = new Set(this.fileValues.keys());

@@ -4,8 +4,11 @@
  * `pg_basebackup -D - -Ft -X fetch` streaming one tar archive to stdout.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
+import { realpathSync } from 'node:fs';
+import { resolve } from 'node:path';
 import type { Readable } from 'node:stream';
 import { ConfigError, WalshipError } from '../errors.ts';
+import { log } from '../log/logger.ts';
 import { findNextTo, findOnPath, isExecutable, runCaptured } from './programs.ts';
 
 export interface PostgresClient {
@@ -80,8 +83,12 @@ export async function inspectServer(client: PostgresClient): Promise<ServerFacts
   };
 }
 
-/** Refuses the server states in which a backup would fail or be useless. */
-export function checkServerForBackup(server: ServerFacts): void {
+/**
+ * Refuses the server states in which a backup would fail or be useless,
+ * and a server that runs another cluster than the data directory named.
+ */
+export function checkServerForBackup(server: ServerFacts, dataDirectory?: string): void {
+  if (dataDirectory !== undefined) checkDataDirectory(server, dataDirectory);
   if (server.versionNumber < 130000) {
     throw new WalshipError(`the server runs PostgreSQL ${server.versionNumber}: backup-push needs PostgreSQL 13 or later (backup manifests)`);
   }
@@ -95,6 +102,30 @@ export function checkServerForBackup(server: ServerFacts): void {
       `the cluster has tablespaces besides pg_default (${server.extraTablespaces.join(', ')}): pg_basebackup can stream only one tablespace to stdout. Move their objects into pg_default (ALTER TABLE/INDEX ... SET TABLESPACE pg_default) and drop them, or back them up another way`,
     );
   }
+}
+
+/** WAL-G's `backup-push DIR` names the cluster to back up; pg_basebackup backs up whichever server PGHOST and PGPORT reach. */
+function checkDataDirectory(server: ServerFacts, named: string): void {
+  if (server.dataDirectory === undefined) {
+    log.info(`the server shows its data_directory only to superusers and pg_read_all_settings members: ${named} is not checked against it`);
+    return;
+  }
+  if (!sameDirectory(server.dataDirectory, named)) {
+    throw new ConfigError(
+      `backup-push ${named}: the server that PGHOST and PGPORT reach runs the cluster in ${server.dataDirectory}; point them at the server of ${named}, or name its own data directory`,
+    );
+  }
+}
+
+function sameDirectory(a: string, b: string): boolean {
+  const real = (path: string) => {
+    try {
+      return realpathSync(path);
+    } catch {
+      return resolve(path);
+    }
+  };
+  return resolve(a) === resolve(b) || real(a) === real(b);
 }
 
 export interface ExitStatus {
