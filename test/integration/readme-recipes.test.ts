@@ -3,7 +3,8 @@
 // files broke; and bringing back rows deleted by mistake and a dropped table
 // from a side copy restored to a point in time. Each command comes from the
 // README's marked code blocks; the test substitutes only the machine's paths
-// (and a port and a time) with its own.
+// (and a port and a time) with its own, and plays the service manager's part
+// (systemctl) with its own cluster.
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -55,6 +56,17 @@ function runAsPostgresUser(script: string, env: Record<string, string>, cwd: str
 function writeConfig(path: string, settings: Record<string, string>): void {
   writeFileSync(path, Object.entries(settings).map(([name, value]) => `${name}: ${value}\n`).join(''), { mode: 0o600 });
   giveToPostgres(path);
+}
+
+/** A cluster that archives as the README's production does: walship wal-push with the config file. */
+function initProductionCluster(config: string): Promise<PostgresCluster> {
+  return PostgresCluster.init({ settings: { archive_mode: 'on', archive_command: `${walshipBinary} --config ${config} wal-push %p` } });
+}
+
+async function backupPush(config: string, cluster: PostgresCluster): Promise<void> {
+  const env = { ...process.env, ...libpq(cluster), PATH: `${postgresBin}:${process.env.PATH}` };
+  const pushed = await run(walshipBinary, ['--config', config, 'backup-push'], { asPostgres: true, env });
+  assert.equal(pushed.code, 0, pushed.stderr);
 }
 
 async function backupCount(env: Record<string, string>): Promise<number> {
@@ -153,12 +165,11 @@ describe("the README's restore of the newest state, after the data files broke",
     home = makePostgresOwnedDirectory('walship-home-');
     config = join(home, 'walship.yaml');
     writeConfig(config, { WALG_FILE_PREFIX: archive });
-    primary = await PostgresCluster.init({ settings: { archive_mode: 'on', archive_command: `${walshipBinary} --config ${config} wal-push %p` } });
+    primary = await initProductionCluster(config);
     await primary.start();
     await primary.sql('CREATE TABLE marker (id serial PRIMARY KEY, phase text NOT NULL)');
     await primary.sql("INSERT INTO marker (phase) SELECT 'before-backup' FROM generate_series(1, 1000)");
-    const pushed = await run(walshipBinary, ['--config', config, 'backup-push'], { asPostgres: true, env: { ...process.env, ...libpq(primary), PATH: `${postgresBin}:${process.env.PATH}` } });
-    assert.equal(pushed.code, 0, pushed.stderr);
+    await backupPush(config, primary);
     await primary.sql("INSERT INTO marker (phase) SELECT 'archived' FROM generate_series(1, 1000)");
     await primary.switchAndWaitArchived();
     // Committed, but only in pg_wal: the segment being written is not archived yet.
@@ -205,6 +216,8 @@ describe("the README's point-in-time recipe brings back rows deleted by mistake 
   let sideCopy: string;
   let sidePort: number;
   let externalPidFile: string;
+  /** The copy's wal-fetch prefetcher, which may outlive the copy by a few seconds. */
+  let prefetcher: number | undefined;
   /** The time just before the mistake, as `SELECT now()` prints it in a session with a UTC offset of +05:30. */
   let beforeMistake: string;
 
@@ -239,8 +252,8 @@ describe("the README's point-in-time recipe brings back rows deleted by mistake 
     sidePort = await freePort();
     const config = join(home, 'walship.yaml');
     writeConfig(config, { WALG_FILE_PREFIX: archive });
-    // Production archives through the config file, so a copy that kept its archive_command could reach the archive.
-    primary = await PostgresCluster.init({ settings: { archive_mode: 'on', archive_command: `${walshipBinary} --config ${config} wal-push %p` } });
+    // A copy that kept production's archive_command would reach the archive through the config file.
+    primary = await initProductionCluster(config);
     // As in Debian's configuration file, which names them: a copy started with it must not take them over.
     externalPidFile = join(primary.root, 'external.pid');
     primary.configure({ data_directory: primary.dataDir, external_pid_file: externalPidFile });
@@ -250,8 +263,7 @@ describe("the README's point-in-time recipe brings back rows deleted by mistake 
     await primary.sql("INSERT INTO orders (item, phase) SELECT 'item ' || g, 'before-backup' FROM generate_series(1, 1000) g", 'shop');
     await primary.sql('CREATE TABLE coupons (code text PRIMARY KEY, percent int NOT NULL CHECK (percent BETWEEN 1 AND 100))', 'shop');
     await primary.sql("INSERT INTO coupons SELECT 'C' || g, g FROM generate_series(1, 10) g", 'shop');
-    const pushed = await run(walshipBinary, ['--config', config, 'backup-push'], { asPostgres: true, env: { ...process.env, ...libpq(primary), PATH: `${postgresBin}:${process.env.PATH}` } });
-    assert.equal(pushed.code, 0, pushed.stderr);
+    await backupPush(config, primary);
 
     await primary.sql("INSERT INTO orders (item, phase) SELECT 'item ' || g, 'before-mistake' FROM generate_series(1001, 2000) g", 'shop');
     beforeMistake = await primary.sql("SET TimeZone = 'Asia/Kolkata'; SELECT now()");
@@ -269,8 +281,12 @@ describe("the README's point-in-time recipe brings back rows deleted by mistake 
   after(async () => {
     const pid = pidInFile(join(sideCopy, 'postmaster.pid'));
     if (pid) await run(join(postgresBin, 'pg_ctl'), ['-D', sideCopy, '-m', 'immediate', 'stop'], { asPostgres: true });
-    const prefetcher = pidInFile(join(home, '15', '.walship-pitr', 'prefetch', '.prefetcher.pid'));
-    if (prefetcher) process.kill(prefetcher, 'SIGKILL');
+    prefetcher ??= pidInFile(join(home, '15', '.walship-pitr', 'prefetch', '.prefetcher.pid'));
+    try {
+      if (prefetcher) process.kill(prefetcher, 'SIGKILL');
+    } catch {
+      // it has exited on its own
+    }
     await primary?.destroy();
     rmSync(archive, { recursive: true, force: true });
     rmSync(home, { recursive: true, force: true });
@@ -303,6 +319,7 @@ describe("the README's point-in-time recipe brings back rows deleted by mistake 
   });
 
   it('4. removes the copy and its spool, and the copy archived nothing', async () => {
+    prefetcher = pidInFile(join(home, '15', '.walship-pitr', 'prefetch', '.prefetcher.pid'));
     await runRecipe('pitr-remove');
     assert.ok(!existsSync(sideCopy));
     assert.ok(!existsSync(join(home, '15', '.walship-pitr')), 'the spool, with the storage settings, is removed');
