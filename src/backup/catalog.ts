@@ -11,6 +11,7 @@ import { NotFoundError, WalshipError } from '../errors.ts';
 import { log } from '../log/logger.ts';
 import { BACKUP_FOLDER } from '../storage/layout.ts';
 import type { Storage } from '../storage/storage.ts';
+import { forEachConcurrently } from '../util/concurrency.ts';
 
 export interface BackupPart {
   /** The object name under tar_partitions/, e.g. part_001.tar.zst. */
@@ -89,15 +90,22 @@ function validSentinel(document: unknown, key: string): BackupSentinel {
 
 export async function readSentinel(storage: Storage, name: string): Promise<BackupSentinel> {
   const key = sentinelKey(name);
-  let stored;
   try {
-    stored = await storage.get(key);
+    return validSentinel(await readDocument(storage, key), key);
   } catch (error) {
     if (error instanceof NotFoundError) {
       throw new NotFoundError(`backup ${name} is not in ${storage.location} (or is incomplete): backup-list shows the complete backups`);
     }
     throw error;
   }
+}
+
+/**
+ * A sentinel or metadata document. A SystemIdentifier stored as a JSON number
+ * (WAL-G's, usually above 2^53) is kept exactly, as its decimal digits.
+ */
+async function readDocument(storage: Storage, key: string): Promise<unknown> {
+  const stored = await storage.get(key);
   const chunks: Buffer[] = [];
   let size = 0;
   for await (const chunk of stored.body) {
@@ -105,13 +113,13 @@ export async function readSentinel(storage: Storage, name: string): Promise<Back
     if (size > MAX_DOCUMENT_BYTES) throw new WalshipError(`${key} is too large to be a backup sentinel`);
     chunks.push(chunk as Buffer);
   }
-  let document: unknown;
   try {
-    document = JSON.parse(Buffer.concat(chunks).toString('utf8'));
+    return JSON.parse(Buffer.concat(chunks).toString('utf8'), (field, value, context?: { source?: string }) =>
+      field === 'SystemIdentifier' && typeof value === 'number' && context?.source ? context.source : value,
+    );
   } catch {
     throw new WalshipError(`${key} is not valid JSON: the sentinel is damaged`);
   }
-  return validSentinel(document, key);
 }
 
 /**
@@ -145,23 +153,42 @@ const READ_CONCURRENCY = 8;
  * so they never hide the others.
  */
 export async function listBackups(storage: Storage): Promise<BackupSentinel[]> {
-  const names = await listBackupNames(storage);
   const sentinels: BackupSentinel[] = [];
-  let next = 0;
-  const worker = async () => {
-    while (next < names.length) {
-      const name = names[next++]!;
-      try {
-        sentinels.push(await readSentinel(storage, name));
-      } catch (error) {
-        if (error instanceof NotFoundError) continue; // deleted since it was listed
-        if (!(error instanceof WalshipError)) throw error;
-        log.warning(`skipping backup ${name}: ${error.message}`);
-      }
+  await forEachConcurrently(await listBackupNames(storage), READ_CONCURRENCY, async (name) => {
+    try {
+      sentinels.push(await readSentinel(storage, name));
+    } catch (error) {
+      if (error instanceof NotFoundError) return; // deleted since it was listed
+      if (!(error instanceof WalshipError)) throw error;
+      log.warning(`skipping backup ${name}: ${error.message}`);
     }
-  };
-  await Promise.all(Array.from({ length: Math.min(READ_CONCURRENCY, names.length) }, worker));
+  });
   return sentinels.sort((a, b) => a.FinishTime.localeCompare(b.FinishTime) || a.BackupName.localeCompare(b.BackupName));
+}
+
+/** Which cluster a complete backup came from, as its sentinel says. */
+export interface BackupOrigin {
+  backup: string;
+  systemIdentifier: string;
+}
+
+/**
+ * The system identifier of every complete backup, walship's or another
+ * tool's (WAL-G writes it as a JSON number). Sentinels without one, or that
+ * cannot be read, are left out.
+ */
+export async function listBackupOrigins(storage: Storage): Promise<BackupOrigin[]> {
+  const origins: BackupOrigin[] = [];
+  await forEachConcurrently(await listBackupNames(storage), READ_CONCURRENCY, async (backup) => {
+    try {
+      const { SystemIdentifier: systemIdentifier } = ((await readDocument(storage, sentinelKey(backup))) ?? {}) as { SystemIdentifier?: unknown };
+      if (typeof systemIdentifier === 'string' && /^\d+$/.test(systemIdentifier)) origins.push({ backup, systemIdentifier });
+    } catch (error) {
+      if (!(error instanceof WalshipError)) throw error;
+      log.info(`backup ${backup} does not say which cluster it came from: ${error.message}`);
+    }
+  });
+  return origins.sort((a, b) => a.backup.localeCompare(b.backup));
 }
 
 /** The objects a backup left behind, sentinel excluded (to clean up a failed push). */

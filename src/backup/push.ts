@@ -12,6 +12,7 @@
 import { hostname } from 'node:os';
 import { Readable, Transform } from 'node:stream';
 import { finished } from 'node:stream/promises';
+import type { ArchiveIdentity } from '../archive/identity.ts';
 import { type Codec, codecFor } from '../compress/codec.ts';
 import type { CompressionSettings } from '../config/settings.ts';
 import { AlreadyExistsError, WalshipError } from '../errors.ts';
@@ -55,6 +56,8 @@ export interface BackupPushSettings {
   client: PostgresClient;
   /** The data directory the caller named (WAL-G's `backup-push DIR`), checked against the server's. */
   dataDirectory?: string;
+  /** The cluster the archive belongs to: a backup of any other is refused before any data moves. */
+  identity: ArchiveIdentity;
   permanent: boolean;
   userData: unknown;
   /** Aborting stops pg_basebackup and fails the push (Ctrl-C, SIGTERM). */
@@ -129,6 +132,7 @@ export async function pushBackup(settings: BackupPushSettings): Promise<PushResu
   const { storage, client, signal } = settings;
   const server = await inspectServer(client);
   checkServerForBackup(server, settings.dataDirectory);
+  await settings.identity.requireCluster(server.systemIdentifier, `the server${server.dataDirectory ? ` with data directory ${server.dataDirectory}` : ''} is`);
   signal?.throwIfAborted();
 
   const startTime = new Date();

@@ -1,12 +1,13 @@
 /** backup-push [data_directory]: take a base backup with pg_basebackup and stream it into storage. */
 import { resolve } from 'node:path';
+import { ArchiveIdentity } from '../archive/identity.ts';
 import { readCompression, readTarSizeThreshold, readUploadConcurrency } from '../config/settings.ts';
 import { ExitCode } from '../errors.ts';
 import { backupJson } from '../backup/list.ts';
 import { pushBackup } from '../backup/push.ts';
 import { postgresClient } from '../postgres/basebackup.ts';
 import { libpqEnvironment } from '../postgres/programs.ts';
-import { openStorage } from '../storage/open.ts';
+import { openStorage, storagePrefixSetting } from '../storage/open.ts';
 import type { CommandContext } from './command.ts';
 
 interface PushOptions {
@@ -46,6 +47,7 @@ export async function run({ config }: CommandContext, [dataDirectory]: string[],
       partSizeThreshold,
       client,
       dataDirectory: dataDirectory === undefined ? undefined : resolve(dataDirectory),
+      identity: new ArchiveIdentity(storage, storagePrefixSetting(config)),
       permanent: options.permanent ?? false,
       userData: parseUserData(options.addUserData ?? config.get('WALG_SENTINEL_USER_DATA')),
       signal: interruption.signal,

@@ -3,9 +3,10 @@
  * wal-push starts (internal). It uploads waiting `.ready` files ahead of the
  * archiver and exits once none are left.
  */
+import { ArchiveIdentity } from '../archive/identity.ts';
 import { readCompression, readLookAheadLimit, readPreventWalOverwrite, readUploadConcurrency } from '../config/settings.ts';
 import { ExitCode } from '../errors.ts';
-import { openStorage, storageIdentity } from '../storage/open.ts';
+import { openStorage, storageIdentity, storagePrefixSetting } from '../storage/open.ts';
 import { ArchivedRecords, pusherConcurrency, runPusher } from '../wal/lookahead.ts';
 import { pushWalFile } from '../wal/push.ts';
 import type { CommandContext } from './command.ts';
@@ -23,14 +24,16 @@ export async function run({ config }: CommandContext, [walDirectory, recordsDire
   const compression = readCompression(config);
   const preventOverwrite = readPreventWalOverwrite(config);
   const storage = await openStorage(config);
+  const records = new ArchivedRecords(recordsDirectory!, storageIdentity(config));
+  const identity = new ArchiveIdentity(storage, storagePrefixSetting(config), records);
   const concurrency = pusherConcurrency(readUploadConcurrency(config), storage.isLocal);
   await runPusher({
     walDirectory: walDirectory!,
-    records: new ArchivedRecords(recordsDirectory!, storageIdentity(config)),
+    records,
     concurrency,
     limit: readLookAheadLimit(config),
     push: (path, waiting) =>
-      pushWalFile({ storage, compression, preventOverwrite, compressInThreadPool: storage.isLocal && concurrency > 1 && waiting >= CATCH_UP_BACKLOG }, path),
+      pushWalFile({ storage, compression, preventOverwrite, identity, compressInThreadPool: storage.isLocal && concurrency > 1 && waiting >= CATCH_UP_BACKLOG }, path),
   });
   return ExitCode.ok;
 }

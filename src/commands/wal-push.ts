@@ -10,11 +10,13 @@ import type { Config } from '../config/config.ts';
 import { readCompression, readLookAheadLimit, readPreventWalOverwrite, readReadyRename, readUploadConcurrency } from '../config/settings.ts';
 import { describeError, ExitCode } from '../errors.ts';
 import { log } from '../log/logger.ts';
-import { openStorage, storageIdentity } from '../storage/open.ts';
+import { openStorage, storageIdentity, storagePrefixSetting } from '../storage/open.ts';
 import { ArchivedRecords, startPusher } from '../wal/lookahead.ts';
 import type { WalPushSettings } from '../wal/push.ts';
 import { spoolDirectory, spoolSubdirectory } from '../wal/spool.ts';
 import type { CommandContext } from './command.ts';
+
+type PushSettings = Omit<WalPushSettings, 'storage' | 'identity'>;
 
 export async function run({ config }: CommandContext, [path]: string[]): Promise<number> {
   const settings = { compression: readCompression(config), preventOverwrite: readPreventWalOverwrite(config) };
@@ -23,7 +25,7 @@ export async function run({ config }: CommandContext, [path]: string[]): Promise
   const walDirectory = dirname(resolve(path!));
   const records = await openRecords(config, walDirectory);
 
-  if (records) {
+  if (records && lookAheadEnabled(config)) {
     if (await records.consume(name, path!)) {
       log.debug('already pushed ahead of the archiver', { file: name });
     } else {
@@ -33,32 +35,36 @@ export async function run({ config }: CommandContext, [path]: string[]): Promise
       if (await records.awaitOtherUpload(name, path!)) {
         log.debug('pushed ahead of the archiver while it waited', { file: name });
       } else {
-        await pushHere(config, settings, path!, records);
+        await pushHere(config, settings, path!, records, true);
       }
     }
     if (readyRename) await markPushedAheadDone(records, walDirectory, name);
     return ExitCode.ok;
   }
-  await pushHere(config, settings, path!, undefined);
+  await pushHere(config, settings, path!, records, false);
   return ExitCode.ok;
 }
 
 /**
- * Uploads the file in this process, holding its claim so the pusher leaves it
- * alone. While a pusher runs it also records the upload: until the archiver
- * marks the file done, the pusher would otherwise see a waiting file nobody
- * claims and upload it again, only to find it stored and compare contents.
+ * Uploads the file in this process, checked against the archive's identity
+ * (which `records` keep once verified). With look-ahead on, it holds the
+ * file's claim so the pusher leaves it alone, and while a pusher runs it also
+ * records the upload: until the archiver marks the file done, the pusher
+ * would otherwise see a waiting file nobody claims and upload it again, only
+ * to find it stored and compare contents.
  */
-async function pushHere(config: Config, settings: Omit<WalPushSettings, 'storage'>, path: string, records: ArchivedRecords | undefined): Promise<void> {
-  const { pushWalFile } = await import('../wal/push.ts'); // not needed when the pusher was ahead
+async function pushHere(config: Config, settings: PushSettings, path: string, records: ArchivedRecords | undefined, lookAhead: boolean): Promise<void> {
+  // Not needed when the pusher was ahead.
+  const [{ pushWalFile }, { ArchiveIdentity }] = await Promise.all([import('../wal/push.ts'), import('../archive/identity.ts')]);
   const storage = await openStorage(config);
+  const identity = new ArchiveIdentity(storage, storagePrefixSetting(config), records);
   const name = basename(path);
-  const claim = records?.claim(name);
+  const claim = lookAhead ? records?.claim(name) : undefined;
   const claimed = await claim?.acquire();
   try {
-    await pushWalFile({ storage, ...settings }, path);
+    await pushWalFile({ storage, identity, ...settings }, path);
     // Only while a pusher runs: it, and the next wal-push, remove records whose file no longer waits.
-    if (records && (await records.pusher.holder())) await records.record(name, path);
+    if (claim && (await records!.pusher.holder())) await records!.record(name, path);
   } finally {
     if (claimed) await claim!.release();
   }
@@ -75,10 +81,16 @@ async function markPushedAheadDone(records: ArchivedRecords, walDirectory: strin
   }
 }
 
-/** The look-ahead records, for a file in pg_wal (next to archive_status/) when look-ahead is on. */
+function lookAheadEnabled(config: Config): boolean {
+  return readUploadConcurrency(config) > 1 && readLookAheadLimit(config) > 0;
+}
+
+/**
+ * The records kept about this archive in the spool, for a file in pg_wal
+ * (next to archive_status/): look-ahead's, and the archive's verified identity.
+ */
 async function openRecords(config: Config, walDirectory: string): Promise<ArchivedRecords | undefined> {
-  const enabled = readUploadConcurrency(config) > 1 && readLookAheadLimit(config) > 0;
-  if (!enabled || !existsSync(join(walDirectory, 'archive_status'))) return undefined;
+  if (!existsSync(join(walDirectory, 'archive_status'))) return undefined;
   const archive = storageIdentity(config);
   // One records directory (and pusher) per archive, so switching archives never mixes them up.
   const directory = await spoolSubdirectory(spoolDirectory(config, dirname(walDirectory)), `archived/${crc32(archive).toString(16)}`);

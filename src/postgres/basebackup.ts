@@ -31,6 +31,8 @@ export function postgresClient(env: NodeJS.ProcessEnv, pgBasebackupOption?: stri
 
 export interface ServerFacts {
   versionNumber: number;
+  /** pg_control's system identifier, a 64-bit number as a decimal string. */
+  systemIdentifier: string;
   archiveMode: string;
   /** Tablespaces other than pg_default and pg_global. */
   extraTablespaces: string[];
@@ -41,6 +43,7 @@ export interface ServerFacts {
 }
 
 const PREFLIGHT_QUERY = `SELECT current_setting('server_version_num'),
+  (SELECT system_identifier FROM pg_control_system()),
   current_setting('archive_mode'),
   (SELECT coalesce(string_agg(spcname, ','), '') FROM pg_tablespace WHERE spcname NOT IN ('pg_default', 'pg_global')),
   (SELECT coalesce(max(setting), '') FROM pg_settings WHERE name = 'data_directory'),
@@ -73,9 +76,12 @@ export async function inspectServer(client: PostgresClient): Promise<ServerFacts
     const message = summarize(result.stderr) || `psql exited with status ${result.code}`;
     throw new WalshipError(`cannot query the PostgreSQL server: ${message}${hintFor(message)}`);
   }
-  const [version = '', archiveMode = '', tablespaces = '', dataDirectory = '', size = ''] = result.stdout.trim().split('\t');
+  const [version = '', systemIdentifier = '', archiveMode = '', tablespaces = '', dataDirectory = '', size = ''] = result.stdout.trim().split('\t');
+  if (!/^-?\d+$/.test(systemIdentifier)) throw new WalshipError(`the server answered "${systemIdentifier}" for its system identifier (pg_control_system())`);
   return {
     versionNumber: Number(version),
+    // A bigint in SQL: an identifier with the top bit set comes out negative.
+    systemIdentifier: BigInt.asUintN(64, BigInt(systemIdentifier)).toString(),
     archiveMode,
     extraTablespaces: tablespaces ? tablespaces.split(',') : [],
     dataDirectory: dataDirectory || undefined,

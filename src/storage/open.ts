@@ -12,7 +12,8 @@ export const STORAGE_SETTINGS = ['WALG_FILE_PREFIX', 'WALG_S3_PREFIX', 'WALG_GS_
 /** Settings that, besides the prefix, say which store a prefix lives in. */
 const STORE_SETTINGS = ['AWS_ENDPOINT', 'WALG_GS_ENDPOINT', 'WALG_AZ_ENDPOINT', 'AZURE_STORAGE_ACCOUNT', 'AZURE_ENDPOINT_SUFFIX'];
 
-function configuredStorage(config: Config): (typeof STORAGE_SETTINGS)[number] {
+/** The one storage prefix setting that is set (WALG_FILE_PREFIX, WALG_S3_PREFIX, ...). */
+export function storagePrefixSetting(config: Config): (typeof STORAGE_SETTINGS)[number] {
   const configured = STORAGE_SETTINGS.filter((name) => config.get(name) !== undefined);
   if (configured.length === 0) {
     throw new ConfigError(`no storage configured: set ${STORAGE_SETTINGS.join(', ').replace(/, (?=[^,]*$)/, ' or ')}`);
@@ -28,12 +29,12 @@ function configuredStorage(config: Config): (typeof STORAGE_SETTINGS)[number] {
  * kept about uploads are only trusted for the same archive.
  */
 export function storageIdentity(config: Config): string {
-  const setting = configuredStorage(config);
+  const setting = storagePrefixSetting(config);
   return [setting, ...STORE_SETTINGS].map((name) => `${name}=${config.get(name) ?? ''}`).join(' ');
 }
 
 export async function openStorage(config: Config): Promise<Storage> {
-  switch (configuredStorage(config)) {
+  switch (storagePrefixSetting(config)) {
     case 'WALG_FILE_PREFIX': {
       const { FileStorage } = await import('./file.ts');
       return FileStorage.open(config.absolutePath('WALG_FILE_PREFIX')!);

@@ -9,6 +9,7 @@
  *   archived/<archive>/<name>         a record: <name> is durable in that archive
  *   archived/<archive>/<name>.claim   pid of the process uploading <name> now
  *   archived/<archive>/.pusher.pid    pid of the pusher
+ *   archived/<archive>/.identity      the cluster the archive was verified to belong to
  *
  * A record is only ever written after its upload is durable, and it names the
  * exact file (device, inode, size, mtime) and archive: a lost record costs one
@@ -19,6 +20,7 @@ import { availableParallelism } from 'node:os';
 import { readdir, readFile, rename, stat, unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import type { VerifiedIdentityCache } from '../archive/identity.ts';
 import { describeError } from '../errors.ts';
 import { log } from '../log/logger.ts';
 import { parseWalFileName } from '../postgres/wal-name.ts';
@@ -47,6 +49,7 @@ function sameIdentity(a: FileIdentity, b: FileIdentity): boolean {
 }
 
 const CLAIM_SUFFIX = '.claim';
+const IDENTITY_FILE = '.identity';
 /** How often a waiting archive_command looks for the pusher's record. */
 const CLAIM_POLL_MS = 5;
 /** How long an archive_command waits for the pusher's upload of its file before doing it itself. */
@@ -60,7 +63,7 @@ const PUSHER_IDLE_EXIT_MS = 5_000;
 const PUSHER_POLL_MS = 20;
 
 /** Records of WAL files uploaded ahead of the archiver, one small file each. */
-export class ArchivedRecords {
+export class ArchivedRecords implements VerifiedIdentityCache {
   readonly directory: string;
   readonly pusher: PidFile;
   /** The archive these records are about (storageIdentity); a record for another one never counts. */
@@ -73,11 +76,30 @@ export class ArchivedRecords {
   }
 
   async record(name: string, path: string): Promise<void> {
+    const record: UploadRecord = { ...(await identityOf(path)), archive: this.archive };
+    await this.replace(name, record);
+  }
+
+  /** Writes a file of the directory whole or not at all. */
+  private async replace(name: string, content: object): Promise<void> {
     const file = join(this.directory, name);
     const temp = `${file}.${process.pid}.tmp`;
-    const record: UploadRecord = { ...(await identityOf(path)), archive: this.archive };
-    await writeFile(temp, JSON.stringify(record));
+    await writeFile(temp, JSON.stringify(content));
     await rename(temp, file);
+  }
+
+  /** The system identifier this archive was last verified to belong to, by a push from this cluster. */
+  async verifiedSystemIdentifier(): Promise<string | undefined> {
+    try {
+      const cached = JSON.parse(await readFile(join(this.directory, IDENTITY_FILE), 'utf8')) as { archive?: string; systemIdentifier?: string };
+      return cached.archive === this.archive ? cached.systemIdentifier : undefined;
+    } catch {
+      return undefined;
+    }
+  }
+
+  async rememberSystemIdentifier(systemIdentifier: string): Promise<void> {
+    await this.replace(IDENTITY_FILE, { archive: this.archive, systemIdentifier });
   }
 
   /** True when `path` was uploaded ahead to this archive; the record is used up either way. */

@@ -1,15 +1,18 @@
 /**
- * Archiving one WAL file: verify its name, upload it compressed with a
- * content checksum, and never replace different content already stored.
+ * Archiving one WAL file: verify its name and that its cluster owns the
+ * archive, upload it compressed with a content checksum, and never replace
+ * different content already stored.
  */
 import { open } from 'node:fs/promises';
 import { basename } from 'node:path';
+import type { ArchiveIdentity } from '../archive/identity.ts';
 import { type Codec, codecFor, codecsPreferring } from '../compress/codec.ts';
 import type { CompressionSettings } from '../config/settings.ts';
 import { AlreadyExistsError, OverwriteRefusedError, WalshipError } from '../errors.ts';
 import { type ContentDigest, digestFile } from '../integrity/checksum.ts';
 import { log } from '../log/logger.ts';
 import { expectedContent, uploadFile, verifiedContent } from '../pipeline/transfer.ts';
+import { readWalLongPageHeader } from '../postgres/wal-header.ts';
 import { requireWalFileName } from '../postgres/wal-name.ts';
 import { walObjectKey } from '../storage/layout.ts';
 import type { ObjectMetadata, Storage } from '../storage/storage.ts';
@@ -18,6 +21,8 @@ export interface WalPushSettings {
   storage: Storage;
   compression: CompressionSettings;
   preventOverwrite: boolean;
+  /** The cluster the archive belongs to: segments of any other are refused. */
+  identity: ArchiveIdentity;
   /** Compress in libuv's thread pool: for several CPU-bound pushes at once (the look-ahead pusher on local storage). */
   compressInThreadPool?: boolean;
 }
@@ -34,6 +39,10 @@ export async function pushWalFile(settings: WalPushSettings, path: string): Prom
   const { storage, compression } = settings;
   const name = basename(path);
   const wal = requireWalFileName(name);
+  // History and .backup files are text without a page header.
+  if (wal.kind === 'segment' || wal.kind === 'partial') {
+    await settings.identity.requireCluster(readWalLongPageHeader(path).systemIdentifier, `${path} was written by`);
+  }
   let digest: ContentDigest;
   try {
     digest = digestFile(path, 'crc32');

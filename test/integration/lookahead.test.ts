@@ -11,6 +11,7 @@ import { ArchivedRecords } from '../../src/wal/lookahead.ts';
 import { walshipBinary } from '../support/paths.ts';
 import { makePostgresOwnedDirectory, PostgresCluster } from '../support/postgres.ts';
 import { giveToPostgres, pidInFile, run } from '../support/processes.ts';
+import { asWalSegment } from '../support/wal.ts';
 
 /** The records directory of the one archive a cluster (or data directory) under `root` has used. */
 function onlyRecordsDirectory(root: string): string {
@@ -41,7 +42,7 @@ describe('look-ahead records and the pusher, without PostgreSQL', () => {
   it('never trusts a record made for another archive, and the pusher exits when nobody archives', async () => {
     mkdirSync(join(dataDir, 'pg_wal', 'archive_status'), { recursive: true });
     for (const segment of segments) {
-      writeFileSync(join(dataDir, 'pg_wal', segment), Buffer.alloc(1 << 20, segment.at(-1)));
+      writeFileSync(join(dataDir, 'pg_wal', segment), asWalSegment(Buffer.alloc(1 << 20, segment.at(-1))));
       writeFileSync(join(dataDir, 'pg_wal', 'archive_status', `${segment}.ready`), '');
     }
     const [archiveA, archiveB] = ['a', 'b'].map((name) => join(root, name));
@@ -64,7 +65,7 @@ describe('look-ahead records and the pusher, without PostgreSQL', () => {
 
   it('ignores a claim left by a dead process whose pid was reused', async () => {
     const segment = '000000010000000000000005';
-    writeFileSync(join(dataDir, 'pg_wal', segment), Buffer.alloc(1 << 20, 5));
+    writeFileSync(join(dataDir, 'pg_wal', segment), asWalSegment(Buffer.alloc(1 << 20, 5)));
     writeFileSync(join(dataDir, 'pg_wal', 'archive_status', `${segment}.ready`), '');
     // The pid is alive (this test's own), but the process that wrote the claim started at another time.
     writeFileSync(join(recordsA, `${segment}.claim`), `${process.pid} 1`);
@@ -81,7 +82,7 @@ describe('look-ahead records and the pusher, without PostgreSQL', () => {
     mkdirSync(join(wal, 'archive_status'), { recursive: true });
     mkdirSync(join(own, 'archive'));
     const segment = '000000010000000000000011';
-    writeFileSync(join(wal, segment), Buffer.alloc(1 << 20, 11));
+    writeFileSync(join(wal, segment), asWalSegment(Buffer.alloc(1 << 20, 11)));
     writeFileSync(join(wal, 'archive_status', `${segment}.ready`), '');
     const env = { PATH: process.env.PATH, HOME: process.env.HOME, WALG_FILE_PREFIX: join(own, 'archive') };
     // A first push creates the records directory; then this process plays a running pusher.
@@ -240,7 +241,8 @@ describe('look-ahead archiving of a real backlog', () => {
     assert.equal(readyCount(), 0);
     assert.ok((await checkArchiveMatchesPgWal()) >= 24, 'every file marked done is in the archive, byte-identical');
     const records = onlyRecordsDirectory(cluster.root);
-    const leftovers = () => readdirSync(records).filter((name) => name !== 'pusher.log');
+    // The pusher's log and the archive's verified identity stay.
+    const leftovers = () => readdirSync(records).filter((name) => name !== 'pusher.log' && name !== '.identity');
     await waitFor(() => leftovers().length === 0, 'the pusher to exit');
     assert.deepEqual(leftovers(), [], 'records and claims are used up, and the pusher has exited');
   });

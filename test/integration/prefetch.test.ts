@@ -9,6 +9,7 @@ import { after, afterEach, beforeEach, describe, it } from 'node:test';
 import { segmentName } from '../../src/postgres/wal-name.ts';
 import { walshipBinary } from '../support/paths.ts';
 import { pidInFile, run } from '../support/processes.ts';
+import { asWalSegment } from '../support/wal.ts';
 
 const MiB = 1 << 20;
 const root = mkdtempSync(join(tmpdir(), 'walship-prefetch-'));
@@ -27,9 +28,9 @@ function segment(timeline: number, number: number): string {
   return segmentName(timeline, BigInt(number), MiB);
 }
 
-/** 1 MiB segments (a valid WAL segment size) with recognisable content. */
+/** 1 MiB segments (a valid WAL segment size) with recognisable content after the page header. */
 function segmentContent(name: string): Buffer {
-  return Buffer.concat([Buffer.from(name), Buffer.alloc(MiB - name.length, name.charCodeAt(23))]);
+  return asWalSegment(Buffer.concat([Buffer.alloc(40), Buffer.from(name), Buffer.alloc(MiB - 40 - name.length, name.charCodeAt(23))]));
 }
 
 async function archiveSegments(timeline: number, first: number, count: number): Promise<void> {

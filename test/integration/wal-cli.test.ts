@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { after, beforeEach, describe, it } from 'node:test';
 import { walshipBinary } from '../support/paths.ts';
 import { freePort, run } from '../support/processes.ts';
+import { asWalSegment } from '../support/wal.ts';
 
 const root = mkdtempSync(join(tmpdir(), 'walship-cli-'));
 after(() => rmSync(root, { recursive: true, force: true }));
@@ -26,9 +27,9 @@ function writeWal(name: string, content: Buffer): string {
   return `pg_wal/${name}`;
 }
 
-/** Segment-like content: mostly compressible, with some noise. */
+/** Segment-like content: a segment's page header, then mostly compressible, with some noise. */
 function segmentContent(): Buffer {
-  return Buffer.concat([Buffer.alloc(1 << 20, counter++), randomBytes(64 << 10), Buffer.alloc(1 << 20)]);
+  return asWalSegment(Buffer.concat([Buffer.alloc(1 << 20, counter++), randomBytes(64 << 10), Buffer.alloc(1 << 20)]));
 }
 
 beforeEach(() => {
@@ -91,12 +92,23 @@ describe('walship wal-push', () => {
 
   it('accepts .history, .partial and .backup files and refuses other names', async () => {
     for (const name of ['00000003.history', `${SEGMENT}.partial`, `${SEGMENT}.00000028.backup`]) {
-      const result = await walship(['wal-push', writeWal(name, Buffer.from(name))]);
+      const content = name.endsWith('.partial') ? segmentContent() : Buffer.from(name);
+      const result = await walship(['wal-push', writeWal(name, content)]);
       assert.equal(result.code, 0, `${name}: ${result.stderr}`);
     }
     const refused = await walship(['wal-push', writeWal('RECOVERYXLOG', Buffer.from('x'))]);
     assert.equal(refused.code, 1);
     assert.match(refused.stderr, /"RECOVERYXLOG" is not a WAL file name/);
+  });
+
+  it('refuses a file named like a segment that is not WAL, before touching storage', async () => {
+    for (const name of [SEGMENT, `${SEGMENT}.partial`]) {
+      const result = await walship(['wal-push', writeWal(name, Buffer.alloc(1 << 16, 0x41))]);
+      assert.equal(result.code, 1, result.stderr);
+      assert.match(result.stderr, new RegExp(`pg_wal/${name} is not a WAL file of PostgreSQL 13 or later: its page magic is 0x4141`));
+      assert.equal(result.stderr.trim().split('\n').length, 1, 'one line');
+    }
+    assert.deepEqual(readdirSync(archive), []);
   });
 
   it('fails with exit 1 and one line for a missing file or bad configuration, without a stack trace', async () => {

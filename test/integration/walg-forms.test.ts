@@ -11,6 +11,7 @@ import { libpq } from '../support/libpq.ts';
 import { postgresBin, walshipBinary } from '../support/paths.ts';
 import { makePostgresOwnedDirectory, PostgresCluster } from '../support/postgres.ts';
 import { run } from '../support/processes.ts';
+import { asWalSegment } from '../support/wal.ts';
 
 interface ListedBackup {
   backup_name: string;
@@ -143,7 +144,7 @@ describe("WAL-G's optional flags of wal-push and wal-fetch", () => {
   const SEGMENT = '000000010000000000000003';
   mkdirSync(archive);
   mkdirSync(join(dataDir, 'pg_wal'), { recursive: true });
-  writeFileSync(join(dataDir, 'pg_wal', SEGMENT), Buffer.alloc(1 << 20, 3));
+  writeFileSync(join(dataDir, 'pg_wal', SEGMENT), asWalSegment(Buffer.alloc(1 << 20, 3)));
   const walship = (args: string[]) =>
     run(walshipBinary, args, { cwd: dataDir, env: { PATH: process.env.PATH, HOME: process.env.HOME, WALG_FILE_PREFIX: archive, WALSHIP_PREFETCH: 'false' } });
 

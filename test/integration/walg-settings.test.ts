@@ -8,6 +8,7 @@ import { join, relative } from 'node:path';
 import { after, beforeEach, describe, it } from 'node:test';
 import { walshipBinary } from '../support/paths.ts';
 import { run } from '../support/processes.ts';
+import { asWalSegment } from '../support/wal.ts';
 
 const root = mkdtempSync(join(tmpdir(), 'walship-walg-settings-'));
 after(() => rmSync(root, { recursive: true, force: true }));
@@ -68,7 +69,7 @@ beforeEach(() => {
   mkdirSync(join(archive, 'wal_005'), { recursive: true });
   writeFileSync(join(archive, 'wal_005', '000000010000000000000004.zst'), 'stored by an earlier push');
   mkdirSync(join(dataDir, 'pg_wal'), { recursive: true });
-  writeFileSync(join(dataDir, 'pg_wal', SEGMENT), Buffer.alloc(1 << 20, 7));
+  writeFileSync(join(dataDir, 'pg_wal', SEGMENT), asWalSegment(Buffer.alloc(1 << 20, 7)));
 });
 
 describe('WAL-G settings walship cannot honour', () => {

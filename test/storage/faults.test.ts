@@ -15,6 +15,7 @@ import { type Emulator, startEmulator } from '../support/emulators.ts';
 import { FaultProxy, SLOW_DOWN } from '../support/fault-proxy.ts';
 import { walshipBinary } from '../support/paths.ts';
 import { run } from '../support/processes.ts';
+import { asWalSegment } from '../support/wal.ts';
 
 /** Quick retries so the persistent-fault cases finish in seconds. */
 const RETRY_SETTINGS = { WALG_STORAGE_MAX_ATTEMPTS: '4', WALG_STORAGE_REQUEST_TIMEOUT: '2', WALG_STORAGE_RETRY_TIME_LIMIT: '30' };
@@ -31,6 +32,7 @@ for (const kind of ['s3', 'azure', 'gcs'] as const) {
   describe(`${kind} through a faulty network`, () => {
     let emulator: Emulator;
     let proxy: FaultProxy;
+    let root: string;
     let dataDir: string;
     let settings: Record<string, string>;
     let segmentNumber = 0;
@@ -38,14 +40,20 @@ for (const kind of ['s3', 'azure', 'gcs'] as const) {
     before(async () => {
       emulator = await startEmulator[kind]();
       proxy = await FaultProxy.start(emulator.port);
-      dataDir = mkdtempSync(join(tmpdir(), 'walship-faults-'));
-      mkdirSync(join(dataDir, 'pg_wal'));
+      root = mkdtempSync(join(tmpdir(), 'walship-faults-'));
+      dataDir = join(root, 'data');
+      // With archive_status/, as in a real pg_wal, the archive's identity is checked once and then cached in the spool.
+      mkdirSync(join(dataDir, 'pg_wal', 'archive_status'), { recursive: true });
       settings = emulator.settings('faults', proxy.url);
+      // The first push records the archive's identity, so the faults below hit the segments' own requests.
+      const { name } = writeSegment(1 << 10);
+      const first = await walship(['wal-push', `pg_wal/${name}`]);
+      assert.equal(first.code, ExitCode.ok, first.stderr);
     });
     after(async () => {
       await proxy?.stop();
       await emulator?.stop();
-      rmSync(dataDir, { recursive: true, force: true });
+      rmSync(root, { recursive: true, force: true });
     });
 
     const walship = (args: string[], extra: Record<string, string> = {}) =>
@@ -57,7 +65,7 @@ for (const kind of ['s3', 'azure', 'gcs'] as const) {
     /** A new segment of incompressible content: 20 MiB goes up in several parts. */
     function writeSegment(size = 20 << 20): { name: string; content: Buffer } {
       const name = `0000000100000000000000${(++segmentNumber).toString(16).toUpperCase().padStart(2, '0')}`;
-      const content = randomBytes(size);
+      const content = asWalSegment(randomBytes(size));
       writeFileSync(join(dataDir, 'pg_wal', name), content);
       return { name, content };
     }
