@@ -23,8 +23,6 @@ export interface CatalogOptions {
   wal?: boolean;
   /** Read basebackups_005/ and every backup's sentinel (default true). */
   backups?: boolean;
-  /** Sentinels and history files read at once. */
-  readConcurrency?: number;
 }
 
 /** A backup folder without a sentinel: an upload in progress, or one that failed and left objects behind. */
@@ -49,10 +47,10 @@ interface SentinelRecord {
 }
 
 const DEFAULT_SEGMENT_SIZE = 16 << 20;
+/** Sentinels and history files read at once. */
 const READ_CONCURRENCY = 8;
 
 export class ArchiveCatalog {
-  readonly location: string;
   /** The WAL segment size in bytes, and what says so. */
   readonly segmentSize: number;
   readonly segmentSizeSource: string;
@@ -67,7 +65,6 @@ export class ArchiveCatalog {
   private complete: BackupSentinel[] | undefined;
 
   private constructor(parts: {
-    location: string;
     segmentSize: number;
     segmentSizeSource: string;
     walshipRecords: string[];
@@ -77,7 +74,6 @@ export class ArchiveCatalog {
     graph: TimelineGraph;
     index: WalIndex | undefined;
   }) {
-    this.location = parts.location;
     this.segmentSize = parts.segmentSize;
     this.segmentSizeSource = parts.segmentSizeSource;
     this.walshipRecords = parts.walshipRecords;
@@ -91,7 +87,6 @@ export class ArchiveCatalog {
   static async load(storage: Storage, options: CatalogOptions = {}): Promise<ArchiveCatalog> {
     const withWal = options.wal ?? true;
     const withBackups = options.backups ?? true;
-    const concurrency = options.readConcurrency ?? READ_CONCURRENCY;
     const wal = new WalIndexBuilder();
     const sentinelNames: string[] = [];
     const folders = new Map<string, IncompleteBackup>();
@@ -124,7 +119,7 @@ export class ArchiveCatalog {
       }
     }
 
-    const sentinels = await readSentinels(storage, sentinelNames, concurrency);
+    const sentinels = await readSentinels(storage, sentinelNames);
     const complete = new Set(sentinelNames);
     const incomplete = [...folders.values()].filter((folder) => !complete.has(folder.name)).sort((a, b) => a.name.localeCompare(b.name));
     let index: WalIndex | undefined;
@@ -139,10 +134,9 @@ export class ArchiveCatalog {
         if (!(error instanceof WalshipError)) throw error;
         throw new WalshipError(`${error.message} in ${storage.location}, but the segment size comes from ${size.source}`);
       }
-      graph = new TimelineGraph(await readHistories(storage, index.otherFiles('history'), concurrency));
+      graph = new TimelineGraph(await readHistories(storage, index.otherFiles('history')));
     }
     return new ArchiveCatalog({
-      location: storage.location,
       segmentSize: size.bytes,
       segmentSizeSource: size.source,
       walshipRecords,
@@ -231,9 +225,9 @@ export class ArchiveCatalog {
   }
 }
 
-async function readSentinels(storage: Storage, names: string[], concurrency: number): Promise<SentinelRecord[]> {
+async function readSentinels(storage: Storage, names: string[]): Promise<SentinelRecord[]> {
   const records: SentinelRecord[] = [];
-  await forEachConcurrently(names, concurrency, async (backup) => {
+  await forEachConcurrently(names, READ_CONCURRENCY, async (backup) => {
     try {
       records.push({ backup, document: await readSentinelDocument(storage, backup) });
     } catch (error) {
@@ -274,9 +268,9 @@ async function resolveSegmentSize(
 }
 
 /** Each timeline's parsed history; a file that cannot be read or parsed is left out with a warning. */
-async function readHistories(storage: Storage, files: readonly WalOtherFile[], concurrency: number): Promise<Map<number, HistoryEntry[]>> {
+async function readHistories(storage: Storage, files: readonly WalOtherFile[]): Promise<Map<number, HistoryEntry[]>> {
   const histories = new Map<number, HistoryEntry[]>();
-  await forEachConcurrently(files, concurrency, async ({ key, extension, file }) => {
+  await forEachConcurrently(files, READ_CONCURRENCY, async ({ key, extension, file }) => {
     try {
       const reading = await readStoredHistory(storage, key, extension);
       if ('unreadable' in reading) throw new WalshipError(reading.unreadable);
