@@ -12,7 +12,15 @@
 import { hostname } from 'node:os';
 import { Readable } from 'node:stream';
 import { finished } from 'node:stream/promises';
+import {
+  type BackupPart,
+  type BackupSentinel,
+  backupNameForSegment,
+  deleteBackupObjects,
+  writeBackupDocuments,
+} from '../archive/backups.ts';
 import type { ArchiveIdentity } from '../archive/identity.ts';
+import { partKey, partName, sentinelKey } from '../archive/layout.ts';
 import type { CompressionSettings } from '../config/settings.ts';
 import { AlreadyExistsError, WalshipError } from '../errors.ts';
 import { log } from '../log/logger.ts';
@@ -32,20 +40,11 @@ import { Progress, transferSummary } from '../progress/progress.ts';
 import { DigestStage, SizeStage } from '../stages/checksum.ts';
 import { coalesceStage } from '../stages/coalesce.ts';
 import { type Codec, codecFor } from '../stages/compress/codec.ts';
-import { upload } from '../stages/transfer.ts';
+import { storedFormStages, upload } from '../stages/transfer.ts';
 import type { Storage } from '../storage/storage.ts';
 import { InFlight } from '../util/concurrency.ts';
 import { VERSION } from '../version.ts';
-import {
-  type BackupPart,
-  type BackupSentinel,
-  backupNameForSegment,
-  deleteBackupObjects,
-  partKey,
-  sentinelKey,
-  writeBackupDocuments,
-} from './catalog.ts';
-import { PartSplitter, partFileName } from './parts.ts';
+import { PartSplitter } from './parts.ts';
 import { readTar, type TarEvent } from './tar.ts';
 
 export interface BackupPushSettings {
@@ -133,7 +132,7 @@ export async function pushBackup(settings: BackupPushSettings): Promise<PushResu
   const { storage, client, signal } = settings;
   const server = await inspectServer(client);
   checkServerForBackup(server, settings.dataDirectory);
-  await settings.identity.requireCluster(server.systemIdentifier, `the server${server.dataDirectory ? ` with data directory ${server.dataDirectory}` : ''} is`);
+  await settings.identity.requireCluster({ systemIdentifier: server.systemIdentifier, segmentSize: server.walSegmentSize }, `the server${server.dataDirectory ? ` with data directory ${server.dataDirectory}` : ''} is`);
   signal?.throwIfAborted();
 
   const startTime = new Date();
@@ -179,6 +178,7 @@ export async function pushBackup(settings: BackupPushSettings): Promise<PushResu
       DataDir: server.dataDirectory ?? settings.dataDirectory ?? '',
       PgVersion: server.versionNumber,
       SystemIdentifier: facts.control.systemIdentifier,
+      WalSegmentSize: server.walSegmentSize,
       UncompressedSize: parts.reduce((sum, part) => sum + part.UncompressedSize, 0),
       CompressedSize: parts.reduce((sum, part) => sum + part.CompressedSize, 0),
       Compression: settings.compression.method,
@@ -231,7 +231,7 @@ async function uploadParts(settings: BackupPushSettings, name: string, splitter:
   try {
     for (let index = 1; !splitter.finished; index++) {
       await inFlight.room();
-      const part = startPartUpload(settings, name, partFileName(index, codec.extension), codec, splitter.nextPart());
+      const part = startPartUpload(settings, name, partName(index, codec), codec, splitter.nextPart());
       inFlight.add(part.uploaded.then((described) => {
         parts[index - 1] = described;
       }));
@@ -254,20 +254,19 @@ interface PartUpload {
 }
 
 /** Streams one part: count -> compress -> gather into large writes -> SHA-256 -> storage.put. */
-function startPartUpload(settings: BackupPushSettings, name: string, partName: string, codec: Codec, content: AsyncIterable<Buffer>): PartUpload {
+function startPartUpload(settings: BackupPushSettings, name: string, part: string, codec: Codec, content: AsyncIterable<Buffer>): PartUpload {
   const source = Readable.from(content, { objectMode: false, highWaterMark: PART_STREAM_BUFFER });
-  const compress = codec.compress(settings.compression.level);
   const stages = [
     new SizeStage('content'),
-    compress,
-    compress && coalesceStage(WRITE_CHUNK),
+    ...storedFormStages(codec, settings.compression.level),
+    codec.method === 'none' ? undefined : coalesceStage(WRITE_CHUNK),
     // The checksum covers the stored bytes: it catches storage corruption before
     // anything is decompressed, and costs a fraction of hashing the whole tar.
     new DigestStage('sha256', 'stored'),
   ];
-  const uploaded = upload(settings.storage, partKey(name, partName), source, stages, {}).then(
+  const uploaded = upload(settings.storage, partKey(name, part), source, stages, {}).then(
     (transfer): BackupPart => ({
-      Name: partName,
+      Name: part,
       UncompressedSize: transfer.result('content-size'),
       CompressedSize: transfer.result('stored-size'),
       SHA256: transfer.result('stored-sha256'),

@@ -1,6 +1,7 @@
 /** backup-fetch <destination> <name|LATEST>: restore a base backup and set up recovery. */
 import { resolve } from 'node:path';
-import { chooseBackup, fetchBackup } from '../backup/fetch.ts';
+import { chooseBackup } from '../archive/select.ts';
+import { fetchBackup } from '../backup/fetch.ts';
 import { chooseArchiving, manualRecoverySteps, requireOutsideDataDirectory, setUpRecovery } from '../backup/recovery-setup.ts';
 import type { Config } from '../config/config.ts';
 import { readDownloadConcurrency } from '../config/settings.ts';

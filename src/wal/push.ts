@@ -6,6 +6,7 @@
 import { open } from 'node:fs/promises';
 import { basename } from 'node:path';
 import type { ArchiveIdentity } from '../archive/identity.ts';
+import { walKey } from '../archive/layout.ts';
 import type { CompressionSettings } from '../config/settings.ts';
 import { AlreadyExistsError, OverwriteRefusedError, WalshipError } from '../errors.ts';
 import { log } from '../log/logger.ts';
@@ -15,10 +16,8 @@ import { type ContentDigest, digestFile } from '../stages/checksum.ts';
 import { type Codec, codecFor, codecsPreferring } from '../stages/compress/codec.ts';
 import { expectedContent, integrityMetadata } from '../stages/object-metadata.ts';
 import { Pipeline } from '../stages/pipeline.ts';
-import { upload } from '../stages/transfer.ts';
-import { walObjectKey } from '../storage/layout.ts';
+import { contentStages, storedFormStages, upload } from '../stages/transfer.ts';
 import type { ObjectMetadata, Storage } from '../storage/storage.ts';
-import { walDownloadStages, walUploadStages } from './stages.ts';
 
 export interface WalPushSettings {
   storage: Storage;
@@ -44,7 +43,7 @@ export async function pushWalFile(settings: WalPushSettings, path: string): Prom
   const wal = requireWalFileName(name);
   // History and .backup files are text without a page header.
   if (wal.kind === 'segment' || wal.kind === 'partial') {
-    await settings.identity.requireCluster(readWalLongPageHeader(path).systemIdentifier, `${path} was written by`);
+    await settings.identity.requireCluster(readWalLongPageHeader(path), `${path} was written by`);
   }
   let digest: ContentDigest;
   try {
@@ -53,8 +52,8 @@ export async function pushWalFile(settings: WalPushSettings, path: string): Prom
     throw new WalshipError(`cannot read ${path}: ${(error as Error).message}`);
   }
   const codec = codecFor(compression.method);
-  const key = walObjectKey(name, codec);
-  const stages = () => walUploadStages(codec, compression.level, { inThreadPool: settings.compressInThreadPool });
+  const key = walKey(name, codec);
+  const stages = () => storedFormStages(codec, compression.level, { inThreadPool: settings.compressInThreadPool });
   // The content's digest goes with the object, so it is known before the upload starts.
   const store = (createOnly: boolean) => upload(storage, key, { file: path }, stages(), { metadata: integrityMetadata(digest), createOnly });
 
@@ -95,7 +94,7 @@ export async function pushWalFile(settings: WalPushSettings, path: string): Prom
 /** Every stored copy of `name`, under any extension walship can read. */
 async function findStoredCopies(storage: Storage, name: string): Promise<StoredCopy[]> {
   const codecs = codecsPreferring('zstd');
-  const heads = await Promise.all(codecs.map((codec) => storage.head(walObjectKey(name, codec))));
+  const heads = await Promise.all(codecs.map((codec) => storage.head(walKey(name, codec))));
   return heads.flatMap((head, index) => (head ? [{ key: head.key, codec: codecs[index]!, metadata: head.metadata }] : []));
 }
 
@@ -115,7 +114,7 @@ async function storedContentMatchesFile(storage: Storage, copy: StoredCopy, path
   try {
     const stored = await storage.get(copy.key);
     // Leaving the loop early stops the download.
-    for await (const chunk of new Pipeline(stored.body, walDownloadStages(copy.codec, stored)).pieces()) {
+    for await (const chunk of new Pipeline(stored.body, contentStages(copy.codec, stored)).pieces()) {
       if (local.length < chunk.length) local = Buffer.allocUnsafe(chunk.length);
       const { bytesRead } = await handle.read(local, 0, chunk.length, offset);
       if (bytesRead !== chunk.length || !local.subarray(0, bytesRead).equals(chunk)) return false;

@@ -1,6 +1,6 @@
 /**
- * Compression methods as stages. Each method owns a file extension under
- * WAL-G's layout (wal_005/<name>.<extension>).
+ * Compression methods as stages. Each method owns a file extension, which
+ * archive/layout.ts puts into object keys.
  */
 import { constants, createBrotliCompress, createBrotliDecompress } from 'node:zlib';
 import type { CompressionMethod } from '../../config/settings.ts';
@@ -90,8 +90,4 @@ export function codecForExtension(extension: string): Codec | undefined {
 /** Every codec, with `preferred` first: the order in which fetch looks for an object. */
 export function codecsPreferring(preferred: CompressionMethod): Codec[] {
   return [codecs[preferred], ...Object.values(codecs).filter((codec) => codec.method !== preferred)];
-}
-
-export function objectKey(base: string, codec: Codec): string {
-  return codec.extension ? `${base}.${codec.extension}` : base;
 }
