@@ -16,7 +16,7 @@ import { readBucketUrl } from './bucket-url.ts';
 import { readParts } from './parts.ts';
 import { type Access, RequestRunner, type ServiceErrors } from './requests.ts';
 import { isTransientNetworkError, isTransientStatus, readRetrySettings, RetryPolicy } from './retry.ts';
-import { assertSafeKey, type ObjectInfo, type ObjectMetadata, type PutOptions, type Storage, type StoredObject } from './storage.ts';
+import { assertSafeKey, type ObjectInfo, type ObjectMetadata, type PutOptions, type Storage, type StorageCapabilities, type StoredObject } from './storage.ts';
 
 /**
  * Objects up to this size go up in one request, held in memory so that it can
@@ -70,7 +70,7 @@ function metadataOf(file: FileMetadata): ObjectMetadata {
 
 export class GcsStorage implements Storage {
   readonly location: string;
-  readonly isLocal = false;
+  readonly capabilities: StorageCapabilities = { localFileSystem: false, conditionalCreate: 'enforced', listingIncludesMetadata: true };
   private readonly bucket: Bucket;
   private readonly prefix: string;
   private readonly requests: RequestRunner;
@@ -173,7 +173,7 @@ export class GcsStorage implements Storage {
       const [files, nextQuery] = await this.requests.run('list', prefix || '(all keys)', () =>
         this.bucket.getFiles({ prefix: this.prefix + prefix, autoPaginate: false, maxResults: LIST_PAGE_SIZE, pageToken }),
       );
-      for (const file of files) yield this.infoOf(file.name.slice(this.prefix.length), file.metadata);
+      for (const file of files) yield { ...this.infoOf(file.name.slice(this.prefix.length), file.metadata), metadata: metadataOf(file.metadata) };
       pageToken = (nextQuery as { pageToken?: string } | null)?.pageToken;
     } while (pageToken);
   }

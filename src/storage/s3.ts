@@ -32,7 +32,7 @@ import { readBucketUrl } from './bucket-url.ts';
 import { uploadInParts } from './parts.ts';
 import { type Access, RequestRunner, type ServiceErrors } from './requests.ts';
 import { isTransientNetworkError, isTransientStatus, readRetrySettings, RetryPolicy } from './retry.ts';
-import { assertSafeKey, type ObjectInfo, type ObjectMetadata, type PutOptions, type Storage, type StoredObject } from './storage.ts';
+import { assertSafeKey, type ObjectInfo, type ObjectMetadata, type PutOptions, type Storage, type StorageCapabilities, type StoredObject } from './storage.ts';
 
 /** S3 allows 10,000 parts: 8 MiB parts cover objects up to 78 GiB. */
 const PART_SIZE = 8 << 20;
@@ -148,7 +148,7 @@ export const s3Errors: ServiceErrors = {
 
 export class S3Storage implements Storage {
   readonly location: string;
-  readonly isLocal = false;
+  readonly capabilities: StorageCapabilities = { localFileSystem: false, conditionalCreate: 'best-effort', listingIncludesMetadata: false };
   private readonly client: S3Client;
   private readonly settings: S3Settings;
   private readonly requests: RequestRunner;

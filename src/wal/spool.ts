@@ -23,7 +23,25 @@ export interface SpoolDirectory {
 }
 
 export function spoolDirectory(config: Config, dataDirectory: string): SpoolDirectory {
-  return { dataDirectory: resolve(dataDirectory), configured: config.absolutePath('WALSHIP_SPOOL_DIR') };
+  return spoolOf(dataDirectory, readSpoolSetting(config));
+}
+
+/** WALSHIP_SPOOL_DIR, when set. */
+export function readSpoolSetting(config: Config): string | undefined {
+  return config.absolutePath('WALSHIP_SPOOL_DIR');
+}
+
+export function spoolOf(dataDirectory: string, configured: string | undefined): SpoolDirectory {
+  return { dataDirectory: resolve(dataDirectory), configured };
+}
+
+/** The spool's look-ahead area: one records directory (and pusher) per archive under it. */
+export const LOOK_AHEAD_AREA = 'archived';
+export const PREFETCH_AREA = 'prefetch';
+
+/** The records directory of one archive, named by a hash of its identity, so switching archives never mixes them up. */
+export function lookAheadArea(archive: string): string {
+  return `${LOOK_AHEAD_AREA}/${crc32(archive).toString(16)}`;
 }
 
 /** `<parent of PGDATA>/.walship-<name of PGDATA>`. */

@@ -14,9 +14,9 @@ import { crc32 } from 'node:zlib';
 import { after, before, describe, test } from 'node:test';
 import { Config } from '../../src/config/config.ts';
 import { AlreadyExistsError, NotFoundError, WalshipError } from '../../src/errors.ts';
-import { openStorage } from '../../src/storage/open.ts';
 import { METADATA_CRC32, METADATA_SIZE, type Storage } from '../../src/storage/storage.ts';
 import { type Emulator, startEmulator } from '../support/emulators.ts';
+import { openConfigured } from '../support/storage.ts';
 
 interface Backend {
   name: string;
@@ -68,7 +68,7 @@ for (const backend of backends) {
 
     before(async () => {
       server = await backend.start();
-      storage = await openStorage(new Config({ ...server.settings('contract/archive'), WALG_STORAGE_MAX_ATTEMPTS: '2' }));
+      storage = await openConfigured(new Config({ ...server.settings('contract/archive'), WALG_STORAGE_MAX_ATTEMPTS: '2' }));
     });
     after(async () => server?.stop());
 
@@ -156,7 +156,7 @@ describe('storage errors that are not absence', () => {
       const settings = emulator.settings('archive');
       const prefixSetting = Object.keys(settings).find((name) => name.endsWith('_PREFIX'))!;
       settings[prefixSetting] = settings[prefixSetting]!.replace('walship-test', 'no-such-bucket');
-      const storage = await openStorage(new Config(settings));
+      const storage = await openConfigured(new Config(settings));
       const error = await storage.get('wal_005/000000010000000000000001.zst').then(() => undefined, (caught: unknown) => caught);
       assert.ok(error instanceof WalshipError && !(error instanceof NotFoundError), `expected a storage error, got ${String(error)}`);
       assert.match(error.message, /no-such-bucket/);
