@@ -79,9 +79,13 @@ export class PrefetchArea {
     return (await readdir(this.directory)).filter((name) => parseWalFileName(name)?.kind === 'segment');
   }
 
-  /** Removes ready segments that recovery has moved past, up to and including `name`. */
-  async removeUpTo(name: string): Promise<void> {
-    for (const ready of await this.readyNames()) if (ready <= name) await removeLeftover(join(this.directory, ready));
+  /**
+   * Removes ready segments that recovery has moved past, those before `name`.
+   * `name` itself is left to the wal-fetch that asked for it, which takes it
+   * right after noting the request: removed in between, it would be downloaded twice.
+   */
+  async removeBefore(name: string): Promise<void> {
+    for (const ready of await this.readyNames()) if (ready < name) await removeLeftover(join(this.directory, ready));
   }
 }
 
@@ -143,7 +147,7 @@ export async function runPrefetcher(settings: PrefetcherSettings): Promise<void>
         requested = noted;
         progress();
       }
-      await area.removeUpTo(requested);
+      await area.removeBefore(requested);
       const ready = new Set(await area.readyNames());
       const wanted: string[] = [];
       for (let name = requested, i = 0; i < window; i++) {
