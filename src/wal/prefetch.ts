@@ -25,8 +25,8 @@ import { openStorage } from '../storage/open.ts';
 import type { StorageSpec } from '../storage/spec.ts';
 import { PidFile, runBackgroundLoop, spawnDetachedWalship } from './background.ts';
 import { fetchWalFile } from './fetch.ts';
+import { PREFETCHER_PID_FILE } from './spool.ts';
 
-export const PREFETCHER_PID_FILE = '.prefetcher.pid';
 const REQUESTED_FILE = '.requested';
 /** A prefetcher with nothing new to do for this long exits. */
 const IDLE_EXIT_MS = 15_000;

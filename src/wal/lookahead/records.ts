@@ -21,6 +21,7 @@ import { ignoreMissing, removeLeftover } from '../../fs/missing.ts';
 import { log } from '../../log/logger.ts';
 import { parseWalFileName } from '../../postgres/wal-name.ts';
 import { PidFile } from '../background.ts';
+import { PUSHER_PID_FILE } from '../spool.ts';
 
 interface FileIdentity {
   dev: number;
@@ -43,7 +44,6 @@ function sameIdentity(a: FileIdentity, b: FileIdentity): boolean {
   return a.dev === b.dev && a.ino === b.ino && a.size === b.size && a.mtimeMs === b.mtimeMs;
 }
 
-export const PUSHER_PID_FILE = '.pusher.pid';
 const CLAIM_SUFFIX = '.claim';
 const IDENTITY_FILE = '.identity';
 /** How often a waiting archive_command looks for the pusher's record. */
