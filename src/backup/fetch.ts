@@ -72,13 +72,7 @@ export interface BackupFetchSettings {
   signal?: AbortSignal;
 }
 
-export interface FetchResult {
-  elapsedMs: number;
-  /** How the result was checked against backup_manifest. */
-  verification: string;
-}
-
-export async function fetchBackup(settings: BackupFetchSettings, sentinel: BackupSentinel): Promise<FetchResult> {
+export async function fetchBackup(settings: BackupFetchSettings, sentinel: BackupSentinel): Promise<void> {
   const { destination } = settings;
   const created = await prepareDestination(destination, settings.force);
   const progress = new Progress({ label: `backup-fetch ${sentinel.BackupName}`, total: sentinel.UncompressedSize });
@@ -93,9 +87,7 @@ export async function fetchBackup(settings: BackupFetchSettings, sentinel: Backu
     const verification = await verifyAgainstManifest(destination, sentinel);
     if (settings.signal?.aborted) throw new WalshipError(INTERRUPTED);
     await chmod(destination, 0o700);
-    const elapsedMs = progress.elapsedMs;
-    progress.finish(`backup-fetch: ${sentinel.BackupName} into ${destination}: ${transferSummary(sentinel.UncompressedSize, sentinel.CompressedSize, elapsedMs)}; ${verification}`);
-    return { elapsedMs, verification };
+    progress.finish(`backup-fetch: ${sentinel.BackupName} into ${destination}: ${transferSummary(sentinel.UncompressedSize, sentinel.CompressedSize, progress.elapsedMs)}; ${verification}`);
   } catch (error) {
     progress.finish();
     await removePartialRestore(destination, created);

@@ -38,7 +38,7 @@ export async function run({ config }: CommandContext, [dataDirectory]: string[],
   const storage = await openStorage(spec);
 
   // Ctrl-C or a service manager's SIGTERM stops pg_basebackup and removes the partial upload.
-  const { sentinel } = await interruptible((signal) =>
+  const sentinel = await interruptible((signal) =>
     pushBackup({
       storage,
       compression,

@@ -104,7 +104,7 @@ export async function startPrefetcher(area: PrefetchArea, name: string, segmentS
  * (decompression, checksum), so leave a core to PostgreSQL's redo; over a
  * network, latency is what parallel downloads hide.
  */
-export function prefetchConcurrency(window: number, localFileSystem: boolean): number {
+function prefetchConcurrency(window: number, localFileSystem: boolean): number {
   return localFileSystem ? Math.max(1, Math.min(window, availableParallelism() - 1)) : window;
 }
 

@@ -45,7 +45,7 @@ const CATCH_UP_BACKLOG = 8;
  * Locally, one upload more than the CPUs, so no CPU idles while an upload
  * waits for its reads and fsyncs; a few over a network.
  */
-export function pusherConcurrency(uploadConcurrency: number, localFileSystem: boolean): number {
+function pusherConcurrency(uploadConcurrency: number, localFileSystem: boolean): number {
   return Math.min(uploadConcurrency, localFileSystem ? availableParallelism() + 1 : NETWORK_UPLOADS_IN_FLIGHT);
 }
 
