@@ -12,6 +12,7 @@ import type { Readable } from 'node:stream';
 import { codecForExtension } from '../compress/codec.ts';
 import { describeError, IntegrityError, NotFoundError, WalshipError } from '../errors.ts';
 import { fsyncDirectory } from '../fs/durable.ts';
+import { isMissing } from '../fs/missing.ts';
 import { VerifyStage } from '../integrity/checksum.ts';
 import { log } from '../log/logger.ts';
 import { chain } from '../pipeline/chain.ts';
@@ -97,8 +98,8 @@ export async function fetchBackup(settings: BackupFetchSettings, sentinel: Backu
 
 /** Creates the destination (mode 0700), or checks that it is empty (or empties it when forced). */
 async function prepareDestination(destination: string, force: boolean): Promise<boolean> {
-  const stats = await stat(destination).catch((error: NodeJS.ErrnoException) => {
-    if (error.code === 'ENOENT') return undefined;
+  const stats = await stat(destination).catch((error: unknown) => {
+    if (isMissing(error)) return undefined;
     throw new WalshipError(`cannot use ${destination}: ${describeError(error)}`);
   });
   if (!stats) {
@@ -227,8 +228,9 @@ async function verifyAgainstManifest(destination: string, sentinel: BackupSentin
     }
     return 'verified with pg_verifybackup';
   }
-  const manifest = await readFile(join(destination, 'backup_manifest'), 'utf8').catch(() => {
-    throw new IntegrityError(`backup ${sentinel.BackupName} has no backup_manifest: it is damaged`);
+  const manifest = await readFile(join(destination, 'backup_manifest'), 'utf8').catch((error: unknown) => {
+    if (isMissing(error)) throw new IntegrityError(`backup ${sentinel.BackupName} has no backup_manifest: it is damaged`);
+    throw new WalshipError(`cannot read the restored backup_manifest: ${describeError(error)}`);
   });
   const problems = await checkFilesAgainstManifest(destination, manifest);
   if (problems.length > 0) throw new IntegrityError(`the restored files do not match backup_manifest: ${problems.join('; ')}`);

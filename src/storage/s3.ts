@@ -28,6 +28,7 @@ import {
 import { NodeHttpHandler } from '@smithy/node-http-handler';
 import type { Config } from '../config/config.ts';
 import { ConfigError } from '../errors.ts';
+import { log } from '../log/logger.ts';
 import { readBucketUrl } from './bucket-url.ts';
 import { uploadInParts } from './parts.ts';
 import { type Access, RequestRunner, type ServiceErrors } from './requests.ts';
@@ -219,7 +220,10 @@ export class S3Storage implements Storage {
         ).then(() => undefined),
       abort: async () => {
         if (uploadId === undefined) return;
-        await this.client.send(new AbortMultipartUploadCommand({ ...target, UploadId: uploadId })).catch(() => undefined);
+        await this.client.send(new AbortMultipartUploadCommand({ ...target, UploadId: uploadId })).catch((error: unknown) => {
+          // The upload has failed already, and that is the error to report; the parts wait for the bucket's lifecycle rules.
+          log.warning(`could not abort the multipart upload of ${key} in ${this.location}: ${s3Errors.describe(error)}`);
+        });
       },
     }, { partSize: PART_SIZE, concurrency: PART_CONCURRENCY });
   }
