@@ -133,7 +133,8 @@ instead of ending recovery early); 1 any other error on a standby (standby.signa
     examples: [
       'PGHOST=/var/run/postgresql walship backup-push',
       'walship backup-push /var/lib/postgresql/15/main   (WAL-G\'s form: refused if the server runs another cluster)',
-      '0 3 * * *  postgres  walship --config /etc/walship.yaml backup-push   (crontab line)',
+      "# the postgres user's crontab (crontab -e -u postgres); the README explains each part:",
+      '15 2 * * * PATH=/usr/lib/postgresql/15/bin:/usr/bin:/bin /usr/bin/flock -n -E 75 /var/log/postgresql/walship-backup-push.log /usr/local/bin/walship --config /etc/walship.yaml backup-push >>/var/log/postgresql/walship-backup-push.log 2>&1 || echo "walship backup-push failed with exit $? (75: an earlier run still holds the lock); see /var/log/postgresql/walship-backup-push.log"',
       'walship backup-push --pg-basebackup /usr/lib/postgresql/15/bin/pg_basebackup --add-user-data \'{"reason":"before upgrade"}\'',
     ],
     notes: `Connection: the libpq settings PGHOST, PGPORT, PGUSER, PGPASSWORD, PGPASSFILE, PGDATABASE

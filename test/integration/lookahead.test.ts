@@ -260,10 +260,12 @@ describe('look-ahead archiving of a real backlog', () => {
 
   it('loses nothing when wal-push is killed at any point, and leaves nothing visible behind', async () => {
     const wrapper = join(scratch, 'kill-walship.sh');
-    // Kills wal-push after 20 to 190 ms; only a wal-push that finished first may report success.
+    // Kills wal-push after 20 to 490 ms (wide enough that, on a loaded machine, some calls get as far
+    // as starting a pusher); only a wal-push that finished first may report success.
     writeFileSync(wrapper, `#!/bin/sh
 "${walshipBinary}" wal-push "$1" & pid=$!
-sleep $(printf '0.%02d' $(( $$ % 18 + 2 )))
+delay=$(( $$ % 48 + 2 ))
+sleep $(printf '%d.%02d' $(( delay / 100 )) $(( delay % 100 )))
 kill -9 $pid 2>/dev/null
 wait $pid && exit 0
 exit 1

@@ -11,6 +11,7 @@ import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, describe, it } from 'node:test';
+import { filesUnder } from '../support/files.ts';
 import { libpq } from '../support/libpq.ts';
 import { postgresBin, walshipBinary } from '../support/paths.ts';
 import { makePostgresOwnedDirectory, PostgresCluster } from '../support/postgres.ts';
@@ -19,13 +20,6 @@ import { startArchivingPrimary } from '../support/scenarios.ts';
 
 /** A secret-looking setting that backup-fetch carries into the recovery settings, unlike anything else in a cluster. */
 const SECRET = `walship-test-secret-${randomBytes(12).toString('hex')}`;
-
-/** Every file under `directory`, by absolute path. */
-function filesUnder(directory: string): string[] {
-  return readdirSync(directory, { recursive: true })
-    .map((name) => join(directory, String(name)))
-    .filter((path) => existsSync(path) && statSync(path).isFile());
-}
 
 /** The files under `directory` whose bytes contain SECRET. */
 function filesHoldingSecret(directory: string): string[] {

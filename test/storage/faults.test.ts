@@ -70,13 +70,15 @@ for (const kind of ['s3', 'azure', 'gcs'] as const) {
       return { name, content };
     }
 
-    async function fetchAndCompare(name: string, content: Buffer): Promise<void> {
-      const fetched = await walship(['wal-fetch', name, 'pg_wal/RECOVERYXLOG']);
+    async function fetchAndCompare(name: string, content: Buffer, extra: Record<string, string> = {}): Promise<void> {
+      const fetched = await walship(['wal-fetch', name, 'pg_wal/RECOVERYXLOG'], extra);
       assert.equal(fetched.code, ExitCode.ok, fetched.stderr);
       assert.ok(readFileSync(join(dataDir, 'pg_wal/RECOVERYXLOG')).equals(content), 'fetched content differs');
     }
 
     test('wal-push and wal-fetch succeed through 500s, 503 SlowDown and connection resets', async () => {
+      // No stalls here: a request timeout long enough for a 20 MiB upload on a loaded machine.
+      const patient = { WALG_STORAGE_REQUEST_TIMEOUT: '20' };
       const { name, content } = writeSegment();
       proxy.inject(
         { fault: { kind: 'status', status: 500 }, ...lookup, times: 1 },
@@ -84,7 +86,7 @@ for (const kind of ['s3', 'azure', 'gcs'] as const) {
         { fault: SLOW_DOWN, ...upload, times: 1 },
         { fault: { kind: 'reset' }, ...upload, times: 1 },
       );
-      const pushed = await walship(['wal-push', `pg_wal/${name}`]);
+      const pushed = await walship(['wal-push', `pg_wal/${name}`], patient);
       assert.equal(pushed.code, ExitCode.ok, pushed.stderr);
       assert.equal(proxy.seen.faults, 4);
       assert.match(pushed.stderr, /retrying after a transient storage error/);
@@ -94,7 +96,7 @@ for (const kind of ['s3', 'azure', 'gcs'] as const) {
         { fault: SLOW_DOWN, ...download, times: 1 },
         { fault: { kind: 'status', status: 503 }, ...download, times: 1 },
       );
-      await fetchAndCompare(name, content);
+      await fetchAndCompare(name, content, patient);
       assert.equal(proxy.seen.faults, 3);
     });
 

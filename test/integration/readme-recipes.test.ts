@@ -1,0 +1,330 @@
+// The README's recipes, run as written on a real PostgreSQL 15: the crontab
+// line for backups, as cron runs it; restoring the newest state after the data
+// files broke; and bringing back rows deleted by mistake and a dropped table
+// from a side copy restored to a point in time. Each command comes from the
+// README's marked code blocks; the test substitutes only the machine's paths
+// (and a port and a time) with its own, and plays the service manager's part
+// (systemctl) with its own cluster.
+import assert from 'node:assert/strict';
+import { type ChildProcess, spawn } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { userInfo } from 'node:os';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { after, before, describe, it } from 'node:test';
+import { filesUnder } from '../support/files.ts';
+import { libpq } from '../support/libpq.ts';
+import { postgresBin, projectRoot, walshipBinary } from '../support/paths.ts';
+import { makePostgresOwnedDirectory, PostgresCluster } from '../support/postgres.ts';
+import { check, freePort, giveToPostgres, isRoot, pidInFile, run } from '../support/processes.ts';
+import { startArchivingPrimary } from '../support/scenarios.ts';
+
+const README = readFileSync(join(projectRoot, 'README.md'), 'utf8');
+const OS_USER = isRoot ? 'postgres' : userInfo().username;
+
+/** The code block after `<!-- recipe: NAME ... -->` in the README, without its indentation. */
+function recipe(name: string): string {
+  const marker = README.indexOf(`<!-- recipe: ${name}`);
+  assert.ok(marker >= 0, `README.md has no block marked "recipe: ${name}"`);
+  const block = /^([ \t]*)```[a-z]*\n([\s\S]*?)^\1```$/m.exec(README.slice(marker));
+  assert.ok(block, `no code block follows the marker "recipe: ${name}"`);
+  const indent = block[1]!;
+  return block[2]!
+    .split('\n')
+    .map((line) => (line.startsWith(indent) ? line.slice(indent.length) : line))
+    .join('\n');
+}
+
+/**
+ * Replaces the README's own values (paths, a port, a time) with the test's,
+ * and checks that none of the machine's paths is left, so the test neither
+ * drifts from the README nor touches the machine.
+ */
+function substitute(text: string, replacements: [literal: string | RegExp, value: string][]): string {
+  for (const [literal, value] of replacements) text = text.replaceAll(literal, () => value);
+  assert.doesNotMatch(text, /\/etc\/|\/var\/|\/usr\/local\//, `a path of the machine is left in:\n${text}`);
+  return text;
+}
+
+/** Runs a shell script as the PostgreSQL OS user with exactly `env`, as cron or a login shell would. */
+function runAsPostgresUser(script: string, env: Record<string, string>, cwd: string) {
+  const environment = Object.entries({ LOGNAME: OS_USER, SHELL: '/bin/sh', ...env }).map(([name, value]) => `${name}=${value}`);
+  return run('env', ['-i', ...environment, '/bin/sh', '-c', script], { asPostgres: true, cwd });
+}
+
+/** A walship config file owned by the PostgreSQL OS user, mode 0600, as the README's /etc/walship.yaml. */
+function writeConfig(path: string, settings: Record<string, string>): void {
+  writeFileSync(path, Object.entries(settings).map(([name, value]) => `${name}: ${value}\n`).join(''), { mode: 0o600 });
+  giveToPostgres(path);
+}
+
+/** A cluster that archives as the README's production does: walship wal-push with the config file. */
+function initProductionCluster(config: string): Promise<PostgresCluster> {
+  return PostgresCluster.init({ settings: { archive_mode: 'on', archive_command: `${walshipBinary} --config ${config} wal-push %p` } });
+}
+
+async function backupPush(config: string, cluster: PostgresCluster): Promise<void> {
+  const env = { ...process.env, ...libpq(cluster), PATH: `${postgresBin}:${process.env.PATH}` };
+  const pushed = await run(walshipBinary, ['--config', config, 'backup-push'], { asPostgres: true, env });
+  assert.equal(pushed.code, 0, pushed.stderr);
+}
+
+async function backupCount(env: Record<string, string>): Promise<number> {
+  const listed = await run(walshipBinary, ['backup-list', '--json'], { asPostgres: true, env: { ...process.env, ...env } });
+  assert.equal(listed.code, 0, listed.stderr);
+  return (JSON.parse(listed.stdout) as unknown[]).length;
+}
+
+describe("the README's crontab line, run as cron runs it", () => {
+  let archive: string;
+  let home: string;
+  let config: string;
+  let log: string;
+  let primary: PostgresCluster;
+  let command: string;
+
+  /** Runs the line's command as cron does: /bin/sh, the crontab owner's HOME and LOGNAME, PATH=/usr/bin:/bin, nothing else. */
+  const runAsCron = () => runAsPostgresUser(command, { HOME: home, PATH: '/usr/bin:/bin' }, home);
+  const countBackups = () => backupCount({ WALG_FILE_PREFIX: archive });
+
+  before(async () => {
+    archive = makePostgresOwnedDirectory('walship-archive-');
+    home = makePostgresOwnedDirectory('walship-home-');
+    config = join(home, 'walship.yaml');
+    log = join(home, 'walship-backup-push.log');
+    primary = await startArchivingPrimary({ WALG_FILE_PREFIX: archive });
+    writeConfig(config, { WALG_FILE_PREFIX: archive, ...libpq(primary) });
+
+    const line = recipe('crontab').trim();
+    assert.equal(line.split('\n').length, 1, 'one crontab line');
+    const fields = line.split(/\s+/);
+    assert.match(fields.slice(0, 5).join(' '), /^[\d*,/-]+( [\d*,/-]+){4}$/, 'five time fields, then the command (a user crontab has no user field)');
+    const cronCommand = line.replace(/^(\S+\s+){5}/, '');
+    // cron turns an unescaped % into a newline and feeds what follows to stdin.
+    assert.doesNotMatch(cronCommand, /(^|[^\\])%/, 'an unescaped % would cut the command short');
+    command = substitute(cronCommand.replaceAll('\\%', '%'), [
+      ['/usr/local/bin/walship', walshipBinary],
+      ['/etc/walship.yaml', config],
+      ['/var/log/postgresql/walship-backup-push.log', log],
+    ]);
+  });
+
+  after(async () => {
+    await primary?.destroy();
+    rmSync(archive, { recursive: true, force: true });
+    rmSync(home, { recursive: true, force: true });
+  });
+
+  it('is the line backup-push --help shows', async () => {
+    const help = await check(walshipBinary, ['backup-push', '--help']);
+    const line = recipe('crontab').trim();
+    assert.ok(help.split('\n').some((shown) => shown.trim() === line), `backup-push --help does not show the README's line:\n${help}`);
+  });
+
+  it('takes a backup and prints nothing, so cron mails nothing', async () => {
+    const cron = await runAsCron();
+    assert.equal(cron.code, 0, cron.stderr);
+    assert.equal(cron.stdout + cron.stderr, '');
+    assert.equal(await countBackups(), 1);
+    assert.match(readFileSync(log, 'utf8'), /backup-push: base_[0-9A-F]{24}: /);
+  });
+
+  it('takes no backup while an earlier run holds the lock, and prints one line that says so', async () => {
+    let holder: ChildProcess | undefined;
+    try {
+      holder = spawn('flock', [log, 'sleep', '600'], { detached: true, stdio: 'ignore' });
+      while ((await run('flock', ['-n', log, 'true'])).code === 0) await sleep(20);
+      const cron = await runAsCron();
+      assert.equal(cron.code, 0);
+      assert.equal(cron.stdout, `walship backup-push failed with exit 75 (75: an earlier run still holds the lock); see ${log}\n`);
+      assert.equal(cron.stderr, '');
+      assert.equal(await countBackups(), 1);
+    } finally {
+      if (holder?.pid) process.kill(-holder.pid, 'SIGKILL');
+    }
+  });
+
+  it('prints one line for cron to mail when the backup fails, and logs why', async () => {
+    await primary.stop();
+    const cron = await runAsCron();
+    assert.equal(cron.stdout, `walship backup-push failed with exit 1 (75: an earlier run still holds the lock); see ${log}\n`);
+    assert.equal(cron.stderr, '');
+    assert.match(readFileSync(log, 'utf8'), /^walship backup-push: ERROR: .+$/m);
+    assert.equal(await countBackups(), 1);
+  });
+});
+
+describe("the README's restore of the newest state, after the data files broke", () => {
+  let archive: string;
+  let home: string;
+  let config: string;
+  let primary: PostgresCluster;
+
+  before(async () => {
+    archive = makePostgresOwnedDirectory('walship-archive-');
+    home = makePostgresOwnedDirectory('walship-home-');
+    config = join(home, 'walship.yaml');
+    writeConfig(config, { WALG_FILE_PREFIX: archive });
+    primary = await initProductionCluster(config);
+    await primary.start();
+    await primary.sql('CREATE TABLE marker (id serial PRIMARY KEY, phase text NOT NULL)');
+    await primary.sql("INSERT INTO marker (phase) SELECT 'before-backup' FROM generate_series(1, 1000)");
+    await backupPush(config, primary);
+    await primary.sql("INSERT INTO marker (phase) SELECT 'archived' FROM generate_series(1, 1000)");
+    await primary.switchAndWaitArchived();
+    // Committed, but only in pg_wal: the segment being written is not archived yet.
+    await primary.sql("INSERT INTO marker (phase) SELECT 'unarchived' FROM generate_series(1, 1000)");
+    await primary.stop('immediate');
+    // The data files break; pg_wal survives.
+    rmSync(join(primary.dataDir, 'base'), { recursive: true, force: true });
+  });
+
+  after(async () => {
+    await primary?.destroy();
+    rmSync(archive, { recursive: true, force: true });
+    rmSync(home, { recursive: true, force: true });
+  });
+
+  it('brings back every committed row, those only in the old pg_wal included', async () => {
+    const steps = substitute(recipe('restore-newest'), [
+      ['/usr/local/bin/walship', walshipBinary],
+      ['/etc/walship.yaml', config],
+      ['/var/lib/postgresql/15/main', primary.dataDir],
+    ]).trim().split('\n');
+    for (const step of steps) {
+      // The service manager's part is the test cluster's; every other step runs as written.
+      if (step === 'sudo systemctl stop postgresql@15-main') await primary.stop();
+      else if (step === 'sudo systemctl start postgresql@15-main') await primary.start();
+      else {
+        assert.match(step, /^sudo -u postgres /, `a step not run as the PostgreSQL OS user: ${step}`);
+        const done = await runAsPostgresUser(step.replace(/^sudo -u postgres /, ''), { HOME: home, PATH: '/usr/bin:/bin' }, home);
+        assert.equal(done.code, 0, `${step}\n${done.stderr}`);
+      }
+    }
+    await primary.waitPromoted();
+    const phases = await primary.sql("SELECT string_agg(phase || '=' || n, ' ' ORDER BY phase) FROM (SELECT phase, count(*) AS n FROM marker GROUP BY phase) counts");
+    assert.equal(phases, 'archived=1000 before-backup=1000 unarchived=1000');
+    assert.ok(existsSync(join(`${primary.dataDir}.broken`, 'pg_wal')), 'the broken data directory is kept aside');
+  });
+});
+
+describe("the README's point-in-time recipe brings back rows deleted by mistake and a dropped table", () => {
+  let archive: string;
+  let home: string;
+  let primary: PostgresCluster;
+  let keysBefore: string[];
+  let sideCopy: string;
+  let sidePort: number;
+  let externalPidFile: string;
+  /** The copy's wal-fetch prefetcher, which may outlive the copy by a few seconds. */
+  let prefetcher: number | undefined;
+  /** The time just before the mistake, as `SELECT now()` prints it in a session with a UTC offset of +05:30. */
+  let beforeMistake: string;
+
+  const querySideCopy = (statement: string) =>
+    check(join(postgresBin, 'psql'), ['-X', '-A', '-t', '-h', sideCopy, '-p', String(sidePort), '-d', 'shop', '-c', statement], { asPostgres: true }).then((out) => out.trim());
+
+  /** Runs one of the recipe's blocks as the PostgreSQL OS user, whose default server is production. */
+  async function runRecipe(name: string): Promise<string> {
+    const script = substitute(recipe(name), [
+      ['/usr/local/bin/walship', walshipBinary],
+      ['/etc/walship.yaml', join(home, 'walship.yaml')],
+      ['/etc/postgresql/15/main/postgresql.conf', join(primary.dataDir, 'postgresql.conf')],
+      ['/var/lib/postgresql/', `${home}/`],
+      [/\b5433\b/g, String(sidePort)],
+      ["'2024-05-01 14:02:59+02'", `'${beforeMistake}'`],
+    ]);
+    const done = await runAsPostgresUser(
+      `set -e\n${script}`,
+      { HOME: home, PATH: `${postgresBin}:/usr/bin:/bin`, PGHOST: primary.root, PGPORT: String(primary.port) },
+      home,
+    );
+    assert.equal(done.code, 0, `recipe ${name} failed:\n${done.stderr}`);
+    return done.stdout + done.stderr;
+  }
+
+  before(async () => {
+    archive = makePostgresOwnedDirectory('walship-archive-');
+    home = makePostgresOwnedDirectory('walship-home-');
+    mkdirSync(join(home, '15'));
+    giveToPostgres(join(home, '15'));
+    sideCopy = join(home, '15', 'pitr');
+    sidePort = await freePort();
+    const config = join(home, 'walship.yaml');
+    writeConfig(config, { WALG_FILE_PREFIX: archive });
+    // A copy that kept production's archive_command would reach the archive through the config file.
+    primary = await initProductionCluster(config);
+    // As in Debian's configuration file, which names them: a copy started with it must not take them over.
+    externalPidFile = join(primary.root, 'external.pid');
+    primary.configure({ data_directory: primary.dataDir, external_pid_file: externalPidFile });
+    await primary.start();
+    await primary.sql('CREATE DATABASE shop');
+    await primary.sql('CREATE TABLE orders (id serial PRIMARY KEY, item text NOT NULL, phase text NOT NULL)', 'shop');
+    await primary.sql("INSERT INTO orders (item, phase) SELECT 'item ' || g, 'before-backup' FROM generate_series(1, 1000) g", 'shop');
+    await primary.sql('CREATE TABLE coupons (code text PRIMARY KEY, percent int NOT NULL CHECK (percent BETWEEN 1 AND 100))', 'shop');
+    await primary.sql("INSERT INTO coupons SELECT 'C' || g, g FROM generate_series(1, 10) g", 'shop');
+    await backupPush(config, primary);
+
+    await primary.sql("INSERT INTO orders (item, phase) SELECT 'item ' || g, 'before-mistake' FROM generate_series(1001, 2000) g", 'shop');
+    beforeMistake = await primary.sql("SET TimeZone = 'Asia/Kolkata'; SELECT now()");
+    assert.match(beforeMistake, /\+05:30$/);
+    await sleep(10);
+    // The mistake, then production's own work goes on.
+    await primary.sql('DELETE FROM orders WHERE id % 3 = 0', 'shop');
+    await primary.sql('DROP TABLE coupons', 'shop');
+    await primary.sql("INSERT INTO orders (item, phase) SELECT 'item ' || g, 'after-mistake' FROM generate_series(1, 500) g", 'shop');
+    await primary.sql("UPDATE orders SET item = 'changed after the mistake' WHERE id = 1", 'shop');
+    await primary.switchAndWaitArchived();
+    keysBefore = filesUnder(archive).sort();
+  });
+
+  after(async () => {
+    const pid = pidInFile(join(sideCopy, 'postmaster.pid'));
+    if (pid) await run(join(postgresBin, 'pg_ctl'), ['-D', sideCopy, '-m', 'immediate', 'stop'], { asPostgres: true });
+    prefetcher ??= pidInFile(join(home, '15', '.walship-pitr', 'prefetch', '.prefetcher.pid'));
+    try {
+      if (prefetcher) process.kill(prefetcher, 'SIGKILL');
+    } catch {
+      // it has exited on its own
+    }
+    await primary?.destroy();
+    rmSync(archive, { recursive: true, force: true });
+    rmSync(home, { recursive: true, force: true });
+  });
+
+  it('1. restores a side copy that pauses at the target, with archiving off', async () => {
+    const output = await runRecipe('pitr-start');
+    assert.match(output, /^backup-fetch: archiving is off \(a recovery target: usually a side copy\)/m);
+    assert.equal(await querySideCopy('SELECT pg_get_wal_replay_pause_state()'), 'paused');
+    assert.equal(await querySideCopy('SHOW archive_mode'), 'off');
+    assert.equal(await querySideCopy('SHOW port'), String(sidePort));
+    assert.equal(await querySideCopy('SHOW data_directory'), sideCopy);
+  });
+
+  it('2. shows the rows as they were before the mistake, and as they are', async () => {
+    assert.equal(await runRecipe('pitr-compare'), `2000\n${2000 - 666 + 500}\n`);
+  });
+
+  it('3. loads back the deleted rows, keeping later changes and the sequence, and the dropped table', async () => {
+    await runRecipe('pitr-rows');
+    const phases = await primary.sql("SELECT string_agg(phase || '=' || n, ' ' ORDER BY phase) FROM (SELECT phase, count(*) AS n FROM orders GROUP BY phase) counts", 'shop');
+    assert.equal(phases, 'after-mistake=500 before-backup=1000 before-mistake=1000');
+    assert.equal(await primary.sql('SELECT item FROM orders WHERE id = 1', 'shop'), 'changed after the mistake');
+    // The sequence was not set back: a new order takes a new id.
+    assert.equal(await primary.sql("INSERT INTO orders (item, phase) VALUES ('new', 'new') RETURNING id > 2500", 'shop'), 't');
+
+    await runRecipe('pitr-table');
+    assert.equal(await primary.sql('SELECT count(*) FROM coupons', 'shop'), '10');
+    assert.equal(await primary.sql("SELECT count(*) FROM pg_constraint WHERE conrelid = 'coupons'::regclass", 'shop'), '2');
+  });
+
+  it('4. removes the copy and its spool, and the copy archived nothing', async () => {
+    prefetcher = pidInFile(join(home, '15', '.walship-pitr', 'prefetch', '.prefetcher.pid'));
+    await runRecipe('pitr-remove');
+    assert.ok(!existsSync(sideCopy));
+    assert.ok(!existsSync(join(home, '15', '.walship-pitr')), 'the spool, with the storage settings, is removed');
+    assert.deepEqual(filesUnder(home).filter((path) => path.endsWith('.dump')), []);
+    assert.deepEqual(filesUnder(archive).sort(), keysBefore);
+    assert.equal(readFileSync(externalPidFile, 'utf8').trim(), String(primary.pid()), "production's external PID file is its own");
+  });
+});
