@@ -9,21 +9,35 @@
  * by its backups' sentinels, or else by its oldest stored segment.
  */
 import { Readable } from 'node:stream';
-import { type Codec, codecsPreferring, UNREADABLE_EXTENSIONS } from '../compress/codec.ts';
-import { AlreadyExistsError, describeError, NotFoundError, WalshipError } from '../errors.ts';
+import { codecForExtension, UNREADABLE_EXTENSIONS } from '../compress/codec.ts';
+import { AlreadyExistsError, NotFoundError, WalshipError } from '../errors.ts';
 import { log } from '../log/logger.ts';
-import { chain } from '../pipeline/chain.ts';
-import { parseWalLongPageHeader, WAL_LONG_HEADER_SIZE } from '../postgres/wal-header.ts';
-import { parseWalFileName } from '../postgres/wal-name.ts';
-import { ARCHIVE_IDENTITY_KEY, WAL_FOLDER } from '../storage/layout.ts';
+import { isValidSegmentSize } from '../postgres/lsn.ts';
 import type { Storage } from '../storage/storage.ts';
 import { VERSION } from '../version.ts';
+import { ARCHIVE_IDENTITY_KEY, classifyKey, WAL_PREFIX } from './layout.ts';
+import { readStoredSegmentHeader } from './stored-wal.ts';
 
 /** walship/archive.json. */
 interface IdentityDocument {
   SystemIdentifier: string;
+  /** wal_segment_size in bytes; absent in records written before walship kept it. */
+  WalSegmentSize: number;
   CreatedAt: string;
   WalshipVersion: string;
+}
+
+/** A cluster, as a segment's page header or the server itself describes it. */
+export interface ClusterFacts {
+  systemIdentifier: string;
+  /** wal_segment_size in bytes. */
+  segmentSize: number;
+}
+
+/** What walship/archive.json records. */
+export interface ArchiveRecord {
+  systemIdentifier: string;
+  walSegmentSize: number | undefined;
 }
 
 /** The archive's owner and what says so, for messages. */
@@ -54,17 +68,18 @@ export class ArchiveIdentity {
 
   /**
    * Refuses, with one line saying what happened and what to do, unless the
-   * archive belongs to the cluster `systemIdentifier`; an archive that belongs
-   * to no cluster yet becomes its. `source` says where that identifier came
-   * from ("pg_wal/... was written by", "the server is"). Once verified, the
+   * archive belongs to `cluster`; an archive that belongs to no cluster yet
+   * becomes its. `source` says where the cluster's facts came from
+   * ("pg_wal/... was written by", "the server is"). Once verified, the
    * answer comes from memory or the cache: no storage request per file.
    */
-  async requireCluster(systemIdentifier: string, source: string): Promise<void> {
+  async requireCluster(cluster: ClusterFacts, source: string): Promise<void> {
+    const { systemIdentifier } = cluster;
     if (this.verified === systemIdentifier) return;
     const cached = await this.cache?.verifiedSystemIdentifier();
     if (cached !== systemIdentifier) {
       // Only storage may refuse: a stale cache must never stop archiving.
-      this.owner ??= this.findOrRecordOwner(systemIdentifier).catch((error: unknown) => {
+      this.owner ??= this.findOrRecordOwner(cluster).catch((error: unknown) => {
         this.owner = undefined;
         throw error;
       });
@@ -81,16 +96,21 @@ export class ArchiveIdentity {
     this.verified = systemIdentifier;
   }
 
-  private async findOrRecordOwner(candidate: string): Promise<Owner> {
+  private async findOrRecordOwner(candidate: ClusterFacts): Promise<Owner> {
     const recorded = await this.recordedOwner();
     if (recorded) return recorded;
-    const other = await this.otherOwnerInContent(candidate);
+    const other = await this.otherOwnerInContent(candidate.systemIdentifier);
     if (other) return other;
-    const document: IdentityDocument = { SystemIdentifier: candidate, CreatedAt: new Date().toISOString(), WalshipVersion: VERSION };
+    const document: IdentityDocument = {
+      SystemIdentifier: candidate.systemIdentifier,
+      WalSegmentSize: candidate.segmentSize,
+      CreatedAt: new Date().toISOString(),
+      WalshipVersion: VERSION,
+    };
     try {
       await this.storage.put(ARCHIVE_IDENTITY_KEY, Readable.from([Buffer.from(`${JSON.stringify(document, null, 2)}\n`)]), { createOnly: true });
-      log.info('recorded the cluster this archive belongs to', { key: ARCHIVE_IDENTITY_KEY, systemIdentifier: candidate });
-      return { systemIdentifier: candidate, evidence: ARCHIVE_IDENTITY_KEY };
+      log.info('recorded the cluster this archive belongs to', { key: ARCHIVE_IDENTITY_KEY, systemIdentifier: candidate.systemIdentifier });
+      return { systemIdentifier: candidate.systemIdentifier, evidence: ARCHIVE_IDENTITY_KEY };
     } catch (error) {
       if (!(error instanceof AlreadyExistsError)) throw error;
       // Another cluster, or another push of this one, recorded it first.
@@ -101,28 +121,8 @@ export class ArchiveIdentity {
   }
 
   private async recordedOwner(): Promise<Owner | undefined> {
-    let text: string;
-    try {
-      const stored = await this.storage.get(ARCHIVE_IDENTITY_KEY);
-      const chunks: Buffer[] = [];
-      for await (const chunk of stored.body) chunks.push(chunk as Buffer);
-      text = Buffer.concat(chunks).toString('utf8');
-    } catch (error) {
-      if (error instanceof NotFoundError) return undefined;
-      throw error;
-    }
-    let document: Partial<IdentityDocument> | undefined;
-    try {
-      document = JSON.parse(text) as Partial<IdentityDocument>;
-    } catch {
-      // reported below
-    }
-    if (typeof document?.SystemIdentifier !== 'string' || !/^\d+$/.test(document.SystemIdentifier)) {
-      throw new WalshipError(
-        `${ARCHIVE_IDENTITY_KEY} in ${this.storage.location} is damaged (no SystemIdentifier): restore it with the system identifier of the cluster that archives here (SELECT system_identifier FROM pg_control_system())`,
-      );
-    }
-    return { systemIdentifier: document.SystemIdentifier, evidence: ARCHIVE_IDENTITY_KEY };
+    const record = await readArchiveRecord(this.storage);
+    return record && { systemIdentifier: record.systemIdentifier, evidence: ARCHIVE_IDENTITY_KEY };
   }
 
   /**
@@ -130,8 +130,10 @@ export class ArchiveIdentity {
    * or, without backups, an oldest stored segment of another cluster.
    */
   private async otherOwnerInContent(candidate: string): Promise<Owner | undefined> {
-    const { listBackupOrigins } = await import('../backup/catalog.ts'); // once per archive, never on the steady path
-    const origins = await listBackupOrigins(this.storage);
+    const { ArchiveCatalog } = await import('./catalog.ts'); // once per archive, never on the steady path
+    const catalog = await ArchiveCatalog.load(this.storage, { wal: false });
+    for (const { backup, reason } of catalog.unreadableSentinels()) log.info(`backup ${backup} does not say which cluster it came from: ${reason}`);
+    const origins = catalog.backupOrigins();
     if (origins.length > 0) {
       const other = origins.find((origin) => origin.systemIdentifier !== candidate);
       return other && { systemIdentifier: other.systemIdentifier, evidence: `backup ${other.backup}` };
@@ -142,43 +144,47 @@ export class ArchiveIdentity {
 
   /** The cluster that wrote the first segment stored, when walship can read it. */
   private async oldestSegmentOwner(): Promise<Owner | undefined> {
-    for await (const object of this.storage.list(`${WAL_FOLDER}/`)) {
-      const file = object.key.slice(WAL_FOLDER.length + 1);
-      // The uncompressed codec (no extension) comes last.
-      const codec = codecsPreferring('zstd').find((candidate) => candidate.extension === '' || file.endsWith(`.${candidate.extension}`))!;
-      const kind = parseWalFileName(codec.extension ? file.slice(0, -codec.extension.length - 1) : file)?.kind;
-      if (kind === 'segment' || kind === 'partial') return this.segmentOwner(object.key, codec);
-      if (UNREADABLE_EXTENSIONS.some((extension) => file.endsWith(`.${extension}`))) return undefined;
+    for await (const object of this.storage.list(WAL_PREFIX)) {
+      const kind = classifyKey(object.key);
+      if (kind.kind !== 'wal') continue;
+      if (!codecForExtension(kind.extension)) {
+        if (UNREADABLE_EXTENSIONS.includes(kind.extension)) return undefined;
+        continue;
+      }
+      if (kind.file.kind !== 'segment' && kind.file.kind !== 'partial') continue;
+      // A storage failure leaves the question open; only the content itself may be unreadable.
+      const reading = await readStoredSegmentHeader(this.storage, object.key, kind.extension);
+      if ('header' in reading) return { systemIdentifier: reading.header.systemIdentifier, evidence: `its oldest segment, ${object.key}` };
+      log.info(`cannot tell which cluster wrote ${object.key}: ${reading.unreadable}`);
+      return undefined;
     }
     return undefined;
   }
+}
 
-  /** Who wrote a stored segment, from its header; undefined when its content cannot tell (damaged, not WAL). */
-  private async segmentOwner(key: string, codec: Codec): Promise<Owner | undefined> {
-    const stored = await this.storage.get(key);
-    // A storage failure leaves the question open; only the content itself may be unreadable.
-    let storageError: unknown;
-    const body = async function* () {
-      try {
-        yield* stored.body;
-      } catch (error) {
-        storageError = error;
-        throw error;
-      }
-    };
-    let start = Buffer.alloc(0);
-    try {
-      for await (const chunk of chain(Readable.from(body(), { objectMode: false }), await codec.decompress())) {
-        start = Buffer.concat([start, chunk as Buffer]);
-        if (start.length >= WAL_LONG_HEADER_SIZE) break;
-      }
-      return { systemIdentifier: parseWalLongPageHeader(start, key).systemIdentifier, evidence: `its oldest segment, ${key}` };
-    } catch (error) {
-      if (storageError !== undefined) throw storageError;
-      log.info(`cannot tell which cluster wrote ${key}: ${describeError(error)}`);
-      return undefined;
-    } finally {
-      stored.body.destroy();
-    }
+/** What walship/archive.json records; undefined when there is none; a damaged one is refused with the way to repair it. */
+export async function readArchiveRecord(storage: Storage): Promise<ArchiveRecord | undefined> {
+  let text: string;
+  try {
+    const stored = await storage.get(ARCHIVE_IDENTITY_KEY);
+    const chunks: Buffer[] = [];
+    for await (const chunk of stored.body) chunks.push(chunk as Buffer);
+    text = Buffer.concat(chunks).toString('utf8');
+  } catch (error) {
+    if (error instanceof NotFoundError) return undefined;
+    throw error;
   }
+  let document: Partial<IdentityDocument> | undefined;
+  try {
+    document = JSON.parse(text) as Partial<IdentityDocument>;
+  } catch {
+    // reported below
+  }
+  if (typeof document?.SystemIdentifier !== 'string' || !/^\d+$/.test(document.SystemIdentifier)) {
+    throw new WalshipError(
+      `${ARCHIVE_IDENTITY_KEY} in ${storage.location} is damaged (no SystemIdentifier): restore it with the system identifier of the cluster that archives here (SELECT system_identifier FROM pg_control_system())`,
+    );
+  }
+  const walSegmentSize = typeof document.WalSegmentSize === 'number' && isValidSegmentSize(document.WalSegmentSize) ? document.WalSegmentSize : undefined;
+  return { systemIdentifier: document.SystemIdentifier, walSegmentSize };
 }

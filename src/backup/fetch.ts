@@ -9,6 +9,8 @@
 import { chmod, mkdir, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import type { Readable } from 'node:stream';
+import type { BackupPart, BackupSentinel } from '../archive/backups.ts';
+import { partExtension, partKey } from '../archive/layout.ts';
 import { codecForExtension } from '../compress/codec.ts';
 import { describeError, IntegrityError, NotFoundError, WalshipError } from '../errors.ts';
 import { fsyncDirectory } from '../fs/durable.ts';
@@ -17,51 +19,15 @@ import { VerifyStage } from '../integrity/checksum.ts';
 import { log } from '../log/logger.ts';
 import { chain } from '../pipeline/chain.ts';
 import { checkFilesAgainstManifest } from '../postgres/backup-manifest.ts';
-import { parseLsn } from '../postgres/lsn.ts';
 import { findPostgresProgram, runCaptured } from '../postgres/programs.ts';
-import { describeRecoveryTarget, type RecoveryTarget } from '../postgres/recovery-settings.ts';
 import { Progress, transferSummary } from '../progress/progress.ts';
 import type { Storage } from '../storage/storage.ts';
-import { type BackupPart, type BackupSentinel, listBackups, partKey, readSentinel, requireBackupName } from './catalog.ts';
 import { extractTar } from './extract.ts';
 
 /** Written last: without it PostgreSQL refuses to start from a partial restore. */
 const CONTROL_FILE = 'global/pg_control';
 const FSYNC_CONCURRENCY = 16;
 const INTERRUPTED = 'backup-fetch was interrupted: the partial restore is removed';
-
-/**
- * The backup to restore: the one named, or for LATEST the newest complete
- * backup that finished before the recovery target (when the target is a time
- * or an LSN), as pgBackRest chooses.
- */
-export async function chooseBackup(storage: Storage, requested: string, target: RecoveryTarget | undefined): Promise<BackupSentinel> {
-  if (requested !== 'LATEST') {
-    const sentinel = await readSentinel(storage, requireBackupName(requested));
-    if (!finishedBefore(sentinel, target)) {
-      throw new WalshipError(
-        `backup ${requested} finished at ${sentinel.FinishTime} (LSN ${sentinel.FinishLSN}), after the recovery target ${describeRecoveryTarget(target)}: restore an older backup, or LATEST to let walship choose`,
-      );
-    }
-    return sentinel;
-  }
-  const backups = await listBackups(storage);
-  if (backups.length === 0) throw new NotFoundError(`${storage.location} holds no complete backup: run backup-push first`);
-  const chosen = backups.filter((sentinel) => finishedBefore(sentinel, target)).at(-1);
-  if (!chosen) {
-    const oldest = backups[0]!;
-    throw new WalshipError(
-      `no backup finished before the recovery target ${describeRecoveryTarget(target)}: the oldest, ${oldest.BackupName}, finished at ${oldest.FinishTime} (LSN ${oldest.FinishLSN})`,
-    );
-  }
-  return chosen;
-}
-
-function finishedBefore(sentinel: BackupSentinel, target: RecoveryTarget | undefined): boolean {
-  if (target?.kind === 'time') return Date.parse(sentinel.FinishTime) <= target.epochMs;
-  if (target?.kind === 'lsn') return parseLsn(sentinel.FinishLSN) <= target.value;
-  return true;
-}
 
 export interface BackupFetchSettings {
   storage: Storage;
@@ -174,7 +140,7 @@ async function restoreParts(settings: BackupFetchSettings, sentinel: BackupSenti
 
 async function restorePart(settings: BackupFetchSettings, name: string, part: BackupPart, progress: Progress, bodies: Set<Readable>) {
   const key = partKey(name, part.Name);
-  const extension = /\.tar(?:\.([a-z0-9]+))?$/.exec(part.Name)?.[1] ?? '';
+  const extension = partExtension(part.Name);
   const codec = codecForExtension(extension);
   if (!codec) throw new WalshipError(`${key} is compressed with "${extension}", which walship cannot read`);
   let stored;

@@ -3,8 +3,8 @@
  * wal_segment_backup_start), more columns with --detail, a boxed table with
  * --pretty, and JSON for scripts.
  */
+import { type BackupSentinel, startSegmentOfBackup } from '../archive/backups.ts';
 import { formatBytes } from '../progress/progress.ts';
-import type { BackupSentinel } from './catalog.ts';
 
 export type Row = Record<string, string>;
 
@@ -12,7 +12,7 @@ export function backupRow(sentinel: BackupSentinel, detail: boolean): Row {
   const row: Row = {
     name: sentinel.BackupName,
     modified: sentinel.FinishTime,
-    wal_segment_backup_start: sentinel.BackupName.slice('base_'.length),
+    wal_segment_backup_start: startSegmentOfBackup(sentinel.BackupName),
   };
   if (!detail) return row;
   return {
@@ -37,7 +37,7 @@ export function backupJson(sentinel: BackupSentinel): Record<string, unknown> {
   return {
     backup_name: sentinel.BackupName,
     time: sentinel.FinishTime,
-    wal_file_name: sentinel.BackupName.slice('base_'.length),
+    wal_file_name: startSegmentOfBackup(sentinel.BackupName),
     start_time: sentinel.StartTime,
     finish_time: sentinel.FinishTime,
     start_lsn: sentinel.LSN,

@@ -6,12 +6,6 @@
  */
 import { END_OF_ARCHIVE, type TarEvent } from './tar.ts';
 
-/** part_001.tar.zst, part_002.tar.zst, ...: names sort in archive order. */
-export function partFileName(index: number, extension: string): string {
-  const base = `part_${String(index).padStart(3, '0')}.tar`;
-  return extension ? `${base}.${extension}` : base;
-}
-
 export class PartSplitter {
   private readonly events: AsyncIterator<TarEvent>;
   private readonly threshold: number;

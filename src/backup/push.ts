@@ -12,7 +12,15 @@
 import { hostname } from 'node:os';
 import { Readable, Transform } from 'node:stream';
 import { finished } from 'node:stream/promises';
+import {
+  type BackupPart,
+  type BackupSentinel,
+  backupNameForSegment,
+  deleteBackupObjects,
+  writeBackupDocuments,
+} from '../archive/backups.ts';
 import type { ArchiveIdentity } from '../archive/identity.ts';
+import { partKey, partName, sentinelKey } from '../archive/layout.ts';
 import { type Codec, codecFor } from '../compress/codec.ts';
 import type { CompressionSettings } from '../config/settings.ts';
 import { AlreadyExistsError, WalshipError } from '../errors.ts';
@@ -35,16 +43,7 @@ import { formatLsn } from '../postgres/lsn.ts';
 import { Progress, transferSummary } from '../progress/progress.ts';
 import type { Storage } from '../storage/storage.ts';
 import { VERSION } from '../version.ts';
-import {
-  type BackupPart,
-  type BackupSentinel,
-  backupNameForSegment,
-  deleteBackupObjects,
-  partKey,
-  sentinelKey,
-  writeBackupDocuments,
-} from './catalog.ts';
-import { PartSplitter, partFileName } from './parts.ts';
+import { PartSplitter } from './parts.ts';
 import { readTar, type TarEvent } from './tar.ts';
 
 export interface BackupPushSettings {
@@ -128,7 +127,7 @@ export async function pushBackup(settings: BackupPushSettings): Promise<BackupSe
   const { storage, client, signal } = settings;
   const server = await inspectServer(client);
   checkServerForBackup(server, settings.dataDirectory);
-  await settings.identity.requireCluster(server.systemIdentifier, `the server${server.dataDirectory ? ` with data directory ${server.dataDirectory}` : ''} is`);
+  await settings.identity.requireCluster({ systemIdentifier: server.systemIdentifier, segmentSize: server.walSegmentSize }, `the server${server.dataDirectory ? ` with data directory ${server.dataDirectory}` : ''} is`);
   signal?.throwIfAborted();
 
   const startTime = new Date();
@@ -174,6 +173,7 @@ export async function pushBackup(settings: BackupPushSettings): Promise<BackupSe
       DataDir: server.dataDirectory ?? settings.dataDirectory ?? '',
       PgVersion: server.versionNumber,
       SystemIdentifier: facts.control.systemIdentifier,
+      WalSegmentSize: server.walSegmentSize,
       UncompressedSize: parts.reduce((sum, part) => sum + part.UncompressedSize, 0),
       CompressedSize: parts.reduce((sum, part) => sum + part.CompressedSize, 0),
       Compression: settings.compression.method,
@@ -225,7 +225,7 @@ async function uploadParts(settings: BackupPushSettings, name: string, splitter:
   try {
     for (let index = 1; !splitter.finished; index++) {
       while (inflight.size >= settings.uploadConcurrency) await Promise.race(inflight);
-      const part = await startPartUpload(settings, name, partFileName(index, codec.extension), codec, splitter.nextPart());
+      const part = await startPartUpload(settings, name, partName(index, codec), codec, splitter.nextPart());
       const upload = part.uploaded.then((described) => {
         parts[index - 1] = described;
       });
@@ -251,7 +251,7 @@ interface PartUpload {
 }
 
 /** Streams one part: count -> compress -> gather into large writes -> SHA-256 -> storage.put. */
-async function startPartUpload(settings: BackupPushSettings, name: string, partName: string, codec: Codec, content: AsyncIterable<Buffer>): Promise<PartUpload> {
+async function startPartUpload(settings: BackupPushSettings, name: string, part: string, codec: Codec, content: AsyncIterable<Buffer>): Promise<PartUpload> {
   const source = Readable.from(content, { objectMode: false, highWaterMark: PART_STREAM_BUFFER });
   let uncompressedSize = 0;
   const counter = new Transform({
@@ -265,10 +265,10 @@ async function startPartUpload(settings: BackupPushSettings, name: string, partN
   const stored = new DigestStage('sha256');
   const compressor = await codec.compress(settings.compression.level);
   const uploaded = settings.storage
-    .put(partKey(name, partName), chain(source, counter, compressor, compressor && new CoalesceStage(WRITE_CHUNK), stored))
+    .put(partKey(name, part), chain(source, counter, compressor, compressor && new CoalesceStage(WRITE_CHUNK), stored))
     .then((): BackupPart => {
       const digest = stored.digest();
-      return { Name: partName, UncompressedSize: uncompressedSize, CompressedSize: digest.size, SHA256: digest.checksum };
+      return { Name: part, UncompressedSize: uncompressedSize, CompressedSize: digest.size, SHA256: digest.checksum };
     });
   const fed = finished(source).catch(async (sourceError: unknown) => {
     // A failed upload destroys its source; its own error says more than "premature close".

@@ -4,13 +4,14 @@
  * its end for want of it), restore and verify the files, and set the cluster
  * up to recover from the archive on its own.
  */
+import { chooseBackup } from '../archive/select.ts';
 import type { Config } from '../config/config.ts';
 import { log } from '../log/logger.ts';
 import { type RecoveryTarget, type RecoveryTargetAction, shellQuote } from '../postgres/recovery-settings.ts';
 import type { Storage } from '../storage/storage.ts';
 import { interruptible } from '../util/process.ts';
 import { createSpoolDirectory, type SpoolDirectory } from '../wal/spool.ts';
-import { chooseBackup, fetchBackup } from './fetch.ts';
+import { fetchBackup } from './fetch.ts';
 import { type ArchivingChoice, requireOutsideDataDirectory, setUpRecovery } from './recovery-setup.ts';
 
 /** How the restored cluster recovers from the archive. */

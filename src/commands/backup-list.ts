@@ -1,5 +1,5 @@
 /** backup-list: the complete backups in storage, newest last. */
-import { listBackups } from '../backup/catalog.ts';
+import { ArchiveCatalog } from '../archive/catalog.ts';
 import { backupJson, backupRow, plainTable, prettyTable } from '../backup/list.ts';
 import { ExitCode } from '../errors.ts';
 import { openStorage } from '../storage/open.ts';
@@ -14,7 +14,7 @@ interface ListOptions {
 
 export async function run({ config }: CommandContext, _args: string[], options: ListOptions): Promise<number> {
   const storage = await openStorage(storageSpecFrom(config));
-  const backups = await listBackups(storage);
+  const backups = (await ArchiveCatalog.load(storage, { wal: false })).backups();
   if (options.json) {
     process.stdout.write(`${JSON.stringify(backups.map(backupJson), null, options.pretty ? 2 : undefined)}\n`);
     return ExitCode.ok;

@@ -1,5 +1,5 @@
 /** backup-mark <name>: make a backup permanent (kept by retention), or --impermanent to undo it. */
-import { markBackup } from '../backup/catalog.ts';
+import { markBackup } from '../archive/backups.ts';
 import { ExitCode } from '../errors.ts';
 import { openStorage } from '../storage/open.ts';
 import { storageSpecFrom } from '../storage/spec.ts';

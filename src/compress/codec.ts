@@ -1,6 +1,6 @@
 /**
- * Compression methods as stream stages. Each method owns a file extension
- * under WAL-G's layout (wal_005/<name>.<extension>).
+ * Compression methods as stream stages. Each method owns a file extension,
+ * which archive/layout.ts puts into object keys.
  */
 import type { Readable, Transform } from 'node:stream';
 import { constants, createBrotliCompress, createBrotliDecompress } from 'node:zlib';
@@ -58,8 +58,4 @@ export function codecForExtension(extension: string): Codec | undefined {
 /** Every codec, with `preferred` first: the order in which fetch looks for an object. */
 export function codecsPreferring(preferred: CompressionMethod): Codec[] {
   return [codecs[preferred], ...Object.values(codecs).filter((codec) => codec.method !== preferred)];
-}
-
-export function objectKey(base: string, codec: Codec): string {
-  return codec.extension ? `${base}.${codec.extension}` : base;
 }

@@ -9,6 +9,7 @@ import { resolve } from 'node:path';
 import type { Readable } from 'node:stream';
 import { ConfigError, WalshipError } from '../errors.ts';
 import { log } from '../log/logger.ts';
+import { isValidSegmentSize } from './lsn.ts';
 import { findNextTo, findOnPath, isExecutable, runCaptured } from './programs.ts';
 
 export interface PostgresClient {
@@ -40,6 +41,8 @@ export interface ServerFacts {
   dataDirectory: string | undefined;
   /** The databases' total size: an estimate of the backup's size, for progress. */
   estimatedSize: number | undefined;
+  /** wal_segment_size in bytes. */
+  walSegmentSize: number;
 }
 
 const PREFLIGHT_QUERY = `SELECT current_setting('server_version_num'),
@@ -47,7 +50,8 @@ const PREFLIGHT_QUERY = `SELECT current_setting('server_version_num'),
   current_setting('archive_mode'),
   (SELECT coalesce(string_agg(spcname, ','), '') FROM pg_tablespace WHERE spcname NOT IN ('pg_default', 'pg_global')),
   (SELECT coalesce(max(setting), '') FROM pg_settings WHERE name = 'data_directory'),
-  (SELECT coalesce(sum(pg_database_size(oid)), 0) FROM pg_database WHERE has_database_privilege(oid, 'CONNECT'))`;
+  (SELECT coalesce(sum(pg_database_size(oid)), 0) FROM pg_database WHERE has_database_privilege(oid, 'CONNECT')),
+  pg_size_bytes(current_setting('wal_segment_size'))`;
 
 /** Hints for the failures DBAs meet most, keyed by what libpq or the server says. */
 const CONNECTION_HINTS: [RegExp, string][] = [
@@ -77,8 +81,9 @@ export async function inspectServer(client: PostgresClient): Promise<ServerFacts
     const message = summarize(result.stderr) || `psql exited with status ${result.code}`;
     throw new WalshipError(`cannot query the PostgreSQL server: ${message}${hintFor(message)}`);
   }
-  const [version = '', systemIdentifier = '', archiveMode = '', tablespaces = '', dataDirectory = '', size = ''] = result.stdout.trim().split('\t');
+  const [version = '', systemIdentifier = '', archiveMode = '', tablespaces = '', dataDirectory = '', size = '', segmentSize = ''] = result.stdout.trim().split('\t');
   if (!/^-?\d+$/.test(systemIdentifier)) throw new WalshipError(`the server answered "${systemIdentifier}" for its system identifier (pg_control_system())`);
+  if (!isValidSegmentSize(Number(segmentSize))) throw new WalshipError(`the server answered "${segmentSize}" for its wal_segment_size`);
   return {
     versionNumber: Number(version),
     // A bigint in SQL: an identifier with the top bit set comes out negative.
@@ -87,6 +92,7 @@ export async function inspectServer(client: PostgresClient): Promise<ServerFacts
     extraTablespaces: tablespaces ? tablespaces.split(',') : [],
     dataDirectory: dataDirectory || undefined,
     estimatedSize: Number(size) > 0 ? Number(size) : undefined,
+    walSegmentSize: Number(segmentSize),
   };
 }
 

@@ -3,12 +3,12 @@
  * is reported as NotFoundError; every other problem is an error, so that
  * recovery never mistakes a broken archive for the end of the WAL.
  */
+import { WAL_PREFIX, walKey } from '../archive/layout.ts';
 import { type Codec, codecsPreferring, UNREADABLE_EXTENSIONS } from '../compress/codec.ts';
 import type { CompressionSettings } from '../config/settings.ts';
 import { NotFoundError, WalshipError } from '../errors.ts';
 import { downloadToFile } from '../pipeline/transfer.ts';
 import { requireWalFileName } from '../postgres/wal-name.ts';
-import { WAL_FOLDER, walObjectKey } from '../storage/layout.ts';
 import type { Storage, StoredObject } from '../storage/storage.ts';
 
 export interface WalFetchSettings {
@@ -25,25 +25,25 @@ export async function fetchWalFile(settings: WalFetchSettings, name: string, des
 async function openStoredWal(settings: WalFetchSettings, name: string): Promise<{ stored: StoredObject; codec: Codec }> {
   const { storage } = settings;
   const [preferred, ...others] = codecsPreferring(settings.compression.method);
-  const first = await getIfPresent(storage, walObjectKey(name, preferred!));
+  const first = await getIfPresent(storage, walKey(name, preferred!));
   if (first) return { stored: first, codec: preferred! };
 
   // Stored under another method, for example before WALG_COMPRESSION_METHOD changed.
-  const heads = await Promise.all(others.map((codec) => storage.head(walObjectKey(name, codec))));
+  const heads = await Promise.all(others.map((codec) => storage.head(walKey(name, codec))));
   const index = heads.findIndex((head) => head !== undefined);
   if (index >= 0) {
     const codec = others[index]!;
-    const stored = await getIfPresent(storage, walObjectKey(name, codec));
+    const stored = await getIfPresent(storage, walKey(name, codec));
     if (stored) return { stored, codec };
   }
 
   for (const extension of UNREADABLE_EXTENSIONS) {
-    const key = `${WAL_FOLDER}/${name}.${extension}`;
+    const key = walKey(name, { extension });
     if (await storage.head(key)) throw new WalshipError(`${key} is stored in a format walship cannot read (${extension})`);
   }
   if (!(await holdsAnyWal(storage))) {
     throw new WalshipError(
-      `${storage.location} holds no ${WAL_FOLDER}/ objects at all: check the storage prefix and that the storage is mounted`,
+      `${storage.location} holds no ${WAL_PREFIX} objects at all: check the storage prefix and that the storage is mounted`,
     );
   }
   throw new NotFoundError(`${name} is not in the archive`);
@@ -59,6 +59,6 @@ async function getIfPresent(storage: Storage, key: string): Promise<StoredObject
 }
 
 async function holdsAnyWal(storage: Storage): Promise<boolean> {
-  for await (const _ of storage.list(`${WAL_FOLDER}/`)) return true;
+  for await (const _ of storage.list(WAL_PREFIX)) return true;
   return false;
 }

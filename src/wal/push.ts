@@ -6,6 +6,7 @@
 import { open } from 'node:fs/promises';
 import { basename } from 'node:path';
 import type { ArchiveIdentity } from '../archive/identity.ts';
+import { walKey } from '../archive/layout.ts';
 import { type Codec, codecFor, codecsPreferring } from '../compress/codec.ts';
 import type { CompressionSettings } from '../config/settings.ts';
 import { AlreadyExistsError, OverwriteRefusedError, WalshipError } from '../errors.ts';
@@ -14,7 +15,6 @@ import { log } from '../log/logger.ts';
 import { expectedContent, uploadFile, verifiedContent } from '../pipeline/transfer.ts';
 import { readWalLongPageHeader } from '../postgres/wal-header.ts';
 import { requireWalFileName } from '../postgres/wal-name.ts';
-import { walObjectKey } from '../storage/layout.ts';
 import type { ObjectMetadata, Storage } from '../storage/storage.ts';
 
 export interface WalPushSettings {
@@ -41,7 +41,7 @@ export async function pushWalFile(settings: WalPushSettings, path: string): Prom
   const wal = requireWalFileName(name);
   // History and .backup files are text without a page header.
   if (wal.kind === 'segment' || wal.kind === 'partial') {
-    await settings.identity.requireCluster(readWalLongPageHeader(path).systemIdentifier, `${path} was written by`);
+    await settings.identity.requireCluster(readWalLongPageHeader(path), `${path} was written by`);
   }
   let digest: ContentDigest;
   try {
@@ -50,7 +50,7 @@ export async function pushWalFile(settings: WalPushSettings, path: string): Prom
     throw new WalshipError(`cannot read ${path}: ${(error as Error).message}`);
   }
   const codec = codecFor(compression.method);
-  const key = walObjectKey(name, codec);
+  const key = walKey(name, codec);
   const upload = (createOnly: boolean) =>
     uploadFile(storage, key, path, { codec, level: compression.level, digest, createOnly, compressInThreadPool: settings.compressInThreadPool });
 
@@ -91,7 +91,7 @@ export async function pushWalFile(settings: WalPushSettings, path: string): Prom
 /** Every stored copy of `name`, under any extension walship can read. */
 async function findStoredCopies(storage: Storage, name: string): Promise<StoredCopy[]> {
   const codecs = codecsPreferring('zstd');
-  const heads = await Promise.all(codecs.map((codec) => storage.head(walObjectKey(name, codec))));
+  const heads = await Promise.all(codecs.map((codec) => storage.head(walKey(name, codec))));
   return heads.flatMap((head, index) => (head ? [{ key: head.key, codec: codecs[index]!, metadata: head.metadata }] : []));
 }
 

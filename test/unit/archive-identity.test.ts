@@ -19,6 +19,7 @@ const root = mkdtempSync(join(tmpdir(), 'walship-identity-'));
 after(() => rmSync(root, { recursive: true, force: true }));
 
 const SOURCE = 'pg_wal/000000010000000000000001 was written by';
+const cluster = (systemIdentifier: string) => ({ systemIdentifier, segmentSize: 16 << 20 });
 
 async function emptyArchive(): Promise<{ directory: string; storage: FileStorage }> {
   const directory = mkdtempSync(join(root, 'archive-'));
@@ -87,10 +88,10 @@ class MemoryCache implements VerifiedIdentityCache {
 describe('the archive identity', () => {
   it('is recorded create-only by the first cluster, which then owns the archive', async () => {
     const { directory, storage } = await emptyArchive();
-    await new ArchiveIdentity(storage, 'WALG_FILE_PREFIX').requireCluster('111', SOURCE);
+    await new ArchiveIdentity(storage, 'WALG_FILE_PREFIX').requireCluster(cluster('111'), SOURCE);
     assert.equal(identityOf(directory), '111');
-    await new ArchiveIdentity(storage, 'WALG_FILE_PREFIX').requireCluster('111', SOURCE);
-    await assert.rejects(new ArchiveIdentity(storage, 'WALG_FILE_PREFIX').requireCluster('222', SOURCE), refusal(storage.location, '111', 'walship/archive.json', '222'));
+    await new ArchiveIdentity(storage, 'WALG_FILE_PREFIX').requireCluster(cluster('111'), SOURCE);
+    await assert.rejects(new ArchiveIdentity(storage, 'WALG_FILE_PREFIX').requireCluster(cluster('222'), SOURCE), refusal(storage.location, '111', 'walship/archive.json', '222'));
     assert.equal(identityOf(directory), '111');
   });
 
@@ -98,10 +99,10 @@ describe('the archive identity', () => {
     const { directory, storage } = await emptyArchive();
     writeSentinel(directory, 'base_000000010000000000000002', '7312345678901234567');
     await assert.rejects(
-      new ArchiveIdentity(storage, 'WALG_FILE_PREFIX').requireCluster('7312345678901234568', SOURCE),
+      new ArchiveIdentity(storage, 'WALG_FILE_PREFIX').requireCluster(cluster('7312345678901234568'), SOURCE),
       refusal(storage.location, '7312345678901234567', 'backup base_000000010000000000000002', '7312345678901234568'),
     );
-    await new ArchiveIdentity(storage, 'WALG_FILE_PREFIX').requireCluster('7312345678901234567', SOURCE);
+    await new ArchiveIdentity(storage, 'WALG_FILE_PREFIX').requireCluster(cluster('7312345678901234567'), SOURCE);
     assert.equal(identityOf(directory), '7312345678901234567');
   });
 
@@ -109,8 +110,8 @@ describe('the archive identity', () => {
     const { directory, storage } = await emptyArchive();
     writeSentinel(directory, 'base_000000010000000000000002', '100');
     writeSentinel(directory, 'base_000000010000000000000009', '200');
-    await assert.rejects(new ArchiveIdentity(storage, 'WALG_FILE_PREFIX').requireCluster('100', SOURCE), /system identifier 200 \(backup base_000000010000000000000009\)/);
-    await assert.rejects(new ArchiveIdentity(storage, 'WALG_FILE_PREFIX').requireCluster('200', SOURCE), /system identifier 100 \(backup base_000000010000000000000002\)/);
+    await assert.rejects(new ArchiveIdentity(storage, 'WALG_FILE_PREFIX').requireCluster(cluster('100'), SOURCE), /system identifier 200 \(backup base_000000010000000000000009\)/);
+    await assert.rejects(new ArchiveIdentity(storage, 'WALG_FILE_PREFIX').requireCluster(cluster('200'), SOURCE), /system identifier 100 \(backup base_000000010000000000000002\)/);
   });
 
   it('comes from the oldest stored segment of an archive without a record or backups', async () => {
@@ -121,8 +122,8 @@ describe('the archive identity', () => {
       const content = Buffer.concat([walLongPageHeader({ systemIdentifier: '333' }), Buffer.alloc(1 << 20)]);
       await storage.put(key, chain(Readable.from([content]), await codec.compress(1)));
       await storage.put('wal_005/00000001.history', Readable.from([Buffer.from('not a segment')]));
-      await assert.rejects(new ArchiveIdentity(storage, 'WALG_FILE_PREFIX').requireCluster('444', SOURCE), refusal(storage.location, '333', `its oldest segment, ${key}`, '444'));
-      await new ArchiveIdentity(storage, 'WALG_FILE_PREFIX').requireCluster('333', SOURCE);
+      await assert.rejects(new ArchiveIdentity(storage, 'WALG_FILE_PREFIX').requireCluster(cluster('444'), SOURCE), refusal(storage.location, '333', `its oldest segment, ${key}`, '444'));
+      await new ArchiveIdentity(storage, 'WALG_FILE_PREFIX').requireCluster(cluster('333'), SOURCE);
       assert.equal(identityOf(directory), '333');
     }
   });
@@ -138,43 +139,43 @@ describe('the archive identity', () => {
         return { ...stored, body };
       },
     };
-    await assert.rejects(new ArchiveIdentity(broken, 'WALG_FILE_PREFIX').requireCluster('555', SOURCE), /connection reset/);
+    await assert.rejects(new ArchiveIdentity(broken, 'WALG_FILE_PREFIX').requireCluster(cluster('555'), SOURCE), /connection reset/);
     assert.ok(!existsSync(join(directory, 'walship')), 'nothing recorded without an answer');
-    await new ArchiveIdentity(storage, 'WALG_FILE_PREFIX').requireCluster('555', SOURCE);
+    await new ArchiveIdentity(storage, 'WALG_FILE_PREFIX').requireCluster(cluster('555'), SOURCE);
     assert.equal(identityOf(directory), '555');
   });
 
   it('is the winner\'s when another push recorded it first', async () => {
     const { directory, storage } = await emptyArchive();
-    await new ArchiveIdentity(storage, 'WALG_FILE_PREFIX').requireCluster('555', SOURCE);
+    await new ArchiveIdentity(storage, 'WALG_FILE_PREFIX').requireCluster(cluster('555'), SOURCE);
     // It looked missing, so this push tries to record its own and loses.
     const racing = watched(storage, { missingOnce: 'walship/archive.json' });
-    await assert.rejects(new ArchiveIdentity(racing, 'WALG_FILE_PREFIX').requireCluster('666', SOURCE), refusal(storage.location, '555', 'walship/archive.json', '666'));
-    await new ArchiveIdentity(watched(storage, { missingOnce: 'walship/archive.json' }), 'WALG_FILE_PREFIX').requireCluster('555', SOURCE);
+    await assert.rejects(new ArchiveIdentity(racing, 'WALG_FILE_PREFIX').requireCluster(cluster('666'), SOURCE), refusal(storage.location, '555', 'walship/archive.json', '666'));
+    await new ArchiveIdentity(watched(storage, { missingOnce: 'walship/archive.json' }), 'WALG_FILE_PREFIX').requireCluster(cluster('555'), SOURCE);
     assert.equal(identityOf(directory), '555');
   });
 
   it('answers from the cache without a storage request once verified, and only storage may refuse', async () => {
     const { storage } = await emptyArchive();
     const cache = new MemoryCache();
-    await new ArchiveIdentity(storage, 'WALG_FILE_PREFIX', cache).requireCluster('777', SOURCE);
+    await new ArchiveIdentity(storage, 'WALG_FILE_PREFIX', cache).requireCluster(cluster('777'), SOURCE);
     assert.equal(cache.value, '777', 'verified and cached');
 
     const unreachable = watched(storage, { fail: true });
-    await new ArchiveIdentity(unreachable, 'WALG_FILE_PREFIX', cache).requireCluster('777', SOURCE);
+    await new ArchiveIdentity(unreachable, 'WALG_FILE_PREFIX', cache).requireCluster(cluster('777'), SOURCE);
     assert.equal(unreachable.requests, 0);
     // Another cluster is never refused on the cache's word: storage is asked.
-    await assert.rejects(new ArchiveIdentity(unreachable, 'WALG_FILE_PREFIX', cache).requireCluster('888', SOURCE), /storage unreachable/);
+    await assert.rejects(new ArchiveIdentity(unreachable, 'WALG_FILE_PREFIX', cache).requireCluster(cluster('888'), SOURCE), /storage unreachable/);
     assert.ok(unreachable.requests > 0);
 
     // A stale cache (say, from before the archive was emptied and given to this cluster) is corrected.
     const stale = new MemoryCache('999');
     const counted = watched(storage);
     const identity = new ArchiveIdentity(counted, 'WALG_FILE_PREFIX', stale);
-    await identity.requireCluster('777', SOURCE);
+    await identity.requireCluster(cluster('777'), SOURCE);
     assert.equal(stale.value, '777');
     const requests = counted.requests;
-    await identity.requireCluster('777', SOURCE);
+    await identity.requireCluster(cluster('777'), SOURCE);
     assert.equal(counted.requests, requests, 'the second file of a process asks nothing');
   });
 
@@ -183,7 +184,7 @@ describe('the archive identity', () => {
     mkdirSync(join(directory, 'walship'));
     writeFileSync(join(directory, 'walship', 'archive.json'), '{"SystemIdentifier": 12');
     await assert.rejects(
-      new ArchiveIdentity(storage, 'WALG_FILE_PREFIX').requireCluster('111', SOURCE),
+      new ArchiveIdentity(storage, 'WALG_FILE_PREFIX').requireCluster(cluster('111'), SOURCE),
       /walship\/archive\.json in file:.* is damaged \(no SystemIdentifier\): restore it with the system identifier of the cluster that archives here/,
     );
   });

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { backupRow, plainTable, prettyTable } from '../../src/backup/list.ts';
 import { carriedSettings, chooseArchiving, describeArchiving, requireOutsideDataDirectory } from '../../src/backup/recovery-setup.ts';
-import type { BackupSentinel } from '../../src/backup/catalog.ts';
+import type { BackupSentinel } from '../../src/archive/backups.ts';
 import { Config } from '../../src/config/config.ts';
 import type { RecoveryTarget } from '../../src/postgres/recovery-settings.ts';
 

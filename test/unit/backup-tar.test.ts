@@ -6,7 +6,8 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { PartSplitter, partFileName } from '../../src/backup/parts.ts';
+import { partName } from '../../src/archive/layout.ts';
+import { PartSplitter } from '../../src/backup/parts.ts';
 import { parseHeader, readTar, type TarEvent, TarFormatError, TarParser } from '../../src/backup/tar.ts';
 import { paxRecord, tarArchive, tarHeader } from '../support/tar.ts';
 
@@ -136,8 +137,8 @@ describe('part splitting', () => {
   });
 
   it('names parts in archive order', () => {
-    assert.equal(partFileName(1, 'zst'), 'part_001.tar.zst');
-    assert.equal(partFileName(12, ''), 'part_012.tar');
-    assert.equal(partFileName(1234, 'br'), 'part_1234.tar.br');
+    assert.equal(partName(1, { extension: 'zst' }), 'part_001.tar.zst');
+    assert.equal(partName(12, { extension: '' }), 'part_012.tar');
+    assert.equal(partName(1234, { extension: 'br' }), 'part_1234.tar.br');
   });
 });

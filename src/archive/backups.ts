@@ -1,17 +1,16 @@
 /**
- * The stored description of each base backup, under WAL-G's layout:
+ * The stored description of each base backup (keys in layout.ts):
  *   basebackups_005/<name>/tar_partitions/part_001.tar.zst ...
  *   basebackups_005/<name>/metadata.json
  *   basebackups_005/<name>_backup_stop_sentinel.json   (written last)
  * A backup without its sentinel is incomplete: it is never listed or restored.
- * The sentinel and metadata.json hold the same document.
+ * The sentinel and metadata.json hold the same document. Its format is read
+ * and written here only.
  */
 import { Readable } from 'node:stream';
 import { NotFoundError, WalshipError } from '../errors.ts';
-import { log } from '../log/logger.ts';
-import { BACKUP_FOLDER } from '../storage/layout.ts';
 import type { Storage } from '../storage/storage.ts';
-import { forEachConcurrently } from '../util/concurrency.ts';
+import { backupPrefix, isBackupName, metadataKey, sentinelKey } from './layout.ts';
 
 export interface BackupPart {
   /** The object name under tar_partitions/, e.g. part_001.tar.zst. */
@@ -35,6 +34,8 @@ export interface BackupSentinel {
   PgVersion: number;
   /** A 64-bit number, as a decimal string. */
   SystemIdentifier: string;
+  /** The server's wal_segment_size in bytes; absent in sentinels written before walship kept it. */
+  WalSegmentSize?: number;
   UncompressedSize: number;
   CompressedSize: number;
   Compression: string;
@@ -45,39 +46,28 @@ export interface BackupSentinel {
   WalshipVersion: string;
 }
 
-const SENTINEL_SUFFIX = '_backup_stop_sentinel.json';
-const BACKUP_NAME = /^base_[0-9A-F]{24}$/;
+const BACKUP_NAME_PREFIX = 'base_';
 /** Sentinels and metadata are small; anything larger is not ours. */
 const MAX_DOCUMENT_BYTES = 64 << 20;
 
 export function backupNameForSegment(startSegment: string): string {
-  return `base_${startSegment}`;
+  return `${BACKUP_NAME_PREFIX}${startSegment}`;
 }
 
-export function sentinelKey(name: string): string {
-  return `${BACKUP_FOLDER}/${name}${SENTINEL_SUFFIX}`;
-}
-
-export function metadataKey(name: string): string {
-  return `${BACKUP_FOLDER}/${name}/metadata.json`;
-}
-
-export function backupPrefix(name: string): string {
-  return `${BACKUP_FOLDER}/${name}/`;
-}
-
-export function partKey(name: string, partName: string): string {
-  return `${BACKUP_FOLDER}/${name}/tar_partitions/${partName}`;
+/** The WAL segment a backup started in, from its name. */
+export function startSegmentOfBackup(name: string): string {
+  return name.slice(BACKUP_NAME_PREFIX.length);
 }
 
 export function requireBackupName(name: string): string {
-  if (!BACKUP_NAME.test(name)) {
+  if (!isBackupName(name)) {
     throw new WalshipError(`"${name}" is not a backup name: expected base_ and a 24-hex-digit WAL segment, as backup-list shows`);
   }
   return name;
 }
 
-function validSentinel(document: unknown, key: string): BackupSentinel {
+/** A sentinel document as walship wrote it; anything else (another tool's, damaged) is refused. */
+export function validSentinel(document: unknown, key: string): BackupSentinel {
   const sentinel = document as BackupSentinel;
   const valid =
     typeof sentinel === 'object' && sentinel !== null &&
@@ -91,7 +81,7 @@ function validSentinel(document: unknown, key: string): BackupSentinel {
 export async function readSentinel(storage: Storage, name: string): Promise<BackupSentinel> {
   const key = sentinelKey(name);
   try {
-    return validSentinel(await readDocument(storage, key), key);
+    return validSentinel(await readSentinelDocument(storage, name), key);
   } catch (error) {
     if (error instanceof NotFoundError) {
       throw new NotFoundError(`backup ${name} is not in ${storage.location} (or is incomplete): backup-list shows the complete backups`);
@@ -101,10 +91,12 @@ export async function readSentinel(storage: Storage, name: string): Promise<Back
 }
 
 /**
- * A sentinel or metadata document. A SystemIdentifier stored as a JSON number
- * (WAL-G's, usually above 2^53) is kept exactly, as its decimal digits.
+ * A backup's sentinel document, whichever tool wrote it. A SystemIdentifier
+ * stored as a JSON number (WAL-G's, usually above 2^53) is kept exactly, as
+ * its decimal digits.
  */
-async function readDocument(storage: Storage, key: string): Promise<unknown> {
+export async function readSentinelDocument(storage: Storage, name: string): Promise<unknown> {
+  const key = sentinelKey(name);
   const stored = await storage.get(key);
   const chunks: Buffer[] = [];
   let size = 0;
@@ -122,6 +114,12 @@ async function readDocument(storage: Storage, key: string): Promise<unknown> {
   }
 }
 
+/** The system identifier a sentinel document names, as decimal digits; undefined when it names none. */
+export function systemIdentifierOf(document: unknown): string | undefined {
+  const { SystemIdentifier: systemIdentifier } = (document ?? {}) as { SystemIdentifier?: unknown };
+  return typeof systemIdentifier === 'string' && /^\d+$/.test(systemIdentifier) ? systemIdentifier : undefined;
+}
+
 /**
  * Writes metadata.json, then the sentinel: the sentinel is the commit point.
  * `createOnly` refuses to replace an existing sentinel (a new backup).
@@ -130,65 +128,6 @@ export async function writeBackupDocuments(storage: Storage, sentinel: BackupSen
   const document = Buffer.from(`${JSON.stringify(sentinel, null, 2)}\n`);
   await storage.put(metadataKey(sentinel.BackupName), Readable.from([document]));
   await storage.put(sentinelKey(sentinel.BackupName), Readable.from([document]), { createOnly: options.createOnly });
-}
-
-/** The names of every complete backup (those with a sentinel). */
-export async function listBackupNames(storage: Storage): Promise<string[]> {
-  const names: string[] = [];
-  for await (const object of storage.list(`${BACKUP_FOLDER}/base_`)) {
-    const relative = object.key.slice(BACKUP_FOLDER.length + 1);
-    if (!relative.includes('/') && relative.endsWith(SENTINEL_SUFFIX)) {
-      const name = relative.slice(0, -SENTINEL_SUFFIX.length);
-      if (BACKUP_NAME.test(name)) names.push(name);
-    }
-  }
-  return names;
-}
-
-const READ_CONCURRENCY = 8;
-
-/**
- * Every complete backup, oldest first (newest last, like WAL-G). Sentinels
- * walship cannot read (another tool's, or damaged) are skipped with a warning,
- * so they never hide the others.
- */
-export async function listBackups(storage: Storage): Promise<BackupSentinel[]> {
-  const sentinels: BackupSentinel[] = [];
-  await forEachConcurrently(await listBackupNames(storage), READ_CONCURRENCY, async (name) => {
-    try {
-      sentinels.push(await readSentinel(storage, name));
-    } catch (error) {
-      if (error instanceof NotFoundError) return; // deleted since it was listed
-      if (!(error instanceof WalshipError)) throw error;
-      log.warning(`skipping backup ${name}: ${error.message}`);
-    }
-  });
-  return sentinels.sort((a, b) => a.FinishTime.localeCompare(b.FinishTime) || a.BackupName.localeCompare(b.BackupName));
-}
-
-/** Which cluster a complete backup came from, as its sentinel says. */
-export interface BackupOrigin {
-  backup: string;
-  systemIdentifier: string;
-}
-
-/**
- * The system identifier of every complete backup, walship's or another
- * tool's (WAL-G writes it as a JSON number). Sentinels without one, or that
- * cannot be read, are left out.
- */
-export async function listBackupOrigins(storage: Storage): Promise<BackupOrigin[]> {
-  const origins: BackupOrigin[] = [];
-  await forEachConcurrently(await listBackupNames(storage), READ_CONCURRENCY, async (backup) => {
-    try {
-      const { SystemIdentifier: systemIdentifier } = ((await readDocument(storage, sentinelKey(backup))) ?? {}) as { SystemIdentifier?: unknown };
-      if (typeof systemIdentifier === 'string' && /^\d+$/.test(systemIdentifier)) origins.push({ backup, systemIdentifier });
-    } catch (error) {
-      if (!(error instanceof WalshipError)) throw error;
-      log.info(`backup ${backup} does not say which cluster it came from: ${error.message}`);
-    }
-  });
-  return origins.sort((a, b) => a.backup.localeCompare(b.backup));
 }
 
 /** The objects a backup left behind, sentinel excluded (to clean up a failed push). */

@@ -1,0 +1,72 @@
+/**
+ * Reading the little the archive model needs from stored WAL: the long page
+ * header at the start of a segment (whose cluster, what segment size) and
+ * the text of a timeline history file.
+ */
+import { Readable } from 'node:stream';
+import { codecForExtension } from '../compress/codec.ts';
+import { describeError } from '../errors.ts';
+import { chain } from '../pipeline/chain.ts';
+import { verifiedContent } from '../pipeline/transfer.ts';
+import { parseWalLongPageHeader, WAL_LONG_HEADER_SIZE, type WalLongPageHeader } from '../postgres/wal-header.ts';
+import type { Storage } from '../storage/storage.ts';
+
+/** History files list one line per ancestor: anything this large is not one. */
+const MAX_CONTENT_BYTES = 16 << 20;
+
+export type Reading<T> = T | { unreadable: string };
+
+/**
+ * The page header of a stored segment or .partial file. A storage failure is
+ * thrown; content that cannot tell (damaged, not WAL) is `unreadable`.
+ */
+export async function readStoredSegmentHeader(storage: Storage, key: string, extension: string): Promise<Reading<{ header: WalLongPageHeader }>> {
+  const content = await readContent(storage, key, extension, { verify: false, enough: WAL_LONG_HEADER_SIZE });
+  if ('unreadable' in content) return content;
+  try {
+    return { header: parseWalLongPageHeader(content.bytes, key) };
+  } catch (error) {
+    return { unreadable: describeError(error) };
+  }
+}
+
+/** The verified text of a stored history file; a storage failure is thrown, damaged content is `unreadable`. */
+export async function readStoredHistory(storage: Storage, key: string, extension: string): Promise<Reading<{ text: string }>> {
+  const content = await readContent(storage, key, extension, { verify: true, enough: Infinity });
+  return 'unreadable' in content ? content : { text: content.bytes.toString('utf8') };
+}
+
+/** The decompressed start of an object, up to `enough` bytes (the whole object, verified, with `verify`). */
+async function readContent(storage: Storage, key: string, extension: string, options: { verify: boolean; enough: number }): Promise<Reading<{ bytes: Buffer }>> {
+  const codec = codecForExtension(extension);
+  if (!codec) return { unreadable: `it is stored in a format walship cannot read (${extension})` };
+  const stored = await storage.get(key);
+  // Only a failure of the content itself makes it unreadable; storage's own failures are thrown.
+  let storageError: unknown;
+  const body = async function* () {
+    try {
+      yield* stored.body;
+    } catch (error) {
+      storageError = error;
+      throw error;
+    }
+  };
+  const source = Readable.from(body(), { objectMode: false });
+  const chunks: Buffer[] = [];
+  let size = 0;
+  try {
+    const content = options.verify ? await verifiedContent({ ...stored, body: source }, codec) : chain(source, await codec.decompress());
+    for await (const chunk of content) {
+      chunks.push(chunk as Buffer);
+      size += (chunk as Buffer).length;
+      if (size >= options.enough) break;
+      if (size > MAX_CONTENT_BYTES) return { unreadable: `it is larger than ${MAX_CONTENT_BYTES >> 20} MiB` };
+    }
+    return { bytes: Buffer.concat(chunks) };
+  } catch (error) {
+    if (storageError !== undefined) throw storageError;
+    return { unreadable: describeError(error) };
+  } finally {
+    stored.body.destroy();
+  }
+}
