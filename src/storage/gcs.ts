@@ -91,13 +91,13 @@ function stoppedBy<T>(signal: AbortSignal, request: () => Promise<T>): Promise<T
 }
 
 /** A download stream whose request stops when the stream is closed, however early. */
-function downloadStream(open: () => Readable): Readable {
+function stoppedWhenClosed(body: Readable): Readable {
   const closed = new AbortController();
-  const body = requestSignal.run(closed.signal, () => {
-    const stream = open();
-    stream.read(0); // the library starts the request on the first read: start it here, in this context
-    return stream;
-  });
+  // The library starts the request on the body's first read (its 'reading' event): start it in this body's context.
+  for (const start of body.listeners('reading') as (() => void)[]) {
+    body.off('reading', start);
+    body.on('reading', requestSignal.run(closed.signal, () => AsyncLocalStorage.bind(start)));
+  }
   body.once('close', () => closed.abort(new Error('the download was closed')));
   return body;
 }
@@ -182,8 +182,8 @@ export class GcsStorage implements Storage {
     const [metadata] = await this.requests.runRead('get', key, (signal) => stoppedBy(signal, () => this.file(key).getMetadata()));
     // Read exactly the generation described, even if the name is replaced meanwhile.
     const version = this.file(key, metadata.generation);
-    const resume = async (start: number) => downloadStream(() => version.createReadStream({ decompress: false, start }));
-    const body = this.requests.guardBody(key, downloadStream(() => version.createReadStream({ decompress: false })), resume);
+    const resume = async (start: number) => stoppedWhenClosed(version.createReadStream({ decompress: false, start }));
+    const body = this.requests.guardBody(key, stoppedWhenClosed(version.createReadStream({ decompress: false })), resume);
     return { info: this.infoOf(key, metadata), metadata: metadataOf(metadata), body };
   }
 
