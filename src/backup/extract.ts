@@ -91,6 +91,7 @@ export async function extractTar(source: AsyncIterable<Buffer>, destination: str
       }
     }
   } finally {
+    // Open only when extraction stopped midway: the partial restore is removed, and the error in flight is the one to report.
     await file?.handle.close().catch(() => undefined);
     await Promise.all(syncing);
   }
