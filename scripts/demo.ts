@@ -9,7 +9,8 @@ import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { libpq } from '../test/support/libpq.ts';
 import { walshipBinary, postgresBin } from '../test/support/paths.ts';
-import { makePostgresOwnedDirectory, PostgresCluster } from '../test/support/postgres.ts';
+import { PostgresCluster } from '../src/postgres/cluster.ts';
+import { LOCAL_CLUSTER, makePostgresOwnedDirectory } from '../test/support/postgres.ts';
 import { run } from '../test/support/processes.ts';
 import { ensureDebianPackages } from './lib/system-packages.ts';
 
@@ -45,7 +46,7 @@ async function counts(cluster: PostgresCluster) {
 
 try {
   say(`1. starting a throwaway PostgreSQL 15 with archive_command = '${walshipBinary} wal-push %p' (archive: ${archive})`);
-  primary = await PostgresCluster.init({ env, settings: { archive_mode: 'on', archive_command: `${walshipBinary} wal-push %p` } });
+  primary = await PostgresCluster.init({ ...LOCAL_CLUSTER, env, settings: { archive_mode: 'on', archive_command: `${walshipBinary} wal-push %p` } });
   await primary.start();
 
   say('2. loading data with pgbench (scale 10)');
@@ -73,7 +74,7 @@ try {
   const dataDir = join(restoreRoot, 'data');
   await walship(['backup-fetch', dataDir, 'LATEST', '--recovery-target-time', pointInTime, '--recovery-target-action', 'promote']);
   // Started without any walship setting in its environment: restore_command finds them in the data directory.
-  restored = await PostgresCluster.adopt(dataDir, restoreRoot, { settings: { archive_mode: 'off' } });
+  restored = await PostgresCluster.adopt(dataDir, restoreRoot, { ...LOCAL_CLUSTER, settings: { archive_mode: 'off' } });
   const started = Date.now();
   await restored.start();
   await restored.waitPromoted();

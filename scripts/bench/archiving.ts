@@ -14,7 +14,8 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { PostgresCluster } from '../../test/support/postgres.ts';
+import { PostgresCluster } from '../../src/postgres/cluster.ts';
+import { LOCAL_CLUSTER } from '../../test/support/postgres.ts';
 import {
   type BenchContext,
   type BenchReport,
@@ -305,6 +306,7 @@ export async function benchReplay(context: BenchContext, fixture: WalFixture, re
       const command = restorer.command(dataDir, postgresDirectory(join(home, 'tool')));
       restorer.prepare?.(dataDir);
       const restored = await PostgresCluster.adopt(dataDir, home, {
+        ...LOCAL_CLUSTER,
         settings: {
           restore_command: withRssLog(command, rssLog),
           archive_mode: 'off',

@@ -12,7 +12,8 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { libpq } from '../../test/support/libpq.ts';
 import { postgresBin, projectRoot } from '../../test/support/paths.ts';
-import { makePostgresOwnedDirectory, PostgresCluster } from '../../test/support/postgres.ts';
+import { PostgresCluster } from '../../src/postgres/cluster.ts';
+import { LOCAL_CLUSTER, makePostgresOwnedDirectory } from '../../test/support/postgres.ts';
 import { giveToPostgres } from '../../test/support/processes.ts';
 import { ensureDebianPackages } from '../lib/system-packages.ts';
 import { markdownTable, median, ratio, serverEnvironment, timeShell } from './common.ts';
@@ -47,6 +48,7 @@ async function measure(command: string, env: Record<string, string>): Promise<Ru
 
 const archive = makePostgresOwnedDirectory('walship-bench-archive-');
 const cluster = await PostgresCluster.init({
+  ...LOCAL_CLUSTER,
   env: { WALG_FILE_PREFIX: archive },
   settings: { archive_mode: 'on', archive_command: `${walship} wal-push %p`, checkpoint_timeout: '30min' },
 });

@@ -79,7 +79,7 @@ backupSegments.forEach((segment, index) => documents.set(sentinelKey(backupName(
 let listed = 0;
 const storage: Storage = {
   location: 'memory://bench',
-  isLocal: false,
+  capabilities: { localFileSystem: false, conditionalCreate: 'enforced', listingIncludesMetadata: false },
   put: () => Promise.reject(new Error('read-only')),
   head: () => Promise.resolve(undefined),
   delete: () => Promise.resolve(),

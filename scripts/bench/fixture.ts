@@ -11,7 +11,9 @@
 import { execFileSync } from 'node:child_process';
 import { readdirSync, renameSync } from 'node:fs';
 import { join } from 'node:path';
-import { PostgresCluster } from '../../test/support/postgres.ts';
+import { isMissing } from '../../src/fs/missing.ts';
+import { PostgresCluster } from '../../src/postgres/cluster.ts';
+import { LOCAL_CLUSTER } from '../../test/support/postgres.ts';
 import { postgresDirectory, writePostgresFile, type BenchContext } from './common.ts';
 
 export interface WalFixture {
@@ -52,7 +54,7 @@ export function markReady(cluster: PostgresCluster, segments: string[]): void {
     try {
       renameSync(join(directory, `${segment}.done`), join(directory, `${segment}.ready`));
     } catch (error) {
-      if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
+      if (!isMissing(error)) throw error;
     }
   }
 }
@@ -95,6 +97,7 @@ export function heavyWorkload(cluster: PostgresCluster, clients = 4): string[] {
 export async function createWalFixture(context: BenchContext, target: number): Promise<WalFixture> {
   const started = Date.now();
   const cluster = await PostgresCluster.init({
+    ...LOCAL_CLUSTER,
     settings: {
       archive_mode: 'on',
       archive_command: 'false',

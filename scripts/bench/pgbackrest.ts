@@ -4,7 +4,7 @@
  * stanza per repository. Async mode gets a spool path and both cores.
  */
 import { join } from 'node:path';
-import type { PostgresCluster } from '../../test/support/postgres.ts';
+import type { PostgresCluster } from '../../src/postgres/cluster.ts';
 import { check } from '../../test/support/processes.ts';
 import { postgresDirectory, writePostgresFile } from './common.ts';
 

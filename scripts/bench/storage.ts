@@ -21,7 +21,8 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { type Emulator, startS3rver } from '../../test/support/emulators.ts';
 import { walshipBinary } from '../../test/support/paths.ts';
-import { makePostgresOwnedDirectory, PostgresCluster } from '../../test/support/postgres.ts';
+import { PostgresCluster } from '../../src/postgres/cluster.ts';
+import { LOCAL_CLUSTER, makePostgresOwnedDirectory } from '../../test/support/postgres.ts';
 
 const { values: options } = parseArgs({ options: { rounds: { type: 'string', default: '3' }, scale: { type: 'string', default: '6' } } });
 const rounds = Number(options.rounds);
@@ -50,7 +51,7 @@ function quantile(values: number[], q: number): number {
 
 /** Real 16 MiB segments: the WAL of a pgbench bulk load, archived with cp. */
 async function archiveRealSegments(into: string): Promise<string[]> {
-  const cluster = await PostgresCluster.init({ settings: { archive_mode: 'on', archive_command: `cp %p ${into}/%f` } });
+  const cluster = await PostgresCluster.init({ ...LOCAL_CLUSTER, settings: { archive_mode: 'on', archive_command: `cp %p ${into}/%f` } });
   try {
     await cluster.start();
     await cluster.pgbench(['-i', '-s', options.scale!, '-q']);

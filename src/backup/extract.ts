@@ -88,6 +88,7 @@ export async function extractTar(source: AsyncIterable<Buffer>, destination: str
       }
     }
   } catch (error) {
+    // Open only when extraction stopped midway: the partial restore is removed, and the error in flight is the one to report.
     await file?.handle.close().catch(() => undefined);
     await syncs.settled();
     throw error;

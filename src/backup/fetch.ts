@@ -13,6 +13,7 @@ import type { BackupPart, BackupSentinel } from '../archive/backups.ts';
 import { partExtension, partKey } from '../archive/layout.ts';
 import { describeError, IntegrityError, NotFoundError, WalshipError } from '../errors.ts';
 import { fsyncDirectory } from '../fs/durable.ts';
+import { isMissing } from '../fs/missing.ts';
 import { log } from '../log/logger.ts';
 import { checkFilesAgainstManifest } from '../postgres/backup-manifest.ts';
 import { findPostgresProgram, runCaptured } from '../postgres/programs.ts';
@@ -40,13 +41,7 @@ export interface BackupFetchSettings {
   signal?: AbortSignal;
 }
 
-export interface FetchResult {
-  elapsedMs: number;
-  /** How the result was checked against backup_manifest. */
-  verification: string;
-}
-
-export async function fetchBackup(settings: BackupFetchSettings, sentinel: BackupSentinel): Promise<FetchResult> {
+export async function fetchBackup(settings: BackupFetchSettings, sentinel: BackupSentinel): Promise<void> {
   const { destination } = settings;
   const created = await prepareDestination(destination, settings.force);
   const progress = new Progress({ label: `backup-fetch ${sentinel.BackupName}`, total: sentinel.UncompressedSize });
@@ -61,9 +56,7 @@ export async function fetchBackup(settings: BackupFetchSettings, sentinel: Backu
     const verification = await verifyAgainstManifest(destination, sentinel);
     if (settings.signal?.aborted) throw new WalshipError(INTERRUPTED);
     await chmod(destination, 0o700);
-    const elapsedMs = progress.elapsedMs;
-    progress.finish(`backup-fetch: ${sentinel.BackupName} into ${destination}: ${transferSummary(sentinel.UncompressedSize, sentinel.CompressedSize, elapsedMs)}; ${verification}`);
-    return { elapsedMs, verification };
+    progress.finish(`backup-fetch: ${sentinel.BackupName} into ${destination}: ${transferSummary(sentinel.UncompressedSize, sentinel.CompressedSize, progress.elapsedMs)}; ${verification}`);
   } catch (error) {
     progress.finish();
     await removePartialRestore(destination, created);
@@ -73,8 +66,8 @@ export async function fetchBackup(settings: BackupFetchSettings, sentinel: Backu
 
 /** Creates the destination (mode 0700), or checks that it is empty (or empties it when forced). */
 async function prepareDestination(destination: string, force: boolean): Promise<boolean> {
-  const stats = await stat(destination).catch((error: NodeJS.ErrnoException) => {
-    if (error.code === 'ENOENT') return undefined;
+  const stats = await stat(destination).catch((error: unknown) => {
+    if (isMissing(error)) return undefined;
     throw new WalshipError(`cannot use ${destination}: ${describeError(error)}`);
   });
   if (!stats) {
@@ -198,8 +191,9 @@ async function verifyAgainstManifest(destination: string, sentinel: BackupSentin
     }
     return 'verified with pg_verifybackup';
   }
-  const manifest = await readFile(join(destination, 'backup_manifest'), 'utf8').catch(() => {
-    throw new IntegrityError(`backup ${sentinel.BackupName} has no backup_manifest: it is damaged`);
+  const manifest = await readFile(join(destination, 'backup_manifest'), 'utf8').catch((error: unknown) => {
+    if (isMissing(error)) throw new IntegrityError(`backup ${sentinel.BackupName} has no backup_manifest: it is damaged`);
+    throw new WalshipError(`cannot read the restored backup_manifest: ${describeError(error)}`);
   });
   const problems = await checkFilesAgainstManifest(destination, manifest);
   if (problems.length > 0) throw new IntegrityError(`the restored files do not match backup_manifest: ${problems.join('; ')}`);

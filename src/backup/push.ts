@@ -123,12 +123,8 @@ class BackupFacts {
   }
 }
 
-export interface PushResult {
-  sentinel: BackupSentinel;
-  elapsedMs: number;
-}
-
-export async function pushBackup(settings: BackupPushSettings): Promise<PushResult> {
+/** Takes the backup; resolves to its sentinel once the backup is durable in storage. */
+export async function pushBackup(settings: BackupPushSettings): Promise<BackupSentinel> {
   const { storage, client, signal } = settings;
   const server = await inspectServer(client);
   checkServerForBackup(server, settings.dataDirectory);
@@ -189,9 +185,8 @@ export async function pushBackup(settings: BackupPushSettings): Promise<PushResu
       WalshipVersion: VERSION,
     };
     await writeBackupDocuments(storage, sentinel, { createOnly: true });
-    const elapsedMs = progress.elapsedMs;
-    progress.finish(`backup-push: ${name}: ${transferSummary(sentinel.UncompressedSize, sentinel.CompressedSize, elapsedMs)}`);
-    return { sentinel, elapsedMs };
+    progress.finish(`backup-push: ${name}: ${transferSummary(sentinel.UncompressedSize, sentinel.CompressedSize, progress.elapsedMs)}`);
+    return sentinel;
   } catch (error) {
     progress.finish();
     stop();

@@ -12,7 +12,6 @@
  * would take the names the source needs when it fails over itself.
  */
 import { isAbsolute, join, relative, sep } from 'node:path';
-import { isSea } from 'node:sea';
 import { Readable } from 'node:stream';
 import type { Config } from '../config/config.ts';
 import { ConfigError } from '../errors.ts';
@@ -24,16 +23,12 @@ import {
   shellQuote,
   writeRecoverySetup,
 } from '../postgres/recovery-settings.ts';
+import { walshipCommand } from '../util/self.ts';
 
 export const RECOVERY_CONFIG_FILE = 'walship-recovery.json';
 
 /** Settings restore_command needs: storage, credentials, compression, logging. */
 const CARRIED_SETTINGS = /^(WALG_|WALE_|WALSHIP_|AWS_|AZURE_|GOOGLE_|GCS_)/;
-
-/** How to run this walship: the single executable itself, or node and the entry script from source. */
-export function walshipCommand(): string[] {
-  return isSea() ? [process.execPath] : [process.execPath, process.argv[1]!];
-}
 
 /** The settings to write into the restored cluster's config file. */
 export function carriedSettings(config: Config): Record<string, string> {

@@ -3,6 +3,7 @@ import { ArchiveCatalog } from '../archive/catalog.ts';
 import { backupJson, backupRow, plainTable, prettyTable } from '../backup/list.ts';
 import { ExitCode } from '../errors.ts';
 import { openStorage } from '../storage/open.ts';
+import { storageSpecFrom } from '../storage/spec.ts';
 import type { CommandContext } from './command.ts';
 
 interface ListOptions {
@@ -12,7 +13,7 @@ interface ListOptions {
 }
 
 export async function run({ config }: CommandContext, _args: string[], options: ListOptions): Promise<number> {
-  const storage = await openStorage(config);
+  const storage = await openStorage(storageSpecFrom(config));
   const backups = (await ArchiveCatalog.load(storage, { wal: false })).backups();
   if (options.json) {
     process.stdout.write(`${JSON.stringify(backups.map(backupJson), null, options.pretty ? 2 : undefined)}\n`);

@@ -8,6 +8,4 @@ export interface CommandContext {
 export interface CommandModule {
   /** Runs the command with its positional arguments and options; resolves to the exit code. */
   run(context: CommandContext, args: string[], options: Record<string, unknown>): Promise<number>;
-  /** The exit code for any failure the command did not handle itself (default 1). */
-  failureExitCode?(): number;
 }

@@ -68,10 +68,6 @@ export class Config {
     return new ConfigError(`${this.origin(name)}=${this.shown(name)} is invalid: expected ${expected}`);
   }
 
-  string(name: string): string | undefined {
-    return this.get(name);
-  }
-
   enumOf<T extends string>(name: string, allowed: readonly T[], fallback: T): T {
     const value = this.get(name);
     if (value === undefined) return fallback;

@@ -4,13 +4,17 @@
  * place, and the directory is fsynced. A reader never sees a partial file
  * under the final name. A stopped writer removes its temp files; one killed
  * outright leaves a hidden temp file that sweepAbandonedTempFiles removes.
+ * Small state files that may be lost in a crash are replaced quickly instead:
+ * atomically, without the fsyncs.
  */
 import { unlinkSync } from 'node:fs';
-import { type FileHandle, link, lstat, mkdir, open, readdir, rename, unlink } from 'node:fs/promises';
+import { type FileHandle, link, lstat, mkdir, open, readdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import type { Readable } from 'node:stream';
-import { AlreadyExistsError } from '../errors.ts';
+import { AlreadyExistsError, describeError } from '../errors.ts';
+import { log } from '../log/logger.ts';
 import { isRunning } from '../util/process.ts';
+import { ignoreMissing, isMissing, removeLeftover } from './missing.ts';
 
 const TEMP_MARKER = '.walship-tmp-';
 
@@ -39,7 +43,7 @@ function removeTempFilesOnSignals(): void {
         try {
           unlinkSync(temp);
         } catch {
-          // already gone
+          // Gone already, or not removable: the process dies either way, and a later sweep finds the file.
         }
       }
       if (process.listenerCount(signal) === 0) process.kill(process.pid, signal);
@@ -53,12 +57,13 @@ function removeTempFilesOnSignals(): void {
  */
 export async function sweepAbandonedTempFiles(directory: string, minimumAgeMs: number): Promise<void> {
   const pattern = new RegExp(`${TEMP_MARKER.replaceAll('.', '\\.')}(\\d+)-[0-9a-f]+$`);
-  for (const name of await readdir(directory).catch(() => [])) {
+  for (const name of (await readdir(directory).catch(ignoreMissing)) ?? []) {
     const pid = Number(pattern.exec(name)?.[1]);
     if (!pid || isRunning(pid)) continue;
     const path = join(directory, name);
-    const stats = await lstat(path).catch(() => undefined);
-    if (stats?.isFile() && Date.now() - stats.mtimeMs > minimumAgeMs) await unlink(path).catch(() => undefined);
+    // Another sweeper may have removed it meanwhile.
+    const stats = await lstat(path).catch(ignoreMissing);
+    if (stats?.isFile() && Date.now() - stats.mtimeMs > minimumAgeMs) await removeLeftover(path);
   }
 }
 
@@ -149,7 +154,7 @@ export class StagedFile {
 
   /** Removes the temp file; safe to call after commit or more than once. */
   async discard(): Promise<void> {
-    await unlink(this.temp).catch(() => undefined);
+    await removeLeftover(this.temp);
     tempFilesInFlight.delete(this.temp);
   }
 }
@@ -178,4 +183,34 @@ export async function fillFileAtomically(path: string, writeContent: (handle: Fi
     throw error;
   }
   await fsyncDirectory(dirname(path));
+}
+
+/**
+ * Replaces a small state file atomically but not durably (a temp file renamed
+ * into place, no fsync): for the spool's records and notes, where a crash may
+ * lose the newest version but a reader never sees a partial one.
+ */
+export async function replaceFileQuickly(path: string, content: string, mode = 0o600): Promise<void> {
+  const temp = tempPathFor(path);
+  try {
+    await writeFile(temp, content, { mode, flag: 'wx' });
+    await rename(temp, path);
+  } catch (error) {
+    await removeLeftover(temp);
+    throw error;
+  }
+}
+
+/**
+ * Reads a state file that replaceFileQuickly writes: undefined when there is
+ * none. State only ever saves work, so one that cannot be read is reported
+ * and treated as absent.
+ */
+export async function readStateFile(path: string): Promise<string | undefined> {
+  try {
+    return await readFile(path, 'utf8');
+  } catch (error) {
+    if (!isMissing(error)) log.warning(`could not read ${path}, carrying on without it: ${describeError(error)}`);
+    return undefined;
+  }
 }

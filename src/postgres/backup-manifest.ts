@@ -5,7 +5,8 @@
  */
 import { lstat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { WalshipError } from '../errors.ts';
+import { describeError, WalshipError } from '../errors.ts';
+import { isMissing } from '../fs/missing.ts';
 import { parseLsn } from './lsn.ts';
 
 export interface WalRange {
@@ -57,9 +58,14 @@ export async function checkFilesAgainstManifest(directory: string, manifestText:
   const problems: string[] = [];
   for (const file of files) {
     const path = file.Path ?? Buffer.from(file['Encoded-Path'] ?? '', 'hex').toString('utf8');
-    const stats = await lstat(join(directory, path)).catch(() => undefined);
-    if (!stats?.isFile()) problems.push(`${path} is missing`);
-    else if (stats.size !== file.Size) problems.push(`${path} has ${stats.size} bytes, the manifest says ${file.Size}`);
+    const problem = await lstat(join(directory, path)).then(
+      (stats) => {
+        if (!stats.isFile()) return `${path} is missing`;
+        return stats.size === file.Size ? undefined : `${path} has ${stats.size} bytes, the manifest says ${file.Size}`;
+      },
+      (error: unknown) => (isMissing(error) ? `${path} is missing` : `${path} cannot be checked: ${describeError(error)}`),
+    );
+    if (problem) problems.push(problem);
     if (problems.length >= limit) break;
   }
   return problems;

@@ -135,7 +135,7 @@ function sameDirectory(a: string, b: string): boolean {
     try {
       return realpathSync(path);
     } catch {
-      return resolve(path);
+      return resolve(path); // not here (a remote server's directory, a typo): compare the paths as given
     }
   };
   return resolve(a) === resolve(b) || real(a) === real(b);

@@ -1,13 +1,15 @@
 /**
- * Finding PostgreSQL's client programs and giving them the connection
- * settings. Debian installs version-specific programs under
+ * Finding PostgreSQL's programs, giving them the connection settings, and
+ * running them. Debian installs version-specific programs under
  * /usr/lib/postgresql/<major>/bin, RHEL under /usr/pgsql-<major>/bin, and
  * only some of them on PATH.
  */
 import { spawn } from 'node:child_process';
 import { accessSync, constants } from 'node:fs';
 import { delimiter, dirname, isAbsolute, join } from 'node:path';
+import { constants as osConstants } from 'node:os';
 import type { Config } from '../config/config.ts';
+import { WalshipError } from '../errors.ts';
 
 /** The standard libpq environment variables, also accepted from the config file. */
 export const LIBPQ_SETTINGS = [
@@ -33,7 +35,7 @@ export function isExecutable(path: string): boolean {
     accessSync(path, constants.X_OK);
     return true;
   } catch {
-    return false;
+    return false; // absent, or not executable by this user: either way not a program to run
   }
 }
 
@@ -53,15 +55,65 @@ export function findNextTo(sibling: string, program: string): string | undefined
   return isExecutable(besides) ? besides : findOnPath(program);
 }
 
-/** Runs a program to completion, capturing its output; never throws. */
-export async function runCaptured(command: string, args: string[], env: NodeJS.ProcessEnv): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(command, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
+export interface RunOptions {
+  cwd?: string;
+  /** Written to the program's standard input (else it reads nothing). */
+  input?: string;
+  /** Kills the program, and any it started, after this long; the run then fails. */
+  timeoutMs?: number;
+  /** Run as this OS user (with runuser) when walship runs as root, as PostgreSQL's programs refuse root; otherwise as the current user. */
+  osUser?: string;
+}
+
+export interface RunResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/**
+ * Runs a program to completion, capturing its output. Only a timeout
+ * rejects: a program that cannot start resolves with code 127, one killed by
+ * a signal with 128 plus its number.
+ */
+export async function runCaptured(command: string, args: string[], env: NodeJS.ProcessEnv, options: RunOptions = {}): Promise<RunResult> {
+  const [file, fileArgs] = options.osUser && process.getuid?.() === 0 ? ['runuser', ['-u', options.osUser, '--', command, ...args]] : [command, args];
+  const { timeoutMs } = options;
+  return new Promise((resolve, reject) => {
+    const child = spawn(file, fileArgs, {
+      env,
+      cwd: options.cwd,
+      stdio: [options.input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'],
+      // Its own process group, so a timeout kills whatever it started too.
+      detached: timeoutMs !== undefined,
+    });
     let stdout = '';
     let stderr = '';
-    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk));
-    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk));
-    child.on('error', (error) => resolve({ code: 127, stdout, stderr: `cannot run ${command}: ${error.message}` }));
-    child.on('close', (code) => resolve({ code: code ?? 1, stdout, stderr }));
+    const timer =
+      timeoutMs === undefined
+        ? undefined
+        : setTimeout(() => {
+            try {
+              process.kill(-child.pid!, 'SIGKILL');
+            } catch {
+              // It exited meanwhile: its close settles the run.
+            }
+            reject(new WalshipError(`${command} ${args.join(' ')} did not finish within ${timeoutMs / 1000} s and was killed; stderr: ${stderr.slice(-2000)}`));
+          }, timeoutMs);
+    child.stdout!.on('data', (chunk: Buffer) => (stdout += chunk));
+    child.stderr!.on('data', (chunk: Buffer) => (stderr += chunk));
+    child.on('error', (error) => {
+      clearTimeout(timer);
+      resolve({ code: 127, stdout, stderr: `cannot run ${command}: ${error.message}` });
+    });
+    child.on('close', (code, signal) => {
+      clearTimeout(timer);
+      resolve({ code: code ?? 128 + (signal ? osConstants.signals[signal] : 0), stdout, stderr });
+    });
+    if (child.stdin) {
+      // A program that exits without reading its input closes the pipe: not a failure of the run.
+      child.stdin.on('error', () => undefined);
+      child.stdin.end(options.input);
+    }
   });
 }

@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { ConfigError } from '../errors.ts';
 import { writeFileAtomically } from '../fs/durable.ts';
+import { ignoreMissing } from '../fs/missing.ts';
 import { formatLsn, parseLsn } from './lsn.ts';
 
 export type RecoveryTarget =
@@ -147,10 +148,7 @@ export function renderRecoverySettings(settings: RecoverySettings): string {
 /** Appends the recovery settings to postgresql.auto.conf and creates the signal file, durably. */
 export async function writeRecoverySetup(dataDirectory: string, settings: RecoverySettings, mode: 'recovery' | 'standby'): Promise<void> {
   const autoConf = join(dataDirectory, 'postgresql.auto.conf');
-  const existing = await readFile(autoConf, 'utf8').catch((error: NodeJS.ErrnoException) => {
-    if (error.code === 'ENOENT') return '';
-    throw error;
-  });
+  const existing = (await readFile(autoConf, 'utf8').catch(ignoreMissing)) ?? '';
   const separator = existing === '' || existing.endsWith('\n') ? '' : '\n';
   await writeFileAtomically(autoConf, Readable.from([existing + separator + renderRecoverySettings(settings)]), { mode: 0o600 });
   await writeFileAtomically(join(dataDirectory, `${mode}.signal`), Readable.from([]), { mode: 0o600 });

@@ -3,7 +3,6 @@
  * ETA when stderr is a terminal, a plain line every so often otherwise (cron
  * mail, log files), and a one-line summary at the end either way.
  */
-import { Transform, type TransformCallback } from 'node:stream';
 
 const UNITS = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
 
@@ -63,26 +62,12 @@ export class Progress {
     this.timer = setInterval(() => this.report(), period).unref();
   }
 
-  get transferred(): number {
-    return this.bytes;
-  }
-
   get elapsedMs(): number {
     return this.options.now() - this.startedAt;
   }
 
   advance(bytes: number): void {
     this.bytes += bytes;
-  }
-
-  /** A pass-through stage that counts the bytes flowing through it. */
-  meter(): Transform {
-    return new Transform({
-      transform: (chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback) => {
-        this.advance(chunk.length);
-        callback(null, chunk);
-      },
-    });
   }
 
   /** What the bar or a plain line says right now. */

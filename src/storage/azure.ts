@@ -22,7 +22,7 @@ import { readBucketUrl } from './bucket-url.ts';
 import { uploadInParts } from './parts.ts';
 import { type Access, RequestRunner, type ServiceErrors } from './requests.ts';
 import { isTransientNetworkError, isTransientStatus, readRetrySettings, RetryPolicy } from './retry.ts';
-import { assertSafeKey, type ObjectInfo, type ObjectMetadata, type PutOptions, type Storage, type StoredObject } from './storage.ts';
+import { assertSafeKey, type ObjectInfo, type ObjectMetadata, type PutOptions, type Storage, type StorageCapabilities, type StoredObject } from './storage.ts';
 
 /** A blob holds at most 50,000 blocks: 8 MiB blocks cover blobs up to 390 GiB. */
 const BLOCK_SIZE = 8 << 20;
@@ -153,7 +153,7 @@ function bodyOf(response: { readableStreamBody?: NodeJS.ReadableStream }): Reada
 
 export class AzureStorage implements Storage {
   readonly location: string;
-  readonly isLocal = false;
+  readonly capabilities: StorageCapabilities = { localFileSystem: false, conditionalCreate: 'enforced', listingIncludesMetadata: false };
   private readonly container: ContainerClient;
   private readonly prefix: string;
   private readonly requests: RequestRunner;

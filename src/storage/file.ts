@@ -9,21 +9,17 @@ import { dirname, join } from 'node:path';
 import { Readable } from 'node:stream';
 import { ConfigError, NotFoundError } from '../errors.ts';
 import { ensureDirectoryDurable, fsyncDirectory, StagedFile, sweepAbandonedTempFiles } from '../fs/durable.ts';
-import { assertSafeKey, type ObjectInfo, type ObjectMetadata, type PutOptions, type Storage, type StoredObject } from './storage.ts';
+import { isMissing } from '../fs/missing.ts';
+import { assertSafeKey, type ObjectInfo, type ObjectMetadata, type PutOptions, type Storage, type StorageCapabilities, type StoredObject } from './storage.ts';
 
 const METADATA_TREE = '.walship/metadata';
 /** Temp files live apart from the objects, where abandoned ones are cheap to find. */
 const TEMP_DIRECTORY = '.walship/tmp';
 const ABANDONED_TEMP_AGE_MS = 10 * 60_000;
 
-function isMissing(error: unknown): boolean {
-  const code = (error as NodeJS.ErrnoException).code;
-  return code === 'ENOENT' || code === 'ENOTDIR';
-}
-
 export class FileStorage implements Storage {
   readonly location: string;
-  readonly isLocal = true;
+  readonly capabilities: StorageCapabilities = { localFileSystem: true, conditionalCreate: 'enforced', listingIncludesMetadata: false };
   private readonly root: string;
   private tempDirectory: Promise<string> | undefined;
 

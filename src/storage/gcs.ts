@@ -6,7 +6,10 @@
  * GOOGLE_APPLICATION_CREDENTIALS is set. The library's own retries are off:
  * RetryPolicy does them, the same way for every backend.
  */
+import { AsyncLocalStorage } from 'node:async_hooks';
+import { subscribe } from 'node:diagnostics_channel';
 import { accessSync, constants } from 'node:fs';
+import type { ClientRequest } from 'node:http';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { ApiError, type Bucket, type File, type FileMetadata, Storage as GcsClient } from '@google-cloud/storage';
@@ -16,7 +19,7 @@ import { readBucketUrl } from './bucket-url.ts';
 import { readParts } from './parts.ts';
 import { type Access, RequestRunner, type ServiceErrors } from './requests.ts';
 import { isTransientNetworkError, isTransientStatus, readRetrySettings, RetryPolicy } from './retry.ts';
-import { assertSafeKey, type ObjectInfo, type ObjectMetadata, type PutOptions, type Storage, type StoredObject } from './storage.ts';
+import { assertSafeKey, type ObjectInfo, type ObjectMetadata, type PutOptions, type Storage, type StorageCapabilities, type StoredObject } from './storage.ts';
 
 /**
  * Objects up to this size go up in one request, held in memory so that it can
@@ -64,13 +67,48 @@ export const gcsErrors: ServiceErrors = {
   },
 };
 
+/**
+ * The library takes no abort signal, and the timeout it is given never
+ * reaches its HTTP client, so a request that timed out would go on running
+ * (and a stalled upload could still land later). Each request runs with a
+ * signal in this context instead, and the HTTP requests it starts are
+ * destroyed when the signal aborts.
+ */
+const requestSignal = new AsyncLocalStorage<AbortSignal>();
+subscribe('http.client.request.created', (message) => {
+  const signal = requestSignal.getStore();
+  if (!signal) return;
+  const { request } = message as { request: ClientRequest };
+  const abort = () => request.destroy(signal.reason as Error);
+  if (signal.aborted) return abort();
+  signal.addEventListener('abort', abort, { once: true });
+  request.once('close', () => signal.removeEventListener('abort', abort));
+});
+
+/** Runs one of the library's requests so that `signal` stops it. */
+function stoppedBy<T>(signal: AbortSignal, request: () => Promise<T>): Promise<T> {
+  return requestSignal.run(signal, request);
+}
+
+/** A download stream whose request stops when the stream is closed, however early. */
+function stoppedWhenClosed(body: Readable): Readable {
+  const closed = new AbortController();
+  // The library starts the request on the body's first read (its 'reading' event): start it in this body's context.
+  for (const start of body.listeners('reading') as (() => void)[]) {
+    body.off('reading', start);
+    body.on('reading', requestSignal.run(closed.signal, () => AsyncLocalStorage.bind(start)));
+  }
+  body.once('close', () => closed.abort(new Error('the download was closed')));
+  return body;
+}
+
 function metadataOf(file: FileMetadata): ObjectMetadata {
   return Object.fromEntries(Object.entries(file.metadata ?? {}).filter((entry): entry is [string, string] => typeof entry[1] === 'string'));
 }
 
 export class GcsStorage implements Storage {
   readonly location: string;
-  readonly isLocal = false;
+  readonly capabilities: StorageCapabilities = { localFileSystem: false, conditionalCreate: 'enforced', listingIncludesMetadata: true };
   private readonly bucket: Bucket;
   private readonly prefix: string;
   private readonly requests: RequestRunner;
@@ -79,7 +117,7 @@ export class GcsStorage implements Storage {
     this.bucket = bucket;
     this.prefix = prefix;
     this.location = `gs://${bucket.name}/${prefix}`;
-    this.requests = new RequestRunner(retry, gcsErrors, this.location, (key) => this.isListed(key));
+    this.requests = new RequestRunner(retry, gcsErrors, this.location, (key, signal) => this.isListed(key, signal));
   }
 
   static open(config: Config): GcsStorage {
@@ -123,7 +161,7 @@ export class GcsStorage implements Storage {
     };
     if (second.done) {
       const data = first.done ? Buffer.alloc(0) : first.value;
-      await this.requests.run('put', key, () => file.save(data, { ...writeOptions, resumable: false }));
+      await this.requests.run('put', key, (signal) => stoppedBy(signal, () => file.save(data, { ...writeOptions, resumable: false })));
       return;
     }
     // Too large to hold: stream it. A failure fails the put (the caller retries the whole object).
@@ -141,16 +179,16 @@ export class GcsStorage implements Storage {
   }
 
   async get(key: string): Promise<StoredObject> {
-    const [metadata] = await this.requests.runRead('get', key, () => this.file(key).getMetadata());
+    const [metadata] = await this.requests.runRead('get', key, (signal) => stoppedBy(signal, () => this.file(key).getMetadata()));
     // Read exactly the generation described, even if the name is replaced meanwhile.
     const version = this.file(key, metadata.generation);
-    const resume = async (start: number) => version.createReadStream({ decompress: false, start });
-    const body = this.requests.guardBody(key, version.createReadStream({ decompress: false }), resume);
+    const resume = async (start: number) => stoppedWhenClosed(version.createReadStream({ decompress: false, start }));
+    const body = this.requests.guardBody(key, stoppedWhenClosed(version.createReadStream({ decompress: false })), resume);
     return { info: this.infoOf(key, metadata), metadata: metadataOf(metadata), body };
   }
 
   async head(key: string): Promise<(ObjectInfo & { metadata: ObjectMetadata }) | undefined> {
-    const response = await this.requests.runUnlessMissing('head', key, () => this.file(key).getMetadata());
+    const response = await this.requests.runUnlessMissing('head', key, (signal) => stoppedBy(signal, () => this.file(key).getMetadata()));
     if (!response) return undefined;
     const [metadata] = response;
     return { ...this.infoOf(key, metadata), metadata: metadataOf(metadata) };
@@ -161,24 +199,24 @@ export class GcsStorage implements Storage {
   }
 
   /** One name sorts before every longer name it prefixes, so a page of one answers. */
-  private async isListed(key: string): Promise<boolean> {
+  private async isListed(key: string, signal: AbortSignal): Promise<boolean> {
     const name = this.file(key).name;
-    const [files] = await this.bucket.getFiles({ prefix: name, maxResults: 1, autoPaginate: false });
+    const [files] = await stoppedBy(signal, () => this.bucket.getFiles({ prefix: name, maxResults: 1, autoPaginate: false }));
     return files[0]?.name === name;
   }
 
   async *list(prefix: string): AsyncIterable<ObjectInfo> {
     let pageToken: string | undefined;
     do {
-      const [files, nextQuery] = await this.requests.run('list', prefix || '(all keys)', () =>
-        this.bucket.getFiles({ prefix: this.prefix + prefix, autoPaginate: false, maxResults: LIST_PAGE_SIZE, pageToken }),
+      const [files, nextQuery] = await this.requests.run('list', prefix || '(all keys)', (signal) =>
+        stoppedBy(signal, () => this.bucket.getFiles({ prefix: this.prefix + prefix, autoPaginate: false, maxResults: LIST_PAGE_SIZE, pageToken })),
       );
-      for (const file of files) yield this.infoOf(file.name.slice(this.prefix.length), file.metadata);
+      for (const file of files) yield { ...this.infoOf(file.name.slice(this.prefix.length), file.metadata), metadata: metadataOf(file.metadata) };
       pageToken = (nextQuery as { pageToken?: string } | null)?.pageToken;
     } while (pageToken);
   }
 
   async delete(key: string): Promise<void> {
-    await this.requests.run('delete', key, () => this.file(key).delete({ ignoreNotFound: true }));
+    await this.requests.run('delete', key, (signal) => stoppedBy(signal, () => this.file(key).delete({ ignoreNotFound: true })));
   }
 }

@@ -28,11 +28,12 @@ import {
 import { NodeHttpHandler } from '@smithy/node-http-handler';
 import type { Config } from '../config/config.ts';
 import { ConfigError } from '../errors.ts';
+import { log } from '../log/logger.ts';
 import { readBucketUrl } from './bucket-url.ts';
 import { uploadInParts } from './parts.ts';
 import { type Access, RequestRunner, type ServiceErrors } from './requests.ts';
 import { isTransientNetworkError, isTransientStatus, readRetrySettings, RetryPolicy } from './retry.ts';
-import { assertSafeKey, type ObjectInfo, type ObjectMetadata, type PutOptions, type Storage, type StoredObject } from './storage.ts';
+import { assertSafeKey, type ObjectInfo, type ObjectMetadata, type PutOptions, type Storage, type StorageCapabilities, type StoredObject } from './storage.ts';
 
 /** S3 allows 10,000 parts: 8 MiB parts cover objects up to 78 GiB. */
 const PART_SIZE = 8 << 20;
@@ -148,7 +149,7 @@ export const s3Errors: ServiceErrors = {
 
 export class S3Storage implements Storage {
   readonly location: string;
-  readonly isLocal = false;
+  readonly capabilities: StorageCapabilities = { localFileSystem: false, conditionalCreate: 'best-effort', listingIncludesMetadata: false };
   private readonly client: S3Client;
   private readonly settings: S3Settings;
   private readonly requests: RequestRunner;
@@ -219,7 +220,10 @@ export class S3Storage implements Storage {
         ).then(() => undefined),
       abort: async () => {
         if (uploadId === undefined) return;
-        await this.client.send(new AbortMultipartUploadCommand({ ...target, UploadId: uploadId })).catch(() => undefined);
+        await this.client.send(new AbortMultipartUploadCommand({ ...target, UploadId: uploadId })).catch((error: unknown) => {
+          // The upload has failed already, and that is the error to report; the parts wait for the bucket's lifecycle rules.
+          log.warning(`could not abort the multipart upload of ${key} in ${this.location}: ${s3Errors.describe(error)}`);
+        });
       },
     }, { partSize: PART_SIZE, concurrency: PART_CONCURRENCY });
   }

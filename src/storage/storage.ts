@@ -3,6 +3,7 @@
  * '/'-separated paths under the configured prefix (wal_005/..., basebackups_005/...).
  */
 import type { Readable } from 'node:stream';
+import { WalshipError } from '../errors.ts';
 
 /** Small string-to-string metadata stored with an object (checksums, sizes). */
 export type ObjectMetadata = Record<string, string>;
@@ -12,6 +13,8 @@ export interface ObjectInfo {
   /** Stored (compressed) size in bytes. */
   size: number;
   lastModified: Date;
+  /** In listings, only where the backend's listing includes metadata (capabilities.listingIncludesMetadata). */
+  metadata?: ObjectMetadata;
 }
 
 export interface PutOptions {
@@ -29,11 +32,24 @@ export interface StoredObject {
   body: Readable;
 }
 
+/** What a backend really does, for callers to ask instead of asking which backend it is. */
+export interface StorageCapabilities {
+  /** Objects live on a local or mounted file system: transfers cost CPU rather than waiting on a network. */
+  localFileSystem: boolean;
+  /**
+   * How a create-only put refuses a key that is taken: 'enforced' atomically
+   * by the store; 'best-effort' where stores that speak the protocol may
+   * ignore the condition (S3-compatible stores), so a race can replace an object.
+   */
+  conditionalCreate: 'enforced' | 'best-effort';
+  /** list() yields each object's metadata, so checking stored objects needs no request per object. */
+  listingIncludesMetadata: boolean;
+}
+
 export interface Storage {
   /** Where the objects live, for messages; never contains credentials. */
   readonly location: string;
-  /** Objects live on a local or mounted file system: transfers cost CPU rather than waiting on a network. */
-  readonly isLocal: boolean;
+  readonly capabilities: StorageCapabilities;
   /** Streams `body` into `key`. Resolves only once the object is durable. */
   put(key: string, body: Readable, options?: PutOptions): Promise<void>;
   /** Opens `key` for reading; NotFoundError when it does not exist. */
@@ -49,6 +65,6 @@ export interface Storage {
 /** Rejects keys that could escape the prefix. */
 export function assertSafeKey(key: string): void {
   if (key === '' || key.startsWith('/') || key.split('/').some((part) => part === '..' || part === '.' || part === '')) {
-    throw new Error(`invalid storage key "${key}"`);
+    throw new WalshipError(`invalid storage key "${key}": keys are relative paths without empty, . or .. segments`);
   }
 }

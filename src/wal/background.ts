@@ -1,12 +1,16 @@
 /**
  * Background walship processes (the look-ahead pusher, the prefetcher): one
  * per cluster and job, found through a pid file, started detached by the
- * same binary so walship need not be on PATH.
+ * same binary so walship need not be on PATH, and run by one loop.
  */
 import { closeSync, openSync } from 'node:fs';
-import { readFile, unlink, writeFile } from 'node:fs/promises';
-import { isSea } from 'node:sea';
+import { readFile, writeFile } from 'node:fs/promises';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { readStateFile } from '../fs/durable.ts';
+import { removeLeftover } from '../fs/missing.ts';
+import { forEachConcurrently } from '../util/concurrency.ts';
 import { isRunning } from '../util/process.ts';
+import { walshipCommand } from '../util/self.ts';
 
 /**
  * When a process started, in clock ticks since boot (field 22 of
@@ -14,13 +18,14 @@ import { isRunning } from '../util/process.ts';
  * Undefined where /proc is not available.
  */
 async function startTimeOf(pid: number): Promise<string | undefined> {
+  let stat: string;
   try {
-    const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
-    // The command name (field 2) may hold spaces and parentheses: count from its end.
-    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19];
+    stat = await readFile(`/proc/${pid}/stat`, 'utf8');
   } catch {
-    return undefined;
+    return undefined; // no /proc, or another user's process under hidepid: the pid alone decides
   }
+  // The command name (field 2) may hold spaces and parentheses: count from its end.
+  return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19];
 }
 
 /** What this process writes into the claims it takes. */
@@ -40,7 +45,7 @@ export class PidFile {
 
   /** The live process holding the claim, if any. */
   async holder(): Promise<number | undefined> {
-    const [pidText = '', recordedStart] = (await readFile(this.path, 'utf8').catch(() => '')).split(' ');
+    const [pidText = '', recordedStart] = ((await readStateFile(this.path)) ?? '').split(' ');
     const pid = Number(pidText);
     if (!Number.isInteger(pid) || pid <= 0 || !isRunning(pid)) return undefined;
     const start = recordedStart && (await startTimeOf(pid));
@@ -58,30 +63,103 @@ export class PidFile {
       } catch (error) {
         if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
         if (await this.holder()) return false;
-        await unlink(this.path).catch(() => undefined); // left by a process that died
+        await removeLeftover(this.path); // left by a process that died
       }
     }
     return false;
   }
 
   async release(): Promise<void> {
-    await unlink(this.path).catch(() => undefined);
+    await removeLeftover(this.path);
   }
 }
 
 /** Starts `walship <args>` detached, its output appended to `logPath`. */
 export function spawnDetachedWalship(args: string[], configPath: string | undefined, logPath: string): void {
-  const self = isSea() ? [] : [process.argv[1]!];
+  const [program, ...self] = walshipCommand();
   // Loaded only here: child_process is costly to load on archive_command's hot path.
   const { spawn } = process.getBuiltinModule('node:child_process');
   const logFd = openSync(logPath, 'w', 0o600);
   try {
-    const child = spawn(process.execPath, [...self, ...(configPath ? ['--config', configPath] : []), ...args], {
+    const child = spawn(program!, [...self, ...(configPath ? ['--config', configPath] : []), ...args], {
       detached: true,
       stdio: ['ignore', logFd, logFd],
     });
     child.unref();
   } finally {
     closeSync(logFd);
+  }
+}
+
+/** What runBackgroundLoop offers a loop's work. */
+export interface LoopContext {
+  /** News that keeps the loop alive (a success counts by itself). */
+  progress(): void;
+  /** Whether `item` failed within the retry delay, and is best left out of the next batch. */
+  failedRecently(item: string): boolean;
+}
+
+/** A background job: batches of items worked on a few at a time, by the one process that holds the lock. */
+export interface BackgroundLoop {
+  /** Held by the one process doing this job; another finds it taken and returns at once. */
+  lock: PidFile;
+  /** Items worked on at once. */
+  concurrency: number;
+  /** The wait when there is nothing to do. */
+  pollMs: number;
+  /** The loop ends once this long passes without progress. */
+  idleExitMs: number;
+  /** How long a failed item counts as failed recently. */
+  retryAfterMs: number;
+  /** After a batch in which items failed and none succeeded: stop, leaving the work to others, or wait a poll and go on. */
+  afterFailedBatch: 'stop' | 'wait';
+  /** Runs once the lock is held, before the first batch. */
+  start?(): Promise<void>;
+  /** The items to work on now; none waits a poll. */
+  nextBatch(context: LoopContext): Promise<string[]>;
+  /** Works on one item: 'skipped' when another process has it. A failure throws, and goes to failed(). */
+  work(item: string): Promise<'done' | 'skipped'>;
+  /** Reports a failed item: background work has nobody to return its errors to. */
+  failed(item: string, error: unknown): Promise<void>;
+}
+
+/** Runs `loop` until it is idle (or stops after a failed batch); returns at once if another process holds its lock. */
+export async function runBackgroundLoop(loop: BackgroundLoop): Promise<void> {
+  if (!(await loop.lock.acquire())) return;
+  try {
+    await loop.start?.();
+    const failedAt = new Map<string, number>();
+    let lastProgress = Date.now();
+    const context: LoopContext = {
+      progress: () => void (lastProgress = Date.now()),
+      failedRecently: (item) => Date.now() - (failedAt.get(item) ?? -Infinity) <= loop.retryAfterMs,
+    };
+    while (Date.now() - lastProgress < loop.idleExitMs) {
+      const batch = await loop.nextBatch(context);
+      if (batch.length === 0) {
+        await sleep(loop.pollMs);
+        continue;
+      }
+      let succeeded = 0;
+      let failed = 0;
+      await forEachConcurrently(batch, loop.concurrency, async (item) => {
+        try {
+          if ((await loop.work(item)) === 'skipped') return;
+          succeeded++;
+          failedAt.delete(item);
+          context.progress();
+        } catch (error) {
+          failed++;
+          failedAt.set(item, Date.now());
+          await loop.failed(item, error);
+        }
+      });
+      if (failed > 0 && succeeded === 0) {
+        if (loop.afterFailedBatch === 'stop') return;
+        await sleep(loop.pollMs);
+      }
+    }
+  } finally {
+    await loop.lock.release();
   }
 }

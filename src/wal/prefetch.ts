@@ -12,18 +12,21 @@
  */
 import { createReadStream } from 'node:fs';
 import { availableParallelism } from 'node:os';
-import { mkdir, readdir, readFile, rename, unlink, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, rename } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
+import type { CompressionSettings } from '../config/settings.ts';
 import { describeError, NotFoundError } from '../errors.ts';
-import { fsyncDirectory, writeFileAtomically } from '../fs/durable.ts';
+import { fsyncDirectory, readStateFile, replaceFileQuickly, writeFileAtomically } from '../fs/durable.ts';
+import { isMissing, removeLeftover } from '../fs/missing.ts';
 import { log } from '../log/logger.ts';
 import { isValidSegmentSize } from '../postgres/lsn.ts';
 import { nextSegmentName, parseWalFileName } from '../postgres/wal-name.ts';
-import { forEachConcurrently } from '../util/concurrency.ts';
-import { PidFile, spawnDetachedWalship } from './background.ts';
+import { openStorage } from '../storage/open.ts';
+import type { StorageSpec } from '../storage/spec.ts';
+import { PidFile, runBackgroundLoop, spawnDetachedWalship } from './background.ts';
+import { fetchWalFile } from './fetch.ts';
+import { PREFETCHER_PID_FILE } from './spool.ts';
 
-const LOCK_FILE = '.prefetcher.pid';
 const REQUESTED_FILE = '.requested';
 /** A prefetcher with nothing new to do for this long exits. */
 const IDLE_EXIT_MS = 15_000;
@@ -40,7 +43,7 @@ export class PrefetchArea {
   constructor(directory: string) {
     this.directory = directory;
     this.running = join(directory, 'running');
-    this.lock = new PidFile(join(directory, LOCK_FILE));
+    this.lock = new PidFile(join(directory, PREFETCHER_PID_FILE));
   }
 
   /**
@@ -52,11 +55,10 @@ export class PrefetchArea {
     try {
       await rename(source, destination);
     } catch (error) {
-      const code = (error as NodeJS.ErrnoException).code;
-      if (code === 'ENOENT') return false;
-      if (code !== 'EXDEV') throw error;
+      if (isMissing(error)) return false;
+      if ((error as NodeJS.ErrnoException).code !== 'EXDEV') throw error;
       await writeFileAtomically(destination, createReadStream(source), { mode: 0o600 });
-      await unlink(source).catch(() => undefined);
+      await removeLeftover(source);
       return true;
     }
     await fsyncDirectory(dirname(destination));
@@ -65,13 +67,11 @@ export class PrefetchArea {
 
   /** Tells the prefetcher which segment recovery asked for last. */
   async noteRequested(name: string): Promise<void> {
-    const temp = join(this.directory, `${REQUESTED_FILE}.${process.pid}`);
-    await writeFile(temp, name);
-    await rename(temp, join(this.directory, REQUESTED_FILE));
+    await replaceFileQuickly(join(this.directory, REQUESTED_FILE), name);
   }
 
   async lastRequested(): Promise<string | undefined> {
-    return readFile(join(this.directory, REQUESTED_FILE), 'utf8').catch(() => undefined);
+    return readStateFile(join(this.directory, REQUESTED_FILE));
   }
 
   /** Segments ready to serve, by name. */
@@ -79,11 +79,14 @@ export class PrefetchArea {
     return (await readdir(this.directory)).filter((name) => parseWalFileName(name)?.kind === 'segment');
   }
 
-  /** Removes ready segments that recovery has moved past, up to and including `name`. */
-  async removeUpTo(name: string): Promise<void> {
-    for (const ready of await this.readyNames()) if (ready <= name) await unlink(join(this.directory, ready)).catch(() => undefined);
+  /**
+   * Removes ready segments that recovery has moved past, those before `name`.
+   * `name` itself is left to the wal-fetch that asked for it, which takes it
+   * right after noting the request: removed in between, it would be downloaded twice.
+   */
+  async removeBefore(name: string): Promise<void> {
+    for (const ready of await this.readyNames()) if (ready < name) await removeLeftover(join(this.directory, ready));
   }
-
 }
 
 /**
@@ -96,76 +99,73 @@ export async function startPrefetcher(area: PrefetchArea, name: string, segmentS
   spawnDetachedWalship(['wal-prefetch', name, String(segmentSize), area.directory], configPath, join(area.directory, 'prefetch.log'));
 }
 
-export interface PrefetcherOptions {
-  area: PrefetchArea;
+/**
+ * Downloads in flight: on a local file system each one is CPU work
+ * (decompression, checksum), so leave a core to PostgreSQL's redo; over a
+ * network, latency is what parallel downloads hide.
+ */
+function prefetchConcurrency(window: number, localFileSystem: boolean): number {
+  return localFileSystem ? Math.max(1, Math.min(window, availableParallelism() - 1)) : window;
+}
+
+export interface PrefetcherSettings {
+  storage: StorageSpec;
+  compression: CompressionSettings;
+  /** Segments kept downloaded ahead of recovery (WALG_DOWNLOAD_CONCURRENCY). */
+  window: number;
+  /** The prefetch area in the spool. */
+  directory: string;
   /** The segment served last; prefetching starts after it. */
   after: string;
   segmentSize: number;
-  /** Segments kept downloaded ahead of recovery (WALG_DOWNLOAD_CONCURRENCY). */
-  window: number;
-  /** Downloads in flight at most. */
-  concurrency: number;
-  fetch(name: string, destination: string): Promise<void>;
-}
-
-/**
- * Downloads in flight: on local storage each one is CPU work (decompression,
- * checksum), so leave a core to PostgreSQL's redo; over a network, latency
- * is what parallel downloads hide.
- */
-export function prefetchConcurrency(window: number, storageIsLocal: boolean): number {
-  return storageIsLocal ? Math.max(1, Math.min(window, availableParallelism() - 1)) : window;
 }
 
 /**
  * The background prefetcher: keeps the `window` segments after the last
  * requested one downloaded, and exits once recovery stops asking.
  */
-export async function runPrefetcher(options: PrefetcherOptions): Promise<void> {
-  const { area, segmentSize, window } = options;
+export async function runPrefetcher(settings: PrefetcherSettings): Promise<void> {
+  const { segmentSize, window } = settings;
   if (!isValidSegmentSize(segmentSize)) return;
+  const storage = await openStorage(settings.storage);
+  const area = new PrefetchArea(settings.directory);
   await mkdir(area.running, { recursive: true, mode: 0o700 });
-  if (!(await area.lock.acquire())) return;
-  try {
-    for (const leftover of await readdir(area.running)) await unlink(join(area.running, leftover)).catch(() => undefined);
-    let requested = options.after;
-    let lastProgress = Date.now();
-    const backoff = new Map<string, number>(); // name -> when it was last absent or failed
-    while (Date.now() - lastProgress < IDLE_EXIT_MS) {
+  let requested = settings.after;
+  await runBackgroundLoop({
+    lock: area.lock,
+    concurrency: prefetchConcurrency(window, storage.capabilities.localFileSystem),
+    pollMs: POLL_MS,
+    idleExitMs: IDLE_EXIT_MS,
+    retryAfterMs: RETRY_AFTER_MS,
+    afterFailedBatch: 'wait',
+    start: async () => {
+      for (const leftover of await readdir(area.running)) await removeLeftover(join(area.running, leftover));
+    },
+    nextBatch: async ({ progress, failedRecently }) => {
       const noted = await area.lastRequested();
       if (noted && noted !== requested && parseWalFileName(noted)?.kind === 'segment') {
         requested = noted;
-        lastProgress = Date.now();
+        progress();
       }
-      await area.removeUpTo(requested);
+      await area.removeBefore(requested);
       const ready = new Set(await area.readyNames());
       const wanted: string[] = [];
       for (let name = requested, i = 0; i < window; i++) {
         name = nextSegmentName(name, segmentSize);
-        const failedAt = backoff.get(name);
-        if (!ready.has(name) && (failedAt === undefined || Date.now() - failedAt > RETRY_AFTER_MS)) wanted.push(name);
+        if (!ready.has(name) && !failedRecently(name)) wanted.push(name);
       }
-      if (wanted.length === 0) {
-        await sleep(POLL_MS);
-        continue;
-      }
-      await forEachConcurrently(wanted, options.concurrency, async (name) => {
-        const running = join(area.running, name);
-        try {
-          await options.fetch(name, running);
-          await rename(running, join(area.directory, name));
-          backoff.delete(name);
-          lastProgress = Date.now();
-        } catch (error) {
-          // Absent is normal past the end of the archive; wal-fetch reports real errors itself.
-          if (!(error instanceof NotFoundError)) log.warning(`prefetch of ${name} failed: ${describeError(error)}`);
-          backoff.set(name, Date.now());
-          await unlink(running).catch(() => undefined);
-        }
-      });
-      if (wanted.every((name) => backoff.has(name))) await sleep(POLL_MS);
-    }
-  } finally {
-    await area.lock.release();
-  }
+      return wanted;
+    },
+    work: async (name) => {
+      const running = join(area.running, name);
+      await fetchWalFile({ storage, compression: settings.compression }, name, running);
+      await rename(running, join(area.directory, name));
+      return 'done';
+    },
+    failed: async (name, error) => {
+      // Absent is normal past the end of the archive; wal-fetch reports real errors itself.
+      if (!(error instanceof NotFoundError)) log.warning(`prefetch of ${name} failed: ${describeError(error)}`);
+      await removeLeftover(join(area.running, name));
+    },
+  });
 }

@@ -7,7 +7,7 @@
  * directory in a root-owned parent), the spool is in the user's state
  * directory instead. WALSHIP_SPOOL_DIR moves it.
  */
-import { constants } from 'node:fs';
+import { constants, existsSync, readdirSync } from 'node:fs';
 import { access, mkdir } from 'node:fs/promises';
 import { userInfo } from 'node:os';
 import { basename, dirname, isAbsolute, join, resolve } from 'node:path';
@@ -23,7 +23,35 @@ export interface SpoolDirectory {
 }
 
 export function spoolDirectory(config: Config, dataDirectory: string): SpoolDirectory {
-  return { dataDirectory: resolve(dataDirectory), configured: config.absolutePath('WALSHIP_SPOOL_DIR') };
+  return spoolOf(dataDirectory, readSpoolSetting(config));
+}
+
+/** WALSHIP_SPOOL_DIR, when set. */
+export function readSpoolSetting(config: Config): string | undefined {
+  return config.absolutePath('WALSHIP_SPOOL_DIR');
+}
+
+export function spoolOf(dataDirectory: string, configured: string | undefined): SpoolDirectory {
+  return { dataDirectory: resolve(dataDirectory), configured };
+}
+
+/** The spool's look-ahead area: one records directory, with its pusher's pid file, per archive under it. */
+export const LOOK_AHEAD_AREA = 'archived';
+export const PUSHER_PID_FILE = '.pusher.pid';
+/** The spool's prefetch area, with its prefetcher's pid file. */
+export const PREFETCH_AREA = 'prefetch';
+export const PREFETCHER_PID_FILE = '.prefetcher.pid';
+
+/** The records directory of one archive, named by a hash of its identity, so switching archives never mixes them up. */
+export function lookAheadArea(archive: string): string {
+  return `${LOOK_AHEAD_AREA}/${crc32(archive).toString(16)}`;
+}
+
+/** The pid files of walship's background processes working for the cluster that owns `spool` (those present now). */
+export function helperPidFiles(spool: string): string[] {
+  const lookAhead = join(spool, LOOK_AHEAD_AREA);
+  const archives = existsSync(lookAhead) ? readdirSync(lookAhead) : [];
+  return [join(spool, PREFETCH_AREA, PREFETCHER_PID_FILE), ...archives.map((archive) => join(lookAhead, archive, PUSHER_PID_FILE))].filter((path) => existsSync(path));
 }
 
 /** `<parent of PGDATA>/.walship-<name of PGDATA>`. */

@@ -7,10 +7,10 @@ import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { Config } from '../../src/config/config.ts';
-import { openStorage } from '../../src/storage/open.ts';
 import { type Emulator, startEmulator } from '../support/emulators.ts';
 import { makePostgresOwnedDirectory, PostgresCluster } from '../support/postgres.ts';
 import { commitThenLosePrimary, restoreWithWalFetch, startArchivingPrimary } from '../support/scenarios.ts';
+import { openConfigured } from '../support/storage.ts';
 
 for (const kind of ['s3', 'azure'] as const) {
   describe(`archive and restore a real cluster on ${kind === 's3' ? 'S3 (s3rver)' : 'Azure Blob (azurite)'}`, () => {
@@ -42,7 +42,7 @@ for (const kind of ['s3', 'azure'] as const) {
       const expected = await commitThenLosePrimary(primary);
       const last = expected.lastArchived;
 
-      const storage = await openStorage(new Config(env));
+      const storage = await openConfigured(new Config(env));
       const stored: string[] = [];
       for await (const object of storage.list('wal_005/')) stored.push(object.key);
       assert.ok(stored.includes(`wal_005/${last}.zst`), `${last} is not in ${storage.location}: ${stored.join(', ')}`);

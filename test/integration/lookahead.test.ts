@@ -7,7 +7,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, describe, it } from 'node:test';
-import { ArchivedRecords } from '../../src/wal/lookahead.ts';
+import { markPushedAheadDone } from '../../src/wal/lookahead/archive-status.ts';
+import { ArchivedRecords } from '../../src/wal/lookahead/records.ts';
 import { walshipBinary } from '../support/paths.ts';
 import { makePostgresOwnedDirectory, PostgresCluster } from '../support/postgres.ts';
 import { giveToPostgres, pidInFile, run } from '../support/processes.ts';
@@ -133,7 +134,7 @@ describe('marking files pushed ahead as done in archive_status', () => {
     writeFileSync(join(walDirectory, name(4)), Buffer.alloc(8192, 4));
     await new ArchivedRecords(records.directory, 'archive B').record(name(5), join(walDirectory, name(5)));
 
-    const marked = await records.markDone(walDirectory, name(2), 0);
+    const marked = await markPushedAheadDone(records, walDirectory, name(2), 0);
     assert.deepEqual(marked, [name(3)]);
     assert.deepEqual([1, 2, 3, 4, 5, 6, 7].map(statusOf), ['ready', 'ready', 'done', 'ready', 'ready', 'ready', 'ready']);
     assert.equal(await records.consume(name(7), join(walDirectory, name(7))), true, "the newest file's record still answers the archiver");
@@ -149,13 +150,13 @@ describe('marking files pushed ahead as done in archive_status', () => {
     assert.ok(await upload.acquire());
     setTimeout(() => void records.record(name(8), join(walDirectory, name(8))).then(() => upload.release()), 300);
     const started = Date.now();
-    assert.deepEqual(await records.markDone(walDirectory, name(1), 5_000), [name(8)]);
+    assert.deepEqual(await markPushedAheadDone(records, walDirectory, name(1), 5_000), [name(8)]);
     assert.ok(Date.now() - started >= 300, 'it waited for the upload in progress');
 
     // An upload that never finishes holds it up only until the limit.
     assert.ok(await records.claim(name(9)).acquire());
     const waitStarted = Date.now();
-    assert.deepEqual(await records.markDone(walDirectory, name(1), 200), []);
+    assert.deepEqual(await markPushedAheadDone(records, walDirectory, name(1), 200), []);
     assert.ok(Date.now() - waitStarted < 2_000, `waited ${Date.now() - waitStarted} ms`);
   });
 });

@@ -6,7 +6,7 @@ import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, beforeEach, describe, it } from 'node:test';
-import { walshipBinary } from '../support/paths.ts';
+import { projectRoot, walshipBinary } from '../support/paths.ts';
 import { freePort, run } from '../support/processes.ts';
 import { asWalSegment } from '../support/wal.ts';
 
@@ -209,6 +209,30 @@ describe('walship wal-fetch', () => {
       const result = await walship(args, env);
       assert.equal(result.code, 255, `${args.join(' ')}: ${result.stderr}`);
     }
+  });
+});
+
+describe('a command that stops before it finishes', () => {
+  // Run from source with the file system's stat() never answering: the event loop drains while wal-fetch opens its storage.
+  const stallStat = `data:text/javascript,${encodeURIComponent(
+    "import fs from 'node:fs/promises'; import { syncBuiltinESMExports } from 'node:module'; fs.stat = () => new Promise(() => {}); syncBuiltinESMExports();",
+  )}`;
+  const stalledWalship = (args: string[]) =>
+    run(process.execPath, ['--import', stallStat, join(projectRoot, 'src', 'cli.ts'), ...args], {
+      cwd: dataDir,
+      env: { PATH: process.env.PATH, HOME: process.env.HOME, WALG_FILE_PREFIX: archive, WALSHIP_PREFETCH: 'false' },
+    });
+
+  it("exits with the command's failure code, never 0: wal-fetch's is 255 in targeted recovery and 1 on a standby", async () => {
+    writeFileSync(join(dataDir, 'recovery.signal'), '');
+    const targeted = await stalledWalship(['wal-fetch', SEGMENT, 'pg_wal/RECOVERYXLOG']);
+    assert.equal(targeted.code, 255, targeted.stderr);
+    assert.match(targeted.stderr, /internal error: the command stopped before it finished/);
+
+    writeFileSync(join(dataDir, 'standby.signal'), '');
+    const standby = await stalledWalship(['wal-fetch', SEGMENT, 'pg_wal/RECOVERYXLOG']);
+    assert.equal(standby.code, 1, standby.stderr);
+    assert.match(standby.stderr, /internal error: the command stopped before it finished/);
   });
 });
 

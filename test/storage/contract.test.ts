@@ -14,10 +14,11 @@ import { crc32 } from 'node:zlib';
 import { after, before, describe, test } from 'node:test';
 import { Config } from '../../src/config/config.ts';
 import { AlreadyExistsError, NotFoundError, WalshipError } from '../../src/errors.ts';
-import { openStorage } from '../../src/storage/open.ts';
 import { METADATA_CRC32, METADATA_SIZE } from '../../src/stages/object-metadata.ts';
 import type { Storage } from '../../src/storage/storage.ts';
+import { forEachConcurrently } from '../../src/util/concurrency.ts';
 import { type Emulator, startEmulator } from '../support/emulators.ts';
+import { openConfigured } from '../support/storage.ts';
 
 interface Backend {
   name: string;
@@ -54,14 +55,6 @@ async function collect<T>(items: AsyncIterable<T>): Promise<T[]> {
   return all;
 }
 
-/** Runs `task` over `items`, `width` at a time. */
-async function eachLimited<T>(items: T[], width: number, task: (item: T) => Promise<void>): Promise<void> {
-  let next = 0;
-  await Promise.all(Array.from({ length: width }, async () => {
-    while (next < items.length) await task(items[next++]!);
-  }));
-}
-
 for (const backend of backends) {
   describe(`storage contract: ${backend.name}`, () => {
     let server: Awaited<ReturnType<Backend['start']>>;
@@ -69,7 +62,7 @@ for (const backend of backends) {
 
     before(async () => {
       server = await backend.start();
-      storage = await openStorage(new Config({ ...server.settings('contract/archive'), WALG_STORAGE_MAX_ATTEMPTS: '2' }));
+      storage = await openConfigured(new Config({ ...server.settings('contract/archive'), WALG_STORAGE_MAX_ATTEMPTS: '2' }));
     });
     after(async () => server?.stop());
 
@@ -124,12 +117,20 @@ for (const backend of backends) {
 
     test('list pages through more than 1000 keys in key order, only under the prefix', async () => {
       const keys = Array.from({ length: 1005 }, (_, index) => `listing/wal_005/${String(index).padStart(24, '0')}`);
-      await eachLimited(keys, 16, (key) => storage.put(key, Readable.from([Buffer.from(key)])));
+      await forEachConcurrently(keys, 16, (key) => storage.put(key, Readable.from([Buffer.from(key)])));
       await storage.put('listing-sibling/not-listed', Readable.from([Buffer.from('x')]));
       const listed = await collect(storage.list('listing/'));
       assert.deepEqual(listed.map((item) => item.key), keys);
       assert.ok(listed.every((item) => item.size === keys[0]!.length));
       assert.deepEqual((await collect(storage.list('listing/wal_005/00000000000000000000100'))).map((item) => item.key), keys.slice(1000, 1005));
+    });
+
+    test('declares what it does: a listing carries metadata exactly where the backend says so', async () => {
+      assert.equal(storage.capabilities.localFileSystem, backend.name === 'file');
+      const metadata = { [METADATA_SIZE]: '4' };
+      await storage.put('listed-metadata/object', Readable.from([Buffer.from('wal!')]), { metadata });
+      const [listed] = await collect(storage.list('listed-metadata/'));
+      assert.deepEqual(listed?.metadata, storage.capabilities.listingIncludesMetadata ? metadata : undefined);
     });
 
     test('delete removes an object; deleting a missing one is not an error', async () => {
@@ -157,7 +158,7 @@ describe('storage errors that are not absence', () => {
       const settings = emulator.settings('archive');
       const prefixSetting = Object.keys(settings).find((name) => name.endsWith('_PREFIX'))!;
       settings[prefixSetting] = settings[prefixSetting]!.replace('walship-test', 'no-such-bucket');
-      const storage = await openStorage(new Config(settings));
+      const storage = await openConfigured(new Config(settings));
       const error = await storage.get('wal_005/000000010000000000000001.zst').then(() => undefined, (caught: unknown) => caught);
       assert.ok(error instanceof WalshipError && !(error instanceof NotFoundError), `expected a storage error, got ${String(error)}`);
       assert.match(error.message, /no-such-bucket/);

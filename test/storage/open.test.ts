@@ -8,8 +8,8 @@ import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { Config } from '../../src/config/config.ts';
 import { ConfigError } from '../../src/errors.ts';
-import { openStorage } from '../../src/storage/open.ts';
 import { projectRoot } from '../support/paths.ts';
+import { openConfigured } from '../support/storage.ts';
 
 const SDKS = ['@aws-sdk/client-s3', '@google-cloud/storage', '@azure/storage-blob'];
 
@@ -25,7 +25,8 @@ function sdksLoadedOpening(settings: Record<string, string>): string[] {
     } });
     const { Config } = await import(${JSON.stringify(join(projectRoot, 'src/config/config.ts'))});
     const { openStorage } = await import(${JSON.stringify(join(projectRoot, 'src/storage/open.ts'))});
-    await openStorage(new Config(${JSON.stringify(settings)}));
+    const { storageSpecFrom } = await import(${JSON.stringify(join(projectRoot, 'src/storage/spec.ts'))});
+    await openStorage(storageSpecFrom(new Config(${JSON.stringify(settings)})));
     console.log(JSON.stringify([...loaded]));`;
   const child = spawnSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8' });
   assert.equal(child.status, 0, child.stderr);
@@ -44,11 +45,11 @@ describe('openStorage', () => {
   });
 
   test('describes the location without credentials', async () => {
-    const s3 = await openStorage(new Config({ WALG_S3_PREFIX: 's3://bucket/a/b/', AWS_REGION: 'eu-west-1', AWS_ACCESS_KEY_ID: 'AKIA', AWS_SECRET_ACCESS_KEY: 'topsecret' }));
+    const s3 = await openConfigured(new Config({ WALG_S3_PREFIX: 's3://bucket/a/b/', AWS_REGION: 'eu-west-1', AWS_ACCESS_KEY_ID: 'AKIA', AWS_SECRET_ACCESS_KEY: 'topsecret' }));
     assert.equal(s3.location, 's3://bucket/a/b/');
-    const azure = await openStorage(new Config({ WALG_AZ_PREFIX: 'azure://container', AZURE_STORAGE_ACCOUNT: 'account', AZURE_STORAGE_SAS_TOKEN: 'sig=topsecret' }));
+    const azure = await openConfigured(new Config({ WALG_AZ_PREFIX: 'azure://container', AZURE_STORAGE_ACCOUNT: 'account', AZURE_STORAGE_SAS_TOKEN: 'sig=topsecret' }));
     assert.equal(azure.location, 'azure://container/ (account account)');
-    const gcs = await openStorage(new Config({ WALG_GS_PREFIX: 'gs://bucket//x' }));
+    const gcs = await openConfigured(new Config({ WALG_GS_PREFIX: 'gs://bucket//x' }));
     assert.equal(gcs.location, 'gs://bucket/x/');
   });
 
@@ -74,7 +75,7 @@ describe('openStorage', () => {
   ];
   for (const [settings, message] of invalid) {
     test(`rejects ${JSON.stringify(settings)} up front`, async () => {
-      const error = await openStorage(new Config(settings)).then(() => undefined, (caught: unknown) => caught);
+      const error = await openConfigured(new Config(settings)).then(() => undefined, (caught: unknown) => caught);
       assert.ok(error instanceof ConfigError, `expected a ConfigError, got ${String(error)}`);
       assert.match(error.message, message);
       assert.doesNotMatch(error.message, /\n|topsecret/);

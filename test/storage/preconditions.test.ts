@@ -12,10 +12,10 @@ import { randomBytes } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { after, before, describe, test } from 'node:test';
 import { Config } from '../../src/config/config.ts';
-import { openStorage } from '../../src/storage/open.ts';
 import type { Storage } from '../../src/storage/storage.ts';
 import { type Emulator, startEmulator } from '../support/emulators.ts';
 import { FaultProxy } from '../support/fault-proxy.ts';
+import { openConfigured } from '../support/storage.ts';
 
 type Recorded = FaultProxy['recorded'][number];
 
@@ -58,7 +58,7 @@ for (const [kind, service] of Object.entries(services) as [keyof typeof services
     before(async () => {
       emulator = await startEmulator[kind]();
       proxy = await FaultProxy.start(emulator.port);
-      storage = await openStorage(new Config(emulator.settings('preconditions', proxy.url)));
+      storage = await openConfigured(new Config(emulator.settings('preconditions', proxy.url)));
     });
     after(async () => {
       await proxy?.stop();

@@ -36,8 +36,8 @@ export interface FaultRule {
 export class FaultProxy {
   readonly port: number;
   readonly url: string;
-  /** Requests seen and faults injected since the last inject(). */
-  readonly seen = { requests: 0, faults: 0 };
+  /** Requests seen, faults injected, and stalled requests whose client gave up on them (closed the connection), since the last inject(). */
+  readonly seen = { requests: 0, faults: 0, stallsAbandoned: 0 };
   /** Method, URL and headers of every request since the last inject(). */
   readonly recorded: { method: string; url: string; headers: IncomingMessage['headers'] }[] = [];
   private readonly server: Server;
@@ -69,6 +69,7 @@ export class FaultProxy {
     this.rules = rules.map((rule) => ({ ...rule }));
     this.seen.requests = 0;
     this.seen.faults = 0;
+    this.seen.stallsAbandoned = 0;
     this.recorded.length = 0;
   }
 
@@ -101,6 +102,7 @@ export class FaultProxy {
     }
     if (fault?.kind === 'stall') {
       request.resume();
+      request.socket.once('close', () => this.seen.stallsAbandoned++);
       return;
     }
     if (fault?.kind === 'status') {
@@ -127,6 +129,7 @@ export class FaultProxy {
             response.write(chunk.subarray(0, Math.ceil(chunk.length / 2)), () => {
               if (fault.kind === 'reset-mid-body') request.socket.destroy();
             });
+            if (fault.kind === 'stall-mid-body') request.socket.once('close', () => this.seen.stallsAbandoned++);
             answer.destroy();
           });
           answer.once('end', () => response.end());

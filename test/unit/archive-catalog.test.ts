@@ -64,7 +64,7 @@ function watched(inner: Storage): Storage & { listings: string[]; reads: string[
     listings: [] as string[],
     reads: [] as string[],
     location: inner.location,
-    isLocal: inner.isLocal,
+    capabilities: inner.capabilities,
     put: inner.put.bind(inner),
     head: inner.head.bind(inner),
     delete: inner.delete.bind(inner),

@@ -53,7 +53,7 @@ function watched(inner: Storage, options: { fail?: boolean; missingOnce?: string
   const wrapper = {
     requests: 0,
     location: inner.location,
-    isLocal: inner.isLocal,
+    capabilities: inner.capabilities,
     put: (key: string, body: Readable, putOptions?: Parameters<Storage['put']>[2]) => count(() => inner.put(key, body, putOptions)),
     get: (key: string) =>
       count(() => {

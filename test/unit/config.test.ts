@@ -7,7 +7,7 @@ import { Config, loadConfig } from '../../src/config/config.ts';
 import { parseFlatYaml, parseJsonConfig } from '../../src/config/config-file.ts';
 import { readCompression, readLogging, readPreventWalOverwrite } from '../../src/config/settings.ts';
 import { ConfigError } from '../../src/errors.ts';
-import { openStorage } from '../../src/storage/open.ts';
+import { openConfigured } from '../support/storage.ts';
 
 const directory = mkdtempSync(join(tmpdir(), 'walship-config-'));
 after(() => rmSync(directory, { recursive: true, force: true }));
@@ -83,14 +83,14 @@ describe('settings validation', () => {
   });
 
   it('requires exactly one storage, as an absolute existing directory', async () => {
-    await assert.rejects(openStorage(new Config({})), /no storage configured: set WALG_FILE_PREFIX, WALG_S3_PREFIX, WALG_GS_PREFIX or WALG_AZ_PREFIX/);
-    await assert.rejects(openStorage(new Config({ WALG_FILE_PREFIX: 'relative/dir' })), /WALG_FILE_PREFIX="relative\/dir" is invalid: expected an absolute path/);
-    await assert.rejects(openStorage(new Config({ WALG_FILE_PREFIX: join(directory, 'missing') })), (error: unknown) => {
+    await assert.rejects(openConfigured(new Config({})), /no storage configured: set WALG_FILE_PREFIX, WALG_S3_PREFIX, WALG_GS_PREFIX or WALG_AZ_PREFIX/);
+    await assert.rejects(openConfigured(new Config({ WALG_FILE_PREFIX: 'relative/dir' })), /WALG_FILE_PREFIX="relative\/dir" is invalid: expected an absolute path/);
+    await assert.rejects(openConfigured(new Config({ WALG_FILE_PREFIX: join(directory, 'missing') })), (error: unknown) => {
       assert.ok(error instanceof ConfigError);
       assert.match(error.message, /missing does not exist: create the directory/);
       return true;
     });
-    const storage = await openStorage(new Config({ WALG_FILE_PREFIX: directory }));
+    const storage = await openConfigured(new Config({ WALG_FILE_PREFIX: directory }));
     assert.equal(storage.location, `file://${directory}`);
   });
 });
