@@ -24,7 +24,7 @@ import {
   median,
   postgresDirectory,
   readRssLog,
-  rotated,
+  rotatedInGroups,
   sampleProcessPeaks,
   waitFor,
   withRssLog,
@@ -196,7 +196,7 @@ export async function benchDrain(context: BenchContext, fixture: WalFixture, tar
   const restorers: Restorer[] = [];
 
   for (let round = 0; round < rounds; round++) {
-    for (const archiver of rotated(contenders, round)) {
+    for (const archiver of rotatedInGroups(contenders, round, (archiver) => archiver.target.name)) {
       const name = `drain-${archiver.target.name}-${archiver.tool.replaceAll(' ', '-')}-${round}`;
       const home = postgresDirectory(join(context.root, 'runs', name));
       await holdArchiver(cluster, context.root);
@@ -296,7 +296,7 @@ export async function benchReplay(context: BenchContext, fixture: WalFixture, re
   const lastSegment = segments.at(-1)!;
 
   for (let round = 0; round < rounds; round++) {
-    for (const restorer of rotated(contenders, round)) {
+    for (const restorer of rotatedInGroups(contenders, round, (restorer) => restorer.target)) {
       const name = `replay-${restorer.target}-${restorer.tool.split(' ').slice(0, 3).join('-')}-${round}`;
       const home = postgresDirectory(join(context.root, 'runs', name));
       const dataDir = join(home, 'data');

@@ -207,6 +207,18 @@ export function rotated<T>(items: T[], round: number): T[] {
   return [...items.slice(shift), ...items.slice(0, shift)];
 }
 
+/**
+ * rotated() within each group (a storage target), the groups in the order
+ * they first appear: over as many rounds as a group has members, each takes
+ * every place once, so none always runs first on a target (or right after
+ * the same contender).
+ */
+export function rotatedInGroups<T>(items: T[], round: number, groupOf: (item: T) => string): T[] {
+  const groups = new Map<string, T[]>();
+  for (const item of items) groups.set(groupOf(item), [...(groups.get(groupOf(item)) ?? []), item]);
+  return [...groups.values()].flatMap((members) => rotated(members, round));
+}
+
 export function writeJson(path: string, value: unknown): void {
   writeFileSync(path, `${JSON.stringify(value, null, 2)}\n`);
 }
