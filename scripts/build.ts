@@ -36,7 +36,7 @@ const zstdBindingFromAsset: Plugin = {
       args.path.startsWith('zstd-napi') || args.importer.includes(`${'/'}zstd-napi${'/'}`) ? { path: 'zstd-binding', namespace: 'walship' } : undefined,
     );
     context.onLoad({ filter: /^zstd-binding$/, namespace: 'walship' }, () => ({
-      contents: `module.exports = require(${JSON.stringify(join(root, 'src/compress/zstd-binding.ts'))}).loadZstdBindingFromAsset();`,
+      contents: `module.exports = require(${JSON.stringify(join(root, 'src/stages/compress/zstd-binding.ts'))}).loadZstdBindingFromAsset();`,
       loader: 'js',
       resolveDir: root,
     }));

@@ -110,10 +110,10 @@ const storage: Storage = {
 };
 
 async function compressed(text: string): Promise<Buffer> {
-  const { codecFor } = await import('../../src/compress/codec.ts');
-  const { chain } = await import('../../src/pipeline/chain.ts');
+  const { codecFor } = await import('../../src/stages/compress/codec.ts');
+  const { Pipeline } = await import('../../src/stages/pipeline.ts');
   const chunks: Buffer[] = [];
-  for await (const chunk of chain(Readable.from([Buffer.from(text)]), await codecFor('zstd').compress(1))) chunks.push(chunk as Buffer);
+  for await (const chunk of new Pipeline(Readable.from([Buffer.from(text)]), [codecFor('zstd').compress(1)]).pieces()) chunks.push(chunk);
   return Buffer.concat(chunks);
 }
 

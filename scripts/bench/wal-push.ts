@@ -28,6 +28,7 @@ import {
 import { giveToPostgres } from '../../test/support/processes.ts';
 import type { WalFixture } from './fixture.ts';
 import { configurePgBackRest, createStanza, STANZA } from './pgbackrest.ts';
+import { withSettings } from './targets.ts';
 
 /** zstd level for every contender: walship's default. */
 export const LEVEL = 1;
@@ -78,16 +79,18 @@ export async function benchWalPush(context: BenchContext, fixture: WalFixture): 
     if (!name) throw new Error(`pgbackrest stored no ${segment} in ${directory}`);
     return join(directory, name);
   };
-  const contenders: Contender[] = [
-    {
-      name: 'walship wal-push',
-      command: (segment) => `${context.walship} wal-push pg_wal/${segment}`,
-      output: (segment) => join(archive, 'wal_005', `${segment}.zst`),
-      cleanup: (segment) => {
-        rmSync(join(archive, 'wal_005', `${segment}.zst`));
-        rmSync(join(archive, '.walship', 'metadata', 'wal_005', `${segment}.zst.json`), { force: true });
-      },
+  // walship, then each variant (other settings or another build), all archiving to the same place.
+  const walships: Contender[] = [undefined, ...context.variants].map((variant) => ({
+    name: `walship wal-push${variant ? ` [${variant.name}]` : ''}`,
+    command: (segment) => withSettings(variant?.settings ?? {}, `${variant?.walship ?? context.walship} wal-push pg_wal/${segment}`),
+    output: (segment) => join(archive, 'wal_005', `${segment}.zst`),
+    cleanup: (segment) => {
+      rmSync(join(archive, 'wal_005', `${segment}.zst`));
+      rmSync(join(archive, '.walship', 'metadata', 'wal_005', `${segment}.zst.json`), { force: true });
     },
+  }));
+  const contenders: Contender[] = [
+    ...walships,
     {
       name: 'pgbackrest archive-push',
       // pgBackRest resolves a relative path against pg1-path (the fixture's data directory): give it the copy's full path.
@@ -124,7 +127,7 @@ export async function benchWalPush(context: BenchContext, fixture: WalFixture): 
     }
   }
 
-  const [walship, peer, floor] = contenders.map((contender) => contender.name) as [string, string, string];
+  const [walship, peer, floor] = [walships[0]!, ...contenders.slice(walships.length)].map((contender) => contender.name) as [string, string, string];
   const rows: string[][] = [];
   const chart: { workload: string; contender: string; median: number; p90: number }[] = [];
   for (const [workload, samples] of results) {

@@ -11,17 +11,19 @@ import { dirname, join } from 'node:path';
 import type { Readable } from 'node:stream';
 import type { BackupPart, BackupSentinel } from '../archive/backups.ts';
 import { partExtension, partKey } from '../archive/layout.ts';
-import { codecForExtension } from '../compress/codec.ts';
 import { describeError, IntegrityError, NotFoundError, WalshipError } from '../errors.ts';
 import { fsyncDirectory } from '../fs/durable.ts';
 import { isMissing } from '../fs/missing.ts';
-import { VerifyStage } from '../integrity/checksum.ts';
 import { log } from '../log/logger.ts';
-import { chain } from '../pipeline/chain.ts';
 import { checkFilesAgainstManifest } from '../postgres/backup-manifest.ts';
 import { findPostgresProgram, runCaptured } from '../postgres/programs.ts';
 import { Progress, transferSummary } from '../progress/progress.ts';
+import { VerifyStage } from '../stages/checksum.ts';
+import { codecForExtension } from '../stages/compress/codec.ts';
+import { Pipeline } from '../stages/pipeline.ts';
+import { contentStages } from '../stages/transfer.ts';
 import type { Storage } from '../storage/storage.ts';
+import { forEachConcurrently, InFlight } from '../util/concurrency.ts';
 import { extractTar } from './extract.ts';
 
 /** Written last: without it PostgreSQL refuses to start from a partial restore. */
@@ -112,29 +114,31 @@ interface Extracted {
 async function restoreParts(settings: BackupFetchSettings, sentinel: BackupSentinel, progress: Progress): Promise<Extracted> {
   const extracted: Extracted = { directories: new Set(), deferred: [] };
   const bodies = new Set<Readable>();
-  let next = 0;
-  let failure: unknown;
-  const fail = (error: unknown) => {
-    failure ??= error;
+  // Why the restore stops: the first failure, or an interruption.
+  let stop: { error: unknown } | undefined;
+  const stopAll = (error: unknown) => {
+    stop ??= { error };
     for (const body of bodies) body.destroy();
   };
-  const interrupted = () => fail(new WalshipError(INTERRUPTED));
+  const interrupted = () => stopAll(new WalshipError(INTERRUPTED));
   settings.signal?.addEventListener('abort', interrupted, { once: true });
-  const worker = async () => {
-    while (failure === undefined && next < sentinel.Parts.length) {
-      const part = sentinel.Parts[next++]!;
-      try {
-        const result = await restorePart(settings, sentinel.BackupName, part, progress, bodies);
-        for (const directory of result.directories) extracted.directories.add(directory);
-        extracted.deferred.push(...result.deferred);
-      } catch (error) {
-        fail(error);
-      }
+  const inFlight = new InFlight(settings.downloadConcurrency);
+  try {
+    for (const part of sentinel.Parts) {
+      await inFlight.room();
+      if (stop) break;
+      inFlight.add(
+        restorePart(settings, sentinel.BackupName, part, progress, bodies).then((result) => {
+          for (const directory of result.directories) extracted.directories.add(directory);
+          extracted.deferred.push(...result.deferred);
+        }, stopAll),
+      );
     }
-  };
-  await Promise.all(Array.from({ length: Math.min(settings.downloadConcurrency, sentinel.Parts.length) }, worker));
-  settings.signal?.removeEventListener('abort', interrupted);
-  if (failure !== undefined) throw failure;
+  } finally {
+    await inFlight.settled();
+    settings.signal?.removeEventListener('abort', interrupted);
+  }
+  if (stop) throw stop.error;
   return extracted;
 }
 
@@ -151,20 +155,17 @@ async function restorePart(settings: BackupFetchSettings, name: string, part: Ba
     throw error;
   }
   bodies.add(stored.body);
-  const decompressor = await codec.decompress();
-  let decompressError: unknown;
-  decompressor?.once('error', (error) => (decompressError = error));
-  // Stored bytes are checked against the sentinel; zstd checks its own frames' content.
-  const verify = new VerifyStage({ algorithm: 'sha256', checksum: part.SHA256, size: part.CompressedSize }, key);
+  const stages = [
+    // Stored bytes are checked against the sentinel; zstd checks its own frames' content.
+    new VerifyStage({ algorithm: 'sha256', checksum: part.SHA256, size: part.CompressedSize }, key),
+    ...contentStages(codec, stored, { verify: false }),
+  ];
   try {
-    return await extractTar(chain(stored.body, verify, decompressor), settings.destination, {
+    return await extractTar(new Pipeline(stored.body, stages).pieces(), settings.destination, {
       deferred: new Set([CONTROL_FILE]),
       onData: (bytes) => progress.advance(bytes),
     });
   } catch (error) {
-    if (decompressError !== undefined && error === decompressError) {
-      throw new IntegrityError(`${key} is corrupt: it cannot be decompressed (${describeError(error)})`);
-    }
     if (error instanceof WalshipError && !error.message.includes(key)) throw new WalshipError(`${key}: ${error.message}`, { cause: error });
     throw error;
   } finally {
@@ -175,11 +176,7 @@ async function restorePart(settings: BackupFetchSettings, name: string, part: Ba
 /** Makes every created directory entry durable. */
 async function syncDirectories(destination: string, directories: Set<string>): Promise<void> {
   const paths = [destination, ...[...directories].map((directory) => join(destination, directory))];
-  let next = 0;
-  const worker = async () => {
-    while (next < paths.length) await fsyncDirectory(paths[next++]!);
-  };
-  await Promise.all(Array.from({ length: Math.min(FSYNC_CONCURRENCY, paths.length) }, worker));
+  await forEachConcurrently(paths, FSYNC_CONCURRENCY, fsyncDirectory);
 }
 
 /** pg_verifybackup when it is installed, else presence and sizes of the manifest's files. */

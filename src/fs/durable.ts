@@ -7,7 +7,7 @@
  * Small state files that may be lost in a crash are replaced quickly instead:
  * atomically, without the fsyncs.
  */
-import { unlinkSync } from 'node:fs';
+import { renameSync, unlinkSync, writeFileSync } from 'node:fs';
 import { type FileHandle, link, lstat, mkdir, open, readdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import type { Readable } from 'node:stream';
@@ -197,6 +197,22 @@ export async function replaceFileQuickly(path: string, content: string, mode = 0
     await rename(temp, path);
   } catch (error) {
     await removeLeftover(temp);
+    throw error;
+  }
+}
+
+/** replaceFileQuickly for code that cannot wait: the zstd addon, loaded by a synchronous require(). */
+export function replaceFileQuicklySync(path: string, content: Uint8Array, mode = 0o600): void {
+  const temp = tempPathFor(path);
+  try {
+    writeFileSync(temp, content, { mode, flag: 'wx' });
+    renameSync(temp, path);
+  } catch (error) {
+    try {
+      unlinkSync(temp);
+    } catch (cleanupError) {
+      if (!isMissing(cleanupError)) log.warning(`could not remove ${temp}: ${describeError(cleanupError)}`);
+    }
     throw error;
   }
 }

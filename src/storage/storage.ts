@@ -62,10 +62,6 @@ export interface Storage {
   delete(key: string): Promise<void>;
 }
 
-/** Metadata keys walship writes (valid names for S3, GCS and Azure alike). */
-export const METADATA_CRC32 = 'walship_crc32';
-export const METADATA_SIZE = 'walship_size';
-
 /** Rejects keys that could escape the prefix. */
 export function assertSafeKey(key: string): void {
   if (key === '' || key.startsWith('/') || key.split('/').some((part) => part === '..' || part === '.' || part === '')) {

@@ -11,11 +11,11 @@ import { type BackupSentinel, writeBackupDocuments } from '../../src/archive/bac
 import { ArchiveCatalog } from '../../src/archive/catalog.ts';
 import { partKey, walKey } from '../../src/archive/layout.ts';
 import { chooseBackup } from '../../src/archive/select.ts';
-import { codecFor } from '../../src/compress/codec.ts';
 import { log } from '../../src/log/logger.ts';
-import { chain } from '../../src/pipeline/chain.ts';
 import { parseLsn } from '../../src/postgres/lsn.ts';
 import { segmentName } from '../../src/postgres/wal-name.ts';
+import { codecFor } from '../../src/stages/compress/codec.ts';
+import { Pipeline } from '../../src/stages/pipeline.ts';
 import { FileStorage } from '../../src/storage/file.ts';
 import type { Storage } from '../../src/storage/storage.ts';
 import { walLongPageHeader } from '../support/wal.ts';
@@ -30,7 +30,7 @@ async function emptyArchive(): Promise<{ directory: string; storage: FileStorage
 }
 
 async function putCompressed(storage: Storage, key: string, content: Buffer | string, method: 'zstd' | 'brotli' | 'none' = 'zstd'): Promise<void> {
-  await storage.put(key, chain(Readable.from([Buffer.from(content)]), await codecFor(method).compress(1)));
+  await storage.put(key, await new Pipeline(Readable.from([Buffer.from(content)]), [codecFor(method).compress(1)]).readable());
 }
 
 /** A complete walship backup: one part, metadata.json and the sentinel. */

@@ -4,10 +4,11 @@
  * from there. Any failure (no writable cache, a noexec mount) throws, and the
  * caller falls back to node:zlib's zstd.
  */
-import { existsSync, lstatSync, mkdirSync, renameSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, lstatSync, mkdirSync, statSync } from 'node:fs';
 import { homedir, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { getRawAsset, isSea } from 'node:sea';
+import { replaceFileQuicklySync } from '../../fs/durable.ts';
 
 declare const WALSHIP_ZSTD_ADDON_HASH: string;
 
@@ -41,11 +42,7 @@ export function loadZstdBindingFromAsset(): unknown {
   const directory = candidates.find(isPrivateDirectory);
   if (!directory) throw new Error(`no private, writable cache directory among ${candidates.join(', ')}`);
   const path = join(directory, `zstd-napi-${WALSHIP_ZSTD_ADDON_HASH}.node`);
-  if (!existsSync(path) || statSync(path).size !== asset.byteLength) {
-    const temp = `${path}.${process.pid}.tmp`;
-    writeFileSync(temp, new Uint8Array(asset), { mode: 0o700 });
-    renameSync(temp, path);
-  }
+  if (!existsSync(path) || statSync(path).size !== asset.byteLength) replaceFileQuicklySync(path, new Uint8Array(asset), 0o700);
   const module = { exports: {} as unknown };
   process.dlopen(module, path);
   return module.exports;
