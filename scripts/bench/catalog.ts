@@ -79,10 +79,11 @@ backupSegments.forEach((segment, index) => documents.set(sentinelKey(backupName(
 let listed = 0;
 const storage: Storage = {
   location: 'memory://bench',
-  capabilities: { localFileSystem: false, conditionalCreate: 'enforced', listingIncludesMetadata: false },
+  capabilities: { localFileSystem: false, conditionalCreate: 'enforced', listingIncludesMetadata: false, batchDelete: 'parallel' },
   put: () => Promise.reject(new Error('read-only')),
   head: () => Promise.resolve(undefined),
   delete: () => Promise.resolve(),
+  deleteMany: () => Promise.resolve(),
   async get(key: string): Promise<StoredObject> {
     const timeline = /^wal_005\/0000000(\d)\.history\.zst$/.exec(key)?.[1];
     const text = timeline ? history(Number(timeline)) : documents.get(key);

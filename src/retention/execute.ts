@@ -1,0 +1,119 @@
+/**
+ * Carries out a retention plan so that a delete killed at any point leaves
+ * every listed backup restorable, and running it again finishes the job:
+ *
+ *   1. a record under walship/deleting/ for each backup to delete, then its
+ *      sentinel: the backup leaves backup-list at once, and the record says
+ *      its folder may go even while its objects are young;
+ *   2. the folders: those backups' other objects, folders left by earlier
+ *      deletes, and incomplete folders old enough to go; then the records;
+ *   3. the WAL, streamed from one listing of wal_005/ in batches, only
+ *      once no backup whose WAL it is remains listed.
+ *
+ * A storage error stops the run: no new request starts, and it is reported.
+ */
+import { Readable } from 'node:stream';
+import { deleteBackupObjects } from '../archive/backups.ts';
+import { backupPrefix, classifyKey, deletionRecordKey, sentinelKey, WAL_PREFIX } from '../archive/layout.ts';
+import { segmentNumberOfName } from '../postgres/wal-name.ts';
+import type { Storage } from '../storage/storage.ts';
+import { forEachConcurrently } from '../util/concurrency.ts';
+import { subtractDuration } from './gfs.ts';
+import { type RetentionPlan, type RetentionRequest, walSegmentGoes } from './plan.ts';
+
+export interface Deleted {
+  backups: number;
+  /** Backup folders removed: the deleted backups', and leftovers. */
+  folders: number;
+  walFiles: number;
+  objects: number;
+  bytes: number;
+}
+
+/** Keys per deleteMany() call: a few requests' worth, so the next batch is listed while one is deleted. */
+const DELETE_BATCH = 4000;
+/** Records written, and backup folders emptied, at once. */
+const RECORD_CONCURRENCY = 8;
+const FOLDER_CONCURRENCY = 4;
+
+export async function executePlan(
+  storage: Storage,
+  plan: RetentionPlan,
+  request: RetentionRequest,
+  context: { now: number; segmentSize: number; onDeleted(objects: number, bytes: number): void },
+): Promise<Deleted> {
+  const deleted: Deleted = { backups: 0, folders: 0, walFiles: 0, objects: 0, bytes: 0 };
+  const count = (objects: number, bytes: number) => {
+    deleted.objects += objects;
+    deleted.bytes += bytes;
+    context.onDeleted(objects, bytes);
+  };
+
+  const backups = plan.backups.filter((decision) => decision.action === 'delete').map((decision) => decision.backup);
+  const record = (name: string) => Readable.from([`${JSON.stringify({ Backup: name, Began: new Date(context.now).toISOString() })}\n`]);
+  await forEachConcurrently(backups, RECORD_CONCURRENCY, (backup) => storage.put(deletionRecordKey(backup.BackupName), record(backup.BackupName)));
+  await storage.deleteMany(backups.map((backup) => sentinelKey(backup.BackupName)));
+  deleted.backups = backups.length;
+  count(backups.length, 0);
+
+  const youngerThan = subtractDuration(context.now, request.incompleteAge);
+  const folders = [
+    ...backups.map((backup) => ({ name: backup.BackupName, begun: true })),
+    ...plan.folders.filter((folder) => folder.action === 'delete').map((folder) => ({ name: folder.name, begun: folder.deletionBegun })),
+  ];
+  await forEachConcurrently(folders, FOLDER_CONCURRENCY, async (folder) => {
+    // An incomplete folder goes only if it is still one, and still old: a backup-push may have resumed or finished since the listing.
+    if (!folder.begun && ((await storage.head(sentinelKey(folder.name))) || (await hasObjectSince(storage, folder.name, youngerThan)))) return;
+    const removed = await deleteBackupObjects(storage, folder.name);
+    count(removed.objects, removed.bytes);
+    deleted.folders++;
+  });
+  const records = new Set([...folders.filter((folder) => folder.begun).map((folder) => folder.name), ...plan.finishedDeletionRecords, ...plan.staleDeletionRecords]);
+  await storage.deleteMany([...records].map(deletionRecordKey));
+
+  const wal = await deleteWal(storage, plan, context.segmentSize, count);
+  deleted.walFiles = wal;
+  return deleted;
+}
+
+async function hasObjectSince(storage: Storage, backup: string, since: number): Promise<boolean> {
+  for await (const object of storage.list(backupPrefix(backup))) if (object.lastModified.getTime() > since) return true;
+  return false;
+}
+
+/** Streams wal_005/ and deletes what the plan's WAL part names, a batch in flight while the next one is listed. */
+async function deleteWal(storage: Storage, plan: RetentionPlan, segmentSize: number, count: (objects: number, bytes: number) => void): Promise<number> {
+  if (!plan.wal.everything && plan.wal.deletions.length === 0 && plan.wal.otherFiles === 0) return 0;
+  let files = 0;
+  let failure: { error: unknown } | undefined;
+  let inFlight: Promise<void> = Promise.resolve();
+  const flush = async (batch: { keys: string[]; bytes: number }) => {
+    await inFlight;
+    if (failure) throw failure.error;
+    inFlight = storage.deleteMany(batch.keys).then(
+      () => {
+        files += batch.keys.length;
+        count(batch.keys.length, batch.bytes);
+      },
+      (error: unknown) => void (failure ??= { error }),
+    );
+  };
+  let batch = { keys: [] as string[], bytes: 0 };
+  for await (const object of storage.list(WAL_PREFIX)) {
+    const kind = classifyKey(object.key);
+    if (kind.kind !== 'wal') continue;
+    const { file } = kind;
+    const goes = file.segment === undefined ? plan.wal.everything : walSegmentGoes(plan.wal, file.timeline, segmentNumberOfName(file.segment, segmentSize));
+    if (!goes) continue;
+    batch.keys.push(object.key);
+    batch.bytes += object.size;
+    if (batch.keys.length === DELETE_BATCH) {
+      await flush(batch);
+      batch = { keys: [], bytes: 0 };
+    }
+  }
+  await flush(batch);
+  await inFlight;
+  if (failure) throw failure.error;
+  return files;
+}
