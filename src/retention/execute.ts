@@ -50,7 +50,7 @@ export async function executePlan(
   };
 
   const backups = plan.backups.filter((decision) => decision.action === 'delete').map((decision) => decision.backup);
-  const record = (name: string) => Readable.from([`${JSON.stringify({ Backup: name, Began: new Date(context.now).toISOString() })}\n`]);
+  const record = (name: string) => Readable.from([Buffer.from(`${JSON.stringify({ Backup: name, Began: new Date(context.now).toISOString() })}\n`)]);
   await forEachConcurrently(backups, RECORD_CONCURRENCY, (backup) => storage.put(deletionRecordKey(backup.BackupName), record(backup.BackupName)));
   await storage.deleteMany(backups.map((backup) => sentinelKey(backup.BackupName)));
   deleted.backups = backups.length;
