@@ -44,9 +44,13 @@ function count(text: string, name: string): number {
   return Number(text);
 }
 
-/** Takes the leading upper-case modifier if it is one of `allowed`. */
-function takeModifier(args: string[], allowed: string[]): string | undefined {
-  return allowed.includes(args[0] ?? '') ? args.shift() : undefined;
+/** Takes the leading modifier (FULL, FORCE, ...) if there is one; one the verb does not take is refused. */
+function takeModifier(verb: string, args: string[], allowed: string[]): string | undefined {
+  const [first = ''] = args;
+  if (allowed.includes(first)) return args.shift();
+  if (allowed.includes(first.toUpperCase())) throw new ConfigError(`delete ${verb}: write the modifier in capitals, as WAL-G takes it: ${first.toUpperCase()}`);
+  if (/^[A-Z_]{2,}$/.test(first)) throw new ConfigError(`delete ${verb}: unknown modifier ${first}: use ${allowed.join(' or ')}`);
+  return undefined;
 }
 
 function noMoreArguments(verb: string, args: string[], usage: string): void {
@@ -95,7 +99,7 @@ function parseSelection(args: string[], options: DeleteOptions, config: Config):
   if (verb !== 'target' && options.force) throw new ConfigError('--force is for delete target only (delete everything takes FORCE)');
   switch (verb) {
     case 'retain': {
-      takeModifier(rest, ['FULL', 'FIND_FULL']);
+      takeModifier(verb, rest, ['FULL', 'FIND_FULL']);
       const countText = rest.shift();
       noMoreArguments(verb, rest, 'retain [FULL|FIND_FULL] N [--after NAME|TIME], or retain --keep-...');
       if (countText !== undefined && keepOptions.length > 0) throw new ConfigError(`delete retain: give a count or ${keepOptions[0]}, not both`);
@@ -106,19 +110,19 @@ function parseSelection(args: string[], options: DeleteOptions, config: Config):
       return { verb, rules, after: options.after === undefined ? undefined : boundary(options.after, 'retain --after') };
     }
     case 'before': {
-      takeModifier(rest, ['FIND_FULL']);
+      takeModifier(verb, rest, ['FIND_FULL']);
       const target = rest.shift();
       if (target === undefined) throw new ConfigError('delete before needs a backup name or a time: delete before [FIND_FULL] NAME|TIME');
       noMoreArguments(verb, rest, 'before [FIND_FULL] NAME|TIME');
       return { verb, boundary: boundary(target, verb) };
     }
     case 'everything': {
-      const force = takeModifier(rest, ['FORCE']) !== undefined;
+      const force = takeModifier(verb, rest, ['FORCE']) !== undefined;
       noMoreArguments(verb, rest, 'everything [FORCE]');
       return { verb, force };
     }
     case 'target': {
-      takeModifier(rest, ['FIND_FULL']);
+      takeModifier(verb, rest, ['FIND_FULL']);
       const name = rest.shift();
       if (name === undefined) throw new ConfigError('delete target needs a backup name: delete target [FIND_FULL] NAME');
       noMoreArguments(verb, rest, 'target [FIND_FULL] NAME');
@@ -126,7 +130,7 @@ function parseSelection(args: string[], options: DeleteOptions, config: Config):
       return { verb, name, force: options.force ?? false };
     }
     case 'garbage': {
-      const scope = takeModifier(rest, ['ARCHIVES', 'BACKUPS']);
+      const scope = takeModifier(verb, rest, ['ARCHIVES', 'BACKUPS']);
       noMoreArguments(verb, rest, 'garbage [ARCHIVES|BACKUPS]');
       return { verb, scope: scope === 'ARCHIVES' ? 'archives' : scope === 'BACKUPS' ? 'backups' : 'all' };
     }

@@ -55,13 +55,16 @@ function table(rows: string[][]): string[] {
   return rows.map((row) => `  ${row.map((cell, index) => (index === row.length - 1 ? cell : cell.padEnd(widths[index]!))).join('  ')}`.trimEnd());
 }
 
+/** keep, delete, leave: one width, so every table of the plan lines up. */
+const action = (name: string) => name.padEnd('delete'.length);
+
 const approximately = (deletion: Pick<WalDeletion, 'bytes' | 'bytesEstimated'>) => `${deletion.bytesEstimated ? '~' : ''}${formatBytes(deletion.bytes)}`;
 
 function walLines(wal: WalPlan, segmentSize: number): string[] {
   const name = (timeline: number, segment: bigint) => segmentName(timeline, segment, segmentSize);
   if (wal.keptBecause) return [`  keep    all WAL: ${wal.keptBecause}`];
   const lines = table(wal.deletions.map((deletion) => [
-    'delete',
+    action('delete'),
     `timeline ${deletion.timeline}`,
     `${name(deletion.timeline, deletion.first)} .. ${name(deletion.timeline, deletion.last)}`,
     `${deletion.segments} segment${deletion.segments === 1 ? '' : 's'}`,
@@ -84,7 +87,7 @@ export function planText(outcome: DeleteOutcome, timeZone: string): string {
 
   lines.push(plan.backups.length === 0 ? 'Backups: none complete.' : 'Backups, oldest first by finish time:');
   lines.push(...table(plan.backups.map((decision) => [
-    decision.action,
+    action(decision.action),
     decision.backup.BackupName,
     localTime(decision.finishTime, timeZone),
     formatBytes(decision.backup.CompressedSize),
@@ -93,7 +96,7 @@ export function planText(outcome: DeleteOutcome, timeZone: string): string {
   if (plan.folders.length > 0) {
     lines.push('', 'Backup folders without a sentinel:');
     lines.push(...table(plan.folders.map((folder) => [
-      folder.action,
+      action(folder.action),
       folder.name,
       `${folder.objects} object${folder.objects === 1 ? '' : 's'}, ${formatBytes(folder.bytes)}, newest ${localTime(folder.newest.getTime(), timeZone)}`,
       folder.reason,
