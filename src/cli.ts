@@ -11,6 +11,7 @@ import { type CommandDefinition, commands, ENVIRONMENT_HELP, GLOBAL_WALG_FLAGS, 
 import { loadConfig } from './config/config.ts';
 import { readLogging } from './config/settings.ts';
 import { refuseUnhonouredSettings } from './config/walg-settings.ts';
+import { CHECK_EXIT_CODES, verdictLine } from './checks/verdict.ts';
 import { ConfigError, describeError, ExitCode, WalshipError } from './errors.ts';
 import { log } from './log/logger.ts';
 import { VERSION } from './version.ts';
@@ -133,14 +134,25 @@ const named = commands.find((definition) => process.argv.slice(2).includes(defin
 let running: CommandDefinition | undefined;
 
 function failureExitCode(): number {
-  return (running ?? named)?.failureExitCode?.() ?? ExitCode.failure;
+  const command = running ?? named;
+  if (command?.check) return CHECK_EXIT_CODES.UNKNOWN;
+  return command?.failureExitCode?.() ?? ExitCode.failure;
+}
+
+/** A check command that could not check says so in its verdict line, where a monitoring system reads it. */
+function reportUnknown(reason: string): void {
+  if ((running ?? named)?.check) process.stdout.write(`${verdictLine('UNKNOWN', reason)}\n`);
 }
 
 async function main(argv: string[]): Promise<number> {
   try {
     const invocation = parsePlainInvocation(argv) ?? (await parseWithCommander(argv));
     // A usage error in wal-fetch must not read as "not available" in recovery.
-    if (typeof invocation === 'number') return invocation === ExitCode.ok ? invocation : (named?.failureExitCode?.() ?? invocation);
+    if (typeof invocation === 'number') {
+      if (invocation === ExitCode.ok) return invocation;
+      reportUnknown('the command line is not valid: see --help');
+      return named?.check ? CHECK_EXIT_CODES.UNKNOWN : (named?.failureExitCode?.() ?? invocation);
+    }
     const { selected, configPath } = invocation;
     running = selected.definition;
     const config = loadConfig({ configPath });
@@ -155,6 +167,7 @@ async function main(argv: string[]): Promise<number> {
     if (command) log.configure({ command: command.name });
     log.error(describeError(error));
     if (!(error instanceof WalshipError) && error instanceof Error && error.stack) log.debug(error.stack);
+    reportUnknown(describeError(error));
     return failureExitCode();
   }
 }

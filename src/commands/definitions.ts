@@ -25,6 +25,12 @@ export interface CommandDefinition {
   hotPath?: boolean;
   /** The exit code for any failure the command does not handle itself (default 1); also when it fails before its module loads. */
   failureExitCode?(): number;
+  /**
+   * A check command (src/checks/verdict.ts): a failure it does not handle
+   * itself (bad configuration, storage unreachable, bad usage) is UNKNOWN:
+   * the verdict line on stdout and exit 3.
+   */
+  check?: boolean;
   load(): Promise<CommandModule>;
 }
 
