@@ -31,6 +31,8 @@ export interface FaultRule {
   url?: RegExp;
   /** How many matching requests get the fault; forever when absent. */
   times?: number;
+  /** How many matching requests pass unharmed before the fault applies (default 0). */
+  after?: number;
 }
 
 export class FaultProxy {
@@ -87,6 +89,10 @@ export class FaultProxy {
       (candidate) => (candidate.method ?? method) === method && (candidate.url?.test(url) ?? true) && (candidate.times ?? 1) > 0,
     );
     if (!rule) return undefined;
+    if (rule.after) {
+      rule.after--;
+      return undefined;
+    }
     if (rule.times !== undefined) rule.times--;
     this.seen.faults++;
     return rule.fault;
