@@ -5,8 +5,9 @@
  *   1. a record under walship/deleting/ for each backup to delete, then its
  *      sentinel: the backup leaves backup-list at once, and the record says
  *      its folder may go even while its objects are young;
- *   2. the folders: those backups' other objects, folders left by earlier
- *      deletes, and incomplete folders old enough to go; then the records;
+ *   2. the folders: those backups' other objects and the folders earlier
+ *      deletes left, streamed from one listing of basebackups_005/ in
+ *      batches; incomplete folders old enough to go; then the records;
  *   3. the WAL, streamed from one listing of wal_005/ in batches, only
  *      once no backup whose WAL it is remains listed.
  *
@@ -14,7 +15,7 @@
  */
 import { Readable } from 'node:stream';
 import { deleteBackupObjects } from '../archive/backups.ts';
-import { backupPrefix, classifyKey, deletionRecordKey, sentinelKey, WAL_PREFIX } from '../archive/layout.ts';
+import { BACKUP_PREFIX, backupPrefix, classifyKey, deletionRecordKey, sentinelKey, WAL_PREFIX } from '../archive/layout.ts';
 import { segmentNumberOfName } from '../postgres/wal-name.ts';
 import type { Storage } from '../storage/storage.ts';
 import { forEachConcurrently } from '../util/concurrency.ts';
@@ -56,23 +57,35 @@ export async function executePlan(
   deleted.backups = backups.length;
   count(backups.length, 0);
 
+  // Folders of deleted backups, and those earlier deletes left: from one listing of basebackups_005/.
+  const begun = new Set([...backups.map((backup) => backup.BackupName), ...plan.folders.filter((folder) => folder.deletionBegun).map((folder) => folder.name)]);
+  const foldersSeen = new Set<string>();
+  await deleteListed(storage, BACKUP_PREFIX, (key) => {
+    const kind = classifyKey(key);
+    if (kind.kind !== 'backup-object' || !begun.has(kind.backup)) return false;
+    foldersSeen.add(kind.backup);
+    return true;
+  }, count);
+  // An incomplete folder goes only if it is still one, and still old: a backup-push may have resumed or finished since the listing.
   const youngerThan = subtractDuration(context.now, request.incompleteAge);
-  const folders = [
-    ...backups.map((backup) => ({ name: backup.BackupName, begun: true })),
-    ...plan.folders.filter((folder) => folder.action === 'delete').map((folder) => ({ name: folder.name, begun: folder.deletionBegun })),
-  ];
-  await forEachConcurrently(folders, FOLDER_CONCURRENCY, async (folder) => {
-    // An incomplete folder goes only if it is still one, and still old: a backup-push may have resumed or finished since the listing.
-    if (!folder.begun && ((await storage.head(sentinelKey(folder.name))) || (await hasObjectSince(storage, folder.name, youngerThan)))) return;
-    const removed = await deleteBackupObjects(storage, folder.name);
+  const incomplete = plan.folders.filter((folder) => folder.action === 'delete' && !folder.deletionBegun).map((folder) => folder.name);
+  await forEachConcurrently(incomplete, FOLDER_CONCURRENCY, async (name) => {
+    if ((await storage.head(sentinelKey(name))) || (await hasObjectSince(storage, name, youngerThan))) return;
+    const removed = await deleteBackupObjects(storage, name);
     count(removed.objects, removed.bytes);
-    deleted.folders++;
+    foldersSeen.add(name);
   });
-  const records = new Set([...folders.filter((folder) => folder.begun).map((folder) => folder.name), ...plan.finishedDeletionRecords, ...plan.staleDeletionRecords]);
-  await storage.deleteMany([...records].map(deletionRecordKey));
+  deleted.folders = foldersSeen.size;
+  await storage.deleteMany([...new Set([...begun, ...plan.finishedDeletionRecords, ...plan.staleDeletionRecords])].map(deletionRecordKey));
 
-  const wal = await deleteWal(storage, plan, context.segmentSize, count);
-  deleted.walFiles = wal;
+  if (plan.wal.everything || plan.wal.deletions.length > 0 || plan.wal.otherFiles > 0) {
+    deleted.walFiles = await deleteListed(storage, WAL_PREFIX, (key) => {
+      const kind = classifyKey(key);
+      if (kind.kind !== 'wal') return false;
+      const { file } = kind;
+      return file.segment === undefined ? plan.wal.everything : walSegmentGoes(plan.wal, file.timeline, segmentNumberOfName(file.segment, context.segmentSize));
+    }, count);
+  }
   return deleted;
 }
 
@@ -81,10 +94,13 @@ async function hasObjectSince(storage: Storage, backup: string, since: number): 
   return false;
 }
 
-/** Streams wal_005/ and deletes what the plan's WAL part names, a batch in flight while the next one is listed. */
-async function deleteWal(storage: Storage, plan: RetentionPlan, segmentSize: number, count: (objects: number, bytes: number) => void): Promise<number> {
-  if (!plan.wal.everything && plan.wal.deletions.length === 0 && plan.wal.otherFiles === 0) return 0;
-  let files = 0;
+/**
+ * Streams the listing of `prefix` and deletes the keys `selected` picks, in
+ * batches, one batch in flight while the next is listed; returns how many.
+ * After a failure no new batch starts.
+ */
+async function deleteListed(storage: Storage, prefix: string, selected: (key: string) => boolean, count: (objects: number, bytes: number) => void): Promise<number> {
+  let deleted = 0;
   let failure: { error: unknown } | undefined;
   let inFlight: Promise<void> = Promise.resolve();
   const flush = async (batch: { keys: string[]; bytes: number }) => {
@@ -92,19 +108,15 @@ async function deleteWal(storage: Storage, plan: RetentionPlan, segmentSize: num
     if (failure) throw failure.error;
     inFlight = storage.deleteMany(batch.keys).then(
       () => {
-        files += batch.keys.length;
+        deleted += batch.keys.length;
         count(batch.keys.length, batch.bytes);
       },
       (error: unknown) => void (failure ??= { error }),
     );
   };
   let batch = { keys: [] as string[], bytes: 0 };
-  for await (const object of storage.list(WAL_PREFIX)) {
-    const kind = classifyKey(object.key);
-    if (kind.kind !== 'wal') continue;
-    const { file } = kind;
-    const goes = file.segment === undefined ? plan.wal.everything : walSegmentGoes(plan.wal, file.timeline, segmentNumberOfName(file.segment, segmentSize));
-    if (!goes) continue;
+  for await (const object of storage.list(prefix)) {
+    if (!selected(object.key)) continue;
     batch.keys.push(object.key);
     batch.bytes += object.size;
     if (batch.keys.length === DELETE_BATCH) {
@@ -115,5 +127,5 @@ async function deleteWal(storage: Storage, plan: RetentionPlan, segmentSize: num
   await flush(batch);
   await inFlight;
   if (failure) throw failure.error;
-  return files;
+  return deleted;
 }

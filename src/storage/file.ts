@@ -4,7 +4,7 @@
  * tree (.walship/metadata/<key>.json) so the main tree stays WAL-G's layout.
  */
 import { createReadStream, type Dir, opendirSync, type Stats, statSync } from 'node:fs';
-import { mkdir, readFile, stat, unlink } from 'node:fs/promises';
+import { mkdir, readFile, rmdir, stat, unlink } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { Readable } from 'node:stream';
 import { ConfigError, NotFoundError } from '../errors.ts';
@@ -158,6 +158,25 @@ export class FileStorage implements Storage {
     // Metadata first: a crash in between leaves an object without metadata (read like a WAL-G object), never metadata without its object.
     await removeDurably(keys.map((key) => this.metadataPathOf(key)));
     await removeDurably(keys.map((key) => this.pathOf(key)));
+    await this.removeEmptiedFolders(keys);
+  }
+
+  /**
+   * Removes the folders the keys leave empty (a deleted backup's), in both
+   * trees, but never a top-level one (wal_005/, basebackups_005/): a
+   * wal-push or backup-push may be about to create an object there.
+   */
+  private async removeEmptiedFolders(keys: readonly string[]): Promise<void> {
+    const folders = new Set(keys.map((key) => dirname(key)).filter((folder) => folder.includes('/')));
+    for (const folder of folders) {
+      for (let current = folder; current.includes('/'); current = dirname(current)) {
+        const removed = await Promise.all([join(this.root, current), join(this.root, METADATA_TREE, current)].map((path) => rmdir(path).then(() => true, (error: NodeJS.ErrnoException) => {
+          if (error.code === 'ENOTEMPTY' || error.code === 'EEXIST' || isMissing(error)) return false;
+          throw error;
+        })));
+        if (!removed.some(Boolean)) break;
+      }
+    }
   }
 }
 
