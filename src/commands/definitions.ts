@@ -298,6 +298,8 @@ Configuration (environment variables, or the same keys in --config FILE):
                             and 4 over a network (1 turns look-ahead off)
   TOTAL_BG_UPLOADED_LIMIT, PG_READY_RENAME            look-ahead archiving (32, true)
   WALG_DOWNLOAD_CONCURRENCY, WALSHIP_PREFETCH        prefetching in recovery (10, true)
+  WALSHIP_RETAIN_LAST, _DAILY, _WEEKLY, _MONTHLY, _YEARLY, _WITHIN
+                            the rules of a bare "delete retain" (see delete --help)
   WALG_LOG_LEVEL            ERROR, WARNING (default), NORMAL or DEVEL
   WALG_LOG_FORMAT           text (default) or json
   WALG_CONFIG_PATH          config file (JSON or YAML), like --config
