@@ -60,12 +60,14 @@ export async function executePlan(
   // Folders of deleted backups, and those earlier deletes left: from one listing of basebackups_005/.
   const begun = new Set([...backups.map((backup) => backup.BackupName), ...plan.folders.filter((folder) => folder.deletionBegun).map((folder) => folder.name)]);
   const foldersSeen = new Set<string>();
-  await deleteListed(storage, BACKUP_PREFIX, (key) => {
-    const kind = classifyKey(key);
-    if (kind.kind !== 'backup-object' || !begun.has(kind.backup)) return false;
-    foldersSeen.add(kind.backup);
-    return true;
-  }, count);
+  if (begun.size > 0) {
+    await deleteListed(storage, BACKUP_PREFIX, (key) => {
+      const kind = classifyKey(key);
+      if (kind.kind !== 'backup-object' || !begun.has(kind.backup)) return false;
+      foldersSeen.add(kind.backup);
+      return true;
+    }, count);
+  }
   // An incomplete folder goes only if it is still one, and still old: a backup-push may have resumed or finished since the listing.
   const youngerThan = subtractDuration(context.now, request.incompleteAge);
   const incomplete = plan.folders.filter((folder) => folder.action === 'delete' && !folder.deletionBegun).map((folder) => folder.name);
