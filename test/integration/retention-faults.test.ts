@@ -141,4 +141,48 @@ describe('delete killed at any point, and a storage that fails midway (s3rver)',
     assert.equal(finished.code, 0, finished.stderr);
     assert.match(finished.stdout, /^Deleted 3 backups, 3 backup folders and \d+ WAL files: /m);
   });
+
+  it('stops when a request is refused midway: the sentinels gone, nothing after the refused batch, and the next run finishes', async () => {
+    const archive = new SyntheticArchive({ segments: 400, backups: 4, partsPerBackup: 2 });
+    const names = archive.backupNames();
+    const { direct, walship } = await synthetic('midway', archive);
+    const initial = await listing(direct);
+    // The sentinels' DeleteObjects passes; the next one, the deleted backups' folders, is refused.
+    proxy.inject({ fault: { kind: 'status', status: 403, code: 'AccessDenied', message: 'Access Denied' }, method: 'POST', url: DELETE_OBJECTS, after: 1 });
+    const refused = await walship(['delete', 'retain', '1', '--confirm']);
+    const deletes = proxy.recorded.filter((request) => request.method === 'POST' || request.method === 'DELETE');
+    proxy.clear();
+    assert.equal(refused.code, 1, refused.stderr);
+    assert.match(refused.stderr.trimEnd(), /^walship delete: ERROR: delete basebackups_005\/base_\S+\/metadata\.json and \d+ more keys in s3:\/\/walship-test\/midway\/ failed: AccessDenied \(HTTP 403\): Access Denied; grant s3:DeleteObject$/);
+    assert.equal(deletes.length, 2, 'no request after the refused one: neither the records nor the WAL');
+    assert.deepEqual(await assertListedRestorable(archive, direct), names.slice(3));
+    const after = await listing(direct);
+    const sentinels = new Set(names.slice(0, 3).map(sentinelKey));
+    assert.deepEqual([...after.keys()].filter((key) => !key.startsWith('walship/deleting/')), [...initial.keys()].filter((key) => !sentinels.has(key)), 'only the sentinels are gone');
+    assert.equal([...after.keys()].filter((key) => key.startsWith('walship/deleting/')).length, 3, 'the records say the folders may go');
+    const finished = await walship(['delete', 'retain', '1', '--confirm']);
+    assert.equal(finished.code, 0, finished.stderr);
+    assert.match(finished.stdout, /^Deleted 0 backups, 3 backup folders and \d+ WAL files: /m);
+    assert.deepEqual(await assertListedRestorable(archive, direct), names.slice(3));
+    assert.ok(![...(await listing(direct)).keys()].some((key) => key.startsWith('walship/deleting/') || names.slice(0, 3).some((name) => key.startsWith(backupPrefix(name)))));
+  });
+
+  it('stops when a DeleteObjects answer lists a key it could not delete, naming that key', async () => {
+    const archive = new SyntheticArchive({ segments: 400, backups: 4, partsPerBackup: 2 });
+    const names = archive.backupNames();
+    const { direct, walship } = await synthetic('per-key', archive);
+    const initial = await listing(direct);
+    // HTTP 200, but one key refused: S3 answers so when a policy denies some keys of a batch.
+    const refusedKey = `per-key/${sentinelKey(names[0]!)}`;
+    const xml = `<?xml version="1.0" encoding="UTF-8"?><DeleteResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/"><Error><Key>${refusedKey}</Key><Code>AccessDenied</Code><Message>Access Denied</Message></Error></DeleteResult>`;
+    proxy.inject({ fault: { kind: 'status', status: 200, xml }, method: 'POST', url: DELETE_OBJECTS, times: 1 });
+    const refused = await walship(['delete', 'retain', '1', '--confirm']);
+    const deletes = proxy.recorded.filter((request) => request.method === 'POST' || request.method === 'DELETE');
+    proxy.clear();
+    assert.equal(refused.code, 1, refused.stderr);
+    assert.equal(refused.stderr.trimEnd().split('\n').length, 1, refused.stderr);
+    assert.match(refused.stderr, new RegExp(`failed: AccessDenied \\(HTTP 403\\): ${sentinelKey(names[0]!)}: Access Denied; grant s3:DeleteObject$`, 'm'));
+    assert.equal(deletes.length, 1, 'not sent again, and nothing after it');
+    assert.deepEqual([...(await listing(direct)).keys()].filter((key) => !key.startsWith('walship/deleting/')), [...initial.keys()]);
+  });
 });
