@@ -12,14 +12,14 @@
  * on file storage, and at twice the rate of one-by-one deletes on s3rver.
  */
 import { execFileSync } from 'node:child_process';
-import { closeSync, mkdirSync, openSync, readFileSync, writeSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { Config } from '../../src/config/config.ts';
 import { forEachConcurrently } from '../../src/util/concurrency.ts';
 import { startS3rver } from '../../test/support/emulators.ts';
 import { isRoot, POSTGRES_USER } from '../../test/support/processes.ts';
 import { openConfigured } from '../../test/support/storage.ts';
-import { SyntheticArchive, writeToDirectory } from '../../test/support/synthetic-archive.ts';
+import { SyntheticArchive, writeToDirectory, writeToS3rverDirectory } from '../../test/support/synthetic-archive.ts';
 import { type BenchContext, type BenchReport, fixed, markdownTable, postgresDirectory, ratio, serverEnvironment, timeShell } from './common.ts';
 
 const POLICY = '--keep-daily 7 --keep-weekly 4 --keep-monthly 12';
@@ -57,34 +57,6 @@ async function planAndDelete(context: BenchContext, settings: Record<string, str
   return { plan, deleteCommand, objects: deleted.objects, deletingSeconds: deleted.seconds };
 }
 
-/**
- * Writes `archive` straight into s3rver's directory in s3rver's own layout
- * (an object, its MD5 and its metadata as three files): a put per object
- * would take minutes for 100,000 objects. Relies on s3rver internals, as
- * test/support/s3rver-fast-delete.ts does.
- */
-function writeToS3rver(archive: SyntheticArchive, bucketDirectory: string, prefix: string): number {
-  const made = new Set<string>();
-  let count = 0;
-  const write = (path: string, content: Buffer | string) => {
-    if (!made.has(dirname(path))) {
-      mkdirSync(dirname(path), { recursive: true });
-      made.add(dirname(path));
-    }
-    const fd = openSync(path, 'w');
-    writeSync(fd, typeof content === 'string' ? Buffer.from(content) : content);
-    closeSync(fd);
-  };
-  for (const { key, content } of archive.objects()) {
-    const path = join(bucketDirectory, prefix, key);
-    write(`${path}._S3rver_object`, content);
-    write(`${path}._S3rver_object.md5`, '0'.repeat(32));
-    write(`${path}._S3rver_metadata.json`, '{}');
-    count++;
-  }
-  return count;
-}
-
 async function fileStorage(context: BenchContext, segments: number, backups: number): Promise<{ figures: DeleteFigures; archive: SyntheticArchive; writtenSeconds: number }> {
   const directory = postgresDirectory(join(context.root, 'retention-file'));
   const archive = new SyntheticArchive({ segments, backups, backupEveryMs: SPAN_MS / backups });
@@ -102,9 +74,9 @@ async function s3rver(context: BenchContext, segments: number, oneByOne: number)
   const emulator = await startS3rver({ fastDelete: true });
   try {
     const bucket = emulator.objectsDirectory!;
-    const objects = writeToS3rver(new SyntheticArchive({ segments, backups: S3_BACKUPS, partsPerBackup: 5, backupEveryMs: SPAN_MS / S3_BACKUPS }), bucket, 'retention');
+    const objects = writeToS3rverDirectory(new SyntheticArchive({ segments, backups: S3_BACKUPS, partsPerBackup: 5, backupEveryMs: SPAN_MS / S3_BACKUPS }), bucket, 'retention');
     const baseline = new SyntheticArchive({ segments: oneByOne, backups: 1, partsPerBackup: 1 });
-    writeToS3rver(baseline, bucket, 'one-by-one');
+    writeToS3rverDirectory(baseline, bucket, 'one-by-one');
     context.log(`s3rver: ${objects} objects, and ${oneByOne} for one-by-one deletes, written`);
 
     // One-by-one: a DeleteObject request per key, 16 at once (as for GCS), then one after another.

@@ -162,14 +162,10 @@ export class SyntheticArchive {
   }
 }
 
-/**
- * Writes `archive` under a file storage root as FileStorage lays it out
- * (metadata in .walship/metadata/), with plain synchronous writes: no fsync,
- * a million files in about a minute.
- */
-export function writeToDirectory(archive: SyntheticArchive, root: string): number {
+/** Writes whole files with plain synchronous calls, no fsync, making each directory once. */
+function plainFileWriter(): (path: string, content: Buffer | string) => void {
   const made = new Set<string>();
-  const write = (path: string, content: Buffer) => {
+  return (path, content) => {
     const directory = dirname(path);
     if (!made.has(directory)) {
       mkdirSync(directory, { recursive: true });
@@ -177,15 +173,43 @@ export function writeToDirectory(archive: SyntheticArchive, root: string): numbe
     }
     const fd = openSync(path, 'w', 0o640);
     try {
-      writeSync(fd, content);
+      writeSync(fd, typeof content === 'string' ? Buffer.from(content) : content);
     } finally {
       closeSync(fd);
     }
   };
+}
+
+/**
+ * Writes `archive` under a file storage root as FileStorage lays it out
+ * (metadata in .walship/metadata/): a million files in about a minute.
+ */
+export function writeToDirectory(archive: SyntheticArchive, root: string): number {
+  const write = plainFileWriter();
   let count = 0;
   for (const { key, content, metadata } of archive.objects()) {
     write(join(root, key), content);
-    if (metadata) write(join(root, '.walship/metadata', `${key}.json`), Buffer.from(JSON.stringify(metadata)));
+    if (metadata) write(join(root, '.walship/metadata', `${key}.json`), JSON.stringify(metadata));
+    count++;
+  }
+  return count;
+}
+
+/**
+ * Writes `archive` under `prefix` straight into the directory of an s3rver
+ * bucket (Emulator.objectsDirectory), in s3rver's own layout: an object, its
+ * MD5 and its metadata as three files (the metadata left empty). A put per
+ * object would take minutes for 100,000 objects. Relies on s3rver internals,
+ * as s3rver-fast-delete.ts does: its version is pinned in package.json.
+ */
+export function writeToS3rverDirectory(archive: SyntheticArchive, bucketDirectory: string, prefix: string): number {
+  const write = plainFileWriter();
+  let count = 0;
+  for (const { key, content } of archive.objects()) {
+    const path = join(bucketDirectory, prefix, key);
+    write(`${path}._S3rver_object`, content);
+    write(`${path}._S3rver_object.md5`, '0'.repeat(32));
+    write(`${path}._S3rver_metadata.json`, '{}');
     count++;
   }
   return count;
