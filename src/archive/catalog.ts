@@ -13,7 +13,7 @@ import type { Storage } from '../storage/storage.ts';
 import { forEachConcurrently } from '../util/concurrency.ts';
 import { type BackupSentinel, readSentinelDocument, systemIdentifierOf, validSentinel } from './backups.ts';
 import { readArchiveRecord } from './identity.ts';
-import { ARCHIVE_IDENTITY_KEY, BACKUP_PREFIX, classifyKey, sentinelKey, WAL_PREFIX } from './layout.ts';
+import { ARCHIVE_IDENTITY_KEY, BACKUP_PREFIX, backupOfDeletionRecord, classifyKey, sentinelKey, WAL_PREFIX } from './layout.ts';
 import { readStoredHistory, readStoredSegmentHeader } from './stored-wal.ts';
 import { type HistoryEntry, parseHistory, TimelineGraph } from './timelines.ts';
 import { type SegmentRange, type WalIndex, WalIndexBuilder, type WalOtherFile } from './wal-index.ts';
@@ -182,6 +182,11 @@ export class ArchiveCatalog {
       const systemIdentifier = systemIdentifierOf(document);
       return systemIdentifier === undefined ? [] : [{ backup, systemIdentifier }];
     });
+  }
+
+  /** Backups a delete has begun to remove (walship/deleting/), by name: their folders go even while young. */
+  deletionsBegun(): string[] {
+    return this.walshipRecords.map(backupOfDeletionRecord).filter((name) => name !== undefined).sort();
   }
 
   /** Sentinels that could not be read at all (damaged, not JSON), with the reason. */

@@ -6,7 +6,8 @@
  *   basebackups_005/<backup>_backup_stop_sentinel.json     a backup's commit point, written last
  *   basebackups_005/<backup>/metadata.json
  *   basebackups_005/<backup>/tar_partitions/part_001.tar[.<extension>]
- *   walship/archive.json                                   walship's records (the archive's identity)
+ *   walship/archive.json                                   walship's records: the archive's identity,
+ *   walship/deleting/<backup>.json                         and the backups a delete has begun to remove
  */
 import { parseWalFileName, type WalFileName } from '../postgres/wal-name.ts';
 
@@ -19,6 +20,8 @@ export const WAL_PREFIX = `${WAL_FOLDER}/`;
 export const BACKUP_PREFIX = `${BACKUP_FOLDER}/`;
 /** Which cluster the archive belongs to (identity.ts). */
 export const ARCHIVE_IDENTITY_KEY = `${WALSHIP_FOLDER}/archive.json`;
+/** Records of backups `delete` has begun to remove: written before the sentinel goes, removed once the folder is gone. */
+const DELETING_FOLDER = 'deleting';
 
 const SENTINEL_SUFFIX = '_backup_stop_sentinel.json';
 const BACKUP_NAME = /^base_[0-9A-F]{24}$/;
@@ -56,6 +59,17 @@ export function metadataKey(backup: string): string {
 /** Every object of a backup but its sentinel. */
 export function backupPrefix(backup: string): string {
   return `${BACKUP_PREFIX}${backup}/`;
+}
+
+/** The record that `delete` has begun to remove `backup`, so its folder goes even when it is young. */
+export function deletionRecordKey(backup: string): string {
+  return `${WALSHIP_FOLDER}/${DELETING_FOLDER}/${backup}.json`;
+}
+
+/** The backup a walship record (a path under walship/) says a delete has begun to remove, if it is such a record. */
+export function backupOfDeletionRecord(path: string): string | undefined {
+  const name = path.startsWith(`${DELETING_FOLDER}/`) && path.endsWith('.json') ? path.slice(DELETING_FOLDER.length + 1, -'.json'.length) : '';
+  return isBackupName(name) ? name : undefined;
 }
 
 export function partKey(backup: string, part: string): string {

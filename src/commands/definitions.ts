@@ -224,6 +224,61 @@ Exit codes: 0 restored, verified and durable; 1 failure (the partial restore is 
     notes: 'Exit codes: 0 marked; 1 failure (for example, no such backup).',
     load: () => import('./backup-mark.ts'),
   },
+  {
+    name: 'delete',
+    summary: 'Delete old backups and the WAL no kept backup needs: WAL-G\'s verbs and GFS rules; a dry run unless --confirm',
+    arguments: [
+      ['verb', 'retain, before, everything, target or garbage'],
+      ['arguments...', 'the verb\'s modifier and argument: retain [FULL|FIND_FULL] [N], before [FIND_FULL] NAME|TIME, everything [FORCE], target [FIND_FULL] NAME, garbage [ARCHIVES|BACKUPS]', 'optional'],
+    ],
+    options: [
+      ['--confirm', 'delete; without it, delete only prints its plan'],
+      ['--json', 'print the plan (and what was deleted) as JSON on stdout'],
+      ['-a, --after <name|time>', 'retain: also keep that backup and every newer one, or every backup finished at or after that time'],
+      ['--keep-last <n>', 'retain: keep the newest N backups'],
+      ['--keep-daily <n>', 'retain: keep the newest backup of each of the last N days that have one'],
+      ['--keep-weekly <n>', 'retain: ... of each of the last N ISO weeks (Monday to Sunday) that have one'],
+      ['--keep-monthly <n>', 'retain: ... of each of the last N months that have one'],
+      ['--keep-yearly <n>', 'retain: ... of each of the last N years that have one'],
+      ['--keep-within <duration>', 'retain: keep every backup finished within this span before the newest one (e.g. 14d)'],
+      ['--pitr-window <duration>', 'keep point-in-time recovery only from backups finished within this span; older kept backups stay restorable to their end (default: from every kept backup)'],
+      ['--incomplete-age <duration>', 'garbage, everything: leave backup folders without a sentinel whose newest object is younger than this (default 24h: a backup-push may be writing them)'],
+      ['--force', 'target: delete a permanent backup too'],
+    ],
+    walgFlags: [
+      { flags: '--use-sentinel-time', ignoredBecause: 'walship always orders backups by the finish time their sentinel records' },
+      { flags: '--target-user-data <data>', refusedBecause: "name the backup instead (backup-list --json shows each backup's user_data)" },
+      { flags: '--without-backup-check', refusedBecause: 'walship deletes WAL only when a backup tells which is old; delete everything empties the archive' },
+      TARGET_STORAGE,
+    ],
+    examples: [
+      'walship delete retain 7                          (prints the plan: which backups and WAL would go, and why)',
+      'walship delete retain 7 --confirm',
+      'walship delete retain --keep-daily 7 --keep-weekly 4 --keep-monthly 12 --confirm',
+      'walship delete retain FULL 5 --after 2026-11-01T00:00:00Z',
+      'walship delete before base_000000010000000000000010 --confirm',
+      'walship delete target base_000000010000000000000004 --confirm',
+      'walship delete garbage --confirm',
+      "# nightly in the postgres user's crontab, the rules in the config file (WALSHIP_RETAIN_DAILY: 7 ...); the README explains each part:",
+      `15 2 * * * PATH=/usr/lib/postgresql/15/bin:/usr/bin:/bin /usr/bin/flock -n -E 75 /var/log/postgresql/walship-nightly.log /bin/sh -c '/usr/local/bin/walship --config /etc/walship.yaml backup-push && /usr/local/bin/walship --config /etc/walship.yaml delete retain --confirm' >>/var/log/postgresql/walship-nightly.log 2>&1 || echo "walship backup-push or delete failed with exit $? (75: an earlier run still holds the lock); see /var/log/postgresql/walship-nightly.log"`,
+    ],
+    notes: `FULL and FIND_FULL are accepted and mean the same as nothing: walship has no delta backups.
+Backups are ordered by the finish time their sentinel records, never by name.
+Always kept (but by delete everything): permanent backups (backup-mark) and the WAL from their
+start to their finish LSN; the newest complete backup; timeline history files; every WAL segment
+from the start of the oldest kept backup on (point-in-time recovery from each kept backup to the
+end of the archive, unless --pitr-window).
+GFS rules are restic's: each keeps the newest backup of each of its last N days (weeks, months,
+years) that have a backup, and the oldest backup while it has periods to spare; rules add up. Days
+are taken in the machine's time zone (TZ), like cron. Durations: 36h, 14d, 2w, 6m, 1y.
+Settings: WALSHIP_RETAIN_LAST, WALSHIP_RETAIN_DAILY, WALSHIP_RETAIN_WEEKLY, WALSHIP_RETAIN_MONTHLY,
+WALSHIP_RETAIN_YEARLY, WALSHIP_RETAIN_WITHIN (the rules of a bare "delete retain"),
+WALSHIP_PITR_WINDOW, WALSHIP_INCOMPLETE_BACKUP_AGE (24h).
+Exit codes: 0 the plan printed, and with --confirm carried out; 1 failure: bad input (nothing
+deleted) or a storage error (deleting stopped at once; every listed backup stays restorable, and
+running it again finishes the job).`,
+    load: () => import('./delete.ts'),
+  },
 ];
 
 export const ENVIRONMENT_HELP = `
@@ -243,6 +298,8 @@ Configuration (environment variables, or the same keys in --config FILE):
                             and 4 over a network (1 turns look-ahead off)
   TOTAL_BG_UPLOADED_LIMIT, PG_READY_RENAME            look-ahead archiving (32, true)
   WALG_DOWNLOAD_CONCURRENCY, WALSHIP_PREFETCH        prefetching in recovery (10, true)
+  WALSHIP_RETAIN_LAST, _DAILY, _WEEKLY, _MONTHLY, _YEARLY, _WITHIN
+                            the rules of a bare "delete retain" (see delete --help)
   WALG_LOG_LEVEL            ERROR, WARNING (default), NORMAL or DEVEL
   WALG_LOG_FORMAT           text (default) or json
   WALG_CONFIG_PATH          config file (JSON or YAML), like --config

@@ -1,5 +1,5 @@
 // The README's recipes, run as written on a real PostgreSQL 15: the crontab
-// line for backups, as cron runs it; restoring the newest state after the data
+// lines for backups and for backups with retention, as cron runs them; restoring the newest state after the data
 // files broke; and bringing back rows deleted by mistake and a dropped table
 // from a side copy restored to a point in time. Each command comes from the
 // README's marked code blocks; the test substitutes only the machine's paths
@@ -151,6 +151,66 @@ describe("the README's crontab line, run as cron runs it", () => {
     assert.equal(cron.stderr, '');
     assert.match(readFileSync(log, 'utf8'), /^walship backup-push: ERROR: .+$/m);
     assert.equal(await countBackups(), 1);
+  });
+});
+
+describe("the README's nightly crontab line with retention, run as cron runs it", () => {
+  let archive: string;
+  let home: string;
+  let config: string;
+  let log: string;
+  let primary: PostgresCluster;
+  let command: string;
+
+  const runAsCron = () => runAsPostgresUser(command, { HOME: home, PATH: '/usr/bin:/bin' }, home);
+  const countBackups = () => backupCount({ WALG_FILE_PREFIX: archive });
+
+  before(async () => {
+    archive = makePostgresOwnedDirectory('walship-archive-');
+    home = makePostgresOwnedDirectory('walship-home-');
+    config = join(home, 'walship.yaml');
+    log = join(home, 'walship-nightly.log');
+    primary = await startArchivingPrimary({ WALG_FILE_PREFIX: archive });
+    // The README's rules keep 7 daily backups: two nights' backups in one test are one day, so the test keeps the newest 2.
+    writeConfig(config, { WALG_FILE_PREFIX: archive, WALSHIP_RETAIN_LAST: '2', ...libpq(primary) });
+    const line = recipe('crontab-retention').trim();
+    assert.equal(line.split('\n').length, 1, 'one crontab line');
+    const cronCommand = line.replace(/^(\S+\s+){5}/, '');
+    assert.doesNotMatch(cronCommand, /(^|[^\\])%/, 'an unescaped % would cut the command short');
+    command = substitute(cronCommand, [
+      ['/usr/local/bin/walship', walshipBinary],
+      ['/etc/walship.yaml', config],
+      ['/var/log/postgresql/walship-nightly.log', log],
+    ]);
+  });
+
+  after(async () => {
+    await primary?.destroy();
+    rmSync(archive, { recursive: true, force: true });
+    rmSync(home, { recursive: true, force: true });
+  });
+
+  it('is the line delete --help shows', async () => {
+    const help = await check(walshipBinary, ['delete', '--help']);
+    const line = recipe('crontab-retention').trim();
+    assert.ok(help.split('\n').some((shown) => shown.trim() === line), `delete --help does not show the README's line:\n${help}`);
+  });
+
+  it('takes a backup, then deletes what the rules in the config file do not keep, and prints nothing', async () => {
+    for (const expected of [1, 2, 2]) {
+      const cron = await runAsCron();
+      assert.equal(cron.code, 0, cron.stderr);
+      assert.equal(cron.stdout + cron.stderr, '');
+      assert.equal(await countBackups(), expected);
+    }
+    assert.match(readFileSync(log, 'utf8'), /^Deleted 1 backup, 1 backup folder and \d+ WAL files: /m);
+  });
+
+  it('deletes nothing when the backup fails, and prints one line for cron to mail', async () => {
+    await primary.stop();
+    const cron = await runAsCron();
+    assert.equal(cron.stdout, `walship backup-push or delete failed with exit 1 (75: an earlier run still holds the lock); see ${log}\n`);
+    assert.equal(await countBackups(), 2);
   });
 });
 

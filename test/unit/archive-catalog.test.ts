@@ -68,6 +68,7 @@ function watched(inner: Storage): Storage & { listings: string[]; reads: string[
     put: inner.put.bind(inner),
     head: inner.head.bind(inner),
     delete: inner.delete.bind(inner),
+    deleteMany: inner.deleteMany.bind(inner),
     get: (key: string) => {
       wrapper.reads.push(key);
       return inner.get(key);

@@ -10,7 +10,7 @@ import { backupEndLsn, checkFilesAgainstManifest, parseWalRanges } from '../../s
 import { parseControlFile } from '../../src/postgres/control-file.ts';
 import {
   chooseRecoveryTarget,
-  parseRecoveryTargetTime,
+  parseTimeWithOffset,
   quoteSettingValue,
   renderRecoverySettings,
   shellQuote,
@@ -108,17 +108,17 @@ describe('pg_control', () => {
 
 describe('recovery targets', () => {
   it('keeps a target time to the microsecond and normalizes its offset', () => {
-    assert.equal(parseRecoveryTargetTime('2024-05-01 10:00:00.123456+00').value, '2024-05-01 10:00:00.123456+00:00');
-    assert.equal(parseRecoveryTargetTime('2024-05-01T10:00:00Z').value, '2024-05-01 10:00:00+00:00');
-    assert.equal(parseRecoveryTargetTime('2024-05-01 12:30:00+0230').value, '2024-05-01 12:30:00+02:30');
-    assert.equal(parseRecoveryTargetTime('2024-05-01 12:00:00+02').epochMs, Date.UTC(2024, 4, 1, 10));
-    assert.equal(parseRecoveryTargetTime('2024-05-01 10:00:00.250-01:00').epochMs, Date.UTC(2024, 4, 1, 11, 0, 0, 250));
+    assert.equal(parseTimeWithOffset('2024-05-01 10:00:00.123456+00', '--recovery-target-time').value, '2024-05-01 10:00:00.123456+00:00');
+    assert.equal(parseTimeWithOffset('2024-05-01T10:00:00Z', '--recovery-target-time').value, '2024-05-01 10:00:00+00:00');
+    assert.equal(parseTimeWithOffset('2024-05-01 12:30:00+0230', '--recovery-target-time').value, '2024-05-01 12:30:00+02:30');
+    assert.equal(parseTimeWithOffset('2024-05-01 12:00:00+02', '--recovery-target-time').epochMs, Date.UTC(2024, 4, 1, 10));
+    assert.equal(parseTimeWithOffset('2024-05-01 10:00:00.250-01:00', '--recovery-target-time').epochMs, Date.UTC(2024, 4, 1, 11, 0, 0, 250));
   });
 
   it('refuses a time without an offset, or an impossible one', () => {
-    assert.throws(() => parseRecoveryTargetTime('2024-05-01 10:00:00'), /UTC offset/);
-    assert.throws(() => parseRecoveryTargetTime('yesterday'), /UTC offset/);
-    assert.throws(() => parseRecoveryTargetTime('2024-02-30 10:00:00+00'), /not a valid date/);
+    assert.throws(() => parseTimeWithOffset('2024-05-01 10:00:00', '--recovery-target-time'), /UTC offset/);
+    assert.throws(() => parseTimeWithOffset('yesterday', '--recovery-target-time'), /UTC offset/);
+    assert.throws(() => parseTimeWithOffset('2024-02-30 10:00:00+00', '--recovery-target-time'), /not a valid date/);
   });
 
   it('allows at most one target, each validated', () => {
