@@ -38,7 +38,7 @@ const READ_CONCURRENCY = 8;
 /** Stores `report` (create-only) under a key of its backup and finish time; returns the key. */
 export async function storeDrillReport(storage: Storage, report: DrillReportSummary): Promise<string> {
   const key = drillReportKey(report.backup, new Date(report.finished_at));
-  await storage.put(key, Readable.from([`${JSON.stringify(report, null, 2)}\n`]), { createOnly: true });
+  await storage.put(key, Readable.from([Buffer.from(`${JSON.stringify(report, null, 2)}\n`)]), { createOnly: true });
   return key;
 }
 

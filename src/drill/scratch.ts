@@ -105,12 +105,12 @@ export class Scratch {
       if (pid) process.kill(pid, 'SIGTERM');
     }
     if (keep) {
-      if (!this.server) return [`the drill kept ${this.root}; remove it with: rm -rf ${shellQuote([this.root])}`];
+      if (!this.server) return [`kept ${this.root}; remove it with: rm -rf ${shellQuote([this.root])}`];
       const { cluster, binDirectory } = this.server;
       await cluster.stop('fast');
       const program = (name: string) => join(binDirectory, name);
       return [
-        `the drill kept the restored cluster, stopped, in ${this.root}`,
+        `kept the restored cluster, stopped, in ${this.root}`,
         `  start it: ${shellQuote([program('pg_ctl'), '-D', this.dataDirectory, '-l', cluster.logFile, ...cluster.startOptions(), 'start'])}`,
         `  connect:  ${shellQuote([program('psql'), '-h', this.root, '-p', String(cluster.port), '-d', 'postgres'])}`,
         `  stop it:  ${shellQuote([program('pg_ctl'), '-D', this.dataDirectory, 'stop'])}`,

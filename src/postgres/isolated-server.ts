@@ -43,7 +43,6 @@ export function isolatedServerSettings(server: IsolatedServer): Record<string, s
     // A server log of its own, in words the drill reads.
     logging_collector: 'off',
     log_destination: 'stderr',
-    log_line_prefix: '%m [%p] ',
     log_min_messages: 'warning',
     lc_messages: 'C',
     // Modest memory beside production's server, and nothing that fails without production's files.

@@ -13,7 +13,7 @@ import { isMissing } from '../fs/missing.ts';
 import { parseLsn } from './lsn.ts';
 
 export interface RecoveryProgress {
-  /** WAL segments restored with restore_command so far. */
+  /** WAL segments restored with restore_command so far (each counted once: recovery may ask for one twice). */
   restoredSegments: number;
   /** Where the server reached a consistent state, once it has. */
   consistentAt?: bigint;
@@ -25,7 +25,7 @@ export interface RecoveryProgress {
   fatal?: string;
 }
 
-const RESTORED = /LOG:\s+restored log file "[0-9A-F]{24}" from archive/;
+const RESTORED = /LOG:\s+restored log file "([0-9A-F]{24})" from archive/;
 const CONSISTENT = /LOG:\s+consistent recovery state reached at ([0-9A-F]+\/[0-9A-F]+)/;
 const REDO_DONE = /LOG:\s+redo done at ([0-9A-F]+\/[0-9A-F]+)/;
 const READY = /LOG:\s+database system is ready to accept connections/;
@@ -38,6 +38,7 @@ export class RecoveryLog {
   private offset = 0;
   private partial = '';
   private readonly progress: RecoveryProgress = { restoredSegments: 0, ready: false };
+  private readonly restored = new Set<string>();
 
   constructor(path: string) {
     this.path = path;
@@ -68,8 +69,13 @@ export class RecoveryLog {
 
   private note(line: string): void {
     const progress = this.progress;
-    if (RESTORED.test(line)) progress.restoredSegments++;
-    else if (READY.test(line)) progress.ready = true;
+    const restored = RESTORED.exec(line);
+    if (restored) {
+      this.restored.add(restored[1]!);
+      progress.restoredSegments = this.restored.size;
+    } else if (READY.test(line)) {
+      progress.ready = true;
+    }
     const consistent = CONSISTENT.exec(line);
     if (consistent) progress.consistentAt ??= parseLsn(consistent[1]!);
     const redoDone = REDO_DONE.exec(line);

@@ -46,6 +46,8 @@ describe('walship drill on file storage', () => {
   let primaryPid: number | undefined;
   /** The segments archived after the backup, in order. */
   const later: string[] = [];
+  /** A time between the first and the second round of rows after the backup. */
+  let betweenRounds = '';
 
   const walship = (args: string[], extraEnv: Record<string, string> = {}) =>
     run(walshipBinary, args, { asPostgres: true, env: { ...process.env, ...env, ...libpq(primary), ...extraEnv } });
@@ -98,6 +100,7 @@ describe('walship drill on file storage', () => {
     assert.equal(pushed.code, 0, pushed.stderr);
     await primary.switchAndWaitArchived();
     for (let round = 1; round <= 3; round++) {
+      if (round === 2) betweenRounds = await primary.sql("SELECT to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.US') || '+00'");
       await primary.sql(`INSERT INTO marker SELECT g, 'after' FROM generate_series(${round * 5000 + 1}, ${round * 5000 + 1000}) g`);
       later.push(await primary.switchAndWaitArchived());
     }
@@ -151,6 +154,22 @@ SELECT count(*) = 100 FROM orders;
     const result = await drill(['--check-sql', checks]);
     assert.equal(result.code, 2, result.stdout);
     assert.match(verdict(result.stdout), /^WALSHIP CRITICAL - check-sql: .*false-\d+\.sql, line 2 returned "f", not true: SELECT count\(\*\) = 1 FROM marker$/);
+  });
+
+  it('a recovery target: OK at the target, with exactly the rows committed before it', async () => {
+    const checks = sqlFile('target', 'SELECT count(*) = 6000 FROM marker;\n');
+    const result = await drill(['--recovery-target-time', betweenRounds, '--check-sql', checks, '--json']);
+    assert.equal(result.code, 0, `${result.stdout}\n${result.stderr}`);
+    const report = reportOf(result.stdout);
+    assert.match(report.checks.find((check) => check.name === 'recovery')!.message, /^recovery reached the target time /);
+    assert.ok(Date.parse(report.recovery_point!) <= Date.parse(betweenRounds.replace(' ', 'T').replace('+00', 'Z')));
+  });
+
+  it('a recovery target past the end of the archive: CRITICAL, recovery stopped before the target', async () => {
+    const future = new Date(Date.now() + 3_600_000).toISOString().replace('T', ' ').replace('Z', '+00');
+    const result = await drill(['--recovery-target-time', future]);
+    assert.equal(result.code, 2, result.stdout);
+    assert.match(verdict(result.stdout), /^WALSHIP CRITICAL - recovery: recovery stopped at [0-9A-F]+\/[0-9A-F]+: recovery ended before configured recovery target was reached/);
   });
 
   it('storage out of reach: UNKNOWN, one line, in bounded time', async () => {
