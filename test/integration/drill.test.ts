@@ -4,7 +4,8 @@
 // B-tree index and a false check are CRITICAL; unreachable storage, root and
 // a scratch file system too small are UNKNOWN. Throughout, the production
 // server keeps running, nothing but the report reaches the archive, and the
-// scratch directory is gone afterwards, also after SIGTERM.
+// scratch directory is gone afterwards, also after SIGTERM; with --keep, the
+// commands the drill prints start the kept cluster and remove it.
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
@@ -154,6 +155,35 @@ SELECT count(*) = 100 FROM orders;
     const result = await drill(['--check-sql', checks]);
     assert.equal(result.code, 2, result.stdout);
     assert.match(verdict(result.stdout), /^WALSHIP CRITICAL - check-sql: .*false-\d+\.sql, line 2 returned "f", not true: SELECT count\(\*\) = 1 FROM marker$/);
+  });
+
+  it('--keep: the restored cluster stays, stopped, and the printed commands start, reach, stop and remove it', async () => {
+    const keysBefore = archiveKeys();
+    const result = await walship(['drill', '--scratch', scratch, '--keep']);
+    assert.equal(result.code, 0, `${result.stdout}\n${result.stderr}`);
+    assert.deepEqual(archiveKeys(), keysBefore, 'the drill wrote to the archive');
+    const printed = (label: string) => {
+      const line = result.stderr.split('\n').find((shown) => shown.startsWith(`drill:   ${label}`));
+      assert.ok(line, `no "${label}" line in:\n${result.stderr}`);
+      return line.slice(line.indexOf(': ', 'drill: '.length) + 2).trim();
+    };
+    const [kept] = readdirSync(scratch);
+    assert.ok(kept, 'nothing kept');
+    assert.ok(!existsSync(join(scratch, kept, 'data', 'postmaster.pid')), 'the kept cluster still runs');
+    const shell = (command: string) => run('/bin/sh', ['-c', command], { asPostgres: true, env: { ...process.env, PATH: `${postgresBin}:${process.env.PATH}` } });
+    try {
+      const started = await shell(printed('start it'));
+      assert.equal(started.code, 0, started.stderr + started.stdout);
+      const counted = await shell(`${printed('connect')} -X -A -t -c 'SELECT count(*) FROM marker'`);
+      assert.equal(counted.stdout.trim(), '8000', counted.stderr);
+      const stopped = await shell(printed('stop it'));
+      assert.equal(stopped.code, 0, stopped.stderr);
+    } finally {
+      const removed = await shell(printed('remove it'));
+      assert.equal(removed.code, 0, removed.stderr);
+    }
+    assert.deepEqual(readdirSync(scratch), []);
+    assert.equal(primary.pid(), primaryPid);
   });
 
   it('a recovery target: OK at the target, with exactly the rows committed before it', async () => {
