@@ -6,7 +6,8 @@
  */
 import { Readable } from 'node:stream';
 import { text } from 'node:stream/consumers';
-import { WalshipError } from '../errors.ts';
+import { IntegrityError } from '../errors.ts';
+import { log } from '../log/logger.ts';
 import type { Storage } from '../storage/storage.ts';
 import { forEachConcurrently } from '../util/concurrency.ts';
 import { DRILL_REPORT_PREFIX, drillReportKey, parseDrillReportKey } from './layout.ts';
@@ -61,18 +62,27 @@ export async function readDrillReport(storage: Storage, key: string): Promise<Dr
     // reported below
   }
   if (typeof report?.backup !== 'string' || typeof report.finished_at !== 'string' || typeof report.result !== 'string') {
-    throw new WalshipError(`${key} is not a walship drill report: it is damaged`);
+    throw new IntegrityError(`${key} is not a walship drill report: it is damaged`);
   }
   return { backup: report.backup, finished_at: report.finished_at, result: report.result, rto_seconds: typeof report.rto_seconds === 'number' ? report.rto_seconds : null };
 }
 
-/** The newest report of each backup that has one, read from storage, with its key. */
+/**
+ * The newest report of each backup that has one, read from storage, with its
+ * key. A damaged report is skipped with a warning naming it: it must not hide
+ * the backups from a listing.
+ */
 export async function lastDrills(storage: Storage): Promise<Map<string, DrillReportSummary & { report: string }>> {
   const newest = new Map<string, DrillReportRef>();
   for (const report of await listDrillReports(storage)) newest.set(report.backup, report);
   const summaries = new Map<string, DrillReportSummary & { report: string }>();
   await forEachConcurrently(newest.values(), READ_CONCURRENCY, async ({ key, backup }) => {
-    summaries.set(backup, { ...(await readDrillReport(storage, key)), report: key });
+    try {
+      summaries.set(backup, { ...(await readDrillReport(storage, key)), report: key });
+    } catch (error) {
+      if (!(error instanceof IntegrityError)) throw error;
+      log.warning(`${error.message}: ${backup} is shown without its last drill; delete the report or drill the backup again`);
+    }
   });
   return summaries;
 }

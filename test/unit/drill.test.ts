@@ -159,6 +159,16 @@ describe('drill reports in storage', () => {
     assert.deepEqual(catalog.drillReportsToPrune([BACKUP], new Date('2027-06-01T00:00:00Z')), []);
     assert.deepEqual(await lastDrills(storage), new Map([[BACKUP, { ...summary('2026-11-08T00:00:00.000Z', 'OK'), report: second }]]));
   });
+
+  it("a damaged newest report leaves its backup without a last drill, and the others are read", async () => {
+    const { storage } = await archive({ 1: [2, 3] });
+    const other = 'base_000000010000000000000003';
+    const good = await storeDrillReport(storage, { backup: other, finished_at: '2026-11-08T00:00:00.000Z', result: 'OK', rto_seconds: 3 });
+    await put(storage, drillReportKey(BACKUP, new Date('2026-11-09T00:00:00.000Z')), '{"backup": "trunc');
+    const drills = await lastDrills(storage);
+    assert.deepEqual([...drills.keys()], [other]);
+    assert.equal(drills.get(other)!.report, good);
+  });
 });
 
 describe('what the drill reads from PostgreSQL', () => {
