@@ -196,6 +196,16 @@ export class WalIndex {
     return gaps;
   }
 
+  /** The newest segment of `timeline` stored from `from` to `to` (inclusive), if any. */
+  lastStoredIn(timeline: number, from: bigint, to: bigint): bigint | undefined {
+    const runs = this.runs(timeline);
+    const index = this.firstRunEndingAtOrAfter(runs, to);
+    const containing = runs[index];
+    if (containing && containing.first <= to) return to;
+    const before = runs[index - 1];
+    return before && before.last >= from ? before.last : undefined;
+  }
+
   /** Whether the WAL file `name` (segment, history, .partial or .backup) is stored. */
   has(name: string): boolean {
     if (!/^[0-9A-F]{24}$/.test(name)) return this.others.some((other) => other.file.name === name);

@@ -279,6 +279,45 @@ deleted) or a storage error (deleting stopped at once; every listed backup stays
 running it again finishes the job).`,
     load: () => import('./delete.ts'),
   },
+  {
+    name: 'drill',
+    summary: 'Restore drill: restore a backup into a scratch server, recover it, check it, throw it away (a check: exit 0 to 3)',
+    arguments: [['backup_name', 'a name from backup-list, or LATEST (default)', 'optional']],
+    options: [
+      ['--recovery-target-time <timestamp>', 'recover to this time (with a UTC offset, e.g. "2024-05-01 10:00:00+00") instead of the end of the archive'],
+      ['--recovery-target-lsn <lsn>', 'recover to this WAL position'],
+      ['--recovery-target-name <name>', 'recover to this restore point (pg_create_restore_point)'],
+      ['--scratch <dir>', 'make the scratch directory in DIR (default: the system temp directory, $TMPDIR or /tmp)'],
+      ['--pg-bin <dir>', "PostgreSQL's programs (default: those of the backup's version, /usr/lib/postgresql/NN/bin, or PATH)"],
+      ['--check-sql <file>', 'SQL statements that must each return a single true value (\\c DATABASE lines switch databases)'],
+      ['--keep', 'keep the restored cluster, stopped, and print how to start and remove it'],
+      ['--json', 'print the full report as JSON after the verdict line'],
+    ],
+    examples: [
+      'sudo -u postgres walship --config /etc/walship.yaml drill',
+      'walship drill LATEST --check-sql /etc/walship/drill-checks.sql',
+      'walship drill base_000000010000000000000004 --recovery-target-time "2024-05-01 09:59:00+00" --json',
+      "# the postgres user's crontab: a drill every Sunday at 04:30 (the README explains each part):",
+      '30 4 * * 0 PATH=/usr/bin:/bin /usr/bin/flock -n -E 75 /var/log/postgresql/walship-drill.log /usr/local/bin/walship --config /etc/walship.yaml drill --check-sql /etc/walship/drill-checks.sql >>/var/log/postgresql/walship-drill.log 2>&1 || echo "walship drill failed with exit $? (1 WARNING, 2 CRITICAL, 3 UNKNOWN, 75: an earlier run still holds the lock); see /var/log/postgresql/walship-drill.log"',
+    ],
+    notes: `The backup is restored as backup-fetch restores it, into a new directory made in --scratch,
+and started on a Unix socket in that directory with no TCP port, archive_mode off, and
+restore_command = this walship's wal-fetch. It replays the archive to its end (or the target)
+and is promoted inside the scratch directory. Recovery that stops short of what the archive
+holds is CRITICAL. Then: every database accepts a connection, amcheck's bt_index_check passes
+on every B-tree index, every table reads (pg_dumpall), and each --check-sql statement returns
+true. The report is stored under walship/drills/ (the drill's only write to storage);
+backup-list --detail and --json show each backup's last drill. The scratch server is stopped
+and its directory removed, also on failure and on SIGINT or SIGTERM, unless --keep.
+Run it as the PostgreSQL OS user (it refuses root), with as much free space in --scratch as
+the backup's size.
+Exit codes (monitoring-plugin convention; the first line on stdout is the verdict):
+0 OK; 1 WARNING (the report could not be stored); 2 CRITICAL (the backup does not restore,
+recover to the end of the archive or the target, or pass a check); 3 UNKNOWN (could not
+check: storage unreachable, bad configuration, no space, no PostgreSQL programs, interrupted).`,
+    check: true,
+    load: () => import('./drill.ts'),
+  },
 ];
 
 export const ENVIRONMENT_HELP = `
