@@ -7,7 +7,7 @@
 import type { Readable } from 'node:stream';
 import type { BackupPart } from '../archive/backups.ts';
 import { partExtension, partKey } from '../archive/layout.ts';
-import { IntegrityError, NotFoundError, WalshipError } from '../errors.ts';
+import { IntegrityError, NotFoundError } from '../errors.ts';
 import { VerifyStage } from '../stages/checksum.ts';
 import { codecForExtension } from '../stages/compress/codec.ts';
 import type { Stage } from '../stages/pipeline.ts';
@@ -26,7 +26,7 @@ export async function openPart(storage: Storage, backup: string, part: BackupPar
   const key = partKey(backup, part.Name);
   const extension = partExtension(part.Name);
   const codec = codecForExtension(extension);
-  if (!codec) throw new WalshipError(`${key} is compressed with "${extension}", which walship cannot read`);
+  if (!codec) throw new IntegrityError(`${key} is compressed with "${extension}", which walship cannot read`);
   let stored;
   try {
     stored = await storage.get(key);

@@ -27,7 +27,7 @@ const POSITION_QUERY = `SELECT pg_is_in_recovery(),
 export async function queryWalPosition(psql: string, env: NodeJS.ProcessEnv, timeoutMs: number): Promise<ServerWalPosition> {
   const result = await runCaptured(psql, ['-X', '-A', '-t', '-q', '-w', '-F', '\t', '-v', 'ON_ERROR_STOP=1', '-c', POSITION_QUERY], env, { timeoutMs });
   if (result.code !== 0) {
-    const reason = result.stderr.split('\n').map((line) => line.replace(/^psql: (error: )?/, '').trim()).filter(Boolean).slice(-2).join(' / ');
+    const reason = result.stderr.split('\n').map((line) => line.replace(/^psql: (error: )?/, '').trim()).find(Boolean);
     throw new WalshipError(reason || `psql exited with status ${result.code}`);
   }
   const [inRecovery = '', lsn = '', timeline = '', lastArchived = ''] = result.stdout.trim().split('\t');

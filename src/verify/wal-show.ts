@@ -4,10 +4,11 @@
  * and last segment, how many are stored, the gaps between them, OK or
  * LOST_SEGMENTS, and the backups that start on it.
  */
-import type { ArchiveCatalog } from '../archive/catalog.ts';
+import { ArchiveCatalog } from '../archive/catalog.ts';
 import type { SegmentRange } from '../archive/wal-index.ts';
 import { plainTable } from '../backup/list.ts';
 import { formatLsn, segmentNumberOfLsn } from '../postgres/lsn.ts';
+import type { Storage } from '../storage/storage.ts';
 
 export interface TimelineSummary {
   timeline: number;
@@ -23,6 +24,13 @@ export interface TimelineSummary {
   missing: number;
   status: 'OK' | 'LOST_SEGMENTS';
   backups: string[];
+}
+
+/** The archive's timelines, as text (WAL-G's table) and as JSON. */
+export async function showWal(storage: Storage): Promise<{ text: string; json: unknown[] }> {
+  const catalog = await ArchiveCatalog.load(storage);
+  const timelines = describeTimelines(catalog);
+  return { text: timelinesText(catalog, timelines), json: timelinesJson(catalog, timelines) };
 }
 
 export function describeTimelines(catalog: ArchiveCatalog): TimelineSummary[] {

@@ -91,7 +91,7 @@ function checkIntegrity(catalog: ArchiveCatalog, position: Position, windows: In
   }
   const start = integrity.from && (integrity.from.backup ? `the start of ${integrity.from.backup}, the oldest backup on timeline ${timeline}'s history` : 'the oldest segment stored (no backup is on the history)');
   const details = [
-    `integrity: ${worstState(findings.map((finding) => finding.state))}: from ${start ?? 'nothing'} to ${upTo}`,
+    `integrity: ${worstState(findings.map((finding) => finding.state))}: ${start ? `from ${start} to ${upTo}` : `nothing to check up to ${upTo}`}`,
     ...(integrity.runs.length > 0 ? plainTable(integrity.runs.map((run) => runRow(wal.segmentName.bind(wal), run))).split('\n').map((line) => `  ${line}`) : []),
   ];
   return {
