@@ -65,7 +65,7 @@ export async function verifyBackups(settings: BackupVerifySettings): Promise<Che
   const findings = reports.flatMap((report) => report.problems.map((problem) => ({ ...problem, message: `${report.backup}: ${problem.message}` })));
   const okSummary =
     reports.length === 1
-      ? `${reports[0]!.backup}: ${reports[0]!.files} files (${formatBytes(reports[0]!.bytes)}) match backup_manifest; ${walSummary(reports[0]!)}`
+      ? `${reports[0]!.backup}: ${reports[0]!.files} files match backup_manifest (${formatBytes(reports[0]!.bytes)} read); ${walSummary(reports[0]!)}`
       : `${reports.length} backups verified: every file matches its backup_manifest, and the WAL each needs is stored`;
   const { state, summary } = summarize(findings, okSummary);
   return {

@@ -90,7 +90,7 @@ describe('wal-show, wal-verify and backup-verify on file storage', () => {
 
     const backup = await walship(['backup-verify']);
     assert.equal(backup.code, 0, backup.stdout + backup.stderr);
-    assert.match(verdict(backup.stdout), new RegExp(`^WALSHIP OK - ${backupName}: \\d{3,} files \\(.*\\) match backup_manifest; the WAL to its consistency point \\(1 segment\\) is in the backup$`));
+    assert.match(verdict(backup.stdout), new RegExp(`^WALSHIP OK - ${backupName}: \\d{3,} files match backup_manifest \\(.* read\\); the WAL to its consistency point \\(1 segment\\) is in the backup$`));
     const all = JSON.parse((await walship(['backup-verify', '--all', '--json'])).stdout.split('\n').slice(1).join('\n'));
     assert.deepEqual(all.backups.map((report: { backup_name: string; status: string; checksum_algorithm: string }) => [report.backup_name, report.status, report.checksum_algorithm]), [[backupName, 'OK', 'CRC32C']]);
   });
