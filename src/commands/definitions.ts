@@ -257,6 +257,8 @@ Exit codes: 0 restored, verified and durable; 1 failure (the partial restore is 
       'walship backup-verify',
       'walship backup-verify base_000000010000000000000004 --json',
       'walship --config /etc/walship.yaml backup-verify --all',
+      "# the postgres user's crontab: the newest backup every night at 03:45 (the README explains each part):",
+      '45 3 * * * PATH=/usr/bin:/bin /usr/bin/flock -n -E 75 /var/log/postgresql/walship-backup-verify.log /usr/local/bin/walship --config /etc/walship.yaml backup-verify >>/var/log/postgresql/walship-backup-verify.log 2>&1 || echo "walship backup-verify: exit $? (1 WARNING, 2 CRITICAL, 3 UNKNOWN, 75: an earlier run still holds the lock); see /var/log/postgresql/walship-backup-verify.log"',
     ],
     notes: `Each part streams from storage (WALG_DOWNLOAD_CONCURRENCY at once, default 10) through what
 backup-fetch does to it: its SHA-256 against the sentinel, decompression, the tar walk. Every
