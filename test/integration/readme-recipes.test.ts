@@ -46,6 +46,21 @@ function substitute(text: string, replacements: [literal: string | RegExp, value
   return text;
 }
 
+/**
+ * The command of the README's crontab line marked `name` (one line: five time
+ * fields, then the command, which has no unescaped %), its paths replaced.
+ */
+function cronCommand(name: string, replacements: [literal: string, value: string][]): string {
+  const line = recipe(name).trim();
+  assert.equal(line.split('\n').length, 1, 'one crontab line');
+  const fields = line.split(/\s+/);
+  assert.match(fields.slice(0, 5).join(' '), /^[\d*,/-]+( [\d*,/-]+){4}$/, 'five time fields, then the command (a user crontab has no user field)');
+  const command = line.replace(/^(\S+\s+){5}/, '');
+  // cron turns an unescaped % into a newline and feeds what follows to stdin.
+  assert.doesNotMatch(command, /(^|[^\\])%/, 'an unescaped % would cut the command short');
+  return substitute(command.replaceAll('\\%', '%'), replacements);
+}
+
 /** Runs a shell script as the PostgreSQL OS user with exactly `env`, as cron or a login shell would. */
 function runAsPostgresUser(script: string, env: Record<string, string>, cwd: string) {
   const environment = Object.entries({ LOGNAME: OS_USER, SHELL: '/bin/sh', ...env }).map(([name, value]) => `${name}=${value}`);
@@ -95,14 +110,7 @@ describe("the README's crontab line, run as cron runs it", () => {
     primary = await startArchivingPrimary({ WALG_FILE_PREFIX: archive });
     writeConfig(config, { WALG_FILE_PREFIX: archive, ...libpq(primary) });
 
-    const line = recipe('crontab').trim();
-    assert.equal(line.split('\n').length, 1, 'one crontab line');
-    const fields = line.split(/\s+/);
-    assert.match(fields.slice(0, 5).join(' '), /^[\d*,/-]+( [\d*,/-]+){4}$/, 'five time fields, then the command (a user crontab has no user field)');
-    const cronCommand = line.replace(/^(\S+\s+){5}/, '');
-    // cron turns an unescaped % into a newline and feeds what follows to stdin.
-    assert.doesNotMatch(cronCommand, /(^|[^\\])%/, 'an unescaped % would cut the command short');
-    command = substitute(cronCommand.replaceAll('\\%', '%'), [
+    command = cronCommand('crontab', [
       ['/usr/local/bin/walship', walshipBinary],
       ['/etc/walship.yaml', config],
       ['/var/log/postgresql/walship-backup-push.log', log],
@@ -347,9 +355,8 @@ describe("the README's nightly backup-verify line, run as cron runs it", () => {
     writeConfig(config, { WALG_FILE_PREFIX: archive, ...libpq(primary) });
     await backupPush(config, primary);
     const line = recipe('crontab-verify').trim();
-    assert.equal(line.split('\n').length, 1, 'one crontab line');
     assert.ok((await check(walshipBinary, ['backup-verify', '--help'])).split('\n').some((shown) => shown.trim() === line), 'backup-verify --help shows the line');
-    command = substitute(line.replace(/^(\S+\s+){5}/, ''), [
+    command = cronCommand('crontab-verify', [
       ['/usr/local/bin/walship', walshipBinary],
       ['/etc/walship.yaml', config],
       ['/var/log/postgresql/walship-backup-verify.log', log],
