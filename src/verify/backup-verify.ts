@@ -18,7 +18,7 @@ import { openPart } from '../backup/stored-part.ts';
 import { TarParser, type TarEvent } from '../backup/tar.ts';
 import { type CheckResult, type CheckState, type Finding, summarize, worstState } from '../checks/verdict.ts';
 import { describeError, IntegrityError, NotFoundError, WalshipError } from '../errors.ts';
-import { fileChecksum, type FileChecksum, type ManifestChecksumAlgorithm, parseManifest, type WalRange } from '../postgres/backup-manifest.ts';
+import { type BackupManifest, fileChecksum, type FileChecksum, type ManifestChecksumAlgorithm, parseManifest, type WalRange } from '../postgres/backup-manifest.ts';
 import { formatLsn, segmentNumberOfLsn } from '../postgres/lsn.ts';
 import { parseWalLongPageHeader, WAL_LONG_HEADER_SIZE } from '../postgres/wal-header.ts';
 import { parseWalFileName, segmentName } from '../postgres/wal-name.ts';
@@ -94,25 +94,18 @@ async function verifyBackup(settings: BackupVerifySettings, sentinel: BackupSent
   const started = Date.now();
   const report: BackupReport = { backup: sentinel.BackupName, state: 'OK', problems: [], files: 0, bytes: 0, milliseconds: 0, algorithm: undefined, wal: [] };
   let contents = await readParts(settings, sentinel, EXPECTED_ALGORITHM);
+  const manifest = contents.problems.length === 0 ? readManifest(contents, report) : undefined;
+  // A manifest without checksums is checked by sizes alone; one with another algorithm takes a second pass.
+  if (manifest && report.algorithm !== EXPECTED_ALGORITHM && report.algorithm !== 'NONE') contents = await readParts(settings, sentinel, report.algorithm!);
   report.problems.push(...contents.problems);
-  if (contents.problems.length === 0) {
-    if (!contents.manifest) report.problems.push({ state: 'CRITICAL', message: `it has no ${MANIFEST}: it cannot be checked, and backup-fetch would refuse it` });
-    else {
-      const manifest = parseManifest(contents.manifest, `${sentinel.BackupName}'s ${MANIFEST}`);
-      const algorithm = manifest.files.find((file) => file.algorithm !== 'NONE')?.algorithm ?? 'NONE';
-      report.algorithm = algorithm;
-      if (algorithm !== EXPECTED_ALGORITHM) {
-        contents = { ...(await readParts(settings, sentinel, algorithm)), manifest: contents.manifest };
-        report.problems.push(...contents.problems);
-      }
-      if (manifest.checksumProblem) report.problems.push({ state: 'CRITICAL', message: `${MANIFEST}: ${manifest.checksumProblem}` });
-      report.problems.push(...compareWithManifest(contents.files, manifest.files));
-      report.wal = await neededWal(settings.storage, sentinel, manifest.walRanges, contents.walFiles);
-      const absent = report.wal.filter((segment) => segment.where === 'missing').map((segment) => segment.segment);
-      if (absent.length > 0) {
-        const range = manifest.walRanges.map((walRange) => `${formatLsn(walRange.startLsn)} to ${formatLsn(walRange.endLsn)}`).join(', ');
-        report.problems.push({ state: 'CRITICAL', message: `WAL ${absent.join(', ')}, which the backup needs to become consistent (${range}), is neither in the backup nor in the archive` });
-      }
+  if (manifest && contents.problems.length === 0) {
+    if (manifest.checksumProblem) report.problems.push({ state: 'CRITICAL', message: `${MANIFEST}: ${manifest.checksumProblem}` });
+    report.problems.push(...compareWithManifest(contents.files, manifest.files));
+    report.wal = await neededWal(settings.storage, sentinel, manifest.walRanges, contents.walFiles);
+    const absent = report.wal.filter((segment) => segment.where === 'missing').map((segment) => segment.segment);
+    if (absent.length > 0) {
+      const range = manifest.walRanges.map((walRange) => `${formatLsn(walRange.startLsn)} to ${formatLsn(walRange.endLsn)}`).join(', ');
+      report.problems.push({ state: 'CRITICAL', message: `WAL ${absent.join(', ')}, which the backup needs to become consistent (${range}), is neither in the backup nor in the archive` });
     }
   }
   report.files = contents.files.size;
@@ -121,6 +114,23 @@ async function verifyBackup(settings: BackupVerifySettings, sentinel: BackupSent
   report.state = worstState(report.problems.map((problem) => problem.state));
   report.milliseconds = Date.now() - started;
   return report;
+}
+
+/** The backup's manifest and its files' checksum algorithm, or a problem in `report`. */
+function readManifest(contents: Contents, report: BackupReport): BackupManifest | undefined {
+  if (!contents.manifest) {
+    report.problems.push({ state: 'CRITICAL', message: `it has no ${MANIFEST}: it cannot be checked, and backup-fetch would refuse it` });
+    return undefined;
+  }
+  try {
+    const manifest = parseManifest(contents.manifest, MANIFEST);
+    report.algorithm = manifest.files.find((file) => file.algorithm !== 'NONE')?.algorithm ?? 'NONE';
+    return manifest;
+  } catch (error) {
+    if (!(error instanceof WalshipError)) throw error;
+    report.problems.push({ state: 'CRITICAL', message: error.message });
+    return undefined;
+  }
 }
 
 interface Contents {
@@ -236,7 +246,7 @@ class TarWalk {
   }
 }
 
-function compareWithManifest(files: Contents['files'], listed: ReturnType<typeof parseManifest>['files']): Finding[] {
+function compareWithManifest(files: Contents['files'], listed: BackupManifest['files']): Finding[] {
   const problems: Finding[] = [];
   const critical = (message: string) => problems.push({ state: 'CRITICAL', message });
   const names = new Set<string>();
@@ -245,7 +255,7 @@ function compareWithManifest(files: Contents['files'], listed: ReturnType<typeof
     const found = files.get(file.path);
     if (!found) critical(`${file.path} is in ${MANIFEST} but not in the backup`);
     else if (found.size !== file.size) critical(`${file.path} has ${found.size} bytes, ${MANIFEST} says ${file.size}`);
-    else if (found.checksum !== file.checksum) critical(`${file.path} does not match ${MANIFEST}: ${algorithmName(file.algorithm)} ${found.checksum}, expected ${file.checksum}`);
+    else if (file.checksum !== undefined && found.checksum !== file.checksum) critical(`${file.path} does not match ${MANIFEST}: ${algorithmName(file.algorithm)} ${found.checksum}, expected ${file.checksum}`);
   }
   for (const path of files.keys()) if (!names.has(path)) critical(`${path} is in the backup but not in ${MANIFEST}`);
   return problems;

@@ -67,7 +67,10 @@ function checkIntegrity(catalog: ArchiveCatalog, position: Position, windows: In
   const through = position.from === 'server' ? segmentNumberOfLsn(position.server.lsn, catalog.segmentSize) - 1n : undefined;
   const archivedThrough = position.from === 'server' ? archivedSegment(catalog, timeline, position.server.lastArchivedWal) : undefined;
   const integrity = walIntegrity(catalog, { timeline, through, archivedThrough, windows });
-  const name = (segment: bigint | undefined, onTimeline = timeline) => (segment === undefined ? '-' : wal.segmentName(onTimeline, segment));
+  // The first and last segments checked, named on the timelines recovery reads them from.
+  const [first, last] = [integrity.runs[0], integrity.runs.at(-1)];
+  const firstName = first && wal.segmentName(first.timeline, first.first);
+  const lastName = last && wal.segmentName(last.timeline, last.last);
   const upTo =
     position.from === 'server'
       ? `the server's position ${formatLsn(position.server.lsn)} on timeline ${timeline}${position.server.inRecovery ? ' (replayed, on a standby)' : ''}, last archived ${position.server.lastArchivedWal ?? 'none'}`
@@ -85,9 +88,8 @@ function checkIntegrity(catalog: ArchiveCatalog, position: Position, windows: In
   const history = historyFinding(catalog, timeline);
   if (history) findings.push(history);
   if (!integrity.from) findings.push({ state: 'WARNING', message: `storage holds neither a backup nor WAL on timeline ${timeline}'s history: nothing to recover from` });
-  const checked = integrity.through === undefined || !integrity.from ? 0n : integrity.through - integrity.from.segment + 1n;
   if (findings.length === 0) {
-    findings.push({ state: 'OK', message: `${plural(Number(checked), 'WAL segment')} from ${integrity.from?.backup ?? name(integrity.from?.segment)} to ${name(integrity.through)} in storage` });
+    findings.push({ state: 'OK', message: `${plural(integrity.counts.FOUND, 'WAL segment')} from ${integrity.from?.backup ?? firstName ?? '-'} to ${lastName ?? '-'} in storage` });
   }
   const start = integrity.from && (integrity.from.backup ? `the start of ${integrity.from.backup}, the oldest backup on timeline ${timeline}'s history` : 'the oldest segment stored (no backup is on the history)');
   const details = [
@@ -107,8 +109,8 @@ function checkIntegrity(catalog: ArchiveCatalog, position: Position, windows: In
         status: run.status,
       })),
       counts: integrity.counts,
-      from: integrity.from && { backup: integrity.from.backup ?? null, segment: name(integrity.from.segment) },
-      through_segment: integrity.through === undefined ? null : name(integrity.through),
+      from: integrity.from && { backup: integrity.from.backup ?? null, segment: firstName ?? null },
+      through_segment: lastName ?? null,
       position:
         position.from === 'server'
           ? { source: 'server', lsn: formatLsn(position.server.lsn), timeline, in_recovery: position.server.inRecovery, last_archived_wal: position.server.lastArchivedWal ?? null }

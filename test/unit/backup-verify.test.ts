@@ -81,6 +81,15 @@ describe('backup-verify', () => {
     assert.match(damaged.summary, /^base_\S+: backup_manifest: its Manifest-Checksum [0-9a-f]{64} does not match its content .*; base_\S+: PG_VERSION has 3 bytes, backup_manifest says 4$/);
   });
 
+  it('checks sizes alone against a manifest without checksums, and is CRITICAL about one that is no manifest', async () => {
+    const sizesOnly = backupManifest(listed(files).map(({ Path, Size }) => ({ Path, Size })), WAL_RANGES);
+    const result = await verify(await putBackup([[...files, ...withWal]], sizesOnly));
+    assert.equal(result.state, 'OK', result.summary);
+    assert.equal((result.json as { backups: { checksum_algorithm: string }[] }).backups[0]?.checksum_algorithm, 'NONE');
+    const garbage = await verify(await putBackup([[...files, ...withWal]], Buffer.from('{"Files": "no"}')));
+    assert.deepEqual([garbage.state, garbage.summary], ['CRITICAL', `base_${SEGMENT}: backup_manifest is not a backup manifest: no Files or WAL-Ranges list`]);
+  });
+
   it('finds the WAL to consistency in the archive when the backup lacks it, and is CRITICAL when neither has it', async () => {
     const storage = await putBackup([files]);
     const missing = await verify(storage);
