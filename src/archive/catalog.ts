@@ -251,6 +251,19 @@ export class ArchiveCatalog {
     return this.index;
   }
 
+  /**
+   * The backups recovery to `timeline` can start from, oldest first: those
+   * that started on its history (on an ancestor, before it branched off).
+   */
+  backupsOnHistoryOf(timeline: number): BackupSentinel[] {
+    const spans = this.graph.ancestry(timeline);
+    const onHistory = (backup: BackupSentinel) => {
+      const start = parseLsn(backup.LSN);
+      return spans.some((span) => span.timeline === backup.Timeline && span.begin <= start && (span.end === undefined || start < span.end));
+    };
+    return this.backups().filter(onHistory).sort((a, b) => (parseLsn(a.LSN) < parseLsn(b.LSN) ? -1 : 1));
+  }
+
   /** The WAL a backup needs to become consistent: from its start LSN to its finish LSN, on its timeline. */
   walNeededBy(backup: BackupSentinel): SegmentRange[] {
     return this.segmentsBetween(backup.Timeline, parseLsn(backup.LSN), parseLsn(backup.FinishLSN));

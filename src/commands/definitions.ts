@@ -115,6 +115,49 @@ instead of ending recovery early); 1 any other error on a standby (standby.signa
     load: () => import('./wal-push-ahead.ts'),
   },
   {
+    name: 'wal-show',
+    summary: "Show the archive's timelines: parent, switch point, first and last segment, gaps, backups",
+    arguments: [],
+    options: [['--json', 'JSON on stdout, every field, for scripts']],
+    walgFlags: [TARGET_STORAGE],
+    examples: ['walship wal-show', 'walship wal-show --json'],
+    notes: `Read from the stored history files and WAL names: one listing of the archive.
+A timeline is LOST_SEGMENTS when segments are missing between its first (from its switch
+point) and its last stored segment.
+Exit codes: 0 shown (also when the archive holds no WAL); 1 failure.`,
+    load: () => import('./wal-show.ts'),
+  },
+  {
+    name: 'wal-verify',
+    summary: 'Check the archived WAL: every segment from the oldest backup to the server\'s position (integrity), the timeline (a check: exit 0 to 3)',
+    arguments: [
+      ['check', 'integrity or timeline (default: both)', 'optional'],
+      ['other_check', 'the other one', 'optional'],
+    ],
+    options: [['--json', 'print the full result as JSON after the verdict line']],
+    walgFlags: [TARGET_STORAGE],
+    examples: [
+      'walship wal-verify',
+      'walship wal-verify integrity --json',
+      'PGHOST=/var/run/postgresql walship --config /etc/walship.yaml wal-verify integrity timeline',
+    ],
+    notes: `integrity: every segment recovery needs, from the start of the oldest backup on the cluster's
+timeline history to the server's current position, is in storage: FOUND, MISSING_DELAYED
+(up to WALG_INTEGRITY_MAX_DELAYED_WALS missing past the newest one stored, default 0),
+MISSING_UPLOADING (within the newest WALG_UPLOAD_CONCURRENCY segments, default 16), or
+MISSING_LOST. A missing segment the server's archiver reported stored
+(pg_stat_archiver.last_archived_wal) is lost whatever the windows.
+timeline: the cluster's timeline is the highest in storage.
+The server is asked with psql and the libpq settings (PGHOST, PGPORT, PGUSER, ...). Without a
+server, integrity runs to the newest segment stored and says so, and timeline is UNKNOWN.
+Exit codes (monitoring-plugin convention; the first line on stdout is the verdict):
+0 OK; 1 WARNING (segments delayed or uploading, the timeline not in storage yet); 2 CRITICAL
+(segments lost, a newer timeline in storage); 3 UNKNOWN (could not check: storage unreachable,
+bad configuration, no server for the timeline check).`,
+    check: true,
+    load: () => import('./wal-verify.ts'),
+  },
+  {
     name: 'backup-push',
     summary: 'Take a base backup with pg_basebackup and stream it into storage (the sentinel is written last)',
     arguments: [['data_directory', "the cluster's data directory, as WAL-G takes it: checked against the server's when it shows it", 'optional']],
@@ -200,6 +243,33 @@ parent is not writable. The server then finds the archive without any environmen
 Settings: WALG_DOWNLOAD_CONCURRENCY (parallel part downloads, default 10), WALSHIP_SPOOL_DIR.
 Exit codes: 0 restored, verified and durable; 1 failure (the partial restore is removed).`,
     load: () => import('./backup-fetch.ts'),
+  },
+  {
+    name: 'backup-verify',
+    summary: 'Check a backup without restoring it: every part, every file against its manifest, the WAL it needs (a check: exit 0 to 3)',
+    arguments: [['backup_name', 'a name from backup-list, or LATEST (default)', 'optional']],
+    options: [
+      ['--all', 'verify every backup, oldest first'],
+      ['--json', 'print the full result as JSON after the verdict line'],
+    ],
+    walgFlags: [TARGET_STORAGE],
+    examples: [
+      'walship backup-verify',
+      'walship backup-verify base_000000010000000000000004 --json',
+      'walship --config /etc/walship.yaml backup-verify --all',
+      "# the postgres user's crontab: the newest backup every night at 03:45 (the README explains each part):",
+      '45 3 * * * PATH=/usr/bin:/bin /usr/bin/flock -n -E 75 /var/log/postgresql/walship-backup-verify.log /usr/local/bin/walship --config /etc/walship.yaml backup-verify >>/var/log/postgresql/walship-backup-verify.log 2>&1 || echo "walship backup-verify: exit $? (1 WARNING, 2 CRITICAL, 3 UNKNOWN, 75: an earlier run still holds the lock); see /var/log/postgresql/walship-backup-verify.log"',
+    ],
+    notes: `Each part streams from storage (WALG_DOWNLOAD_CONCURRENCY at once, default 10) through what
+backup-fetch does to it: its SHA-256 against the sentinel, decompression, the tar walk. Every
+file is checked against backup_manifest (size and checksum, none missing or extra) and the
+manifest against its own checksum; the WAL from the backup's start to its consistency point
+must be in the backup or in the archive. Nothing is written to disk.
+Exit codes (monitoring-plugin convention; the first line on stdout is the verdict):
+0 OK; 2 CRITICAL (a part is missing or damaged, a file differs from the manifest, WAL is
+missing, no such backup); 3 UNKNOWN (could not check: storage unreachable, bad configuration).`,
+    check: true,
+    load: () => import('./backup-verify.ts'),
   },
   {
     name: 'backup-list',
@@ -348,4 +418,5 @@ does not have are ignored (WALG_LOG_LEVEL=DEVEL names them). The README has the 
 reference and lists both.
 
 Exit codes: 0 success, 1 failure, 74 (wal-fetch) not in the archive,
-255 (wal-fetch outside standby mode) error that must stop recovery.`;
+255 (wal-fetch outside standby mode) error that must stop recovery. Checks (wal-verify,
+backup-verify): 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN.`;

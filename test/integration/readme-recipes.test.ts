@@ -1,13 +1,14 @@
 // The README's recipes, run as written on a real PostgreSQL 15: the crontab
-// lines for backups, for backups with retention and for the weekly drill, as cron runs them; restoring
-// the newest state after the data files broke; and bringing back rows deleted
-// by mistake and a dropped table from a side copy restored to a point in
-// time. Each command comes from the README's marked code blocks; the test
-// substitutes only the machine's paths (and a port and a time) with its own,
-// and plays the service manager's part (systemctl) with its own cluster.
+// lines for backups, for backups with retention, for the nightly verification
+// and for the weekly drill, as cron runs them; restoring the newest state
+// after the data files broke; and bringing back rows deleted by mistake and a
+// dropped table from a side copy restored to a point in time. Each command
+// comes from the README's marked code blocks; the test substitutes only the
+// machine's paths (and a port and a time) with its own, and plays the service
+// manager's part (systemctl) with its own cluster.
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { userInfo } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -448,5 +449,55 @@ describe("the README's point-in-time recipe brings back rows deleted by mistake 
     assert.deepEqual(filesUnder(home).filter((path) => path.endsWith('.dump')), []);
     assert.deepEqual(filesUnder(archive).sort(), keysBefore);
     assert.equal(readFileSync(externalPidFile, 'utf8').trim(), String(primary.pid()), "production's external PID file is its own");
+  });
+});
+
+describe("the README's nightly backup-verify line, run as cron runs it", () => {
+  let archive: string;
+  let home: string;
+  let log: string;
+  let primary: PostgresCluster;
+  let command: string;
+
+  const runAsCron = () => runAsPostgresUser(command, { HOME: home, PATH: '/usr/bin:/bin' }, home);
+
+  before(async () => {
+    archive = makePostgresOwnedDirectory('walship-archive-');
+    home = makePostgresOwnedDirectory('walship-home-');
+    const config = join(home, 'walship.yaml');
+    log = join(home, 'walship-backup-verify.log');
+    primary = await startArchivingPrimary({ WALG_FILE_PREFIX: archive });
+    writeConfig(config, { WALG_FILE_PREFIX: archive, ...libpq(primary) });
+    await backupPush(config, primary);
+    const line = recipe('crontab-verify').trim();
+    assert.ok((await check(walshipBinary, ['backup-verify', '--help'])).split('\n').some((shown) => shown.trim() === line), 'backup-verify --help shows the line');
+    command = cronCommand('crontab-verify', [
+      ['/usr/local/bin/walship', walshipBinary],
+      ['/etc/walship.yaml', config],
+      ['/var/log/postgresql/walship-backup-verify.log', log],
+    ]);
+  });
+
+  after(async () => {
+    await primary?.destroy();
+    rmSync(archive, { recursive: true, force: true });
+    rmSync(home, { recursive: true, force: true });
+  });
+
+  it('prints nothing for a sound backup, and logs the verdict', async () => {
+    const cron = await runAsCron();
+    assert.equal(cron.code, 0, cron.stderr);
+    assert.equal(cron.stdout + cron.stderr, '');
+    assert.match(readFileSync(log, 'utf8'), /^WALSHIP OK - base_[0-9A-F]{24}: \d+ files match backup_manifest/m);
+  });
+
+  it('prints one line for cron to mail when the backup is damaged', async () => {
+    const backups = join(archive, 'basebackups_005');
+    const name = readdirSync(backups).find((entry) => !entry.endsWith('.json'))!;
+    rmSync(join(backups, name, 'tar_partitions', 'part_001.tar.zst'));
+    const cron = await runAsCron();
+    assert.equal(cron.stdout, `walship backup-verify: exit 2 (1 WARNING, 2 CRITICAL, 3 UNKNOWN, 75: an earlier run still holds the lock); see ${log}\n`);
+    assert.equal(cron.stderr, '');
+    assert.match(readFileSync(log, 'utf8'), new RegExp(`^WALSHIP CRITICAL - ${name}: .*part_001\\.tar\\.zst is missing`, 'm'));
   });
 });
