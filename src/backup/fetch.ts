@@ -9,7 +9,7 @@
 import { chmod, mkdir, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import type { Readable } from 'node:stream';
-import type { BackupPart, BackupSentinel } from '../archive/backups.ts';
+import { type BackupPart, type BackupSentinel, partEncryption } from '../archive/backups.ts';
 import { partExtension, partKey } from '../archive/layout.ts';
 import { describeError, IntegrityError, NotFoundError, WalshipError } from '../errors.ts';
 import { fsyncDirectory } from '../fs/durable.ts';
@@ -128,7 +128,7 @@ async function restoreParts(settings: BackupFetchSettings, sentinel: BackupSenti
       await inFlight.room();
       if (stop) break;
       inFlight.add(
-        restorePart(settings, sentinel.BackupName, part, progress, bodies).then((result) => {
+        restorePart(settings, sentinel, part, progress, bodies).then((result) => {
           for (const directory of result.directories) extracted.directories.add(directory);
           extracted.deferred.push(...result.deferred);
         }, stopAll),
@@ -142,7 +142,8 @@ async function restoreParts(settings: BackupFetchSettings, sentinel: BackupSenti
   return extracted;
 }
 
-async function restorePart(settings: BackupFetchSettings, name: string, part: BackupPart, progress: Progress, bodies: Set<Readable>) {
+async function restorePart(settings: BackupFetchSettings, sentinel: BackupSentinel, part: BackupPart, progress: Progress, bodies: Set<Readable>) {
+  const name = sentinel.BackupName;
   const key = partKey(name, part.Name);
   const extension = partExtension(part.Name);
   const codec = codecForExtension(extension);
@@ -158,7 +159,7 @@ async function restorePart(settings: BackupFetchSettings, name: string, part: Ba
   const stages = [
     // Stored bytes are checked against the sentinel; zstd checks its own frames' content.
     new VerifyStage({ algorithm: 'sha256', checksum: part.SHA256, size: part.CompressedSize }, key),
-    ...contentStages(codec, stored, { verify: false }),
+    ...contentStages(settings.storage, codec, stored, { verify: false, recorded: partEncryption(sentinel) }),
   ];
   try {
     return await extractTar(new Pipeline(stored.body, stages).pieces(), settings.destination, {
