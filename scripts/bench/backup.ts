@@ -1,5 +1,6 @@
 // Base backup benchmark: backup-push and backup-fetch throughput and peak RSS
-// on a pgbench cluster, in the same run as the raw pipe
+// on a pgbench cluster, without and with a libsodium key (encrypted, into an
+// archive of its own), in the same run as the raw pipe
 // `pg_basebackup -Ft -D - -X fetch | zstd -1 > file` (and its extraction
 // `zstd -dc | tar -x`) and pgBackRest 2.45 (`backup --type=full` and
 // `restore`, posix repository, zst level 1). Every contender runs as the
@@ -7,6 +8,7 @@
 //
 //   node scripts/with-runtime.mjs scripts/bench/backup.ts [--scale 50] [--rounds 3]
 import { execFileSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { copyFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -47,6 +49,10 @@ async function measure(command: string, env: Record<string, string>): Promise<Ru
 }
 
 const archive = makePostgresOwnedDirectory('walship-bench-archive-');
+const encryptedArchive = makePostgresOwnedDirectory('walship-bench-encrypted-');
+const ENCRYPTED = `WALG_FILE_PREFIX=${encryptedArchive} WALG_LIBSODIUM_KEY=${randomBytes(32).toString('hex')} WALG_LIBSODIUM_KEY_TRANSFORM=hex`;
+const WITH_KEY = 'walship backup-push (libsodium key)';
+const FETCH_WITH_KEY = 'walship backup-fetch (libsodium key)';
 const cluster = await PostgresCluster.init({
   ...LOCAL_CLUSTER,
   env: { WALG_FILE_PREFIX: archive },
@@ -81,6 +87,7 @@ try {
   const contenders: { name: string; kind: 'backup' | 'restore'; command: () => string }[] = [
     { name: PIPE, kind: 'backup', command: () => `pg_basebackup -D - -Ft -X fetch -c fast | zstd -1 -q -f -o ${pipeFile}` },
     { name: 'walship backup-push', kind: 'backup', command: () => `${walship} backup-push` },
+    { name: WITH_KEY, kind: 'backup', command: () => `${ENCRYPTED} ${walship} backup-push` },
     ...pgbackrest.map((config, index) => ({
       name: `pgbackrest backup (process-max=${index + 1})`,
       kind: 'backup' as const,
@@ -88,6 +95,7 @@ try {
     })),
     { name: UNPACK, kind: 'restore', command: () => `${fresh} && zstd -dc ${pipeFile} | tar -xf - -C ${restoreInto}` },
     { name: 'walship backup-fetch', kind: 'restore', command: () => `rm -rf ${restoreInto} && ${walship} backup-fetch ${restoreInto} LATEST --no-recovery-config` },
+    { name: FETCH_WITH_KEY, kind: 'restore', command: () => `rm -rf ${restoreInto} && ${ENCRYPTED} ${walship} backup-fetch ${restoreInto} LATEST --no-recovery-config` },
     ...pgbackrest.map((config, index) => ({
       name: `pgbackrest restore (process-max=${index + 1})`,
       kind: 'restore' as const,
@@ -129,10 +137,17 @@ try {
       }),
     ),
   ];
+  const medianMs = (name: string) => median(results.get(name)!.map((run) => run.ms));
+  lines.push(
+    '',
+    `Encryption adds ${((medianMs(WITH_KEY) / medianMs('walship backup-push') - 1) * 100).toFixed(1)}% to backup-push and ` +
+      `${((medianMs(FETCH_WITH_KEY) / medianMs('walship backup-fetch') - 1) * 100).toFixed(1)}% to backup-fetch (aim: under 10%, issue 16).`,
+  );
   console.log(lines.join('\n'));
   rmSync(repository, { recursive: true, force: true });
 } finally {
   await cluster.destroy();
   rmSync(archive, { recursive: true, force: true });
+  rmSync(encryptedArchive, { recursive: true, force: true });
   rmSync(root, { recursive: true, force: true });
 }
