@@ -20,6 +20,7 @@ import { libpq } from '../support/libpq.ts';
 import { postgresBin, walshipBinary } from '../support/paths.ts';
 import { makePostgresOwnedDirectory, PostgresCluster } from '../support/postgres.ts';
 import { giveToPostgres, run } from '../support/processes.ts';
+import { backupThenPassATarget, restoreToTarget } from '../support/scenarios.ts';
 import { openConfigured } from '../support/storage.ts';
 
 const KEY = randomBytes(32).toString('hex');
@@ -83,15 +84,9 @@ for (const { kind, label } of BACKENDS) {
     });
 
     it('archives and backs up encrypted, and restores to a point in time with the key', async () => {
-      const pushed = await walship(['backup-push', '--json'], { WALG_LOG_LEVEL: 'DEVEL' });
-      assert.equal(pushed.code, 0, pushed.stderr);
-      const backup = JSON.parse(pushed.stdout) as { backup_name: string; parts: number };
-      assert.ok(backup.parts >= 2, `expected several parts, got ${backup.parts}`);
-
-      await primary.sql('CREATE TABLE marker AS SELECT g AS id FROM generate_series(1, 500) g');
-      const target = await primary.sql("SELECT to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.US') || '+00'");
-      await primary.sql('INSERT INTO marker SELECT g FROM generate_series(501, 700) g');
-      lastArchived = await primary.switchAndWaitArchived();
+      const passed = await backupThenPassATarget((args) => walship(args, { WALG_LOG_LEVEL: 'DEVEL' }), primary);
+      const { backup, pushed } = passed;
+      lastArchived = passed.lastArchived;
 
       // Everything that holds data is encrypted and says so; what describes it stays plain JSON.
       const stored: string[] = [];
@@ -112,14 +107,9 @@ for (const { kind, label } of BACKENDS) {
       assert.equal(sentinel.Encryption, 'libsodium');
       assert.equal(sentinel.EncryptionKeyId, (await storage.head(dataObjects[0]!))?.metadata.walship_key_id);
 
-      const dataDir = join(workRoot, 'restored');
-      const fetched = await walship(['backup-fetch', dataDir, 'LATEST', '--recovery-target-time', target, '--recovery-target-action', 'promote']);
-      assert.equal(fetched.code, 0, fetched.stderr);
-      restored = await PostgresCluster.adopt(dataDir, workRoot, { settings: { archive_mode: 'off' } });
-      await restored.start();
-      await restored.waitPromoted();
-      assert.equal(await restored.sql('SELECT count(*) FROM marker'), '500');
-      assert.equal(await restored.sql('SELECT count(*) FROM pgbench_accounts'), '100000');
+      const restoring = await restoreToTarget((args) => walship(args, { WALG_LOG_LEVEL: 'DEVEL' }), join(workRoot, 'restored'), workRoot, passed.target);
+      restored = restoring.restored;
+      const { fetched } = restoring;
 
       for (const output of [pushed.stdout, pushed.stderr, fetched.stdout, fetched.stderr, readFileSync(primary.logFile, 'utf8'), readFileSync(restored.logFile, 'utf8')]) {
         assert.ok(!output.includes(KEY), 'the key is never printed');
