@@ -248,10 +248,10 @@ Configuration (environment variables, or the same keys in --config FILE):
   WALG_LOG_LEVEL            ERROR, WARNING (default), NORMAL or DEVEL
   WALG_LOG_FORMAT           text (default) or json
   WALG_CONFIG_PATH          config file (JSON or YAML), like --config
-WAL-G settings walship cannot honour (OpenPGP or KMS encryption, delta backups, failover storages,
-other storages ...) make every command refuse to start; speed and logging settings it
-does not have are ignored (WALG_LOG_LEVEL=DEVEL names them). The README has the full
-reference and lists both.
+WAL-G settings walship cannot honour (OpenPGP or KMS encryption, delta backups,
+failover storages, other storages ...) make every command refuse to start; speed and
+logging settings it does not have are ignored (WALG_LOG_LEVEL=DEVEL names them). The
+README has the full reference and lists both.
 
 Exit codes: 0 success, 1 failure, 74 (wal-fetch) not in the archive,
 255 (wal-fetch outside standby mode) error that must stop recovery.`;
