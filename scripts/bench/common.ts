@@ -82,12 +82,18 @@ export interface Measured {
   code: number;
   /** Peak resident set size of the process tree's largest waited-for process, KiB (GNU time %M). */
   maxRssKiB: number;
+  /**
+   * CPU time (user and system) of the process tree's waited-for processes, ms
+   * (GNU time %U + %S, in hundredths of a second): on a machine other jobs
+   * share, it moves far less than wall time.
+   */
+  cpuMs: number;
   stderr: string;
 }
 
 /**
  * Runs `command` with `/bin/sh -c` as postgres, timing the whole process from
- * spawn to exit. GNU time records the peak RSS; its own fork/exec (about a
+ * spawn to exit. GNU time records the peak RSS and the CPU time; its own fork/exec (about a
  * millisecond) is paid equally by every command measured this way.
  */
 export async function timeShell(command: string, options: { cwd: string; env: Record<string, string>; scratch: string }): Promise<Measured> {
@@ -96,7 +102,7 @@ export async function timeShell(command: string, options: { cwd: string; env: Re
   const identity = postgresIdentity();
   const started = process.hrtime.bigint();
   const { code, ended, stderr } = await new Promise<{ code: number; ended: bigint; stderr: string }>((resolve, reject) => {
-    const child = spawn('/usr/bin/time', ['-f', '%M', '-o', rssFile, '/bin/sh', '-c', command], {
+    const child = spawn('/usr/bin/time', ['-f', '%M %U %S', '-o', rssFile, '/bin/sh', '-c', command], {
       cwd: options.cwd,
       env: options.env,
       stdio: ['ignore', 'ignore', 'pipe'],
@@ -110,8 +116,8 @@ export async function timeShell(command: string, options: { cwd: string; env: Re
     child.on('close', (exitCode, signal) => resolve({ code: exitCode ?? (signal ? 128 : 1), ended, stderr: err }));
   });
   const rssText = existsSync(rssFile) ? readFileSync(rssFile, 'utf8') : '';
-  const maxRssKiB = Number(rssText.trim().split('\n').at(-1)) || 0;
-  return { ms: Number(ended - started) / 1e6, code, maxRssKiB, stderr };
+  const [rss, user, system] = (rssText.trim().split('\n').at(-1) ?? '').split(' ').map(Number);
+  return { ms: Number(ended - started) / 1e6, code, maxRssKiB: rss || 0, cpuMs: ((user || 0) + (system || 0)) * 1000, stderr };
 }
 
 /** Wraps an archive_command/restore_command so each call appends its peak RSS (KiB) and CPU seconds (user, system) to `logFile`. */

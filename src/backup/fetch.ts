@@ -125,7 +125,7 @@ async function restoreParts(settings: BackupFetchSettings, sentinel: BackupSenti
       await inFlight.room();
       if (stop) break;
       inFlight.add(
-        restorePart(settings, sentinel.BackupName, part, progress, bodies).then((result) => {
+        restorePart(settings, sentinel, part, progress, bodies).then((result) => {
           for (const directory of result.directories) extracted.directories.add(directory);
           extracted.deferred.push(...result.deferred);
         }, stopAll),
@@ -139,8 +139,8 @@ async function restoreParts(settings: BackupFetchSettings, sentinel: BackupSenti
   return extracted;
 }
 
-async function restorePart(settings: BackupFetchSettings, name: string, part: BackupPart, progress: Progress, bodies: Set<Readable>) {
-  const { key, body, stages } = await openPart(settings.storage, name, part);
+async function restorePart(settings: BackupFetchSettings, sentinel: BackupSentinel, part: BackupPart, progress: Progress, bodies: Set<Readable>) {
+  const { key, body, stages } = await openPart(settings.storage, sentinel, part);
   bodies.add(body);
   try {
     return await extractTar(new Pipeline(body, stages).pieces(), settings.destination, {

@@ -1,11 +1,11 @@
 /**
  * A stored part on its way back to its tar bytes, for backup-fetch and
  * backup-verify alike: the SHA-256 of the stored bytes is checked against the
- * sentinel at the end of the stream, and the bytes are decompressed (zstd
- * checks its own frames' content as it goes).
+ * sentinel at the end of the stream, and the bytes are decrypted (with a key)
+ * and decompressed (zstd checks its own frames' content as it goes).
  */
 import type { Readable } from 'node:stream';
-import type { BackupPart } from '../archive/backups.ts';
+import { type BackupPart, type BackupSentinel, partEncryption } from '../archive/backups.ts';
 import { partExtension, partKey } from '../archive/layout.ts';
 import { IntegrityError, NotFoundError } from '../errors.ts';
 import { VerifyStage } from '../stages/checksum.ts';
@@ -22,7 +22,8 @@ export interface OpenedPart {
   stages: (Stage | undefined)[];
 }
 
-export async function openPart(storage: Storage, backup: string, part: BackupPart): Promise<OpenedPart> {
+export async function openPart(storage: Storage, sentinel: BackupSentinel, part: BackupPart): Promise<OpenedPart> {
+  const backup = sentinel.BackupName;
   const key = partKey(backup, part.Name);
   const extension = partExtension(part.Name);
   const codec = codecForExtension(extension);
@@ -34,6 +35,6 @@ export async function openPart(storage: Storage, backup: string, part: BackupPar
     if (error instanceof NotFoundError) throw new IntegrityError(`${key} is missing from ${storage.location}: backup ${backup} is damaged`);
     throw error;
   }
-  const stages = [new VerifyStage({ algorithm: 'sha256', checksum: part.SHA256, size: part.CompressedSize }, key), ...contentStages(codec, stored, { verify: false })];
+  const stages = [new VerifyStage({ algorithm: 'sha256', checksum: part.SHA256, size: part.CompressedSize }, key), ...contentStages(storage, codec, stored, { verify: false, recorded: partEncryption(sentinel) })];
   return { key, body: stored.body, stages };
 }

@@ -402,6 +402,8 @@ Configuration (environment variables, or the same keys in --config FILE):
   WALG_COMPRESSION_METHOD   zstd (default), brotli or none
   WALG_COMPRESSION_LEVEL    zstd -7..22 (default 1), brotli 0..11 (default 3)
   WALG_PREVENT_WAL_OVERWRITE  refuse to replace different archived content (default true)
+  WALG_LIBSODIUM_KEY or WALG_LIBSODIUM_KEY_PATH (a file), WALG_LIBSODIUM_KEY_TRANSFORM
+                            encrypt the archive as WAL-G does (transform none, base64 or hex)
   WALG_UPLOAD_CONCURRENCY   uploads at once (default 16): backup-push's parts; the look-ahead
                             pusher's files, at most one more than the CPUs on file storage
                             and 4 over a network (1 turns look-ahead off)
@@ -412,10 +414,10 @@ Configuration (environment variables, or the same keys in --config FILE):
   WALG_LOG_LEVEL            ERROR, WARNING (default), NORMAL or DEVEL
   WALG_LOG_FORMAT           text (default) or json
   WALG_CONFIG_PATH          config file (JSON or YAML), like --config
-WAL-G settings walship cannot honour (encryption, delta backups, failover storages,
-other storages ...) make every command refuse to start; speed and logging settings it
-does not have are ignored (WALG_LOG_LEVEL=DEVEL names them). The README has the full
-reference and lists both.
+WAL-G settings walship cannot honour (OpenPGP or KMS encryption, delta backups,
+failover storages, other storages ...) make every command refuse to start; speed and
+logging settings it does not have are ignored (WALG_LOG_LEVEL=DEVEL names them). The
+README has the full reference and lists both.
 
 Exit codes: 0 success, 1 failure, 74 (wal-fetch) not in the archive,
 255 (wal-fetch outside standby mode) error that must stop recovery. Checks (wal-verify,

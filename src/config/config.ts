@@ -8,7 +8,7 @@ import { ConfigError } from '../errors.ts';
 import { readConfigFile } from './config-file.ts';
 
 /** Settings whose values must never appear in output. */
-const SECRET_PATTERN = /(SECRET|PASSWORD|TOKEN|_KEY$|ACCESS_KEY|CONNECTION_STRING|LIBSODIUM|PGP)/;
+const SECRET_PATTERN = /(SECRET|PASSWORD|TOKEN|_KEY$|ACCESS_KEY|CONNECTION_STRING|PGP)/;
 
 export function isSecretSetting(name: string): boolean {
   return SECRET_PATTERN.test(name);

@@ -151,7 +151,7 @@ async function readParts(settings: BackupVerifySettings, sentinel: BackupSentine
   let storageFailed = false;
   await forEachConcurrently(sentinel.Parts, settings.downloadConcurrency, async (part) => {
     if (storageFailed) return;
-    const problem = await readPart(settings.storage, sentinel.BackupName, part, await fileChecksum(algorithm), contents, progress);
+    const problem = await readPart(settings.storage, sentinel, part, await fileChecksum(algorithm), contents, progress);
     if (problem) contents.problems.push(problem);
     storageFailed ||= problem?.state === 'UNKNOWN';
   });
@@ -160,12 +160,12 @@ async function readParts(settings: BackupVerifySettings, sentinel: BackupSentine
 }
 
 /** Reads one part into `contents`; returns what kept it from being read whole. */
-async function readPart(storage: Storage, backup: string, part: BackupPart, checksum: FileChecksum, contents: Contents, progress: Progress): Promise<Finding | undefined> {
+async function readPart(storage: Storage, sentinel: BackupSentinel, part: BackupPart, checksum: FileChecksum, contents: Contents, progress: Progress): Promise<Finding | undefined> {
   // A failure of storage itself (unreachable, refused) means the part could not be checked; anything else, that it is damaged.
   const unreadable = (key: string, error: unknown): Finding => ({ state: 'UNKNOWN', message: `${key} could not be read: ${describeError(error)}` });
   let opened;
   try {
-    opened = await openPart(storage, backup, part);
+    opened = await openPart(storage, sentinel, part);
   } catch (error) {
     if (error instanceof IntegrityError) return { state: 'CRITICAL', message: error.message };
     return unreadable(part.Name, error);
