@@ -6,7 +6,7 @@
  * can never be started by mistake; a failed restore is removed. The result is
  * then checked against backup_manifest.
  */
-import { chmod, mkdir, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
+import { chmod, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import type { Readable } from 'node:stream';
 import type { BackupPart, BackupSentinel } from '../archive/backups.ts';
@@ -22,6 +22,7 @@ import type { Storage } from '../storage/storage.ts';
 import { forEachConcurrently, InFlight } from '../util/concurrency.ts';
 import { extractTar } from './extract.ts';
 import { openPart } from './stored-part.ts';
+import { makeDirectories } from '../fs/directories.ts';
 
 /** Written last: without it PostgreSQL refuses to start from a partial restore. */
 const CONTROL_FILE = 'global/pg_control';
@@ -68,7 +69,7 @@ async function prepareDestination(destination: string, force: boolean): Promise<
     throw new WalshipError(`cannot use ${destination}: ${describeError(error)}`);
   });
   if (!stats) {
-    await mkdir(destination, { recursive: true, mode: 0o700 }).catch((error: unknown) => {
+    await makeDirectories(destination, 0o700).catch((error: unknown) => {
       throw new WalshipError(`cannot create ${destination}: ${describeError(error)}; run backup-fetch as a user who may write there, such as the PostgreSQL OS user`);
     });
     await fsyncDirectory(dirname(destination));

@@ -5,11 +5,12 @@
  * mount) throws: the caller falls back (zstd to node:zlib) or says why it
  * cannot go on (encryption).
  */
-import { existsSync, lstatSync, mkdirSync, statSync } from 'node:fs';
+import { existsSync, lstatSync, statSync } from 'node:fs';
 import { homedir, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { getRawAsset, isSea } from 'node:sea';
 import { replaceFileQuicklySync } from '../fs/durable.ts';
+import { makeDirectoriesSync } from '../fs/directories.ts';
 
 /** Each embedded addon's asset name and the start of its SHA-256, set by scripts/build.ts. */
 declare const WALSHIP_ADDON_HASHES: Record<string, string>;
@@ -28,7 +29,7 @@ function cacheCandidates(): string[] {
 /** Creates `directory` if needed and checks that only this user can write to it. */
 function isPrivateDirectory(directory: string): boolean {
   try {
-    mkdirSync(directory, { recursive: true, mode: 0o700 });
+    makeDirectoriesSync(directory, 0o700);
     const stats = lstatSync(directory);
     // A directory someone else controls could swap the library under us.
     return stats.isDirectory() && stats.uid === process.getuid?.() && (stats.mode & 0o022) === 0;
