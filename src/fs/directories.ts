@@ -18,6 +18,12 @@ function levels(path: string): string[] {
   }
 }
 
+/** What mkdir says where a level is a file: EEXIST for the path itself, ENOTDIR for a level above it. */
+function notADirectory(level: string, path: string): NodeJS.ErrnoException {
+  const code = level === resolve(path) ? 'EEXIST' : 'ENOTDIR';
+  return Object.assign(new Error(`${code}: ${level} is not a directory, mkdir '${path}'`), { code, path });
+}
+
 function isAlreadyThere(error: unknown): boolean {
   return (error as NodeJS.ErrnoException).code === 'EEXIST';
 }
@@ -28,7 +34,7 @@ export async function makeDirectories(path: string, mode: number): Promise<strin
   let existing = chain.length - 1;
   for (; existing >= 0; existing--) {
     try {
-      await stat(chain[existing]!);
+      if (!(await stat(chain[existing]!)).isDirectory()) throw notADirectory(chain[existing]!, path);
       break;
     } catch (error) {
       if (!isMissing(error)) throw error;
@@ -52,7 +58,7 @@ export function makeDirectoriesSync(path: string, mode: number): void {
   let existing = chain.length - 1;
   for (; existing >= 0; existing--) {
     try {
-      statSync(chain[existing]!);
+      if (!statSync(chain[existing]!).isDirectory()) throw notADirectory(chain[existing]!, path);
       break;
     } catch (error) {
       if (!isMissing(error)) throw error;

@@ -20,6 +20,7 @@ describe('makeDirectories (mkdir -p without recursive: true)', () => {
   it('fails with mkdir\'s error where a level cannot be made, where recursive: true loops for ever', { timeout: 10_000 }, async () => {
     await assert.rejects(makeDirectories('/proc/walship-no-such-directory/cache', 0o700), { code: 'ENOENT' });
     await assert.rejects(makeDirectories(join('/dev/null', 'cache'), 0o700), { code: 'ENOTDIR' });
+    await assert.rejects(makeDirectories('/dev/null', 0o700), { code: 'EEXIST' });
   });
 
   it('the synchronous form fails as well, within a bounded time', () => {
