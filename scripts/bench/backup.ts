@@ -3,8 +3,9 @@
 // archive of its own), in the same run as the raw pipe
 // `pg_basebackup -Ft -D - -X fetch | zstd -1 > file` (and its extraction
 // `zstd -dc | tar -x`) and pgBackRest 2.45 (`backup --type=full` and
-// `restore`, posix repository, zst level 1). Every contender runs as the
-// postgres OS user, alternating round by round; figures are medians.
+// `restore`, posix repository, zst level 1); and backup-verify of the same
+// backup next to backup-fetch. Every contender runs as the postgres OS user,
+// alternating round by round; figures are medians.
 //
 //   node scripts/with-runtime.mjs scripts/bench/backup.ts [--scale 50] [--rounds 3]
 import { execFileSync } from 'node:child_process';
@@ -96,6 +97,7 @@ try {
     })),
     { name: UNPACK, kind: 'restore', command: () => `${fresh} && zstd -dc ${pipeFile} | tar -xf - -C ${restoreInto}` },
     { name: 'walship backup-fetch', kind: 'restore', command: () => `rm -rf ${restoreInto} && ${walship} backup-fetch ${restoreInto} LATEST --no-recovery-config` },
+    { name: 'walship backup-verify', kind: 'restore', command: () => `${walship} backup-verify LATEST` },
     { name: FETCH_WITH_KEY, kind: 'restore', command: () => `rm -rf ${restoreInto} && ${ENCRYPTED} ${walship} backup-fetch ${restoreInto} LATEST --no-recovery-config` },
     ...pgbackrest.map((config, index) => ({
       name: `pgbackrest restore (process-max=${index + 1})`,
@@ -148,6 +150,8 @@ try {
       `and ${added(FETCH_WITH_KEY, 'walship backup-fetch', (run) => run.ms)} (${added(FETCH_WITH_KEY, 'walship backup-fetch', (run) => run.cpuMs)} of CPU time) to backup-fetch: ` +
       'medians over the rounds of each round\'s ratio (aim: under 10%, issue 16).',
   );
+  const medianMs = (name: string) => median(results.get(name)!.map((run) => run.ms));
+  lines.push('', `backup-verify against backup-fetch of the same backup: ${ratio(medianMs('walship backup-fetch'), medianMs('walship backup-verify'))} the throughput.`);
   console.log(lines.join('\n'));
   rmSync(repository, { recursive: true, force: true });
 } finally {

@@ -146,11 +146,16 @@ export async function writeBackupDocuments(storage: Storage, sentinel: BackupSen
   await storage.put(sentinelKey(sentinel.BackupName), Readable.from([document]), { createOnly: options.createOnly });
 }
 
-/** The objects a backup left behind, sentinel excluded (to clean up a failed push). */
-export async function deleteBackupObjects(storage: Storage, name: string): Promise<void> {
+/** Removes the objects of a backup but its sentinel (a failed push's, or a deleted backup's); returns how many and their bytes. */
+export async function deleteBackupObjects(storage: Storage, name: string): Promise<{ objects: number; bytes: number }> {
   const keys: string[] = [];
-  for await (const object of storage.list(backupPrefix(name))) keys.push(object.key);
-  for (const key of keys) await storage.delete(key);
+  let bytes = 0;
+  for await (const object of storage.list(backupPrefix(name))) {
+    keys.push(object.key);
+    bytes += object.size;
+  }
+  await storage.deleteMany(keys);
+  return { objects: keys.length, bytes };
 }
 
 /** backup-mark: sets or clears the permanent flag, rewriting metadata.json and then the sentinel. */

@@ -25,6 +25,11 @@ export class Config {
     this.filePath = filePath;
   }
 
+  /** This configuration with `overrides` set as if in the environment. */
+  with(overrides: Record<string, string>): Config {
+    return new Config({ ...this.env, ...overrides }, this.fileValues, this.filePath);
+  }
+
   /** The raw value, environment first; empty strings count as unset. */
   get(name: string): string | undefined {
     const fromEnv = this.env[name];
