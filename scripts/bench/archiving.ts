@@ -105,9 +105,13 @@ function recordPeaks(peaks: Map<string, ArchiverPeak>, key: string, rssLog: stri
 }
 
 /** CPU seconds of a run: its archive_command/restore_command calls (GNU time) and the tools' helpers (sampled). */
-function cpuOfRun(rssLog: string, sampled: ProcessSamples): number {
-  return readCpuLog(rssLog) + helpersOf(sampled.cpuSeconds).reduce((sum, [, seconds]) => sum + seconds, 0);
+function cpuOfRun(rssLog: string, sampled: ProcessSamples): { calls: number; helpers: number; total: number } {
+  const calls = readCpuLog(rssLog);
+  const helpers = helpersOf(sampled.cpuSeconds).reduce((sum, [, seconds]) => sum + seconds, 0);
+  return { calls, helpers, total: calls + helpers };
 }
+
+const cpuText = (cpu: { calls: number; helpers: number }) => `CPU ${fixed(cpu.calls, 2)} s in calls, ${fixed(cpu.helpers, 2)} s in helpers`;
 
 /** The median CPU time per segment, in ms. */
 const cpuPerSegment = (cpuSeconds: number[], segments: number) => fixed((1000 * median(cpuSeconds)) / segments, 0);
@@ -232,10 +236,11 @@ export async function benchDrain(context: BenchContext, fixture: WalFixture, tar
       if (missing.length) throw new Error(`drain: ${name} marked ${missing.length} segments done that are not in the archive, e.g. ${missing[0]}`);
       const key = label(archiver.tool, archiver.target);
       rates.get(key)!.push(segments.length / seconds);
-      cpu.get(key)!.push(cpuOfRun(rssLog, helpers));
+      const used = cpuOfRun(rssLog, helpers);
+      cpu.get(key)!.push(used.total);
       failures.set(key, (failures.get(key) ?? 0) + after.failed - before.failed);
       recordPeaks(peaks, key, rssLog, helpers);
-      context.log(`drain: ${key}: ${segments.length} segments in ${seconds.toFixed(1)} s (${(segments.length / seconds).toFixed(1)} segments/s)`);
+      context.log(`drain: ${key}: ${segments.length} segments in ${seconds.toFixed(1)} s (${(segments.length / seconds).toFixed(1)} segments/s; ${cpuText(used)})`);
       if (round === rounds - 1) restorers.push(...fromThisArchive);
     }
   }
@@ -346,9 +351,10 @@ export async function benchReplay(context: BenchContext, fixture: WalFixture, re
         const current = await restored.sql('SELECT pg_walfile_name(pg_current_wal_lsn())');
         if (current.slice(8) < lastSegment.slice(8)) throw new Error(`replay: ${name} ended at ${current}, before ${lastSegment}: ${restored.tailLog()}`);
         rates.get(restorer)!.push(segments.length / seconds);
-        cpu.get(restorer)!.push(cpuOfRun(rssLog, helpers));
+        const used = cpuOfRun(rssLog, helpers);
+        cpu.get(restorer)!.push(used.total);
         if (!restorer.baseline) recordPeaks(peaks, label(restorer.tool, restorer.target), rssLog, helpers);
-        context.log(`replay: ${label(restorer.tool, restorer.target)}: ${segments.length} segments in ${seconds.toFixed(1)} s (${(segments.length / seconds).toFixed(1)} segments/s)`);
+        context.log(`replay: ${label(restorer.tool, restorer.target)}: ${segments.length} segments in ${seconds.toFixed(1)} s (${(segments.length / seconds).toFixed(1)} segments/s; ${cpuText(used)})`);
       } finally {
         await stopSampling().catch(() => undefined);
         await restored.destroy();
