@@ -1,6 +1,6 @@
 // Builds dist/walship: esbuild bundles src/cli.ts into one CommonJS file, and
-// Node's single executable application support injects it (with the zstd-napi
-// addon as an asset) into a copy of the pinned Node runtime.
+// Node's single executable application support injects it (with the native
+// addons, zstd-napi and lzma-native, as assets) into a copy of the pinned Node runtime.
 // The V8 flags walship runs with, set first: V8 only accepts code caches made under the same flags.
 import '../src/util/exit-safety.ts';
 import { execFileSync } from 'node:child_process';
@@ -24,8 +24,9 @@ const staging = mkdtempSync(join(dist, '.build-'));
 const binary = join(staging, 'walship');
 const bundle = join(staging, 'walship.cjs');
 const blob = join(staging, 'walship.blob');
-const zstdAddon = join(root, seaConfig.assets['zstd-napi.node']);
-const zstdAddonHash = createHash('sha256').update(readFileSync(zstdAddon)).digest('hex').slice(0, 16);
+/** The native addons, by asset name (pkg.config.json), and their content hashes, which name their cache files. */
+const nativeAddons: Record<string, string> = Object.fromEntries(Object.entries(seaConfig.assets as Record<string, string>).map(([name, path]) => [name, join(root, path)]));
+const addonHashes = Object.fromEntries(Object.entries(nativeAddons).map(([name, path]) => [name, createHash('sha256').update(readFileSync(path)).digest('hex').slice(0, 16)]));
 
 /** zstd-napi loads its addon with a require() esbuild cannot bundle: load it from the SEA asset instead. */
 const zstdBindingFromAsset: Plugin = {
@@ -37,6 +38,21 @@ const zstdBindingFromAsset: Plugin = {
     );
     context.onLoad({ filter: /^zstd-binding$/, namespace: 'walship' }, () => ({
       contents: `module.exports = require(${JSON.stringify(join(root, 'src/stages/compress/zstd-binding.ts'))}).loadZstdBindingFromAsset();`,
+      loader: 'js',
+      resolveDir: root,
+    }));
+  },
+};
+
+/** lzma-native finds its addon with node-gyp-build, which searches the file system: load it from the SEA asset instead. */
+const lzmaAddonFromAsset: Plugin = {
+  name: 'lzma-addon-from-asset',
+  setup(context) {
+    context.onResolve({ filter: /^node-gyp-build$/ }, (args) =>
+      args.importer.includes(`${'/'}lzma-native${'/'}`) ? { path: 'lzma-addon', namespace: 'walship' } : undefined,
+    );
+    context.onLoad({ filter: /^lzma-addon$/, namespace: 'walship' }, () => ({
+      contents: `module.exports = () => require(${JSON.stringify(join(root, 'src/sea/native-addon.ts'))}).loadAddonFromAsset('lzma-native.node');`,
       loader: 'js',
       resolveDir: root,
     }));
@@ -110,13 +126,13 @@ try {
     ...commonJsBundle,
     define: {
       WALSHIP_BUILD_VERSION: JSON.stringify(packageJson.version),
-      WALSHIP_ZSTD_ADDON_HASH: JSON.stringify(zstdAddonHash),
+      WALSHIP_ADDON_HASHES: JSON.stringify(addonHashes),
     },
-    plugins: [zstdBindingFromAsset, sdksFromAssets],
+    plugins: [zstdBindingFromAsset, lzmaAddonFromAsset, sdksFromAssets],
   });
 
   const stagedSeaConfig = join(staging, 'sea-config.json');
-  writeFileSync(stagedSeaConfig, JSON.stringify({ ...seaConfig, main: bundle, output: blob, assets: { 'zstd-napi.node': zstdAddon, ...embeddedAssets } }));
+  writeFileSync(stagedSeaConfig, JSON.stringify({ ...seaConfig, main: bundle, output: blob, assets: { ...nativeAddons, ...embeddedAssets } }));
   execFileSync(process.execPath, ['--experimental-sea-config', stagedSeaConfig], { cwd: root, stdio: ['ignore', 'ignore', 'inherit'] });
   copyFileSync(process.execPath, binary);
   chmodSync(binary, 0o755);

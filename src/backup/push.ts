@@ -39,7 +39,7 @@ import { formatLsn } from '../postgres/lsn.ts';
 import { Progress, transferSummary } from '../progress/progress.ts';
 import { DigestStage, SizeStage } from '../stages/checksum.ts';
 import { coalesceStage } from '../stages/coalesce.ts';
-import { type Codec, codecFor } from '../stages/compress/codec.ts';
+import { codecFor, type WritableCodec } from '../stages/compress/codec.ts';
 import { storedFormStages, upload } from '../stages/transfer.ts';
 import type { Storage } from '../storage/storage.ts';
 import { InFlight } from '../util/concurrency.ts';
@@ -249,7 +249,7 @@ interface PartUpload {
 }
 
 /** Streams one part: count -> compress -> gather into large writes -> SHA-256 -> storage.put. */
-function startPartUpload(settings: BackupPushSettings, name: string, part: string, codec: Codec, content: AsyncIterable<Buffer>): PartUpload {
+function startPartUpload(settings: BackupPushSettings, name: string, part: string, codec: WritableCodec, content: AsyncIterable<Buffer>): PartUpload {
   const source = Readable.from(content, { objectMode: false, highWaterMark: PART_STREAM_BUFFER });
   const stages = [
     new SizeStage('content'),

@@ -9,12 +9,12 @@ import { writeSync } from 'node:fs';
 import { fillFileAtomically } from '../fs/durable.ts';
 import type { PutOptions, Storage, StoredObject } from '../storage/storage.ts';
 import { VerifyStage } from './checksum.ts';
-import type { Codec, CompressOptions } from './compress/codec.ts';
+import type { Codec, CompressOptions, WritableCodec } from './compress/codec.ts';
 import { expectedContent } from './object-metadata.ts';
 import { Pipeline, type Source, type Stage } from './pipeline.ts';
 
 /** Content to its stored form. */
-export function storedFormStages(codec: Codec, level: number, options: CompressOptions = {}): (Stage | undefined)[] {
+export function storedFormStages(codec: WritableCodec, level: number, options: CompressOptions = {}): (Stage | undefined)[] {
   return [codec.compress(level, options)];
 }
 

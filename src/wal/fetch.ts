@@ -7,7 +7,7 @@ import { WAL_PREFIX, walKey } from '../archive/layout.ts';
 import type { CompressionSettings } from '../config/settings.ts';
 import { NotFoundError, WalshipError } from '../errors.ts';
 import { requireWalFileName } from '../postgres/wal-name.ts';
-import { type Codec, codecsPreferring, UNREADABLE_EXTENSIONS } from '../stages/compress/codec.ts';
+import { type Codec, codecsPreferring } from '../stages/compress/codec.ts';
 import { contentStages, downloadToFile } from '../stages/transfer.ts';
 import type { Storage, StoredObject } from '../storage/storage.ts';
 
@@ -37,10 +37,6 @@ async function openStoredWal(settings: WalFetchSettings, name: string): Promise<
     if (stored) return { stored, codec };
   }
 
-  for (const extension of UNREADABLE_EXTENSIONS) {
-    const key = walKey(name, { extension });
-    if (await storage.head(key)) throw new WalshipError(`${key} is stored in a format walship cannot read (${extension})`);
-  }
   if (!(await holdsAnyWal(storage))) {
     throw new WalshipError(
       `${storage.location} holds no ${WAL_PREFIX} objects at all: check the storage prefix and that the storage is mounted`,

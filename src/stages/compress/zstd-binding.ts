@@ -1,49 +1,6 @@
-/**
- * Inside the single executable, zstd-napi's native addon is an embedded asset.
- * It is written once to a private cache file (named by its hash) and loaded
- * from there. Any failure (no writable cache, a noexec mount) throws, and the
- * caller falls back to node:zlib's zstd.
- */
-import { existsSync, lstatSync, mkdirSync, statSync } from 'node:fs';
-import { homedir, tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { getRawAsset, isSea } from 'node:sea';
-import { replaceFileQuicklySync } from '../../fs/durable.ts';
-
-declare const WALSHIP_ZSTD_ADDON_HASH: string;
-
-/** Where the addon may be cached, best first. */
-function cacheCandidates(): string[] {
-  const { WALSHIP_CACHE_DIR, XDG_CACHE_HOME, HOME } = process.env;
-  return [
-    WALSHIP_CACHE_DIR,
-    XDG_CACHE_HOME && join(XDG_CACHE_HOME, 'walship'),
-    join(HOME || homedir(), '.cache', 'walship'),
-    join(tmpdir(), `walship-${process.getuid?.() ?? 'user'}`),
-  ].filter((candidate): candidate is string => Boolean(candidate));
-}
-
-/** Creates `directory` if needed and checks that only this user can write to it. */
-function isPrivateDirectory(directory: string): boolean {
-  try {
-    mkdirSync(directory, { recursive: true, mode: 0o700 });
-    const stats = lstatSync(directory);
-    // A directory someone else controls could swap the library under us.
-    return stats.isDirectory() && stats.uid === process.getuid?.() && (stats.mode & 0o022) === 0;
-  } catch {
-    return false;
-  }
-}
+/** zstd-napi's native addon, inside the single executable: an embedded asset (see sea/native-addon.ts). */
+import { loadAddonFromAsset } from '../../sea/native-addon.ts';
 
 export function loadZstdBindingFromAsset(): unknown {
-  if (!isSea()) throw new Error('not running as a single executable');
-  const asset = getRawAsset('zstd-napi.node');
-  const candidates = cacheCandidates();
-  const directory = candidates.find(isPrivateDirectory);
-  if (!directory) throw new Error(`no private, writable cache directory among ${candidates.join(', ')}`);
-  const path = join(directory, `zstd-napi-${WALSHIP_ZSTD_ADDON_HASH}.node`);
-  if (!existsSync(path) || statSync(path).size !== asset.byteLength) replaceFileQuicklySync(path, new Uint8Array(asset), 0o700);
-  const module = { exports: {} as unknown };
-  process.dlopen(module, path);
-  return module.exports;
+  return loadAddonFromAsset('zstd-napi.node');
 }
