@@ -3,8 +3,10 @@
  *
  *   pg_basebackup -D - -Ft -X fetch -> tar reader -> split at member boundaries
  *     -> per part: compress -> SHA-256 -> storage.put      (several parts in flight)
- *   then metadata.json, then the sentinel, only once every part is durable
- *   and pg_basebackup has exited successfully.
+ *   then global/pg_control in a part of its own (pg_control.tar.<ext>, as
+ *   WAL-G stores it and its backup-fetch requires), then metadata.json, then
+ *   the sentinel, only once every part is durable and pg_basebackup has
+ *   exited successfully.
  *
  * Nothing is staged on local disk and memory does not grow with the cluster:
  * each part in flight holds only its stream buffers and compressor state.
@@ -20,7 +22,7 @@ import {
   writeBackupDocuments,
 } from '../archive/backups.ts';
 import type { ArchiveIdentity } from '../archive/identity.ts';
-import { partKey, partName, sentinelKey } from '../archive/layout.ts';
+import { controlPartName, partKey, partName, sentinelKey } from '../archive/layout.ts';
 import type { CompressionSettings } from '../config/settings.ts';
 import { AlreadyExistsError, WalshipError } from '../errors.ts';
 import { log } from '../log/logger.ts';
@@ -65,6 +67,7 @@ export interface BackupPushSettings {
 }
 
 const BACKUP_LABEL = 'walship backup-push';
+const CONTROL_FILE = 'global/pg_control';
 /** Bytes buffered between the tar reader and each part's compressor. */
 const PART_STREAM_BUFFER = 256 << 10;
 /** Compressed output is written in chunks of at least this size. */
@@ -142,10 +145,15 @@ export async function pushBackup(settings: BackupPushSettings): Promise<BackupSe
 
   const progress = new Progress({ label: 'backup-push', total: server.estimatedSize, estimated: true });
   const facts = new BackupFacts();
-  const splitter = new PartSplitter(readTar(basebackup.output), settings.partSizeThreshold, (event) => {
-    facts.observe(event);
-    progress.advance(event.raw.length);
-  });
+  const splitter = new PartSplitter(
+    readTar(basebackup.output),
+    settings.partSizeThreshold,
+    (event) => {
+      facts.observe(event);
+      progress.advance(event.raw.length);
+    },
+    { holdBack: CONTROL_FILE },
+  );
   let name: string | undefined;
   let ownsObjects = false;
   try {
@@ -159,8 +167,10 @@ export async function pushBackup(settings: BackupPushSettings): Promise<BackupSe
     const parts = await uploadParts(settings, name, splitter);
     const status = await basebackup.exited;
     if (status.code !== 0) throw new WalshipError(describeBaseBackupFailure(status));
+    const control = splitter.heldBackArchive();
+    if (!facts.control || !control) throw new WalshipError(`pg_basebackup's archive has no ${CONTROL_FILE}`);
+    parts.push(await uploadControlPart(settings, name, control));
     const finishTime = new Date();
-    if (!facts.control) throw new WalshipError("pg_basebackup's archive has no global/pg_control");
     const end = facts.endOfBackup();
 
     const sentinel: BackupSentinel = {
@@ -183,6 +193,7 @@ export async function pushBackup(settings: BackupPushSettings): Promise<BackupSe
       UserData: settings.userData,
       Parts: parts,
       WalshipVersion: VERSION,
+      Writer: 'walship',
     };
     await writeBackupDocuments(storage, sentinel, { createOnly: true });
     progress.finish(`backup-push: ${name}: ${transferSummary(sentinel.UncompressedSize, sentinel.CompressedSize, progress.elapsedMs)}`);
@@ -240,6 +251,15 @@ async function uploadParts(settings: BackupPushSettings, name: string, splitter:
     await inFlight.settled();
     throw error;
   }
+}
+
+/** global/pg_control's own part, once every other part is durable. */
+async function uploadControlPart(settings: BackupPushSettings, name: string, archive: Buffer): Promise<BackupPart> {
+  const codec = codecFor(settings.compression.method);
+  const content = (async function* () {
+    yield archive;
+  })();
+  return startPartUpload(settings, name, controlPartName(codec), codec, content).uploaded;
 }
 
 interface PartUpload {
