@@ -209,8 +209,17 @@ export function decodeBlock(source: Uint8Array, target: Uint8Array, start: numbe
     }
     if (output + length > limit) throw new Corrupt('a block decodes to more than its maximum size');
     const from = output - offset;
-    if (offset >= length && length >= 32) target.copyWithin(output, from, from + length);
-    else for (let index = 0; index < length; index++) target[output + index] = target[from + index]!; // overlapping: repeats the pattern
+    if (length < 32) for (let index = 0; index < length; index++) target[output + index] = target[from + index]!;
+    else if (offset >= length) target.copyWithin(output, from, from + length);
+    else {
+      // Overlapping: the last `offset` bytes repeat. Copy them once, then the copy doubles itself.
+      target.copyWithin(output, from, output);
+      for (let done = offset; done < length; ) {
+        const size = Math.min(done - (done % offset), length - done);
+        target.copyWithin(output + done, output, output + size);
+        done += size;
+      }
+    }
     output += length;
   }
 }
