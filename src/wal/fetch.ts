@@ -4,7 +4,7 @@
  * recovery never mistakes a broken archive for the end of the WAL.
  */
 import { WAL_PREFIX, walKey } from '../archive/layout.ts';
-import type { CompressionSettings } from '../config/settings.ts';
+import type { ReadMethod } from '../config/settings.ts';
 import { NotFoundError, WalshipError } from '../errors.ts';
 import { requireWalFileName } from '../postgres/wal-name.ts';
 import { type Codec, codecsPreferring } from '../stages/compress/codec.ts';
@@ -13,7 +13,8 @@ import type { Storage, StoredObject } from '../storage/storage.ts';
 
 export interface WalFetchSettings {
   storage: Storage;
-  compression: CompressionSettings;
+  /** The method to look for first (WALG_COMPRESSION_METHOD). */
+  preferredMethod: ReadMethod;
 }
 
 export async function fetchWalFile(settings: WalFetchSettings, name: string, destination: string): Promise<void> {
@@ -24,7 +25,7 @@ export async function fetchWalFile(settings: WalFetchSettings, name: string, des
 
 async function openStoredWal(settings: WalFetchSettings, name: string): Promise<{ stored: StoredObject; codec: Codec }> {
   const { storage } = settings;
-  const [preferred, ...others] = codecsPreferring(settings.compression.method);
+  const [preferred, ...others] = codecsPreferring(settings.preferredMethod);
   const first = await getIfPresent(storage, walKey(name, preferred!));
   if (first) return { stored: first, codec: preferred! };
 

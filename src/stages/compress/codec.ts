@@ -117,6 +117,6 @@ export function codecForExtension(extension: string): Codec | undefined {
 }
 
 /** Every codec, with `preferred` first: the order in which fetch looks for an object. */
-export function codecsPreferring(preferred: CompressionMethod): Codec[] {
-  return [writable[preferred], ...codecs.filter((codec) => codec.method !== preferred)];
+export function codecsPreferring(preferred: string): Codec[] {
+  return [...codecs.filter((codec) => codec.method === preferred), ...codecs.filter((codec) => codec.method !== preferred)];
 }
