@@ -97,7 +97,13 @@ export function startSegmentOfBackup(name: string): string {
   return name.slice(BACKUP_NAME_PREFIX.length);
 }
 
+/** WAL-G names a delta backup after its own start segment and its base's. */
+const WALG_DELTA_NAME = /^base_[0-9A-F]{24}_D_[0-9A-F]{24}$/;
+
 export function requireBackupName(name: string): string {
+  if (WALG_DELTA_NAME.test(name)) {
+    throw new WalshipError(`${name} is a WAL-G delta backup: walship restores full backups only; restore it with WAL-G, or choose a full backup (backup-list shows them)`);
+  }
   if (!isBackupName(name)) {
     throw new WalshipError(`"${name}" is not a backup name: expected base_ and a 24-hex-digit WAL segment, as backup-list shows`);
   }

@@ -6,7 +6,8 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'nod
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
-import { type BackupSentinel, decodeSentinel, markBackup, parseExactJson, readSentinel, writeBackupDocuments } from '../../src/archive/backups.ts';
+import { type BackupSentinel, decodeSentinel, markBackup, parseExactJson, readSentinel, requireBackupName, writeBackupDocuments } from '../../src/archive/backups.ts';
+import { fetchBackup } from '../../src/backup/fetch.ts';
 import { FileStorage } from '../../src/storage/file.ts';
 
 const NAME = 'base_000000020000000000000005';
@@ -62,6 +63,15 @@ describe('backup sentinels', () => {
     assert.equal(backup.IsPermanent, true);
     assert.equal(backup.FilesMetadata, 'none');
     assert.equal(backup.Parts.length, 1);
+  });
+
+  it("refuses WAL-G's delta backups, by name and by sentinel, before it touches the destination", async () => {
+    assert.throws(() => requireBackupName('base_000000010000000A000000D0_D_000000010000000A000000C9'), /is a WAL-G delta backup: walship restores full backups only; restore it with WAL-G/);
+    const delta = decode(walgSentinel.replace('"Version":2', '"Version":2,"DeltaFrom":"base_000000020000000000000003"'));
+    const destination = join(root, 'never-created');
+    const storage = await FileStorage.open(mkdtempSync(join(root, 'archive-')));
+    await assert.rejects(fetchBackup({ storage, downloadConcurrency: 1, destination, force: false }, delta), /is a WAL-G delta backup \(of base_000000020000000000000003\): walship restores full backups only/);
+    assert.throws(() => readFileSync(destination), /ENOENT/);
   });
 
   it('refuses a document without LSNs or a finish time, naming it', () => {
