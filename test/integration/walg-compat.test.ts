@@ -175,7 +175,7 @@ describe('sharing an archive with WAL-G', () => {
     rmSync(root, { recursive: true, force: true });
   });
 
-  it('wal-fetch restores .lz4 and .lzma objects made by the lz4 and xz commands byte for byte', async () => {
+  it('wal-fetch restores .lz4 and .lzma objects made by the lz4 and xz commands byte for byte; wal-push finds them', async () => {
     const stored = readdirSync(join(archive, 'wal_005')).filter((name) => /^[0-9A-F]{24}\.(lz4|lzma)$/.test(name));
     const extensions = new Set(stored.map((name) => name.split('.')[1]));
     assert.deepEqual([...extensions].sort(), ['lz4', 'lzma'], `both formats archived: ${stored.join(' ')}`);
@@ -193,6 +193,12 @@ describe('sharing an archive with WAL-G', () => {
       const original = join(primary.dataDir, 'pg_wal', name);
       if (existsSync(original)) assert.ok(readFileSync(original).equals(reference), `${object} is the segment PostgreSQL wrote`);
     }
+    // wal-push of a segment WAL-G archived finds its .lz4 copy, compares it, and stores no second copy.
+    const archived = stored.find((object) => object.endsWith('.lz4') && existsSync(join(primary.dataDir, 'pg_wal', object.slice(0, 24))))!;
+    const segment = archived.slice(0, 24);
+    const pushed = await run(walshipBinary, ['wal-push', `pg_wal/${segment}`], { asPostgres: true, env: env(), cwd: primary.dataDir });
+    assert.equal(pushed.code, 0, pushed.stderr);
+    assert.deepEqual(readdirSync(join(archive, 'wal_005')).filter((name) => name.startsWith(segment)), [archived]);
   });
 
   it('lists the WAL-G backup with its exact numbers and the permanent mark of its metadata.json', async () => {
