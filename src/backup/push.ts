@@ -259,7 +259,9 @@ async function uploadControlPart(settings: BackupPushSettings, name: string, arc
   const content = (async function* () {
     yield archive;
   })();
-  return startPartUpload(settings, name, controlPartName(codec), codec, content).uploaded;
+  const part = startPartUpload(settings, name, controlPartName(codec), codec, content);
+  const [described] = await Promise.all([part.uploaded, part.fed]);
+  return described;
 }
 
 interface PartUpload {
