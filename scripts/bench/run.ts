@@ -20,6 +20,7 @@ import { drawChart } from './chart.ts';
 import { type BenchContext, type BenchReport, writeJson } from './common.ts';
 import { type ArchiverPeak, benchDrain, benchReplay, benchSustained, type DrainResult, peakReport } from './archiving.ts';
 import { createWalFixture, type WalFixture } from './fixture.ts';
+import { benchRetention } from './retention.ts';
 import { fileTarget, s3Target, type Target } from './targets.ts';
 import { benchWalPush } from './wal-push.ts';
 
@@ -95,6 +96,12 @@ const BENCHMARKS: Benchmark[] = [
     needs: ['drain'],
     backlog: () => 0,
     run: async (_context, shared) => [peakReport(shared.peaks)],
+  },
+  {
+    name: 'retention',
+    summary: 'delete retain on a synthetic archive: plan time and RSS over 1,000,000 WAL objects, delete rates on file storage and s3rver',
+    backlog: () => 0,
+    run: async (context) => [await benchRetention(context)],
   },
 ];
 

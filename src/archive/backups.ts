@@ -19,6 +19,7 @@ import { IntegrityError, NotFoundError, WalshipError } from '../errors.ts';
 import { log } from '../log/logger.ts';
 import { formatLsn, parseLsn } from '../postgres/lsn.ts';
 import { parseWalFileName } from '../postgres/wal-name.ts';
+import { type RecordedEncryption, UNRECORDED } from '../stages/object-metadata.ts';
 import type { Storage } from '../storage/storage.ts';
 import { backupPrefix, filesMetadataKey, isBackupName, metadataKey, partsPrefix, sentinelKey } from './layout.ts';
 
@@ -27,7 +28,7 @@ export interface BackupPart {
   Name: string;
   UncompressedSize: number;
   CompressedSize: number;
-  /** SHA-256 of the stored object (the compressed tar part). */
+  /** SHA-256 of the stored object (the compressed, and maybe encrypted, tar part). */
   SHA256: string;
 }
 
@@ -56,6 +57,10 @@ export interface BackupSentinel {
   CompressedSize: number;
   /** walship's compression method; '' for WAL-G's backups (each part's extension says). */
   Compression: string;
+  /** 'libsodium' when the parts are encrypted (WAL-G's format); absent when they are not. */
+  Encryption?: string;
+  /** Which key encrypted them (stages/encrypt/encryption.ts), never the key. */
+  EncryptionKeyId?: string;
   Label: string;
   IsPermanent: boolean;
   UserData: unknown;
@@ -207,6 +212,8 @@ export function decodeSentinel(name: string, documents: BackupDocuments, key: st
     UncompressedSize: count(sentinel.UncompressedSize),
     CompressedSize: count(sentinel.CompressedSize),
     Compression: text(sentinel.Compression) ?? '',
+    ...(typeof sentinel.Encryption === 'string' ? { Encryption: sentinel.Encryption } : {}),
+    ...(typeof sentinel.EncryptionKeyId === 'string' ? { EncryptionKeyId: sentinel.EncryptionKeyId } : {}),
     Label: text(sentinel.Label) ?? '',
     IsPermanent: permanent === true,
     UserData: sentinel.UserData ?? metadata.user_data ?? null,
@@ -242,6 +249,8 @@ function encodeSentinel(backup: BackupSentinel): Document {
     Timeline: backup.Timeline,
     WalSegmentSize: backup.WalSegmentSize,
     Compression: backup.Compression,
+    Encryption: backup.Encryption,
+    EncryptionKeyId: backup.EncryptionKeyId,
     Label: backup.Label,
     Parts: backup.Parts,
     WalshipVersion: backup.WalshipVersion,
@@ -269,6 +278,17 @@ function encodeMetadata(backup: BackupSentinel): Document {
 
 function jsonObject(document: Document): Readable {
   return Readable.from([Buffer.from(`${JSON.stringify(document, null, 2)}\n`)]);
+}
+
+/** The sentinel's record of how the parts are stored encrypted. */
+export function encryptionFields(encryption: RecordedEncryption): Pick<BackupSentinel, 'Encryption' | 'EncryptionKeyId'> {
+  return encryption.method === 'none' || encryption.method === undefined ? {} : { Encryption: encryption.method, EncryptionKeyId: encryption.keyId };
+}
+
+/** How the backup's parts are encrypted: a walship sentinel without a record says unencrypted; WAL-G's says nothing. */
+export function partEncryption(sentinel: BackupSentinel): RecordedEncryption {
+  if (sentinel.Encryption !== undefined) return { method: sentinel.Encryption, keyId: sentinel.EncryptionKeyId };
+  return (sentinel.Writer ?? 'walship') === 'walship' ? { method: 'none' } : UNRECORDED;
 }
 
 export async function readSentinel(storage: Storage, name: string): Promise<BackupSentinel> {
@@ -368,11 +388,16 @@ export async function readFilesToRestore(storage: Storage, backup: BackupSentine
   return new Set([...Object.keys(files).map((path) => path.replace(/^\/+/, '')), ...ALWAYS_RESTORED]);
 }
 
-/** The objects a backup left behind, sentinel excluded (to clean up a failed push). */
-export async function deleteBackupObjects(storage: Storage, name: string): Promise<void> {
+/** Removes the objects of a backup but its sentinel (a failed push's, or a deleted backup's); returns how many and their bytes. */
+export async function deleteBackupObjects(storage: Storage, name: string): Promise<{ objects: number; bytes: number }> {
   const keys: string[] = [];
-  for await (const object of storage.list(backupPrefix(name))) keys.push(object.key);
-  for (const key of keys) await storage.delete(key);
+  let bytes = 0;
+  for await (const object of storage.list(backupPrefix(name))) {
+    keys.push(object.key);
+    bytes += object.size;
+  }
+  await storage.deleteMany(keys);
+  return { objects: keys.length, bytes };
 }
 
 /**

@@ -9,7 +9,9 @@
  *   basebackups_005/<backup>/tar_partitions/pg_control.tar[.<extension>]   global/pg_control alone, uploaded last
  *   basebackups_005/<backup>/tar_partitions/backup_label.tar[.<extension>] WAL-G's: backup_label and tablespace_map
  *   basebackups_005/<backup>/files_metadata.json           WAL-G's: the files a backup holds
- *   walship/archive.json                                   walship's records (the archive's identity)
+ *   walship/archive.json                                   walship's records: the archive's identity,
+ *   walship/deleting/<backup>.json                         the backups a delete has begun to remove,
+ *   walship/drills/<time>_<backup>.json                    and restore drill reports, named to sort by time
  */
 import { parseWalFileName, type WalFileName } from '../postgres/wal-name.ts';
 
@@ -22,6 +24,11 @@ export const WAL_PREFIX = `${WAL_FOLDER}/`;
 export const BACKUP_PREFIX = `${BACKUP_FOLDER}/`;
 /** Which cluster the archive belongs to (identity.ts). */
 export const ARCHIVE_IDENTITY_KEY = `${WALSHIP_FOLDER}/archive.json`;
+/** Records of backups `delete` has begun to remove: written before the sentinel goes, removed once the folder is gone. */
+const DELETING_FOLDER = 'deleting';
+/** Restore drill reports (drills.ts). */
+export const DRILL_REPORT_PREFIX = `${WALSHIP_FOLDER}/drills/`;
+const DRILL_REPORT = /^(\d{8})T(\d{6})(\.\d{3})Z_(base_[0-9A-F]{24})\.json$/;
 
 const SENTINEL_SUFFIX = '_backup_stop_sentinel.json';
 const BACKUP_NAME = /^base_[0-9A-F]{24}$/;
@@ -61,6 +68,17 @@ export function backupPrefix(backup: string): string {
   return `${BACKUP_PREFIX}${backup}/`;
 }
 
+/** The record that `delete` has begun to remove `backup`, so its folder goes even when it is young. */
+export function deletionRecordKey(backup: string): string {
+  return `${WALSHIP_FOLDER}/${DELETING_FOLDER}/${backup}.json`;
+}
+
+/** The backup a walship record (a path under walship/) says a delete has begun to remove, if it is such a record. */
+export function backupOfDeletionRecord(path: string): string | undefined {
+  const name = path.startsWith(`${DELETING_FOLDER}/`) && path.endsWith('.json') ? path.slice(DELETING_FOLDER.length + 1, -'.json'.length) : '';
+  return isBackupName(name) ? name : undefined;
+}
+
 export function filesMetadataKey(backup: string): string {
   return `${backupPrefix(backup)}files_metadata.json`;
 }
@@ -98,6 +116,20 @@ export function partRole(part: string): 'data' | 'label' | 'control' {
 /** The compression extension of a part name: 'zst' for part_001.tar.zst, '' for part_001.tar. */
 export function partExtension(part: string): string {
   return PART_EXTENSION.exec(part)?.[1] ?? '';
+}
+
+/** walship/drills/20261201T205813.589Z_base_000000010000000000000004.json: the time (UTC, to the millisecond) first, so names sort by time. */
+export function drillReportKey(backup: string, time: Date): string {
+  return `${DRILL_REPORT_PREFIX}${time.toISOString().replace(/[-:]/g, '')}_${backup}.json`;
+}
+
+/** The backup and time a drill report's key names; undefined for any other key. */
+export function parseDrillReportKey(key: string): { backup: string; time: Date } | undefined {
+  const match = key.startsWith(DRILL_REPORT_PREFIX) ? DRILL_REPORT.exec(key.slice(DRILL_REPORT_PREFIX.length)) : null;
+  if (!match) return undefined;
+  const [, day, clock, fraction, backup] = match;
+  const time = new Date(`${day!.slice(0, 4)}-${day!.slice(4, 6)}-${day!.slice(6)}T${clock!.slice(0, 2)}:${clock!.slice(2, 4)}:${clock!.slice(4)}${fraction}Z`);
+  return Number.isNaN(time.getTime()) ? undefined : { backup: backup!, time };
 }
 
 export type KeyKind =

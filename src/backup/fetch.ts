@@ -1,6 +1,6 @@
 /**
  * backup-fetch: parts are downloaded in parallel, each one
- *   storage.get -> verify SHA-256 -> decompress -> extract into the destination
+ *   storage.get -> verify SHA-256 -> decompress (stored-part.ts) -> extract into the destination
  * (every part is a complete tar archive). global/pg_control is put in place
  * only after every part is extracted and verified, so an interrupted restore
  * can never be started by mistake; a failed restore is removed. The result is
@@ -13,25 +13,24 @@
  * no checksums of their parts and no backup_manifest: what could not be
  * verified is said.
  */
-import { chmod, mkdir, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
+import { chmod, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { type BackupSentinel, listStoredParts, readFilesToRestore } from '../archive/backups.ts';
-import { partExtension, partKey, partRole } from '../archive/layout.ts';
-import { describeError, IntegrityError, NotFoundError, WalshipError } from '../errors.ts';
+import { partExtension, partRole } from '../archive/layout.ts';
+import { describeError, IntegrityError, WalshipError } from '../errors.ts';
 import { fsyncDirectory } from '../fs/durable.ts';
 import { isMissing } from '../fs/missing.ts';
 import { log } from '../log/logger.ts';
 import { checkFilesAgainstManifest } from '../postgres/backup-manifest.ts';
 import { findPostgresProgram, runCaptured } from '../postgres/programs.ts';
 import { Progress, transferSummary } from '../progress/progress.ts';
-import { VerifyStage } from '../stages/checksum.ts';
-import { codecForExtension } from '../stages/compress/codec.ts';
 import { Pipeline } from '../stages/pipeline.ts';
-import { contentStages } from '../stages/transfer.ts';
 import type { Storage } from '../storage/storage.ts';
 import { forEachConcurrently, InFlight } from '../util/concurrency.ts';
+import { makeDirectories } from '../fs/directories.ts';
 import { type ExtractOptions, extractTar } from './extract.ts';
+import { openPart, type PartToOpen } from './stored-part.ts';
 
 /** Written last: without it PostgreSQL refuses to start from a partial restore. */
 const CONTROL_FILE = 'global/pg_control';
@@ -50,15 +49,9 @@ export interface BackupFetchSettings {
   signal?: AbortSignal;
 }
 
-/** A stored part, with what walship's sentinel recorded of it (WAL-G records nothing). */
-interface StoredPart {
-  name: string;
-  expected?: { sha256: string; size: number };
-}
-
 /** Groups of parts, each extracted in parallel once the group before it is done, with how their members are read. */
 interface RestorePlan {
-  groups: { parts: StoredPart[]; extract: Pick<ExtractOptions, 'rootedNames' | 'restores'> }[];
+  groups: { parts: PartToOpen[]; extract: Pick<ExtractOptions, 'rootedNames' | 'restores'> }[];
   /** What checked the parts, for the summary. */
   verified: string;
 }
@@ -72,7 +65,7 @@ export async function fetchBackup(settings: BackupFetchSettings, sentinel: Backu
   const created = await prepareDestination(destination, settings.force);
   const progress = new Progress({ label: `backup-fetch ${sentinel.BackupName}`, total: sentinel.UncompressedSize });
   try {
-    const extracted = await restoreParts(settings, sentinel.BackupName, plan, progress);
+    const extracted = await restoreParts(settings, sentinel, plan, progress);
     await syncDirectories(destination, extracted.directories);
     for (const { temporary, final } of extracted.deferred) {
       await rename(temporary, final);
@@ -97,7 +90,7 @@ async function prepareDestination(destination: string, force: boolean): Promise<
     throw new WalshipError(`cannot use ${destination}: ${describeError(error)}`);
   });
   if (!stats) {
-    await mkdir(destination, { recursive: true, mode: 0o700 }).catch((error: unknown) => {
+    await makeDirectories(destination, 0o700).catch((error: unknown) => {
       throw new WalshipError(`cannot create ${destination}: ${describeError(error)}; run backup-fetch as a user who may write there, such as the PostgreSQL OS user`);
     });
     await fsyncDirectory(dirname(destination));
@@ -139,11 +132,11 @@ interface Extracted {
 /** walship's parts as its sentinel lists them; WAL-G's as a listing finds them, in WAL-G's order. */
 async function planRestore(storage: Storage, sentinel: BackupSentinel): Promise<RestorePlan> {
   if ((sentinel.Writer ?? 'walship') === 'walship') {
-    const parts = sentinel.Parts.map((part) => ({ name: part.Name, expected: { sha256: part.SHA256, size: part.CompressedSize } }));
-    return { groups: [{ parts, extract: {} }], verified: "each part's SHA-256" };
+    return { groups: [{ parts: sentinel.Parts, extract: {} }], verified: "each part's SHA-256" };
   }
   const names = await listStoredParts(storage, sentinel.BackupName);
-  const inRole = (role: ReturnType<typeof partRole>) => names.filter((name) => partRole(name) === role).map((name) => ({ name }));
+  // WAL-G records no checksums of its parts.
+  const inRole = (role: ReturnType<typeof partRole>) => names.filter((name) => partRole(name) === role).map((name) => ({ Name: name }));
   const [data, label, control] = [inRole('data'), inRole('label'), inRole('control')];
   if (label.length === 0 && control.length === 0) {
     throw new IntegrityError(`backup ${sentinel.BackupName} has no pg_control.tar part in ${storage.location} (WAL-G's backup-fetch refuses it too): it is damaged`);
@@ -162,7 +155,7 @@ async function planRestore(storage: Storage, sentinel: BackupSentinel): Promise<
 }
 
 /** Downloads and extracts every part, `downloadConcurrency` at a time, group after group; the first failure stops the rest. */
-async function restoreParts(settings: BackupFetchSettings, name: string, plan: RestorePlan, progress: Progress): Promise<Extracted> {
+async function restoreParts(settings: BackupFetchSettings, sentinel: BackupSentinel, plan: RestorePlan, progress: Progress): Promise<Extracted> {
   const extracted: Extracted = { directories: new Set(), deferred: [] };
   const bodies = new Set<Readable>();
   // Why the restore stops: the first failure, or an interruption.
@@ -181,7 +174,7 @@ async function restoreParts(settings: BackupFetchSettings, name: string, plan: R
           await inFlight.room();
           if (stop) break;
           inFlight.add(
-            restorePart(settings, name, part, group.extract, progress, bodies).then((result) => {
+            restorePart(settings, sentinel, part, group.extract, progress, bodies).then((result) => {
               for (const directory of result.directories) extracted.directories.add(directory);
               extracted.deferred.push(...result.deferred);
             }, stopAll),
@@ -199,26 +192,11 @@ async function restoreParts(settings: BackupFetchSettings, name: string, plan: R
   return extracted;
 }
 
-async function restorePart(settings: BackupFetchSettings, name: string, part: StoredPart, extract: ExtractOptions, progress: Progress, bodies: Set<Readable>) {
-  const key = partKey(name, part.name);
-  const extension = partExtension(part.name);
-  const codec = codecForExtension(extension);
-  if (!codec) throw new WalshipError(`${key} is compressed with "${extension}", which walship cannot read`);
-  let stored;
+async function restorePart(settings: BackupFetchSettings, sentinel: BackupSentinel, part: PartToOpen, extract: ExtractOptions, progress: Progress, bodies: Set<Readable>) {
+  const { key, body, stages } = await openPart(settings.storage, sentinel, part);
+  bodies.add(body);
   try {
-    stored = await settings.storage.get(key);
-  } catch (error) {
-    if (error instanceof NotFoundError) throw new IntegrityError(`${key} is missing from ${settings.storage.location}: backup ${name} is damaged`);
-    throw error;
-  }
-  bodies.add(stored.body);
-  const stages = [
-    // Stored bytes are checked against the sentinel; zstd checks its own frames' content.
-    part.expected && new VerifyStage({ algorithm: 'sha256', checksum: part.expected.sha256, size: part.expected.size }, key),
-    ...contentStages(codec, stored, { verify: false }),
-  ];
-  try {
-    return await extractTar(new Pipeline(stored.body, stages).pieces(), settings.destination, {
+    return await extractTar(new Pipeline(body, stages).pieces(), settings.destination, {
       ...extract,
       deferred: new Set([CONTROL_FILE]),
       onData: (bytes) => progress.advance(bytes),
@@ -227,7 +205,7 @@ async function restorePart(settings: BackupFetchSettings, name: string, part: St
     if (error instanceof WalshipError && !error.message.includes(key)) throw new WalshipError(`${key}: ${error.message}`, { cause: error });
     throw error;
   } finally {
-    bodies.delete(stored.body);
+    bodies.delete(body);
   }
 }
 
@@ -259,7 +237,7 @@ async function verifyAgainstManifest(destination: string, sentinel: BackupSentin
     }
     return 'verified with pg_verifybackup';
   }
-  const manifest = await readFile(join(destination, 'backup_manifest'), 'utf8').catch((error: unknown) => {
+  const manifest = await readFile(join(destination, 'backup_manifest')).catch((error: unknown) => {
     if (isMissing(error)) throw new IntegrityError(`backup ${sentinel.BackupName} has no backup_manifest: it is damaged`);
     throw new WalshipError(`cannot read the restored backup_manifest: ${describeError(error)}`);
   });

@@ -1,16 +1,18 @@
 /**
- * Inside the single executable, native addons (zstd-napi, lzma-native) are
- * embedded assets. Each is written once to a private cache file (named by
+ * Inside the single executable, native addons (zstd-napi's, sodium-native's, lzma-native's)
+ * are embedded assets. Each is written once to a private cache file (named by
  * its hash) and loaded from there. Any failure (no writable cache, a noexec
- * mount) throws: the caller falls back or reports it.
+ * mount) throws: the caller falls back (zstd to node:zlib) or says why it
+ * cannot go on (encryption, reading .lzma objects).
  */
-import { existsSync, lstatSync, mkdirSync, statSync } from 'node:fs';
+import { existsSync, lstatSync, statSync } from 'node:fs';
 import { homedir, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { getRawAsset, isSea } from 'node:sea';
 import { replaceFileQuicklySync } from '../fs/durable.ts';
+import { makeDirectoriesSync } from '../fs/directories.ts';
 
-/** Each embedded addon's content hash, by asset name, set by the build. */
+/** Each embedded addon's asset name and the start of its SHA-256, set by scripts/build.ts. */
 declare const WALSHIP_ADDON_HASHES: Record<string, string>;
 
 /** Where addons may be cached, best first. */
@@ -27,7 +29,7 @@ function cacheCandidates(): string[] {
 /** Creates `directory` if needed and checks that only this user can write to it. */
 function isPrivateDirectory(directory: string): boolean {
   try {
-    mkdirSync(directory, { recursive: true, mode: 0o700 });
+    makeDirectoriesSync(directory, 0o700);
     const stats = lstatSync(directory);
     // A directory someone else controls could swap the library under us.
     return stats.isDirectory() && stats.uid === process.getuid?.() && (stats.mode & 0o022) === 0;
@@ -36,7 +38,7 @@ function isPrivateDirectory(directory: string): boolean {
   }
 }
 
-/** The exports of the addon embedded as `asset` (for example "zstd-napi.node"). */
+/** The exports of the embedded addon `asset` ('zstd-napi.node'), cached as <name>-<hash>.node. */
 export function loadAddonFromAsset(asset: string): unknown {
   if (!isSea()) throw new Error('not running as a single executable');
   const bytes = getRawAsset(asset);
