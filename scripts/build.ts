@@ -1,6 +1,6 @@
 // Builds dist/walship: esbuild bundles src/cli.ts into one CommonJS file, and
 // Node's single executable application support injects it (with the native
-// addons of zstd-napi and sodium-native as assets) into a copy of the pinned Node runtime.
+// addons of zstd-napi, sodium-native and lzma-native as assets) into a copy of the pinned Node runtime.
 // The V8 flags walship runs with, set first: V8 only accepts code caches made under the same flags.
 import '../src/util/exit-safety.ts';
 import { execFileSync } from 'node:child_process';
@@ -28,28 +28,33 @@ const blob = join(staging, 'walship.blob');
 const addonFiles: Record<string, string> = Object.fromEntries(Object.entries(seaConfig.assets as Record<string, string>).map(([asset, path]) => [asset, join(root, path)]));
 const addonHashes = Object.fromEntries(Object.entries(addonFiles).map(([asset, path]) => [asset, createHash('sha256').update(readFileSync(path)).digest('hex').slice(0, 16)]));
 
-/** Which import of which package loads a native addon, and the asset that replaces it. */
-const addonImports: { asset: string; package: string; paths: RegExp }[] = [
+/**
+ * Which import of which package loads a native addon, and the asset that replaces it:
+ * the addon itself, or (`loader`) a function that returns it, as node-gyp-build is.
+ */
+const addonImports: { asset: string; package: string; paths: RegExp; loader?: true }[] = [
   // zstd-napi's own `require('../binding')`, and walship's import of zstd-napi/binding.js.
   { asset: 'zstd-napi.node', package: 'zstd-napi', paths: /^(\.\.\/binding|zstd-napi\/binding\.js)$/ },
   // sodium-native's `require('./binding')`, which finds its prebuilt addon on disk.
   { asset: 'sodium-native.node', package: 'sodium-native', paths: /^\.\/binding$/ },
+  // lzma-native's `require('node-gyp-build')(__dirname)`, which searches the file system.
+  { asset: 'lzma-native.node', package: 'lzma-native', paths: /^node-gyp-build$/, loader: true },
 ];
 
 /** The packages load their addons with a require() esbuild cannot bundle: load them from the SEA assets instead. */
 const addonsFromAssets: Plugin = {
   name: 'addons-from-assets',
   setup(context) {
-    for (const { asset, package: name, paths } of addonImports) {
+    for (const { asset, package: name, paths, loader } of addonImports) {
       context.onResolve({ filter: paths }, (args) =>
-        args.path.startsWith(`${name}/`) || args.importer.includes(`/node_modules/${name}/`) ? { path: asset, namespace: 'walship-addon' } : undefined,
+        args.path.startsWith(`${name}/`) || args.importer.includes(`/node_modules/${name}/`)
+          ? { path: asset, namespace: loader ? 'walship-addon-loader' : 'walship-addon' }
+          : undefined,
       );
     }
-    context.onLoad({ filter: /.*/, namespace: 'walship-addon' }, (args) => ({
-      contents: `module.exports = require(${JSON.stringify(join(root, 'src/sea/native-addon.ts'))}).loadAddonFromAsset(${JSON.stringify(args.path)});`,
-      loader: 'js',
-      resolveDir: root,
-    }));
+    const load = (asset: string) => `require(${JSON.stringify(join(root, 'src/sea/native-addon.ts'))}).loadAddonFromAsset(${JSON.stringify(asset)})`;
+    context.onLoad({ filter: /.*/, namespace: 'walship-addon' }, (args) => ({ contents: `module.exports = ${load(args.path)};`, loader: 'js', resolveDir: root }));
+    context.onLoad({ filter: /.*/, namespace: 'walship-addon-loader' }, (args) => ({ contents: `module.exports = () => ${load(args.path)};`, loader: 'js', resolveDir: root }));
   },
 };
 

@@ -3,7 +3,8 @@
  * classified as it comes (layout.ts) and the raw listing is never kept. WAL
  * goes into the WalIndex as runs; sentinels, backup folders without one,
  * history files and walship's records are noted. Then the sentinels are read
- * (a few at a time) and the history files parsed. Retention, verification,
+ * (a few at a time, each with its metadata.json, which holds WAL-G's
+ * permanent mark) and the history files parsed. Retention, verification,
  * status and copies ask their questions here.
  */
 import { NotFoundError, WalshipError } from '../errors.ts';
@@ -11,7 +12,7 @@ import { log } from '../log/logger.ts';
 import { isValidSegmentSize, parseLsn, segmentNumberOfLsn } from '../postgres/lsn.ts';
 import type { Storage } from '../storage/storage.ts';
 import { forEachConcurrently } from '../util/concurrency.ts';
-import { type BackupSentinel, readSentinelDocument, systemIdentifierOf, validSentinel } from './backups.ts';
+import { type BackupSentinel, decodeSentinel, readMetadataDocument, readSentinelDocument, systemIdentifierOf } from './backups.ts';
 import { type DrillReportRef, drillReportsToPrune } from './drills.ts';
 import { readArchiveRecord } from './identity.ts';
 import { ARCHIVE_IDENTITY_KEY, BACKUP_PREFIX, backupOfDeletionRecord, classifyKey, parseDrillReportKey, sentinelKey, WAL_PREFIX } from './layout.ts';
@@ -71,6 +72,8 @@ interface SentinelRecord {
   /** The document, or why it could not be read. */
   document?: unknown;
   problem?: string;
+  /** metadata.json, where the backup has one. */
+  metadata?: unknown;
 }
 
 const DEFAULT_SEGMENT_SIZE = 16 << 20;
@@ -119,6 +122,7 @@ export class ArchiveCatalog {
     const withBackups = options.backups ?? true;
     const wal = new WalIndexBuilder();
     const sentinelNames: string[] = [];
+    const withMetadata = new Set<string>();
     const folders = new Map<string, IncompleteBackup>();
     const walshipRecords: string[] = [];
     const drills: DrillReportRef[] = [];
@@ -137,6 +141,7 @@ export class ArchiveCatalog {
         sentinelNames.push(kind.backup);
       } else if (kind.kind === 'backup-object' && withBackups) {
         const folder = folders.get(kind.backup) ?? { name: kind.backup, objects: 0, bytes: 0, newest: object.lastModified };
+        if (kind.path === 'metadata.json') withMetadata.add(kind.backup);
         folder.objects++;
         folder.bytes += object.size;
         if (object.lastModified > folder.newest) folder.newest = object.lastModified;
@@ -152,7 +157,7 @@ export class ArchiveCatalog {
       }
     }
 
-    const sentinels = await readSentinels(storage, sentinelNames);
+    const sentinels = await readSentinels(storage, sentinelNames, withMetadata);
     const complete = new Set(sentinelNames);
     const incomplete = [...folders.values()].filter((folder) => !complete.has(folder.name)).sort((a, b) => a.name.localeCompare(b.name));
     let index: WalIndex | undefined;
@@ -183,18 +188,18 @@ export class ArchiveCatalog {
   }
 
   /**
-   * The complete backups walship can restore, oldest first by FINISH time
+   * The complete backups, walship's and WAL-G's, oldest first by FINISH time
    * (never by name: after pg_upgrade, names start over at timeline 1).
-   * Sentinels walship cannot read (another tool's, or damaged) are left out
-   * with a warning, so they never hide the others.
+   * Sentinels walship cannot read (damaged, or of a tool other than walship
+   * and WAL-G) are left out with a warning, so they never hide the others.
    */
   backups(): readonly BackupSentinel[] {
     if (!this.complete) {
       const backups: BackupSentinel[] = [];
-      for (const { backup, document, problem } of this.sentinels) {
+      for (const { backup, document, problem, metadata } of this.sentinels) {
         try {
           if (problem !== undefined) throw new WalshipError(problem);
-          backups.push(validSentinel(document, sentinelKey(backup)));
+          backups.push(decodeSentinel(backup, { sentinel: document, metadata }, sentinelKey(backup)));
         } catch (error) {
           if (!(error instanceof WalshipError)) throw error;
           log.warning(`skipping backup ${backup}: ${error.message}`);
@@ -315,11 +320,15 @@ export class ArchiveCatalog {
   }
 }
 
-async function readSentinels(storage: Storage, names: string[]): Promise<SentinelRecord[]> {
+async function readSentinels(storage: Storage, names: string[], withMetadata: ReadonlySet<string>): Promise<SentinelRecord[]> {
   const records: SentinelRecord[] = [];
   await forEachConcurrently(names, READ_CONCURRENCY, async (backup) => {
     try {
-      records.push({ backup, document: await readSentinelDocument(storage, backup) });
+      const [document, metadata] = await Promise.all([
+        readSentinelDocument(storage, backup),
+        withMetadata.has(backup) ? readMetadataDocument(storage, backup) : undefined,
+      ]);
+      records.push({ backup, document, metadata });
     } catch (error) {
       if (error instanceof NotFoundError) return; // deleted since it was listed
       if (!(error instanceof WalshipError)) throw error;

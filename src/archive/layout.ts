@@ -6,6 +6,9 @@
  *   basebackups_005/<backup>_backup_stop_sentinel.json     a backup's commit point, written last
  *   basebackups_005/<backup>/metadata.json
  *   basebackups_005/<backup>/tar_partitions/part_001.tar[.<extension>]
+ *   basebackups_005/<backup>/tar_partitions/pg_control.tar[.<extension>]   global/pg_control alone, uploaded last
+ *   basebackups_005/<backup>/tar_partitions/backup_label.tar[.<extension>] WAL-G's: backup_label and tablespace_map
+ *   basebackups_005/<backup>/files_metadata.json           WAL-G's: the files a backup holds
  *   walship/archive.json                                   walship's records: the archive's identity,
  *   walship/deleting/<backup>.json                         the backups a delete has begun to remove,
  *   walship/drills/<time>_<backup>.json                    and restore drill reports, named to sort by time
@@ -76,13 +79,38 @@ export function backupOfDeletionRecord(path: string): string | undefined {
   return isBackupName(name) ? name : undefined;
 }
 
+export function filesMetadataKey(backup: string): string {
+  return `${backupPrefix(backup)}files_metadata.json`;
+}
+
+/** A backup's parts; the rest of each key is the part's name. */
+export function partsPrefix(backup: string): string {
+  return `${backupPrefix(backup)}tar_partitions/`;
+}
+
 export function partKey(backup: string, part: string): string {
-  return `${backupPrefix(backup)}tar_partitions/${part}`;
+  return `${partsPrefix(backup)}${part}`;
 }
 
 /** part_001.tar.zst, part_002.tar.zst, ...: names sort in archive order. */
 export function partName(index: number, stored: Extension): string {
   return withExtension(`part_${String(index).padStart(3, '0')}.tar`, stored);
+}
+
+/** pg_control.tar.zst: global/pg_control alone, extracted last (WAL-G's backup-fetch requires it). */
+export function controlPartName(stored: Extension): string {
+  return withExtension('pg_control.tar', stored);
+}
+
+/**
+ * What a part holds, from its name, as WAL-G's backup-fetch tells: data
+ * (extracted in any order), WAL-G's backup_label.tar (extracted after the
+ * data, replacing its backup_label), or pg_control.tar (extracted last).
+ */
+export function partRole(part: string): 'data' | 'label' | 'control' {
+  if (/^.*?pg_control\.tar(\..+$|$)/.test(part)) return 'control';
+  if (/^.*?backup_label\.tar(\..+$|$)/.test(part)) return 'label';
+  return 'data';
 }
 
 /** The compression extension of a part name: 'zst' for part_001.tar.zst, '' for part_001.tar. */

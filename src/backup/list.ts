@@ -1,7 +1,7 @@
 /**
  * backup-list output: a plain table like WAL-G's (name, modified,
  * wal_segment_backup_start), more columns with --detail, a boxed table with
- * --pretty, and JSON for scripts.
+ * --pretty, and JSON for scripts. WAL-G's backups are listed with walship's.
  */
 import { type BackupSentinel, startSegmentOfBackup } from '../archive/backups.ts';
 import type { DrillReportSummary } from '../archive/drills.ts';
@@ -31,8 +31,9 @@ export function backupRow(sentinel: BackupSentinel, detail: boolean, drill?: Las
     data_dir: sentinel.DataDir,
     size: formatBytes(sentinel.UncompressedSize),
     compressed: formatBytes(sentinel.CompressedSize),
-    parts: String(sentinel.Parts.length),
+    parts: walship(sentinel) ? String(sentinel.Parts.length) : '',
     permanent: sentinel.IsPermanent ? 'yes' : 'no',
+    written_by: sentinel.Writer ?? 'walship',
     last_drill: drill?.finished_at ?? '-',
     drill_result: drill?.result ?? '-',
     drill_rto: drill?.rto_seconds == null ? '-' : formatDuration(drill.rto_seconds * 1000),
@@ -56,12 +57,18 @@ export function backupJson(sentinel: BackupSentinel, drill?: LastDrill): Record<
     data_dir: sentinel.DataDir,
     uncompressed_size: sentinel.UncompressedSize,
     compressed_size: sentinel.CompressedSize,
-    compression: sentinel.Compression,
-    parts: sentinel.Parts.length,
+    compression: walship(sentinel) ? sentinel.Compression : null,
+    parts: walship(sentinel) ? sentinel.Parts.length : null,
     is_permanent: sentinel.IsPermanent,
     user_data: sentinel.UserData,
+    written_by: sentinel.Writer ?? 'walship',
     last_drill: drill ? { time: drill.finished_at, result: drill.result, rto_seconds: drill.rto_seconds, report: drill.report } : null,
   };
+}
+
+/** WAL-G's sentinels name no compression method and list no parts. */
+function walship(sentinel: BackupSentinel): boolean {
+  return (sentinel.Writer ?? 'walship') === 'walship';
 }
 
 /** Columns separated by two spaces, headers first. */

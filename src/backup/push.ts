@@ -3,8 +3,10 @@
  *
  *   pg_basebackup -D - -Ft -X fetch -> tar reader -> split at member boundaries
  *     -> per part: compress -> SHA-256 -> storage.put      (several parts in flight)
- *   then metadata.json, then the sentinel, only once every part is durable
- *   and pg_basebackup has exited successfully.
+ *   then global/pg_control in a part of its own (pg_control.tar.<ext>, as
+ *   WAL-G stores it and its backup-fetch requires), then metadata.json, then
+ *   the sentinel, only once every part is durable and pg_basebackup has
+ *   exited successfully.
  *
  * Nothing is staged on local disk and memory does not grow with the cluster:
  * each part in flight holds only its stream buffers and compressor state.
@@ -21,7 +23,7 @@ import {
   writeBackupDocuments,
 } from '../archive/backups.ts';
 import type { ArchiveIdentity } from '../archive/identity.ts';
-import { partKey, partName, sentinelKey } from '../archive/layout.ts';
+import { controlPartName, partKey, partName, sentinelKey } from '../archive/layout.ts';
 import type { CompressionSettings } from '../config/settings.ts';
 import { AlreadyExistsError, WalshipError } from '../errors.ts';
 import { log } from '../log/logger.ts';
@@ -40,7 +42,7 @@ import { formatLsn } from '../postgres/lsn.ts';
 import { Progress, transferSummary } from '../progress/progress.ts';
 import { DigestStage, SizeStage } from '../stages/checksum.ts';
 import { coalesceStage } from '../stages/coalesce.ts';
-import { type Codec, codecFor } from '../stages/compress/codec.ts';
+import { codecFor, type WritableCodec } from '../stages/compress/codec.ts';
 import { storedFormEncryption, storedFormMetadata, storedFormStages, upload } from '../stages/transfer.ts';
 import type { ObjectMetadata, Storage } from '../storage/storage.ts';
 import { InFlight } from '../util/concurrency.ts';
@@ -66,6 +68,7 @@ export interface BackupPushSettings {
 }
 
 const BACKUP_LABEL = 'walship backup-push';
+const CONTROL_FILE = 'global/pg_control';
 /** Bytes buffered between the tar reader and each part's compressor. */
 const PART_STREAM_BUFFER = 256 << 10;
 /** Compressed output is written in chunks of at least this size. */
@@ -143,10 +146,15 @@ export async function pushBackup(settings: BackupPushSettings): Promise<BackupSe
 
   const progress = new Progress({ label: 'backup-push', total: server.estimatedSize, estimated: true });
   const facts = new BackupFacts();
-  const splitter = new PartSplitter(readTar(basebackup.output), settings.partSizeThreshold, (event) => {
-    facts.observe(event);
-    progress.advance(event.raw.length);
-  });
+  const splitter = new PartSplitter(
+    readTar(basebackup.output),
+    settings.partSizeThreshold,
+    (event) => {
+      facts.observe(event);
+      progress.advance(event.raw.length);
+    },
+    { holdBack: CONTROL_FILE },
+  );
   let name: string | undefined;
   let ownsObjects = false;
   try {
@@ -160,8 +168,10 @@ export async function pushBackup(settings: BackupPushSettings): Promise<BackupSe
     const parts = await uploadParts(settings, name, splitter);
     const status = await basebackup.exited;
     if (status.code !== 0) throw new WalshipError(describeBaseBackupFailure(status));
+    const control = splitter.heldBackArchive();
+    if (!facts.control || !control) throw new WalshipError(`pg_basebackup's archive has no ${CONTROL_FILE}`);
+    parts.push(await uploadControlPart(settings, name, control));
     const finishTime = new Date();
-    if (!facts.control) throw new WalshipError("pg_basebackup's archive has no global/pg_control");
     const end = facts.endOfBackup();
 
     const sentinel: BackupSentinel = {
@@ -185,6 +195,7 @@ export async function pushBackup(settings: BackupPushSettings): Promise<BackupSe
       UserData: settings.userData,
       Parts: parts,
       WalshipVersion: VERSION,
+      Writer: 'walship',
     };
     await writeBackupDocuments(storage, sentinel, { createOnly: true });
     progress.finish(`backup-push: ${name}: ${transferSummary(sentinel.UncompressedSize, sentinel.CompressedSize, progress.elapsedMs)}`);
@@ -245,6 +256,17 @@ async function uploadParts(settings: BackupPushSettings, name: string, splitter:
   }
 }
 
+/** global/pg_control's own part, once every other part is durable. */
+async function uploadControlPart(settings: BackupPushSettings, name: string, archive: Buffer): Promise<BackupPart> {
+  const codec = codecFor(settings.compression.method);
+  const content = (async function* () {
+    yield archive;
+  })();
+  const part = startPartUpload(settings, name, controlPartName(codec), codec, await storedFormMetadata(settings.storage), content);
+  const [described] = await Promise.all([part.uploaded, part.fed]);
+  return described;
+}
+
 interface PartUpload {
   /** Settles once the part's content has been read: the splitter is free for the next part. */
   fed: Promise<void>;
@@ -252,7 +274,7 @@ interface PartUpload {
 }
 
 /** Streams one part: count -> compress -> encrypt -> gather into large writes -> SHA-256 -> storage.put. */
-function startPartUpload(settings: BackupPushSettings, name: string, part: string, codec: Codec, metadata: ObjectMetadata, content: AsyncIterable<Buffer>): PartUpload {
+function startPartUpload(settings: BackupPushSettings, name: string, part: string, codec: WritableCodec, metadata: ObjectMetadata, content: AsyncIterable<Buffer>): PartUpload {
   const source = Readable.from(content, { objectMode: false, highWaterMark: PART_STREAM_BUFFER });
   const stages = [
     new SizeStage('content'),

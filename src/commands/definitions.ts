@@ -199,7 +199,7 @@ written, the partial upload removed).`,
     summary: 'Restore a base backup into a directory and set up recovery from the archive',
     arguments: [
       ['destination', 'the new data directory (created mode 0700; must be empty)'],
-      ['backup_name', 'a name from backup-list, or LATEST'],
+      ['backup_name', "a name from backup-list (walship's or WAL-G's full backups), or LATEST"],
     ],
     options: [
       ['--recovery-target-time <timestamp>', 'recover to this time (with a UTC offset, e.g. "2024-05-01 10:00:00+00")'],
@@ -273,10 +273,10 @@ missing, no such backup); 3 UNKNOWN (could not check: storage unreachable, bad c
   },
   {
     name: 'backup-list',
-    summary: 'List the complete backups in storage, newest last',
+    summary: "List the complete backups in storage, walship's and WAL-G's, newest last",
     arguments: [],
     options: [
-      ['--detail', 'more columns: times, LSNs, sizes, host, permanence'],
+      ['--detail', 'more columns: times, LSNs, sizes, host, permanence, which tool wrote it'],
       ['--pretty', 'a boxed table (with --json: indented JSON)'],
       ['--json', 'JSON on stdout, every field, for scripts'],
     ],

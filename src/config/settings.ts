@@ -8,6 +8,10 @@ import type { Config } from './config.ts';
 export const COMPRESSION_METHODS = ['zstd', 'brotli', 'none'] as const;
 export type CompressionMethod = (typeof COMPRESSION_METHODS)[number];
 
+/** What walship reads: its own methods and WAL-G's lz4 and lzma. */
+export const READ_METHODS = [...COMPRESSION_METHODS, 'lz4', 'lzma'] as const;
+export type ReadMethod = (typeof READ_METHODS)[number];
+
 export interface CompressionSettings {
   method: CompressionMethod;
   level: number;
@@ -19,10 +23,21 @@ const levelRanges: Record<CompressionMethod, { min: number; max: number; fallbac
   none: { min: 0, max: 0, fallback: 0 },
 };
 
+/** How writers compress (wal-push, backup-push). */
 export function readCompression(config: Config): CompressionSettings {
-  const method = config.enumOf('WALG_COMPRESSION_METHOD', COMPRESSION_METHODS, 'zstd');
+  const named = config.enumOf('WALG_COMPRESSION_METHOD', READ_METHODS, 'zstd');
+  const method = COMPRESSION_METHODS.find((writable) => writable === named);
+  if (!method) throw config.invalid('WALG_COMPRESSION_METHOD', `one of ${COMPRESSION_METHODS.join(', ')} (walship reads WAL-G's ${named} objects, but does not write them)`);
   const level = method === 'none' ? 0 : config.integer('WALG_COMPRESSION_LEVEL', levelRanges[method]);
   return { method, level };
+}
+
+/**
+ * The method readers look for first (wal-fetch, the prefetcher): any that
+ * walship reads, so WAL-G's configuration, which may name lz4, restores as it is.
+ */
+export function readPreferredMethod(config: Config): ReadMethod {
+  return config.enumOf('WALG_COMPRESSION_METHOD', READ_METHODS, 'zstd');
 }
 
 const LOG_LEVELS: Record<string, LogLevel> = {

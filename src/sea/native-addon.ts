@@ -1,9 +1,9 @@
 /**
- * Inside the single executable, native addons (zstd-napi's, sodium-native's)
+ * Inside the single executable, native addons (zstd-napi's, sodium-native's, lzma-native's)
  * are embedded assets. Each is written once to a private cache file (named by
  * its hash) and loaded from there. Any failure (no writable cache, a noexec
  * mount) throws: the caller falls back (zstd to node:zlib) or says why it
- * cannot go on (encryption).
+ * cannot go on (encryption, reading .lzma objects).
  */
 import { existsSync, lstatSync, statSync } from 'node:fs';
 import { homedir, tmpdir } from 'node:os';

@@ -10,13 +10,13 @@ import { writeSync } from 'node:fs';
 import { fillFileAtomically } from '../fs/durable.ts';
 import type { ObjectMetadata, PutOptions, Storage, StoredObject } from '../storage/storage.ts';
 import { type ContentDigest, VerifyStage } from './checksum.ts';
-import type { Codec, CompressOptions } from './compress/codec.ts';
+import type { Codec, CompressOptions, WritableCodec } from './compress/codec.ts';
 import { decryptStage, encryptStage, hintingEncryption, keyIdOf } from './encrypt/encryption.ts';
 import { ENCRYPTION_METHOD, encryptionMetadata, expectedContent, integrityMetadata, type RecordedEncryption, recordedEncryption } from './object-metadata.ts';
 import { Pipeline, type Source, type Stage } from './pipeline.ts';
 
 /** Content to its stored form in `storage`: compressed, then encrypted when the archive has a key. */
-export function storedFormStages(storage: Storage, codec: Codec, level: number, options: CompressOptions = {}): (Stage | undefined)[] {
+export function storedFormStages(storage: Storage, codec: WritableCodec, level: number, options: CompressOptions = {}): (Stage | undefined)[] {
   return [codec.compress(level, options), storage.encryption && encryptStage(storage.encryption)];
 }
 

@@ -4,16 +4,17 @@
  * recovery never mistakes a broken archive for the end of the WAL.
  */
 import { WAL_PREFIX, walKey } from '../archive/layout.ts';
-import type { CompressionSettings } from '../config/settings.ts';
+import type { ReadMethod } from '../config/settings.ts';
 import { NotFoundError, WalshipError } from '../errors.ts';
 import { requireWalFileName } from '../postgres/wal-name.ts';
-import { type Codec, codecsPreferring, UNREADABLE_EXTENSIONS } from '../stages/compress/codec.ts';
+import { type Codec, codecsPreferring } from '../stages/compress/codec.ts';
 import { contentStages, downloadToFile } from '../stages/transfer.ts';
 import type { Storage, StoredObject } from '../storage/storage.ts';
 
 export interface WalFetchSettings {
   storage: Storage;
-  compression: CompressionSettings;
+  /** The method to look for first (WALG_COMPRESSION_METHOD). */
+  preferredMethod: ReadMethod;
 }
 
 export async function fetchWalFile(settings: WalFetchSettings, name: string, destination: string): Promise<void> {
@@ -24,7 +25,7 @@ export async function fetchWalFile(settings: WalFetchSettings, name: string, des
 
 async function openStoredWal(settings: WalFetchSettings, name: string): Promise<{ stored: StoredObject; codec: Codec }> {
   const { storage } = settings;
-  const [preferred, ...others] = codecsPreferring(settings.compression.method);
+  const [preferred, ...others] = codecsPreferring(settings.preferredMethod);
   const first = await getIfPresent(storage, walKey(name, preferred!));
   if (first) return { stored: first, codec: preferred! };
 
@@ -37,10 +38,6 @@ async function openStoredWal(settings: WalFetchSettings, name: string): Promise<
     if (stored) return { stored, codec };
   }
 
-  for (const extension of UNREADABLE_EXTENSIONS) {
-    const key = walKey(name, { extension });
-    if (await storage.head(key)) throw new WalshipError(`${key} is stored in a format walship cannot read (${extension})`);
-  }
   if (!(await holdsAnyWal(storage))) {
     throw new WalshipError(
       `${storage.location} holds no ${WAL_PREFIX} objects at all: check the storage prefix and that the storage is mounted`,

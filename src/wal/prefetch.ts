@@ -14,7 +14,7 @@ import { createReadStream } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { readdir, rename } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import type { CompressionSettings } from '../config/settings.ts';
+import type { ReadMethod } from '../config/settings.ts';
 import { describeError, NotFoundError } from '../errors.ts';
 import { fsyncDirectory, readStateFile, replaceFileQuickly, writeFileAtomically } from '../fs/durable.ts';
 import { isMissing, removeLeftover } from '../fs/missing.ts';
@@ -111,7 +111,7 @@ function prefetchConcurrency(window: number, localFileSystem: boolean): number {
 
 export interface PrefetcherSettings {
   storage: StorageSpec;
-  compression: CompressionSettings;
+  preferredMethod: ReadMethod;
   /** Segments kept downloaded ahead of recovery (WALG_DOWNLOAD_CONCURRENCY). */
   window: number;
   /** The prefetch area in the spool. */
@@ -159,7 +159,7 @@ export async function runPrefetcher(settings: PrefetcherSettings): Promise<void>
     },
     work: async (name) => {
       const running = join(area.running, name);
-      await fetchWalFile({ storage, compression: settings.compression }, name, running);
+      await fetchWalFile({ storage, preferredMethod: settings.preferredMethod }, name, running);
       await rename(running, join(area.directory, name));
       return 'done';
     },

@@ -6,7 +6,7 @@
  */
 import { stat } from 'node:fs/promises';
 import { basename } from 'node:path';
-import type { CompressionSettings } from '../config/settings.ts';
+import type { ReadMethod } from '../config/settings.ts';
 import { describeError, NotFoundError } from '../errors.ts';
 import { log } from '../log/logger.ts';
 import { requireWalFileName } from '../postgres/wal-name.ts';
@@ -18,7 +18,7 @@ import { PREFETCH_AREA, spoolOf, spoolSubdirectory } from './spool.ts';
 
 export interface RestoringSettings {
   storage: StorageSpec;
-  compression: CompressionSettings;
+  preferredMethod: ReadMethod;
   /** Download the following segments in the background (WALSHIP_PREFETCH). */
   prefetch: boolean;
   /** WALSHIP_SPOOL_DIR, when set. */
@@ -44,7 +44,7 @@ export async function restoreWalFile(settings: RestoringSettings, name: string, 
   }
   const storage = await openStorage(settings.storage);
   try {
-    await fetchWalFile({ storage, compression: settings.compression }, name, destination);
+    await fetchWalFile({ storage, preferredMethod: settings.preferredMethod }, name, destination);
   } catch (error) {
     if (!(error instanceof NotFoundError)) throw error;
     // Asking for absent files is part of recovery (history files, the end of the archive).

@@ -118,10 +118,12 @@ describe('the archive catalog', () => {
       warnings.restore();
     }
     assert.deepEqual(warnings.lines, [
-      'skipping backup base_000000020000000000000005: basebackups_005/base_000000020000000000000005_backup_stop_sentinel.json is not a walship backup sentinel (written by another tool or damaged)',
+      'skipping backup base_000000020000000000000005: basebackups_005/base_000000020000000000000005_backup_stop_sentinel.json is not a backup sentinel walship can read: it has no valid LSN and FinishLSN',
     ]);
     assert.deepEqual(counted.listings, ['basebackups_005/'], 'one listing, of the backups only');
-    assert.equal(counted.reads.length, 4, 'each sentinel read once');
+    assert.equal(counted.reads.filter((key) => key.endsWith('_backup_stop_sentinel.json')).length, 4, 'each sentinel read once');
+    assert.equal(counted.reads.filter((key) => key.endsWith('/metadata.json')).length, 3, "each backup's metadata.json (WAL-G's permanent mark) read once, where there is one");
+    assert.equal(counted.reads.length, 7);
     assert.deepEqual(
       catalog.incompleteBackups().map(({ name, objects, bytes }) => ({ name, objects, bytes })),
       [{ name: 'base_000000010000000000000040', objects: 2, bytes: 500 }],

@@ -76,8 +76,8 @@ describe('backup-list tables', () => {
     const lines = prettyTable([backupRow(sentinel, true)]).split('\n');
     assert.equal(lines.length, 5);
     assert.match(lines[0]!, /^\+-+\+/);
-    assert.match(lines[1]!, /^\| NAME +\| MODIFIED .*\| PERMANENT \| LAST_DRILL \| DRILL_RESULT \| DRILL_RTO \|$/);
-    assert.match(lines[3]!, /\| 3.00 MiB +\| 1.00 MiB +\| 0 +\| yes +\| - +\| - +\| - +\|$/);
+    assert.match(lines[1]!, /^\| NAME +\| MODIFIED .*\| PERMANENT \| WRITTEN_BY \| LAST_DRILL \| DRILL_RESULT \| DRILL_RTO \|$/);
+    assert.match(lines[3]!, /\| 3.00 MiB +\| 1.00 MiB +\| 0 +\| yes +\| walship +\| - +\| - +\| - +\|$/);
   });
 
   it("shows a backup's last drill with --detail only", () => {
