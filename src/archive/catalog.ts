@@ -2,7 +2,7 @@
  * What an archive holds, from ONE streamed listing of its prefix: each key is
  * classified as it comes (layout.ts) and the raw listing is never kept. WAL
  * goes into the WalIndex as runs; sentinels, backup folders without one,
- * history files and walship's records are noted. Then the sentinels are read
+ * history files, dump sets and walship's records are noted. Then the sentinels are read
  * (a few at a time) and the history files parsed. Retention, verification,
  * status and copies ask their questions here.
  */
@@ -12,8 +12,9 @@ import { isValidSegmentSize, parseLsn, segmentNumberOfLsn } from '../postgres/ls
 import type { Storage } from '../storage/storage.ts';
 import { forEachConcurrently } from '../util/concurrency.ts';
 import { type BackupSentinel, readSentinelDocument, systemIdentifierOf, validSentinel } from './backups.ts';
+import { type DumpSentinel, readDumpSentinelDocument, validDumpSentinel } from './dumps.ts';
 import { readArchiveRecord } from './identity.ts';
-import { ARCHIVE_IDENTITY_KEY, BACKUP_PREFIX, classifyKey, sentinelKey, WAL_PREFIX } from './layout.ts';
+import { ARCHIVE_IDENTITY_KEY, BACKUP_PREFIX, classifyKey, DUMP_PREFIX, dumpSentinelKey, sentinelKey, WAL_PREFIX } from './layout.ts';
 import { readStoredHistory, readStoredSegmentHeader } from './stored-wal.ts';
 import { type HistoryEntry, parseHistory, TimelineGraph } from './timelines.ts';
 import { type SegmentRange, type WalIndex, WalIndexBuilder, type WalOtherFile } from './wal-index.ts';
@@ -23,6 +24,8 @@ export interface CatalogOptions {
   wal?: boolean;
   /** Read basebackups_005/ and every backup's sentinel (default true). */
   backups?: boolean;
+  /** Read dumps_005/ and every dump set's sentinel (default false). */
+  dumps?: boolean;
 }
 
 /** A backup folder without a sentinel: an upload in progress, or one that failed and left objects behind. */
@@ -33,6 +36,9 @@ export interface IncompleteBackup {
   newest: Date;
 }
 
+/** A dump set's folder without a sentinel: a dump-push in progress, or one that failed or was deleted halfway. */
+export type IncompleteDump = IncompleteBackup;
+
 /** Which cluster a backup came from, as its sentinel says (whichever tool wrote it). */
 export interface BackupOrigin {
   backup: string;
@@ -40,6 +46,7 @@ export interface BackupOrigin {
 }
 
 interface SentinelRecord {
+  /** The backup's or dump set's name. */
   backup: string;
   /** The document, or why it could not be read. */
   document?: unknown;
@@ -60,9 +67,12 @@ export class ArchiveCatalog {
   readonly otherObjects: { count: number; bytes: number };
   private readonly sentinels: readonly SentinelRecord[];
   private readonly incomplete: readonly IncompleteBackup[];
+  private readonly dumpSentinels: readonly SentinelRecord[];
+  private readonly incompleteDumpFolders: readonly IncompleteDump[];
   private readonly graph: TimelineGraph;
   private readonly index: WalIndex | undefined;
   private complete: BackupSentinel[] | undefined;
+  private completeDumps: DumpSentinel[] | undefined;
 
   private constructor(parts: {
     segmentSize: number;
@@ -71,6 +81,8 @@ export class ArchiveCatalog {
     otherObjects: { count: number; bytes: number };
     sentinels: SentinelRecord[];
     incomplete: IncompleteBackup[];
+    dumpSentinels: SentinelRecord[];
+    incompleteDumps: IncompleteDump[];
     graph: TimelineGraph;
     index: WalIndex | undefined;
   }) {
@@ -80,6 +92,8 @@ export class ArchiveCatalog {
     this.otherObjects = parts.otherObjects;
     this.sentinels = parts.sentinels;
     this.incomplete = parts.incomplete;
+    this.dumpSentinels = parts.dumpSentinels;
+    this.incompleteDumpFolders = parts.incompleteDumps;
     this.graph = parts.graph;
     this.index = parts.index;
   }
@@ -87,16 +101,21 @@ export class ArchiveCatalog {
   static async load(storage: Storage, options: CatalogOptions = {}): Promise<ArchiveCatalog> {
     const withWal = options.wal ?? true;
     const withBackups = options.backups ?? true;
+    const withDumps = options.dumps ?? false;
     const wal = new WalIndexBuilder();
     const sentinelNames: string[] = [];
     const folders = new Map<string, IncompleteBackup>();
+    const dumpNames: string[] = [];
+    const dumpFolders = new Map<string, IncompleteDump>();
     const walshipRecords: string[] = [];
     const otherObjects = { count: 0, bytes: 0 };
     /** One segment to read the segment size from, should nothing record it. */
     let sampleSegment: { key: string; extension: string } | undefined;
     let identityListed = false;
 
-    const prefix = withWal && withBackups ? '' : withWal ? WAL_PREFIX : BACKUP_PREFIX;
+    // One folder is listed alone; more than one, the whole prefix in one listing.
+    const folderPrefixes = [withWal && WAL_PREFIX, withBackups && BACKUP_PREFIX, withDumps && DUMP_PREFIX].filter((folder) => folder !== false);
+    const prefix = folderPrefixes.length === 1 ? folderPrefixes[0]! : '';
     for await (const object of storage.list(prefix)) {
       const kind = classifyKey(object.key);
       if (kind.kind === 'wal' && withWal) {
@@ -105,11 +124,11 @@ export class ArchiveCatalog {
       } else if (kind.kind === 'sentinel' && withBackups) {
         sentinelNames.push(kind.backup);
       } else if (kind.kind === 'backup-object' && withBackups) {
-        const folder = folders.get(kind.backup) ?? { name: kind.backup, objects: 0, bytes: 0, newest: object.lastModified };
-        folder.objects++;
-        folder.bytes += object.size;
-        if (object.lastModified > folder.newest) folder.newest = object.lastModified;
-        folders.set(kind.backup, folder);
+        noteFolderObject(folders, kind.backup, object);
+      } else if (kind.kind === 'dump-sentinel') {
+        if (withDumps) dumpNames.push(kind.dump);
+      } else if (kind.kind === 'dump-object') {
+        if (withDumps) noteFolderObject(dumpFolders, kind.dump, object);
       } else if (kind.kind === 'walship') {
         walshipRecords.push(kind.path);
         identityListed ||= object.key === ARCHIVE_IDENTITY_KEY;
@@ -119,9 +138,8 @@ export class ArchiveCatalog {
       }
     }
 
-    const sentinels = await readSentinels(storage, sentinelNames);
-    const complete = new Set(sentinelNames);
-    const incomplete = [...folders.values()].filter((folder) => !complete.has(folder.name)).sort((a, b) => a.name.localeCompare(b.name));
+    const sentinels = await readSentinels(storage, sentinelNames, readSentinelDocument);
+    const dumpSentinels = await readSentinels(storage, dumpNames, readDumpSentinelDocument);
     let index: WalIndex | undefined;
     let size = { bytes: DEFAULT_SEGMENT_SIZE, source: 'not needed: the catalog was loaded without WAL' };
     let graph = new TimelineGraph(new Map());
@@ -142,7 +160,9 @@ export class ArchiveCatalog {
       walshipRecords,
       otherObjects,
       sentinels,
-      incomplete,
+      incomplete: withoutSentinel(folders, sentinelNames),
+      dumpSentinels,
+      incompleteDumps: withoutSentinel(dumpFolders, dumpNames),
       graph,
       index,
     });
@@ -174,6 +194,32 @@ export class ArchiveCatalog {
   /** Backup folders without a sentinel, by name. */
   incompleteBackups(): readonly IncompleteBackup[] {
     return this.incomplete;
+  }
+
+  /**
+   * The complete dump sets (loaded with `dumps: true`), oldest first by
+   * finish time; sentinels that cannot be read are left out with a warning.
+   */
+  dumpSets(): readonly DumpSentinel[] {
+    if (!this.completeDumps) {
+      const sets: DumpSentinel[] = [];
+      for (const { backup: name, document, problem } of this.dumpSentinels) {
+        try {
+          if (problem !== undefined) throw new WalshipError(problem);
+          sets.push(validDumpSentinel(document, dumpSentinelKey(name)));
+        } catch (error) {
+          if (!(error instanceof WalshipError)) throw error;
+          log.warning(`skipping dump set ${name}: ${error.message}`);
+        }
+      }
+      this.completeDumps = sets.sort((a, b) => a.FinishTime.localeCompare(b.FinishTime) || a.DumpName.localeCompare(b.DumpName));
+    }
+    return this.completeDumps;
+  }
+
+  /** Dump set folders without a sentinel, by name: retention's garbage once they are old enough. */
+  incompleteDumps(): readonly IncompleteDump[] {
+    return this.incompleteDumpFolders;
   }
 
   /** The system identifier of every backup whose sentinel names one, walship's or another tool's, by name. */
@@ -225,11 +271,25 @@ export class ArchiveCatalog {
   }
 }
 
-async function readSentinels(storage: Storage, names: string[]): Promise<SentinelRecord[]> {
+function noteFolderObject(folders: Map<string, IncompleteBackup>, name: string, object: { size: number; lastModified: Date }): void {
+  const folder = folders.get(name) ?? { name, objects: 0, bytes: 0, newest: object.lastModified };
+  folder.objects++;
+  folder.bytes += object.size;
+  if (object.lastModified > folder.newest) folder.newest = object.lastModified;
+  folders.set(name, folder);
+}
+
+function withoutSentinel(folders: Map<string, IncompleteBackup>, sentinelNames: string[]): IncompleteBackup[] {
+  const complete = new Set(sentinelNames);
+  return [...folders.values()].filter((folder) => !complete.has(folder.name)).sort((a, b) => a.name.localeCompare(b.name));
+}
+
+/** Reads sentinels (a backup's or a dump set's, by `read`) a few at a time. */
+async function readSentinels(storage: Storage, names: string[], read: (storage: Storage, name: string) => Promise<unknown>): Promise<SentinelRecord[]> {
   const records: SentinelRecord[] = [];
   await forEachConcurrently(names, READ_CONCURRENCY, async (backup) => {
     try {
-      records.push({ backup, document: await readSentinelDocument(storage, backup) });
+      records.push({ backup, document: await read(storage, backup) });
     } catch (error) {
       if (error instanceof NotFoundError) return; // deleted since it was listed
       if (!(error instanceof WalshipError)) throw error;

@@ -1,9 +1,10 @@
 /** backup-list: the complete backups in storage, newest last. */
 import { ArchiveCatalog } from '../archive/catalog.ts';
-import { backupJson, backupRow, plainTable, prettyTable } from '../backup/list.ts';
+import { backupJson, backupRow } from '../backup/list.ts';
 import { ExitCode } from '../errors.ts';
 import { openStorage } from '../storage/open.ts';
 import { storageSpecFrom } from '../storage/spec.ts';
+import { plainTable, prettyTable } from '../util/table.ts';
 import type { CommandContext } from './command.ts';
 
 interface ListOptions {
