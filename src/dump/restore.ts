@@ -120,55 +120,61 @@ async function restoreDatabase(settings: DumpRestoreSettings, sentinel: DumpSent
   const { client } = settings;
   const whole = settings.tables.length === 0 && settings.schemas.length === 0;
   const scratch = await mkdtemp(join(tmpdir(), 'walship-dump-restore-'));
-  let created = false;
   try {
     const options: RestoreOptions = { target, clean: settings.clean, jobs: settings.jobs };
-    let selected = '';
-    if (!whole) {
-      const entries = await readToc(settings, sentinel, dumped);
-      requireSchemas(entries, settings.schemas);
-      if (settings.tables.length > 0) {
-        const selection = selectTables(entries, settings.tables, settings.schemas);
-        options.listFile = join(scratch, 'restore.list');
-        await writeFile(options.listFile, `${selection.entries.map((entry) => entry.line).join('\n')}\n`, { mode: 0o600 });
-        selected = `: ${settings.tables.join(', ')} (${selection.entries.length} entries: ${summarizeKinds(selection.entries)})`;
-        if (selection.leftOut.length > 0) {
-          log.warning(`left out, as they belong to other objects: ${selection.leftOut.map(describeEntry).join(', ')}`);
-        }
-      } else {
-        options.schemas = settings.schemas;
-        selected = `: schema ${settings.schemas.join(', ')}`;
-      }
-    }
-    if (settings.create) {
-      // pg_restore --create brings the database's own properties (owner, settings, grants), but only under its own name, and only for a whole restore.
-      if (target === database && whole) {
-        options.createNamed = true;
-        options.target = maintenanceDatabase(client, target);
-      } else {
-        await createDatabase(client, target);
-      }
-      created = true;
-    }
-    options.singleTransaction = settings.jobs <= 1 && !options.createNamed;
-    const progress = new Progress({ label: `dump-restore ${database} of ${sentinel.DumpName}`, total: dumped.UncompressedSize });
+    const selected = whole ? '' : await selectEntries(settings, sentinel, dumped, options, scratch);
+    let created = false;
     try {
-      if (settings.jobs > 1) {
-        const file = join(scratch, 'archive.dump');
-        await fetchDump({ storage: settings.storage, name: sentinel.DumpName, part: { database }, file, signal: settings.signal });
-        await runFed(settings, startPgRestore(client, options, file), undefined, 'pg_restore');
-      } else {
-        const opened = await openDumpObject(settings.storage, sentinel, dumped);
-        await runFed(settings, startPgRestore(client, options), new Pipeline(opened.stored.body, [...opened.stages, progressStage(progress)]).pieces(), 'pg_restore');
+      if (settings.create) {
+        // pg_restore --create brings the database's own properties (owner, settings, grants), but only under its own name, and only for a whole restore.
+        if (target === database && whole) {
+          options.createNamed = true;
+          options.target = maintenanceDatabase(client, target);
+        } else {
+          await createDatabase(client, target);
+        }
+        created = true;
       }
-    } finally {
-      progress.finish();
+      options.singleTransaction = settings.jobs <= 1 && !options.createNamed;
+      await runRestore(settings, sentinel, dumped, options, scratch);
+    } catch (error) {
+      throw new WalshipError(`${describeError(error)}; ${await afterFailure(settings, target, created)}`, { cause: error });
     }
     return `restored database "${database}" of ${sentinel.DumpName} into "${target}"${selected}; run ANALYZE in it, as pg_restore leaves the planner's statistics empty`;
-  } catch (error) {
-    throw new WalshipError(`${describeError(error)}; ${await afterFailure(settings, target, created)}`, { cause: error });
   } finally {
     await rm(scratch, { recursive: true, force: true });
+  }
+}
+
+/** Reads the TOC for --table and --schema, refusing names the dump lacks; sets the options that select them; says what was selected. */
+async function selectEntries(settings: DumpRestoreSettings, sentinel: DumpSentinel, dumped: DumpedObject, options: RestoreOptions, scratch: string): Promise<string> {
+  const entries = await readToc(settings, sentinel, dumped);
+  requireSchemas(entries, settings.schemas);
+  if (settings.tables.length === 0) {
+    options.schemas = settings.schemas;
+    return `: schema ${settings.schemas.join(', ')}`;
+  }
+  const selection = selectTables(entries, settings.tables, settings.schemas);
+  options.listFile = join(scratch, 'restore.list');
+  await writeFile(options.listFile, `${selection.entries.map((entry) => entry.line).join('\n')}\n`, { mode: 0o600 });
+  if (selection.leftOut.length > 0) log.warning(`left out, as they belong to other objects: ${selection.leftOut.map(describeEntry).join(', ')}`);
+  return `: ${settings.tables.join(', ')} (${selection.entries.length} entries: ${summarizeKinds(selection.entries)})`;
+}
+
+/** pg_restore streamed from storage, or with --jobs from a temporary copy in `scratch`. */
+async function runRestore(settings: DumpRestoreSettings, sentinel: DumpSentinel, dumped: DumpedObject, options: RestoreOptions, scratch: string): Promise<void> {
+  const database = settings.database!;
+  if (settings.jobs > 1) {
+    const file = join(scratch, 'archive.dump');
+    await fetchDump({ storage: settings.storage, name: sentinel.DumpName, part: { database }, file, signal: settings.signal });
+    return runFed(settings, startPgRestore(settings.client, options, file), undefined, 'pg_restore');
+  }
+  const progress = new Progress({ label: `dump-restore ${database} of ${sentinel.DumpName}`, total: dumped.UncompressedSize });
+  try {
+    const opened = await openDumpObject(settings.storage, sentinel, dumped);
+    await runFed(settings, startPgRestore(settings.client, options), new Pipeline(opened.stored.body, [...opened.stages, progressStage(progress)]).pieces(), 'pg_restore');
+  } finally {
+    progress.finish();
   }
 }
 

@@ -8,7 +8,7 @@
  */
 import { join } from 'node:path';
 import { ConfigError, WalshipError } from '../errors.ts';
-import { databaseConninfo, type ExitStatus, findNextTo, findOnPath, isExecutable, type RunningProgram, runCaptured, startProgram, summarizeStderr } from './programs.ts';
+import { databaseConninfo, type ExitStatus, failureLine, findNextTo, findOnPath, isExecutable, type RunningProgram, runCaptured, startProgram, summarizeStderr } from './programs.ts';
 
 export interface DumpClient {
   pgDump: string;
@@ -47,9 +47,9 @@ function hintFor(message: string): string {
   return hint ? `; ${hint}` : '';
 }
 
-/** One line saying why a program failed: its stderr's last line, with a hint where one is known. */
+/** One line saying why a program failed, from its stderr, with a hint where one is known. */
 export function describeProgramFailure(program: string, status: ExitStatus): string {
-  const detail = summarizeStderr(status.stderr, 1);
+  const detail = failureLine(status.stderr);
   const how = status.signal ? `was killed by ${status.signal}` : `failed (exit status ${status.code})`;
   return `${program} ${how}${detail ? `: ${detail}` : ''}${hintFor(detail)}`;
 }

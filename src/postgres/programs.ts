@@ -177,3 +177,12 @@ export function summarizeStderr(stderr: string, lines = 3): string {
     .slice(-lines)
     .join(' / ');
 }
+
+/** What a failed program's stderr says went wrong: its last error line with the detail after it, else its last line. */
+export function failureLine(stderr: string): string {
+  const lines = stderr.split('\n').map((line) => line.trim()).filter(Boolean);
+  const at = lines.findLastIndex((line) => /^[\w-]+: error: |\bERROR: |\bFATAL: /.test(line));
+  if (at < 0) return summarizeStderr(stderr, 1);
+  const detail = lines.slice(at + 1).find((line) => /^[\w-]+: detail: /.test(line) && !/Command was:/.test(line));
+  return summarizeStderr([lines[at], detail].filter(Boolean).join('\n'), 2);
+}
