@@ -33,6 +33,7 @@ import type { RunningProgram } from '../postgres/programs.ts';
 import { Progress, transferSummary } from '../progress/progress.ts';
 import { DigestStage } from '../stages/checksum.ts';
 import { coalesceStage } from '../stages/coalesce.ts';
+import { reclaimStage } from '../stages/reclaim.ts';
 import { codecFor } from '../stages/compress/codec.ts';
 import type { WatchStage } from '../stages/pipeline.ts';
 import { storedFormStages, upload } from '../stages/transfer.ts';
@@ -55,6 +56,8 @@ export interface DumpPushSettings {
 
 /** Compressed output is written in chunks of at least this size. */
 const WRITE_CHUNK = 256 << 10;
+/** pg_dump's output is read in fresh buffers: their memory is reclaimed this often (stages/reclaim.ts). */
+const RECLAIM_EVERY = 4 << 20;
 
 /** Takes the dump set; resolves to its sentinel once it is durable in storage. */
 export async function pushDumpSet(settings: DumpPushSettings): Promise<DumpSentinel> {
@@ -152,6 +155,7 @@ async function dumpInto(
   const counted: WatchStage = { name: 'progress', update: (piece) => progress.advance(piece.length), finish: () => undefined };
   const codec = codecFor(settings.compression.method);
   const stages = [
+    reclaimStage(RECLAIM_EVERY),
     counted,
     new DigestStage('sha256', 'content'),
     ...storedFormStages(codec, settings.compression.level),
