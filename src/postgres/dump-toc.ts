@@ -97,7 +97,8 @@ export function selectTables(entries: readonly TocEntry[], tables: readonly stri
     const dependencies = entry.dependencies.map((id) => byId.get(id)).filter((dependency) => dependency !== undefined);
     // "orders orders_customer_fkey" belongs to orders, though it also depends on customers.
     const named = dependencies.find((dependency) => RELATIONS.has(dependency.desc) && dependency.schema === entry.schema && entry.tag.startsWith(`${dependency.tag} `));
-    return (named ?? dependencies[0])?.id;
+    // Else the relation it hangs on (an index's table, an owned sequence's), else the object it describes (a comment's index); never its schema.
+    return (named ?? dependencies.find((dependency) => RELATIONS.has(dependency.desc)) ?? dependencies.find((dependency) => dependency.desc !== 'SCHEMA'))?.id;
   };
   for (let grown = true; grown; ) {
     grown = false;
