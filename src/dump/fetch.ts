@@ -80,6 +80,7 @@ export async function fetchDump(settings: DumpFetchSettings): Promise<string> {
   const opened = await openDumpObject(settings.storage, sentinel, object);
   const stop = () => opened.stored.body.destroy(new WalshipError(`dump-fetch was interrupted: ${settings.file} was not written`));
   settings.signal?.addEventListener('abort', stop, { once: true });
+  if (settings.signal?.aborted) stop();
   const progress = new Progress({ label: `dump-fetch ${what}`, total: object.UncompressedSize });
   try {
     await downloadToFile(opened.stored, [...opened.stages, progressStage(progress)], settings.file, { createOnly: true });

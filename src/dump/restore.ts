@@ -75,7 +75,7 @@ export async function restoreDump(settings: DumpRestoreSettings): Promise<string
       done.push(...(await restoreGlobals(settings, sentinel)));
     } catch (error) {
       if (database === undefined) throw error;
-      throw new WalshipError(`${describeError(error)}; database "${database}" was not restored`, { cause: error });
+      throw new WalshipError(`${explain(settings, error)}; database "${database}" was not restored`, { cause: error });
     }
   }
   if (dumped && target !== undefined) done.push(await restoreDatabase(settings, sentinel, dumped, target));
@@ -138,7 +138,7 @@ async function restoreDatabase(settings: DumpRestoreSettings, sentinel: DumpSent
       options.singleTransaction = settings.jobs <= 1 && !options.createNamed;
       await runRestore(settings, sentinel, dumped, options, scratch);
     } catch (error) {
-      throw new WalshipError(`${describeError(error)}; ${await afterFailure(settings, target, created)}`, { cause: error });
+      throw new WalshipError(`${explain(settings, error)}; ${await afterFailure(settings, target, created)}`, { cause: error });
     }
     return `restored database "${database}" of ${sentinel.DumpName} into "${target}"${selected}; run ANALYZE in it, as pg_restore leaves the planner's statistics empty`;
   } finally {
@@ -164,9 +164,11 @@ async function selectEntries(settings: DumpRestoreSettings, sentinel: DumpSentin
 /** pg_restore streamed from storage, or with --jobs from a temporary copy in `scratch`. */
 async function runRestore(settings: DumpRestoreSettings, sentinel: DumpSentinel, dumped: DumpedObject, options: RestoreOptions, scratch: string): Promise<void> {
   const database = settings.database!;
+  settings.signal?.throwIfAborted();
   if (settings.jobs > 1) {
     const file = join(scratch, 'archive.dump');
     await fetchDump({ storage: settings.storage, name: sentinel.DumpName, part: { database }, file, signal: settings.signal });
+    settings.signal?.throwIfAborted();
     return runFed(settings, startPgRestore(settings.client, options, file), undefined, 'pg_restore');
   }
   const progress = new Progress({ label: `dump-restore ${database} of ${sentinel.DumpName}`, total: dumped.UncompressedSize });
@@ -176,6 +178,13 @@ async function runRestore(settings: DumpRestoreSettings, sentinel: DumpSentinel,
   } finally {
     progress.finish();
   }
+}
+
+const INTERRUPTED = 'dump-restore was interrupted';
+
+/** Why a step failed: an interruption says so, whatever the step it stopped made of it. */
+function explain(settings: DumpRestoreSettings, error: unknown): string {
+  return settings.signal?.aborted ? INTERRUPTED : describeError(error);
 }
 
 /** What a failed restore left, said in the error. */
@@ -208,10 +217,11 @@ async function readToc(settings: DumpRestoreSettings, sentinel: DumpSentinel, du
 async function runFed(settings: DumpRestoreSettings, program: RunningProgram, source: AsyncIterable<Buffer> | undefined, name: string): Promise<void> {
   const stop = () => program.stop();
   settings.signal?.addEventListener('abort', stop, { once: true });
+  if (settings.signal?.aborted) stop();
   try {
     if (source) await feedProgram(source, program);
     const status = await program.exited;
-    if (settings.signal?.aborted) throw new WalshipError('dump-restore was interrupted');
+    if (settings.signal?.aborted) throw new WalshipError(INTERRUPTED);
     if (status.code !== 0) throw new WalshipError(describeProgramFailure(name, status));
   } finally {
     settings.signal?.removeEventListener('abort', stop);

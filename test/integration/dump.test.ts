@@ -179,30 +179,80 @@ describe('logical dumps on file storage', () => {
     assert.equal(filesUnder(archive).length, objects);
   });
 
-  it('fails the whole set when a pg_dump fails midway: exit 1, one line naming the database, nothing listed or left', async () => {
-    // crm and postgres are dumped first; pg_dump of shop then waits for this lock until its backend is terminated.
-    const locker = spawn(isRoot ? 'runuser' : join(postgresBin, 'psql'), [...(isRoot ? ['-u', 'postgres', '--', join(postgresBin, 'psql')] : []), '-X', '-q', '-d', 'shop'], {
+  /** A session holding `lock` on `table` of `database` until released: what it blocks waits visibly, for as long as the test likes. */
+  async function holdLock(database: string, table: string, lock: string): Promise<() => void> {
+    const psql = join(postgresBin, 'psql');
+    const locker = spawn(isRoot ? 'runuser' : psql, [...(isRoot ? ['-u', 'postgres', '--', psql] : []), '-X', '-q', '-d', database], {
       env: { ...process.env, ...libpq(cluster) },
       stdio: ['pipe', 'ignore', 'ignore'],
     });
-    locker.stdin.write('BEGIN; LOCK TABLE orders IN ACCESS EXCLUSIVE MODE;\n');
-    try {
-      await waitFor(async () => (await cluster.sql("SELECT count(*) FROM pg_locks WHERE mode = 'AccessExclusiveLock' AND relation = 'orders'::regclass", 'shop')) === '1');
-      const pushing = walship(['dump-push']);
-      await waitFor(async () => {
-        const terminated = await cluster.sql("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = 'pg_dump' AND datname = 'shop' AND wait_event_type = 'Lock'");
-        return terminated === '1';
-      });
-      const pushed = await pushing;
-      assertOneLine(pushed, /database "shop": pg_dump failed \(exit status 1\): .*(terminating connection due to administrator command|server closed the connection).*; no dump set was stored/);
-    } finally {
+    locker.stdin.write(`BEGIN; LOCK TABLE ${table} IN ${lock} MODE;\n`);
+    await waitFor(async () => (await cluster.sql(`SELECT count(*) FROM pg_locks WHERE granted AND relation = '${table}'::regclass`, database)) !== '0');
+    return () => {
       locker.stdin.end();
       locker.kill();
+    };
+  }
+
+  /** Waits until a client program's backend waits for a lock in `database`. */
+  const blockedOnLock = (program: string, database: string) =>
+    waitFor(async () => (await cluster.sql(`SELECT count(*) FROM pg_stat_activity WHERE application_name = '${program}' AND datname = '${database}' AND wait_event_type = 'Lock'`)) !== '0');
+
+  it('fails the whole set when a pg_dump fails midway: exit 1, one line naming the database, nothing listed or left', async () => {
+    // crm and postgres are dumped first; pg_dump of shop then waits for this lock until its backend is terminated.
+    const release = await holdLock('shop', 'orders', 'ACCESS EXCLUSIVE');
+    try {
+      const pushing = walship(['dump-push']);
+      await blockedOnLock('pg_dump', 'shop');
+      await cluster.sql("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'pg_dump' AND datname = 'shop'");
+      assertOneLine(await pushing, /database "shop": pg_dump failed \(exit status 1\): .*(terminating connection due to administrator command|server closed the connection).*; no dump set was stored/);
+    } finally {
+      release();
     }
     assert.deepEqual((await listed()).map((set) => set.dump_name), [dump.dump_name]);
     // The objects of the failed set are gone (file storage may keep their empty folders, which hold nothing).
     const stored = filesUnder(join(archive, 'dumps_005')).map((path) => path.slice(archive.length + 1));
     assert.ok(stored.every((key) => key.startsWith(`dumps_005/${dump.dump_name}`)), stored.join(', '));
+  });
+
+  it('stops on SIGINT: dump-push stores nothing, dump-restore --jobs removes its temporary file', async () => {
+    // walship runs as this user here, so the test signals walship itself.
+    const direct = (args: string[], extraEnv: Record<string, string> = {}) => {
+      const child = spawn(walshipBinary, args, { env: { ...process.env, ...env, ...libpq(cluster), ...extraEnv }, stdio: ['ignore', 'ignore', 'pipe'] });
+      let stderr = '';
+      child.stderr.on('data', (chunk: Buffer) => (stderr += chunk));
+      const exited = new Promise<{ code: number; stderr: string }>((resolve) => child.on('close', (code) => resolve({ code: code ?? 128, stderr })));
+      return { child, exited };
+    };
+    const objects = filesUnder(archive).length;
+    let release = await holdLock('shop', 'orders', 'ACCESS EXCLUSIVE');
+    try {
+      const pushing = direct(['dump-push']);
+      await blockedOnLock('pg_dump', 'shop');
+      pushing.child.kill('SIGINT');
+      assertOneLine(await pushing.exited, /dump-push was interrupted: no dump set was stored/);
+    } finally {
+      release();
+    }
+    assert.deepEqual((await listed()).map((set) => set.dump_name), [dump.dump_name]);
+    assert.equal(filesUnder(archive).length, objects);
+
+    const temp = makePostgresOwnedDirectory('walship-dump-tmp-');
+    const crmNew = await tableContents(cluster, 'crm_new');
+    release = await holdLock('crm_new', 'notes', 'ACCESS SHARE');
+    try {
+      // --clean makes pg_restore drop notes first, which waits for the lock.
+      const restoring = direct(['dump-restore', dump.dump_name, 'crm', '--target-dbname', 'crm_new', '--clean', '--jobs', '2'], { TMPDIR: temp });
+      await blockedOnLock('pg_restore', 'crm_new');
+      assert.equal(readdirSync(temp).length, 1);
+      restoring.child.kill('SIGINT');
+      assertOneLine(await restoring.exited, /dump-restore was interrupted; database "crm_new" may hold part of the dump/);
+      assert.deepEqual(readdirSync(temp), []);
+    } finally {
+      release();
+      rmSync(temp, { recursive: true, force: true });
+    }
+    assert.deepEqual(await tableContents(cluster, 'crm_new'), crmNew);
   });
 });
 
