@@ -54,7 +54,8 @@ export interface DumpPushSettings {
   signal?: AbortSignal;
 }
 
-/** Compressed output is written in chunks of at least this size. */
+/** pg_dump's output is handed on, and compressed output written, in chunks of at least these sizes. */
+const READ_CHUNK = 256 << 10;
 const WRITE_CHUNK = 256 << 10;
 /** pg_dump's output is read in fresh buffers: their memory is reclaimed this often (stages/reclaim.ts). */
 const RECLAIM_EVERY = 4 << 20;
@@ -155,6 +156,8 @@ async function dumpInto(
   const counted: WatchStage = { name: 'progress', update: (piece) => progress.advance(piece.length), finish: () => undefined };
   const codec = codecFor(settings.compression.method);
   const stages = [
+    // pg_dump writes pieces of about 16 KiB: gathered first, each later stage makes a tenth of the calls.
+    coalesceStage(READ_CHUNK),
     reclaimStage(RECLAIM_EVERY),
     counted,
     new DigestStage('sha256', 'content'),

@@ -4,7 +4,7 @@
 // dump-fetch files that pg_restore reads (also with -j 2); a parallel
 // restore into a new database; bad input; and a pg_dump terminated midway.
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
@@ -25,10 +25,13 @@ interface ListedDump {
   databases: { database: string; snapshot_time: string; sha256: string; uncompressed_size: number; system_identifier: string; pg_dump_version: string }[];
 }
 
-/** One line on stderr, naming what it must, and no stack trace. */
+/** A progress line, printed every 10 s when stderr is no terminal. */
+const PROGRESS = /^dump-\w+ \S+: [\d.]+ \w*B( of ~?[\d.]+ \w*B \(\d+%\))?, /;
+
+/** One line on stderr (besides progress), naming what it must, and no stack trace. */
 function assertOneLine(result: { code: number; stderr: string }, pattern: RegExp): void {
   assert.equal(result.code, 1, result.stderr);
-  const lines = result.stderr.split('\n').filter(Boolean);
+  const lines = result.stderr.split('\n').filter((line) => line && !PROGRESS.test(line));
   assert.equal(lines.length, 1, `expected one line, got: ${result.stderr}`);
   assert.match(lines[0]!, pattern);
   assert.doesNotMatch(result.stderr, /\n\s+at /);
@@ -144,7 +147,7 @@ describe('logical dumps on file storage', () => {
       const restored = await walship(['dump-restore', dump.dump_name, 'crm', '--create', '--target-dbname', 'crm_new', '--jobs', '2'], { TMPDIR: temp });
       assert.equal(restored.code, 0, restored.stderr);
       assert.deepEqual(await tableContents(cluster, 'crm_new'), await tableContents(cluster, 'crm'));
-      assert.deepEqual(readdirSync(temp), []);
+      assert.deepEqual(restoreTemporaries(temp), []);
     } finally {
       rmSync(temp, { recursive: true, force: true });
     }
@@ -216,9 +219,10 @@ describe('logical dumps on file storage', () => {
   });
 
   it('stops on SIGINT: dump-push stores nothing, dump-restore --jobs removes its temporary file', async () => {
-    // walship runs as this user here, so the test signals walship itself.
+    // walship itself is the child here (no runuser in between), so the test signals it.
+    const postgresIds = isRoot ? { uid: Number(execFileSync('id', ['-u', 'postgres'])), gid: Number(execFileSync('id', ['-g', 'postgres'])) } : {};
     const direct = (args: string[], extraEnv: Record<string, string> = {}) => {
-      const child = spawn(walshipBinary, args, { env: { ...process.env, ...env, ...libpq(cluster), ...extraEnv }, stdio: ['ignore', 'ignore', 'pipe'] });
+      const child = spawn(walshipBinary, args, { env: { ...process.env, ...env, ...libpq(cluster), ...extraEnv }, stdio: ['ignore', 'ignore', 'pipe'], ...postgresIds });
       let stderr = '';
       child.stderr.on('data', (chunk: Buffer) => (stderr += chunk));
       const exited = new Promise<{ code: number; stderr: string }>((resolve) => child.on('close', (code) => resolve({ code: code ?? 128, stderr })));
@@ -244,10 +248,10 @@ describe('logical dumps on file storage', () => {
       // --clean makes pg_restore drop notes first, which waits for the lock.
       const restoring = direct(['dump-restore', dump.dump_name, 'crm', '--target-dbname', 'crm_new', '--clean', '--jobs', '2'], { TMPDIR: temp });
       await blockedOnLock('pg_restore', 'crm_new');
-      assert.equal(readdirSync(temp).length, 1);
+      assert.equal(restoreTemporaries(temp).length, 1);
       restoring.child.kill('SIGINT');
       assertOneLine(await restoring.exited, /dump-restore was interrupted; database "crm_new" may hold part of the dump/);
-      assert.deepEqual(readdirSync(temp), []);
+      assert.deepEqual(restoreTemporaries(temp), []);
     } finally {
       release();
       rmSync(temp, { recursive: true, force: true });
@@ -255,6 +259,11 @@ describe('logical dumps on file storage', () => {
     assert.deepEqual(await tableContents(cluster, 'crm_new'), crmNew);
   });
 });
+
+/** dump-restore's temporary directories in `directory` (which may also hold walship's zstd addon cache). */
+function restoreTemporaries(directory: string): string[] {
+  return readdirSync(directory).filter((name) => name.startsWith('walship-dump-restore-'));
+}
 
 async function waitFor(probe: () => Promise<boolean>, timeoutMs = 60_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
