@@ -38,6 +38,7 @@ export function dumpClient(env: NodeJS.ProcessEnv, pgBin?: string): DumpClient {
 const HINTS: [RegExp, string][] = [
   [/no password supplied|password authentication failed/, 'set PGPASSWORD or PGPASSFILE for this user'],
   [/no pg_hba\.conf entry/, 'allow this user to connect to the database in pg_hba.conf and reload'],
+  [/database ".*" does not exist/, 'set PGDATABASE to an existing database, such as postgres'],
   [/permission denied for (table|sequence|schema|relation|large object)/, 'the dumping role must be able to read every object: a superuser, or a member of pg_read_all_data'],
   [/connection to server .* failed|could not connect|could not translate host name/, 'check PGHOST and PGPORT, and that the server is running'],
 ];
