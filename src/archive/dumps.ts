@@ -8,6 +8,7 @@
  */
 import { Readable } from 'node:stream';
 import { ConfigError, NotFoundError, WalshipError } from '../errors.ts';
+import type { RecordedEncryption } from '../stages/object-metadata.ts';
 import type { Storage } from '../storage/storage.ts';
 import { dumpPrefix, dumpSentinelKey, isDumpName } from './layout.ts';
 
@@ -55,6 +56,9 @@ export interface DumpSentinel {
   UserData: unknown;
   Globals: DumpedGlobals;
   Databases: DumpedDatabase[];
+  /** How the objects are stored encrypted (as a backup's sentinel says it); absent: unencrypted. */
+  Encryption?: string;
+  EncryptionKeyId?: string;
   WalshipVersion: string;
 }
 
@@ -111,6 +115,11 @@ export async function readDumpSentinel(storage: Storage, name: string): Promise<
     }
     throw error;
   }
+}
+
+/** How a dump set's objects are encrypted. */
+export function dumpEncryption(sentinel: DumpSentinel): RecordedEncryption {
+  return sentinel.Encryption === undefined ? { method: 'none' } : { method: sentinel.Encryption, keyId: sentinel.EncryptionKeyId };
 }
 
 /** The record of `database` in a dump set; a ConfigError naming the databases it holds when it has none. */

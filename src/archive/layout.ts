@@ -9,7 +9,9 @@
  *   dumps_005/<dump>_dump_sentinel.json                    a dump set's commit point, written last
  *   dumps_005/<dump>/globals.sql[.<extension>]             pg_dumpall --globals-only
  *   dumps_005/<dump>/databases/<database>.dump[.<extension>]   pg_dump -Fc of one database
- *   walship/archive.json                                   walship's records (the archive's identity)
+ *   walship/archive.json                                   walship's records: the archive's identity,
+ *   walship/deleting/<backup>.json                         the backups a delete has begun to remove,
+ *   walship/drills/<time>_<backup>.json                    and restore drill reports, named to sort by time
  */
 import { parseWalFileName, type WalFileName } from '../postgres/wal-name.ts';
 
@@ -25,6 +27,11 @@ export const BACKUP_PREFIX = `${BACKUP_FOLDER}/`;
 export const DUMP_PREFIX = `${DUMP_FOLDER}/`;
 /** Which cluster the archive belongs to (identity.ts). */
 export const ARCHIVE_IDENTITY_KEY = `${WALSHIP_FOLDER}/archive.json`;
+/** Records of backups `delete` has begun to remove: written before the sentinel goes, removed once the folder is gone. */
+const DELETING_FOLDER = 'deleting';
+/** Restore drill reports (drills.ts). */
+export const DRILL_REPORT_PREFIX = `${WALSHIP_FOLDER}/drills/`;
+const DRILL_REPORT = /^(\d{8})T(\d{6})(\.\d{3})Z_(base_[0-9A-F]{24})\.json$/;
 
 const SENTINEL_SUFFIX = '_backup_stop_sentinel.json';
 const DUMP_SENTINEL_SUFFIX = '_dump_sentinel.json';
@@ -64,6 +71,17 @@ export function metadataKey(backup: string): string {
 /** Every object of a backup but its sentinel. */
 export function backupPrefix(backup: string): string {
   return `${BACKUP_PREFIX}${backup}/`;
+}
+
+/** The record that `delete` has begun to remove `backup`, so its folder goes even when it is young. */
+export function deletionRecordKey(backup: string): string {
+  return `${WALSHIP_FOLDER}/${DELETING_FOLDER}/${backup}.json`;
+}
+
+/** The backup a walship record (a path under walship/) says a delete has begun to remove, if it is such a record. */
+export function backupOfDeletionRecord(path: string): string | undefined {
+  const name = path.startsWith(`${DELETING_FOLDER}/`) && path.endsWith('.json') ? path.slice(DELETING_FOLDER.length + 1, -'.json'.length) : '';
+  return isBackupName(name) ? name : undefined;
 }
 
 export function partKey(backup: string, part: string): string {
@@ -120,6 +138,20 @@ export function dumpObjectKey(dump: string, object: string): string {
 /** The compression extension of a dump object: 'zst' for databases/shop.dump.zst, '' for globals.sql. */
 export function dumpObjectExtension(object: string): string {
   return /\.(?:dump|sql)\.([a-z0-9]+)$/.exec(object)?.[1] ?? '';
+}
+
+/** walship/drills/20261201T205813.589Z_base_000000010000000000000004.json: the time (UTC, to the millisecond) first, so names sort by time. */
+export function drillReportKey(backup: string, time: Date): string {
+  return `${DRILL_REPORT_PREFIX}${time.toISOString().replace(/[-:]/g, '')}_${backup}.json`;
+}
+
+/** The backup and time a drill report's key names; undefined for any other key. */
+export function parseDrillReportKey(key: string): { backup: string; time: Date } | undefined {
+  const match = key.startsWith(DRILL_REPORT_PREFIX) ? DRILL_REPORT.exec(key.slice(DRILL_REPORT_PREFIX.length)) : null;
+  if (!match) return undefined;
+  const [, day, clock, fraction, backup] = match;
+  const time = new Date(`${day!.slice(0, 4)}-${day!.slice(4, 6)}-${day!.slice(6)}T${clock!.slice(0, 2)}:${clock!.slice(2, 4)}:${clock!.slice(4)}${fraction}Z`);
+  return Number.isNaN(time.getTime()) ? undefined : { backup: backup!, time };
 }
 
 export type KeyKind =

@@ -55,7 +55,7 @@ async function readContent(storage: Storage, key: string, extension: string, opt
   const chunks: Buffer[] = [];
   let size = 0;
   try {
-    for await (const chunk of new Pipeline(source, contentStages(codec, stored, { verify: options.verify })).pieces()) {
+    for await (const chunk of new Pipeline(source, contentStages(storage, codec, stored, { verify: options.verify })).pieces()) {
       chunks.push(chunk);
       size += chunk.length;
       if (size >= options.enough) break;

@@ -1,6 +1,6 @@
 /**
  * backup-fetch: parts are downloaded in parallel, each one
- *   storage.get -> verify SHA-256 -> decompress -> extract into the destination
+ *   storage.get -> verify SHA-256 -> decompress (stored-part.ts) -> extract into the destination
  * (every part is a complete tar archive). global/pg_control is put in place
  * only after every part is extracted and verified, so an interrupted restore
  * can never be started by mistake; a failed restore is removed. The result is
@@ -10,21 +10,18 @@ import { chmod, mkdir, readdir, readFile, rename, rm, stat } from 'node:fs/promi
 import { dirname, join } from 'node:path';
 import type { Readable } from 'node:stream';
 import type { BackupPart, BackupSentinel } from '../archive/backups.ts';
-import { partExtension, partKey } from '../archive/layout.ts';
-import { describeError, IntegrityError, NotFoundError, WalshipError } from '../errors.ts';
+import { describeError, IntegrityError, WalshipError } from '../errors.ts';
 import { fsyncDirectory } from '../fs/durable.ts';
 import { isMissing } from '../fs/missing.ts';
 import { log } from '../log/logger.ts';
 import { checkFilesAgainstManifest } from '../postgres/backup-manifest.ts';
 import { findPostgresProgram, runCaptured } from '../postgres/programs.ts';
 import { Progress, transferSummary } from '../progress/progress.ts';
-import { VerifyStage } from '../stages/checksum.ts';
-import { codecForExtension } from '../stages/compress/codec.ts';
 import { Pipeline } from '../stages/pipeline.ts';
-import { contentStages } from '../stages/transfer.ts';
 import type { Storage } from '../storage/storage.ts';
 import { forEachConcurrently, InFlight } from '../util/concurrency.ts';
 import { extractTar } from './extract.ts';
+import { openPart } from './stored-part.ts';
 
 /** Written last: without it PostgreSQL refuses to start from a partial restore. */
 const CONTROL_FILE = 'global/pg_control';
@@ -128,7 +125,7 @@ async function restoreParts(settings: BackupFetchSettings, sentinel: BackupSenti
       await inFlight.room();
       if (stop) break;
       inFlight.add(
-        restorePart(settings, sentinel.BackupName, part, progress, bodies).then((result) => {
+        restorePart(settings, sentinel, part, progress, bodies).then((result) => {
           for (const directory of result.directories) extracted.directories.add(directory);
           extracted.deferred.push(...result.deferred);
         }, stopAll),
@@ -142,26 +139,11 @@ async function restoreParts(settings: BackupFetchSettings, sentinel: BackupSenti
   return extracted;
 }
 
-async function restorePart(settings: BackupFetchSettings, name: string, part: BackupPart, progress: Progress, bodies: Set<Readable>) {
-  const key = partKey(name, part.Name);
-  const extension = partExtension(part.Name);
-  const codec = codecForExtension(extension);
-  if (!codec) throw new WalshipError(`${key} is compressed with "${extension}", which walship cannot read`);
-  let stored;
+async function restorePart(settings: BackupFetchSettings, sentinel: BackupSentinel, part: BackupPart, progress: Progress, bodies: Set<Readable>) {
+  const { key, body, stages } = await openPart(settings.storage, sentinel, part);
+  bodies.add(body);
   try {
-    stored = await settings.storage.get(key);
-  } catch (error) {
-    if (error instanceof NotFoundError) throw new IntegrityError(`${key} is missing from ${settings.storage.location}: backup ${name} is damaged`);
-    throw error;
-  }
-  bodies.add(stored.body);
-  const stages = [
-    // Stored bytes are checked against the sentinel; zstd checks its own frames' content.
-    new VerifyStage({ algorithm: 'sha256', checksum: part.SHA256, size: part.CompressedSize }, key),
-    ...contentStages(codec, stored, { verify: false }),
-  ];
-  try {
-    return await extractTar(new Pipeline(stored.body, stages).pieces(), settings.destination, {
+    return await extractTar(new Pipeline(body, stages).pieces(), settings.destination, {
       deferred: new Set([CONTROL_FILE]),
       onData: (bytes) => progress.advance(bytes),
     });
@@ -169,7 +151,7 @@ async function restorePart(settings: BackupFetchSettings, name: string, part: Ba
     if (error instanceof WalshipError && !error.message.includes(key)) throw new WalshipError(`${key}: ${error.message}`, { cause: error });
     throw error;
   } finally {
-    bodies.delete(stored.body);
+    bodies.delete(body);
   }
 }
 
@@ -191,7 +173,7 @@ async function verifyAgainstManifest(destination: string, sentinel: BackupSentin
     }
     return 'verified with pg_verifybackup';
   }
-  const manifest = await readFile(join(destination, 'backup_manifest'), 'utf8').catch((error: unknown) => {
+  const manifest = await readFile(join(destination, 'backup_manifest')).catch((error: unknown) => {
     if (isMissing(error)) throw new IntegrityError(`backup ${sentinel.BackupName} has no backup_manifest: it is damaged`);
     throw new WalshipError(`cannot read the restored backup_manifest: ${describeError(error)}`);
   });

@@ -17,6 +17,7 @@ import {
   type BackupSentinel,
   backupNameForSegment,
   deleteBackupObjects,
+  encryptionFields,
   writeBackupDocuments,
 } from '../archive/backups.ts';
 import type { ArchiveIdentity } from '../archive/identity.ts';
@@ -40,8 +41,8 @@ import { Progress, transferSummary } from '../progress/progress.ts';
 import { DigestStage, SizeStage } from '../stages/checksum.ts';
 import { coalesceStage } from '../stages/coalesce.ts';
 import { type Codec, codecFor } from '../stages/compress/codec.ts';
-import { storedFormStages, upload } from '../stages/transfer.ts';
-import type { Storage } from '../storage/storage.ts';
+import { storedFormEncryption, storedFormMetadata, storedFormStages, upload } from '../stages/transfer.ts';
+import type { ObjectMetadata, Storage } from '../storage/storage.ts';
 import { InFlight } from '../util/concurrency.ts';
 import { VERSION } from '../version.ts';
 import { PartSplitter } from './parts.ts';
@@ -178,6 +179,7 @@ export async function pushBackup(settings: BackupPushSettings): Promise<BackupSe
       UncompressedSize: parts.reduce((sum, part) => sum + part.UncompressedSize, 0),
       CompressedSize: parts.reduce((sum, part) => sum + part.CompressedSize, 0),
       Compression: settings.compression.method,
+      ...encryptionFields(await storedFormEncryption(storage)),
       Label: facts.label.label,
       IsPermanent: settings.permanent,
       UserData: settings.userData,
@@ -221,12 +223,13 @@ async function removeIncomplete(storage: Storage, name: string): Promise<void> {
 /** Uploads the archive part by part, with up to `uploadConcurrency` parts in flight. */
 async function uploadParts(settings: BackupPushSettings, name: string, splitter: PartSplitter): Promise<BackupPart[]> {
   const codec = codecFor(settings.compression.method);
+  const metadata = await storedFormMetadata(settings.storage);
   const parts: BackupPart[] = [];
   const inFlight = new InFlight(settings.uploadConcurrency);
   try {
     for (let index = 1; !splitter.finished; index++) {
       await inFlight.room();
-      const part = startPartUpload(settings, name, partName(index, codec), codec, splitter.nextPart());
+      const part = startPartUpload(settings, name, partName(index, codec), codec, metadata, splitter.nextPart());
       inFlight.add(part.uploaded.then((described) => {
         parts[index - 1] = described;
       }));
@@ -248,18 +251,18 @@ interface PartUpload {
   uploaded: Promise<BackupPart>;
 }
 
-/** Streams one part: count -> compress -> gather into large writes -> SHA-256 -> storage.put. */
-function startPartUpload(settings: BackupPushSettings, name: string, part: string, codec: Codec, content: AsyncIterable<Buffer>): PartUpload {
+/** Streams one part: count -> compress -> encrypt -> gather into large writes -> SHA-256 -> storage.put. */
+function startPartUpload(settings: BackupPushSettings, name: string, part: string, codec: Codec, metadata: ObjectMetadata, content: AsyncIterable<Buffer>): PartUpload {
   const source = Readable.from(content, { objectMode: false, highWaterMark: PART_STREAM_BUFFER });
   const stages = [
     new SizeStage('content'),
-    ...storedFormStages(codec, settings.compression.level),
+    ...storedFormStages(settings.storage, codec, settings.compression.level),
     codec.method === 'none' ? undefined : coalesceStage(WRITE_CHUNK),
     // The checksum covers the stored bytes: it catches storage corruption before
     // anything is decompressed, and costs a fraction of hashing the whole tar.
     new DigestStage('sha256', 'stored'),
   ];
-  const uploaded = upload(settings.storage, partKey(name, part), source, stages, {}).then(
+  const uploaded = upload(settings.storage, partKey(name, part), source, stages, { metadata }).then(
     (transfer): BackupPart => ({
       Name: part,
       UncompressedSize: transfer.result('content-size'),

@@ -7,7 +7,7 @@
  */
 import { once } from 'node:events';
 import type { Readable } from 'node:stream';
-import { type DumpedObject, type DumpSentinel, dumpedDatabase, readDumpSentinel } from '../archive/dumps.ts';
+import { type DumpedObject, type DumpSentinel, dumpedDatabase, dumpEncryption, readDumpSentinel } from '../archive/dumps.ts';
 import { dumpObjectExtension, dumpObjectKey } from '../archive/layout.ts';
 import { AlreadyExistsError, IntegrityError, NotFoundError, WalshipError } from '../errors.ts';
 import type { RunningProgram } from '../postgres/programs.ts';
@@ -48,7 +48,7 @@ export async function openDumpObject(storage: Storage, sentinel: DumpSentinel, o
     if (error instanceof NotFoundError) throw new IntegrityError(`${key} is missing from ${storage.location}: dump set ${sentinel.DumpName} is damaged`);
     throw error;
   }
-  const content = contentStages(codec, stored, { verify: false });
+  const content = contentStages(storage, codec, stored, { verify: false, recorded: dumpEncryption(sentinel) });
   const stages = verify
     ? [
         new VerifyStage({ algorithm: 'sha256', checksum: object.SHA256, size: object.CompressedSize }, key),

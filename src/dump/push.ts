@@ -13,6 +13,7 @@
  * no sentinel is written, so it never exists.
  */
 import { hostname } from 'node:os';
+import { encryptionFields } from '../archive/backups.ts';
 import { type DumpedDatabase, type DumpedObject, type DumpSentinel, deleteDumpObjects, writeDumpSentinel } from '../archive/dumps.ts';
 import type { ArchiveIdentity } from '../archive/identity.ts';
 import { dumpDatabaseObject, dumpGlobalsObject, dumpNameAt, dumpObjectKey, dumpPrefix, dumpSentinelKey } from '../archive/layout.ts';
@@ -36,7 +37,7 @@ import { coalesceStage } from '../stages/coalesce.ts';
 import { reclaimStage } from '../stages/reclaim.ts';
 import { codecFor } from '../stages/compress/codec.ts';
 import type { WatchStage } from '../stages/pipeline.ts';
-import { storedFormStages, upload } from '../stages/transfer.ts';
+import { storedFormEncryption, storedFormStages, upload } from '../stages/transfer.ts';
 import type { Storage } from '../storage/storage.ts';
 import { VERSION } from '../version.ts';
 
@@ -114,6 +115,7 @@ export async function pushDumpSet(settings: DumpPushSettings): Promise<DumpSenti
       UserData: settings.userData,
       Globals: { ...globals, RolePasswords: server.superuser },
       Databases: dumped,
+      ...encryptionFields(await storedFormEncryption(storage)),
       WalshipVersion: VERSION,
     };
     await writeDumpSentinel(storage, sentinel, { createOnly: true });
@@ -161,7 +163,7 @@ async function dumpInto(
     reclaimStage(RECLAIM_EVERY),
     counted,
     new DigestStage('sha256', 'content'),
-    ...storedFormStages(codec, settings.compression.level),
+    ...storedFormStages(settings.storage, codec, settings.compression.level),
     codec.method === 'none' ? undefined : coalesceStage(WRITE_CHUNK),
     new DigestStage('sha256', 'stored'),
   ];

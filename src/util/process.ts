@@ -33,3 +33,17 @@ export async function interruptible<T>(work: (signal: AbortSignal) => Promise<T>
     stopListening();
   }
 }
+
+/**
+ * `work`, or a rejection with `reason()` as soon as `signal` aborts; work
+ * still running then is left to finish unobserved, so use it only for work
+ * whose cleanup does not depend on it (a client of a server that is stopped next).
+ */
+export function unlessAborted<T>(signal: AbortSignal, work: Promise<T>, reason: () => Error): Promise<T> {
+  if (signal.aborted) return Promise.reject(reason());
+  return new Promise((resolve, reject) => {
+    const abort = () => reject(reason());
+    signal.addEventListener('abort', abort, { once: true });
+    work.then(resolve, reject).finally(() => signal.removeEventListener('abort', abort));
+  });
+}

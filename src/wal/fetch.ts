@@ -19,7 +19,7 @@ export interface WalFetchSettings {
 export async function fetchWalFile(settings: WalFetchSettings, name: string, destination: string): Promise<void> {
   requireWalFileName(name);
   const { stored, codec } = await openStoredWal(settings, name);
-  await downloadToFile(stored, contentStages(codec, stored), destination);
+  await downloadToFile(stored, contentStages(settings.storage, codec, stored), destination);
 }
 
 async function openStoredWal(settings: WalFetchSettings, name: string): Promise<{ stored: StoredObject; codec: Codec }> {

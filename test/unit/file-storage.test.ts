@@ -86,6 +86,19 @@ describe('file storage', () => {
     assert.deepEqual((await storage.head('del/x'))?.metadata, {});
   });
 
+  it('removes the folders a deleteMany empties, in both trees, but never a top-level one', async () => {
+    const storage = await FileStorage.open(directory);
+    const keys = ['basebackups_005/base_000000010000000000000002/tar_partitions/part_001.tar.zst', 'basebackups_005/base_000000010000000000000002/metadata.json'];
+    for (const key of [...keys, 'basebackups_005/base_000000010000000000000004/metadata.json']) {
+      await storage.put(key, Readable.from([Buffer.from(key)]), { metadata: { walship_size: '1' } });
+    }
+    await storage.deleteMany(keys);
+    assert.deepEqual(readdirSync(join(directory, 'basebackups_005')), ['base_000000010000000000000004']);
+    assert.deepEqual(readdirSync(join(directory, '.walship/metadata/basebackups_005')), ['base_000000010000000000000004']);
+    await storage.deleteMany(['basebackups_005/base_000000010000000000000004/metadata.json']);
+    assert.deepEqual(readdirSync(join(directory, 'basebackups_005')), []);
+  });
+
   it('rejects keys that would escape the prefix', async () => {
     const storage = await FileStorage.open(directory);
     for (const key of ['../x', '/abs', 'a/../../b', 'a//b', '']) await assert.rejects(storage.head(key), /invalid storage key/, key);
