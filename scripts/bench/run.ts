@@ -19,6 +19,7 @@ import { ensureDebianPackages } from '../lib/system-packages.ts';
 import { drawChart } from './chart.ts';
 import { type BenchContext, type BenchReport, writeJson } from './common.ts';
 import { type ArchiverPeak, benchDrain, benchReplay, benchSustained, type DrainResult, peakReport } from './archiving.ts';
+import { benchDump } from './dump.ts';
 import { createWalFixture, type WalFixture } from './fixture.ts';
 import { benchRetention } from './retention.ts';
 import { fileTarget, s3Target, type Target } from './targets.ts';
@@ -96,6 +97,12 @@ const BENCHMARKS: Benchmark[] = [
     needs: ['drain'],
     backlog: () => 0,
     run: async (_context, shared) => [peakReport(shared.peaks)],
+  },
+  {
+    name: 'dump',
+    summary: 'dump-push vs pg_dump -Fc -Z 1 > file, dump-restore vs pg_restore from that file, on a pgbench scale-50 database',
+    backlog: () => 0,
+    run: async (context) => [await benchDump(context)],
   },
   {
     name: 'retention',

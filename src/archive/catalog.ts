@@ -2,7 +2,7 @@
  * What an archive holds, from ONE streamed listing of its prefix: each key is
  * classified as it comes (layout.ts) and the raw listing is never kept. WAL
  * goes into the WalIndex as runs; sentinels, backup folders without one,
- * history files and walship's records are noted. Then the sentinels are read
+ * history files, dump sets and walship's records are noted. Then the sentinels are read
  * (a few at a time, each with its metadata.json, which holds WAL-G's
  * permanent mark) and the history files parsed. Retention, verification,
  * status and copies ask their questions here.
@@ -14,8 +14,9 @@ import type { Storage } from '../storage/storage.ts';
 import { forEachConcurrently } from '../util/concurrency.ts';
 import { type BackupSentinel, decodeSentinel, readMetadataDocument, readSentinelDocument, systemIdentifierOf } from './backups.ts';
 import { type DrillReportRef, drillReportsToPrune } from './drills.ts';
+import { type DumpSentinel, readDumpSentinelDocument, validDumpSentinel } from './dumps.ts';
 import { readArchiveRecord } from './identity.ts';
-import { ARCHIVE_IDENTITY_KEY, BACKUP_PREFIX, backupOfDeletionRecord, classifyKey, parseDrillReportKey, sentinelKey, WAL_PREFIX } from './layout.ts';
+import { ARCHIVE_IDENTITY_KEY, BACKUP_PREFIX, backupOfDeletionRecord, classifyKey, DUMP_PREFIX, dumpSentinelKey, parseDrillReportKey, sentinelKey, WAL_PREFIX } from './layout.ts';
 import { readStoredHistory, readStoredSegmentHeader } from './stored-wal.ts';
 import { type HistoryEntry, parseHistory, TimelineGraph } from './timelines.ts';
 import { type SegmentRange, type WalIndex, WalIndexBuilder, type WalOtherFile } from './wal-index.ts';
@@ -25,6 +26,8 @@ export interface CatalogOptions {
   wal?: boolean;
   /** Read basebackups_005/ and every backup's sentinel (default true). */
   backups?: boolean;
+  /** Read dumps_005/ and every dump set's sentinel (default false). */
+  dumps?: boolean;
 }
 
 /** A backup folder without a sentinel: an upload in progress, or one that failed and left objects behind. */
@@ -34,6 +37,9 @@ export interface IncompleteBackup {
   bytes: number;
   newest: Date;
 }
+
+/** A dump set's folder without a sentinel: a dump-push in progress, or one that failed or was deleted halfway. */
+export type IncompleteDump = IncompleteBackup;
 
 /** A segment on the path of timelines that recovery follows. */
 export interface SegmentPosition {
@@ -68,6 +74,7 @@ export interface BackupOrigin {
 }
 
 interface SentinelRecord {
+  /** The backup's or dump set's name. */
   backup: string;
   /** The document, or why it could not be read. */
   document?: unknown;
@@ -91,9 +98,12 @@ export class ArchiveCatalog {
   private readonly drills: readonly DrillReportRef[];
   private readonly sentinels: readonly SentinelRecord[];
   private readonly incomplete: readonly IncompleteBackup[];
+  private readonly dumpSentinels: readonly SentinelRecord[];
+  private readonly incompleteDumpFolders: readonly IncompleteDump[];
   private readonly graph: TimelineGraph;
   private readonly index: WalIndex | undefined;
   private complete: BackupSentinel[] | undefined;
+  private completeDumps: DumpSentinel[] | undefined;
 
   private constructor(parts: {
     segmentSize: number;
@@ -103,6 +113,8 @@ export class ArchiveCatalog {
     drills: DrillReportRef[];
     sentinels: SentinelRecord[];
     incomplete: IncompleteBackup[];
+    dumpSentinels: SentinelRecord[];
+    incompleteDumps: IncompleteDump[];
     graph: TimelineGraph;
     index: WalIndex | undefined;
   }) {
@@ -113,6 +125,8 @@ export class ArchiveCatalog {
     this.drills = parts.drills;
     this.sentinels = parts.sentinels;
     this.incomplete = parts.incomplete;
+    this.dumpSentinels = parts.dumpSentinels;
+    this.incompleteDumpFolders = parts.incompleteDumps;
     this.graph = parts.graph;
     this.index = parts.index;
   }
@@ -120,10 +134,13 @@ export class ArchiveCatalog {
   static async load(storage: Storage, options: CatalogOptions = {}): Promise<ArchiveCatalog> {
     const withWal = options.wal ?? true;
     const withBackups = options.backups ?? true;
+    const withDumps = options.dumps ?? false;
     const wal = new WalIndexBuilder();
     const sentinelNames: string[] = [];
     const withMetadata = new Set<string>();
     const folders = new Map<string, IncompleteBackup>();
+    const dumpNames: string[] = [];
+    const dumpFolders = new Map<string, IncompleteDump>();
     const walshipRecords: string[] = [];
     const drills: DrillReportRef[] = [];
     const otherObjects = { count: 0, bytes: 0 };
@@ -131,7 +148,9 @@ export class ArchiveCatalog {
     let sampleSegment: { key: string; extension: string } | undefined;
     let identityListed = false;
 
-    const prefix = withWal && withBackups ? '' : withWal ? WAL_PREFIX : BACKUP_PREFIX;
+    // One folder is listed alone; more than one, the whole prefix in one listing.
+    const folderPrefixes = [withWal && WAL_PREFIX, withBackups && BACKUP_PREFIX, withDumps && DUMP_PREFIX].filter((folder) => folder !== false);
+    const prefix = folderPrefixes.length === 1 ? folderPrefixes[0]! : '';
     for await (const object of storage.list(prefix)) {
       const kind = classifyKey(object.key);
       if (kind.kind === 'wal' && withWal) {
@@ -140,12 +159,12 @@ export class ArchiveCatalog {
       } else if (kind.kind === 'sentinel' && withBackups) {
         sentinelNames.push(kind.backup);
       } else if (kind.kind === 'backup-object' && withBackups) {
-        const folder = folders.get(kind.backup) ?? { name: kind.backup, objects: 0, bytes: 0, newest: object.lastModified };
+        noteFolderObject(folders, kind.backup, object);
         if (kind.path === 'metadata.json') withMetadata.add(kind.backup);
-        folder.objects++;
-        folder.bytes += object.size;
-        if (object.lastModified > folder.newest) folder.newest = object.lastModified;
-        folders.set(kind.backup, folder);
+      } else if (kind.kind === 'dump-sentinel') {
+        if (withDumps) dumpNames.push(kind.dump);
+      } else if (kind.kind === 'dump-object') {
+        if (withDumps) noteFolderObject(dumpFolders, kind.dump, object);
       } else if (kind.kind === 'walship') {
         walshipRecords.push(kind.path);
         identityListed ||= object.key === ARCHIVE_IDENTITY_KEY;
@@ -157,9 +176,14 @@ export class ArchiveCatalog {
       }
     }
 
-    const sentinels = await readSentinels(storage, sentinelNames, withMetadata);
-    const complete = new Set(sentinelNames);
-    const incomplete = [...folders.values()].filter((folder) => !complete.has(folder.name)).sort((a, b) => a.name.localeCompare(b.name));
+    const sentinels = await readSentinels(sentinelNames, async (backup) => {
+      const [document, metadata] = await Promise.all([
+        readSentinelDocument(storage, backup),
+        withMetadata.has(backup) ? readMetadataDocument(storage, backup) : undefined,
+      ]);
+      return { document, metadata };
+    });
+    const dumpSentinels = await readSentinels(dumpNames, async (dump) => ({ document: await readDumpSentinelDocument(storage, dump) }));
     let index: WalIndex | undefined;
     let size = { bytes: DEFAULT_SEGMENT_SIZE, source: 'not needed: the catalog was loaded without WAL' };
     let graph = new TimelineGraph(new Map());
@@ -181,7 +205,9 @@ export class ArchiveCatalog {
       otherObjects,
       drills,
       sentinels,
-      incomplete,
+      incomplete: withoutSentinel(folders, sentinelNames),
+      dumpSentinels,
+      incompleteDumps: withoutSentinel(dumpFolders, dumpNames),
       graph,
       index,
     });
@@ -213,6 +239,32 @@ export class ArchiveCatalog {
   /** Backup folders without a sentinel, by name. */
   incompleteBackups(): readonly IncompleteBackup[] {
     return this.incomplete;
+  }
+
+  /**
+   * The complete dump sets (loaded with `dumps: true`), oldest first by
+   * finish time; sentinels that cannot be read are left out with a warning.
+   */
+  dumpSets(): readonly DumpSentinel[] {
+    if (!this.completeDumps) {
+      const sets: DumpSentinel[] = [];
+      for (const { backup: name, document, problem } of this.dumpSentinels) {
+        try {
+          if (problem !== undefined) throw new WalshipError(problem);
+          sets.push(validDumpSentinel(document, dumpSentinelKey(name)));
+        } catch (error) {
+          if (!(error instanceof WalshipError)) throw error;
+          log.warning(`skipping dump set ${name}: ${error.message}`);
+        }
+      }
+      this.completeDumps = sets.sort((a, b) => a.FinishTime.localeCompare(b.FinishTime) || a.DumpName.localeCompare(b.DumpName));
+    }
+    return this.completeDumps;
+  }
+
+  /** Dump set folders without a sentinel, by name: retention's garbage once they are old enough. */
+  incompleteDumps(): readonly IncompleteDump[] {
+    return this.incompleteDumpFolders;
   }
 
   /** The system identifier of every backup whose sentinel names one, walship's or another tool's, by name. */
@@ -320,15 +372,25 @@ export class ArchiveCatalog {
   }
 }
 
-async function readSentinels(storage: Storage, names: string[], withMetadata: ReadonlySet<string>): Promise<SentinelRecord[]> {
+function noteFolderObject(folders: Map<string, IncompleteBackup>, name: string, object: { size: number; lastModified: Date }): void {
+  const folder = folders.get(name) ?? { name, objects: 0, bytes: 0, newest: object.lastModified };
+  folder.objects++;
+  folder.bytes += object.size;
+  if (object.lastModified > folder.newest) folder.newest = object.lastModified;
+  folders.set(name, folder);
+}
+
+function withoutSentinel(folders: Map<string, IncompleteBackup>, sentinelNames: string[]): IncompleteBackup[] {
+  const complete = new Set(sentinelNames);
+  return [...folders.values()].filter((folder) => !complete.has(folder.name)).sort((a, b) => a.name.localeCompare(b.name));
+}
+
+/** Reads sentinels (a backup's or a dump set's, by `read`) a few at a time. */
+async function readSentinels(names: string[], read: (name: string) => Promise<{ document: unknown; metadata?: unknown }>): Promise<SentinelRecord[]> {
   const records: SentinelRecord[] = [];
   await forEachConcurrently(names, READ_CONCURRENCY, async (backup) => {
     try {
-      const [document, metadata] = await Promise.all([
-        readSentinelDocument(storage, backup),
-        withMetadata.has(backup) ? readMetadataDocument(storage, backup) : undefined,
-      ]);
-      records.push({ backup, document, metadata });
+      records.push({ backup, ...(await read(backup)) });
     } catch (error) {
       if (error instanceof NotFoundError) return; // deleted since it was listed
       if (!(error instanceof WalshipError)) throw error;

@@ -9,6 +9,9 @@
  *   basebackups_005/<backup>/tar_partitions/pg_control.tar[.<extension>]   global/pg_control alone, uploaded last
  *   basebackups_005/<backup>/tar_partitions/backup_label.tar[.<extension>] WAL-G's: backup_label and tablespace_map
  *   basebackups_005/<backup>/files_metadata.json           WAL-G's: the files a backup holds
+ *   dumps_005/<dump>_dump_sentinel.json                    a dump set's commit point, written last
+ *   dumps_005/<dump>/globals.sql[.<extension>]             pg_dumpall --globals-only
+ *   dumps_005/<dump>/databases/<database>.dump[.<extension>]   pg_dump -Fc of one database
  *   walship/archive.json                                   walship's records: the archive's identity,
  *   walship/deleting/<backup>.json                         the backups a delete has begun to remove,
  *   walship/drills/<time>_<backup>.json                    and restore drill reports, named to sort by time
@@ -17,11 +20,14 @@ import { parseWalFileName, type WalFileName } from '../postgres/wal-name.ts';
 
 const WAL_FOLDER = 'wal_005';
 const BACKUP_FOLDER = 'basebackups_005';
+/** walship's logical dumps, beside WAL-G's folders (WAL-G ignores it). */
+const DUMP_FOLDER = 'dumps_005';
 /** walship's own records about the archive, outside WAL-G's folders. */
 const WALSHIP_FOLDER = 'walship';
 
 export const WAL_PREFIX = `${WAL_FOLDER}/`;
 export const BACKUP_PREFIX = `${BACKUP_FOLDER}/`;
+export const DUMP_PREFIX = `${DUMP_FOLDER}/`;
 /** Which cluster the archive belongs to (identity.ts). */
 export const ARCHIVE_IDENTITY_KEY = `${WALSHIP_FOLDER}/archive.json`;
 /** Records of backups `delete` has begun to remove: written before the sentinel goes, removed once the folder is gone. */
@@ -31,6 +37,8 @@ export const DRILL_REPORT_PREFIX = `${WALSHIP_FOLDER}/drills/`;
 const DRILL_REPORT = /^(\d{8})T(\d{6})(\.\d{3})Z_(base_[0-9A-F]{24})\.json$/;
 
 const SENTINEL_SUFFIX = '_backup_stop_sentinel.json';
+const DUMP_SENTINEL_SUFFIX = '_dump_sentinel.json';
+const DUMP_NAME = /^dump_\d{8}T\d{6}Z$/;
 const BACKUP_NAME = /^base_[0-9A-F]{24}$/;
 const PART_EXTENSION = /\.tar\.([a-z0-9]+)$/;
 const EXTENSION = /^[a-z0-9]+$/;
@@ -118,6 +126,48 @@ export function partExtension(part: string): string {
   return PART_EXTENSION.exec(part)?.[1] ?? '';
 }
 
+/** A dump set's name: dump_ and its start time in UTC to the second, so names sort by time. */
+export function dumpNameAt(time: Date): string {
+  return `dump_${time.toISOString().slice(0, 19).replace(/[-:]/g, '')}Z`;
+}
+
+export function isDumpName(name: string): boolean {
+  return DUMP_NAME.test(name);
+}
+
+export function dumpSentinelKey(dump: string): string {
+  return `${DUMP_PREFIX}${dump}${DUMP_SENTINEL_SUFFIX}`;
+}
+
+/** Every object of a dump set but its sentinel. */
+export function dumpPrefix(dump: string): string {
+  return `${DUMP_PREFIX}${dump}/`;
+}
+
+/** A database's name as it goes into a key: bytes outside [A-Za-z0-9_-] percent-encoded, so no name can make an unsafe key. */
+function encodeDatabaseName(database: string): string {
+  return [...Buffer.from(database, 'utf8')].map((byte) => (/[A-Za-z0-9_-]/.test(String.fromCharCode(byte)) ? String.fromCharCode(byte) : `%${byte.toString(16).toUpperCase().padStart(2, '0')}`)).join('');
+}
+
+/** The object of one database's dump, relative to the dump set's folder. */
+export function dumpDatabaseObject(database: string, stored: Extension): string {
+  return withExtension(`databases/${encodeDatabaseName(database)}.dump`, stored);
+}
+
+/** The object of the globals (roles, tablespaces), relative to the dump set's folder. */
+export function dumpGlobalsObject(stored: Extension): string {
+  return withExtension('globals.sql', stored);
+}
+
+export function dumpObjectKey(dump: string, object: string): string {
+  return `${dumpPrefix(dump)}${object}`;
+}
+
+/** The compression extension of a dump object: 'zst' for databases/shop.dump.zst, '' for globals.sql. */
+export function dumpObjectExtension(object: string): string {
+  return /\.(?:dump|sql)\.([a-z0-9]+)$/.exec(object)?.[1] ?? '';
+}
+
 /** walship/drills/20261201T205813.589Z_base_000000010000000000000004.json: the time (UTC, to the millisecond) first, so names sort by time. */
 export function drillReportKey(backup: string, time: Date): string {
   return `${DRILL_REPORT_PREFIX}${time.toISOString().replace(/[-:]/g, '')}_${backup}.json`;
@@ -136,6 +186,8 @@ export type KeyKind =
   | { kind: 'wal'; file: WalFileName; extension: string }
   | { kind: 'sentinel'; backup: string }
   | { kind: 'backup-object'; backup: string; path: string }
+  | { kind: 'dump-sentinel'; dump: string }
+  | { kind: 'dump-object'; dump: string; path: string }
   | { kind: 'walship'; path: string }
   | { kind: 'other' };
 
@@ -145,6 +197,7 @@ const OTHER: KeyKind = { kind: 'other' };
 export function classifyKey(key: string): KeyKind {
   if (key.startsWith(WAL_PREFIX)) return classifyWal(key.slice(WAL_PREFIX.length));
   if (key.startsWith(BACKUP_PREFIX)) return classifyBackup(key.slice(BACKUP_PREFIX.length));
+  if (key.startsWith(DUMP_PREFIX)) return classifyDump(key.slice(DUMP_PREFIX.length));
   if (key.startsWith(`${WALSHIP_FOLDER}/`) && key.length > WALSHIP_FOLDER.length + 1) return { kind: 'walship', path: key.slice(WALSHIP_FOLDER.length + 1) };
   return OTHER;
 }
@@ -167,4 +220,15 @@ function classifyBackup(relative: string): KeyKind {
   const backup = relative.slice(0, slash);
   const path = relative.slice(slash + 1);
   return isBackupName(backup) && path ? { kind: 'backup-object', backup, path } : OTHER;
+}
+
+function classifyDump(relative: string): KeyKind {
+  const slash = relative.indexOf('/');
+  if (slash < 0) {
+    const dump = relative.endsWith(DUMP_SENTINEL_SUFFIX) ? relative.slice(0, -DUMP_SENTINEL_SUFFIX.length) : '';
+    return isDumpName(dump) ? { kind: 'dump-sentinel', dump } : OTHER;
+  }
+  const dump = relative.slice(0, slash);
+  const path = relative.slice(slash + 1);
+  return isDumpName(dump) && path ? { kind: 'dump-object', dump, path } : OTHER;
 }

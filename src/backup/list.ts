@@ -6,8 +6,7 @@
 import { type BackupSentinel, startSegmentOfBackup } from '../archive/backups.ts';
 import type { DrillReportSummary } from '../archive/drills.ts';
 import { formatBytes, formatDuration } from '../progress/progress.ts';
-
-export type Row = Record<string, string>;
+import type { Row } from '../util/table.ts';
 
 /** A backup's last drill, from its newest report. */
 export type LastDrill = DrillReportSummary & { report: string };
@@ -69,21 +68,4 @@ export function backupJson(sentinel: BackupSentinel, drill?: LastDrill): Record<
 /** WAL-G's sentinels name no compression method and list no parts. */
 function walship(sentinel: BackupSentinel): boolean {
   return (sentinel.Writer ?? 'walship') === 'walship';
-}
-
-/** Columns separated by two spaces, headers first. */
-export function plainTable(rows: Row[]): string {
-  const columns = Object.keys(rows[0] ?? {});
-  const widths = columns.map((column) => Math.max(column.length, ...rows.map((row) => row[column]!.length)));
-  const line = (cells: string[]) => cells.map((cell, index) => cell.padEnd(widths[index]!)).join('  ').trimEnd();
-  return [line(columns), ...rows.map((row) => line(columns.map((column) => row[column]!)))].join('\n');
-}
-
-/** A boxed table, for people. */
-export function prettyTable(rows: Row[]): string {
-  const columns = Object.keys(rows[0] ?? {});
-  const widths = columns.map((column) => Math.max(column.length, ...rows.map((row) => row[column]!.length)));
-  const rule = `+${widths.map((width) => '-'.repeat(width + 2)).join('+')}+`;
-  const line = (cells: string[]) => `| ${cells.map((cell, index) => cell.padEnd(widths[index]!)).join(' | ')} |`;
-  return [rule, line(columns.map((column) => column.toUpperCase())), rule, ...rows.map((row) => line(columns.map((column) => row[column]!))), rule].join('\n');
 }

@@ -32,13 +32,13 @@ import { backupEndLsn } from '../postgres/backup-manifest.ts';
 import {
   checkServerForBackup,
   describeBaseBackupFailure,
-  type ExitStatus,
   inspectServer,
   type PostgresClient,
   startBaseBackup,
 } from '../postgres/basebackup.ts';
 import { type ControlFileFacts, parseControlFile } from '../postgres/control-file.ts';
 import { formatLsn } from '../postgres/lsn.ts';
+import type { ExitStatus } from '../postgres/programs.ts';
 import { Progress, transferSummary } from '../progress/progress.ts';
 import { DigestStage, SizeStage } from '../stages/checksum.ts';
 import { coalesceStage } from '../stages/coalesce.ts';

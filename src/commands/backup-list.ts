@@ -1,10 +1,11 @@
 /** backup-list: the complete backups in storage, newest last. */
 import { ArchiveCatalog } from '../archive/catalog.ts';
 import { lastDrills } from '../archive/drills.ts';
-import { backupJson, backupRow, type LastDrill, plainTable, prettyTable } from '../backup/list.ts';
+import { backupJson, backupRow, type LastDrill } from '../backup/list.ts';
 import { ExitCode } from '../errors.ts';
 import { openStorage } from '../storage/open.ts';
 import { storageSpecFrom } from '../storage/spec.ts';
+import { plainTable, prettyTable } from '../util/table.ts';
 import type { CommandContext } from './command.ts';
 
 interface ListOptions {

@@ -295,6 +295,103 @@ missing, no such backup); 3 UNKNOWN (could not check: storage unreachable, bad c
     load: () => import('./backup-mark.ts'),
   },
   {
+    name: 'dump-push',
+    summary: 'Take a logical dump set (pg_dump -Fc of each database, and the globals) and stream it into storage (the sentinel is written last)',
+    arguments: [],
+    options: [
+      ['--dbname <database...>', 'dump these databases (repeatable; default: every database but the templates)'],
+      ['--all', 'dump every database but the templates (the default)'],
+      ['--pg-bin <dir>', "PostgreSQL's client programs: pg_dump, pg_dumpall, pg_restore, psql (default: pg_dump on PATH and the others next to it)"],
+      ['-p, --permanent', 'mark the dump set permanent (kept by retention)'],
+      ['--add-user-data <json>', 'JSON (or text) stored with the dump set, shown by dump-list --json (default: WALG_SENTINEL_USER_DATA)'],
+      ['--json', "print the new dump set's description as JSON on stdout"],
+    ],
+    examples: [
+      'PGHOST=/var/run/postgresql walship dump-push',
+      'walship dump-push --dbname shop --dbname crm --add-user-data \'{"reason":"before the migration"}\'',
+      "# the postgres user's crontab (crontab -e -u postgres); the README explains each part:",
+      '45 3 * * * PATH=/usr/lib/postgresql/15/bin:/usr/bin:/bin /usr/bin/flock -n -E 75 /var/log/postgresql/walship-dump-push.log /usr/local/bin/walship --config /etc/walship.yaml dump-push >>/var/log/postgresql/walship-dump-push.log 2>&1 || echo "walship dump-push failed with exit $? (75: an earlier run still holds the lock); see /var/log/postgresql/walship-dump-push.log"',
+    ],
+    notes: `Each database is dumped with pg_dump -Fc -Z 0 in a snapshot of its own, compressed by walship
+(WALG_COMPRESSION_METHOD, WALG_COMPRESSION_LEVEL) and streamed into storage: no local file.
+pg_dumpall --globals-only adds the roles and tablespaces; a role that is not a superuser
+cannot read passwords, and the roles are then stored without them.
+Connection: the libpq settings PGHOST, PGPORT, PGUSER, PGPASSWORD, PGPASSFILE, PGDATABASE.
+Exit codes: 0 the dump set and its sentinel are durable in storage; 1 failure (a pg_dump that
+failed, an unknown database: no sentinel written, the uploaded objects removed).`,
+    load: () => import('./dump-push.ts'),
+  },
+  {
+    name: 'dump-list',
+    summary: 'List the complete dump sets in storage, newest last',
+    arguments: [],
+    options: [
+      ['--detail', 'one row per database: snapshot time, sizes, SHA-256 of the dump file'],
+      ['--pretty', 'a boxed table (with --json: indented JSON)'],
+      ['--json', 'JSON on stdout, every field, for scripts'],
+    ],
+    examples: ['walship dump-list', 'walship dump-list --detail --pretty', 'walship dump-list --json'],
+    notes: 'Exit codes: 0 listed (also when there are no dump sets); 1 failure.',
+    load: () => import('./dump-list.ts'),
+  },
+  {
+    name: 'dump-fetch',
+    summary: "Write one database's dump as a standard pg_dump -Fc file (or --globals: the globals SQL), atomically",
+    arguments: [
+      ['dump_name', 'a name from dump-list'],
+      ['database', 'the database whose dump to write (with --globals: the file)'],
+      ['file', 'the file to write; never replaced if it exists', 'optional'],
+    ],
+    options: [['--globals', 'write the globals (roles, tablespaces) as SQL for psql']],
+    examples: [
+      'walship dump-fetch dump_20240501T021500Z shop /var/tmp/shop.dump && pg_restore -j 4 -d shop_copy /var/tmp/shop.dump',
+      'walship dump-fetch dump_20240501T021500Z --globals /var/tmp/globals.sql',
+    ],
+    notes: `The file appears under its name only once it is complete, verified (SHA-256 of the stored
+object and of the content) and fsynced. pg_restore reads it directly, also with -j.
+Exit codes: 0 written; 1 failure (no such dump set or database, the file exists, a corrupt object).`,
+    load: () => import('./dump-fetch.ts'),
+  },
+  {
+    name: 'dump-restore',
+    summary: 'Restore a database (or one table, or the globals) from a dump set with pg_restore, streamed from storage',
+    arguments: [
+      ['dump_name', 'a name from dump-list'],
+      ['database', 'the database of the dump set to restore (leave out with --globals alone)', 'optional'],
+    ],
+    options: [
+      ['--target-dbname <name>', 'restore into this database (default: the one of the same name)'],
+      ['--create', 'create the target database first (it must not exist)'],
+      ['--clean', "drop the dump's objects in the target before re-creating them (pg_restore --clean --if-exists)"],
+      ['--table <name...>', 'restore only these tables (name or schema.name), each with its indexes, constraints, triggers, defaults, owned sequences and grants (repeatable)'],
+      ['--schema <name...>', 'restore only the objects of these schemas (repeatable; with --table: look for the tables there)'],
+      ['--jobs <n>', 'parallel restore with n jobs, through a temporary file in $TMPDIR (removed afterwards)'],
+      ['--globals', "restore the dump set's roles and tablespaces first (psql; roles that exist get their attributes set again)"],
+      ['--pg-bin <dir>', "PostgreSQL's client programs (default: pg_dump on PATH and the others next to it)"],
+    ],
+    examples: [
+      'walship dump-restore dump_20240501T021500Z shop --table coupons      # a table dropped by mistake',
+      'walship dump-restore dump_20240501T021500Z shop --create --target-dbname shop_0501 --jobs 4',
+      'walship dump-restore dump_20240501T021500Z --globals',
+    ],
+    notes: `A serial restore runs in one transaction: all or nothing. With --jobs it is not one
+transaction: a failure can leave part of the dump in the target, and says so. A target the
+restore created is dropped again on failure. A whole-database restore into a database that
+is not empty is refused unless --clean.
+Exit codes: 0 restored; 1 failure (no such dump set, database or table, a target that exists
+with --create or is missing without it, pg_restore failed: the error line says what was left).`,
+    load: () => import('./dump-restore.ts'),
+  },
+  {
+    name: 'dump-mark',
+    summary: 'Mark a dump set permanent (kept by retention), or impermanent again',
+    arguments: [['dump_name', 'a name from dump-list']],
+    options: [['-i, --impermanent', 'remove the permanent mark']],
+    examples: ['walship dump-mark dump_20240501T021500Z', 'walship dump-mark -i dump_20240501T021500Z'],
+    notes: 'Exit codes: 0 marked; 1 failure (for example, no such dump set).',
+    load: () => import('./dump-mark.ts'),
+  },
+  {
     name: 'delete',
     summary: 'Delete old backups and the WAL no kept backup needs: WAL-G\'s verbs and GFS rules; a dry run unless --confirm',
     arguments: [

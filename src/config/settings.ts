@@ -94,3 +94,17 @@ export function readReadyRename(config: Config): boolean {
 export function readPrefetchEnabled(config: Config): boolean {
   return config.boolean('WALSHIP_PREFETCH', true);
 }
+
+/**
+ * The user data stored with a backup or dump set: `option` (--add-user-data),
+ * else WALG_SENTINEL_USER_DATA; JSON, or kept as text, as WAL-G keeps it.
+ */
+export function readUserData(config: Config, option: string | undefined): unknown {
+  const text = option ?? config.get('WALG_SENTINEL_USER_DATA');
+  if (text === undefined) return null;
+  try {
+    return JSON.parse(text);
+  } catch {
+    return text; // not JSON: kept as text
+  }
+}

@@ -7,7 +7,7 @@
  * stored through here is encrypted when the archive has a key.
  */
 import { writeSync } from 'node:fs';
-import { fillFileAtomically } from '../fs/durable.ts';
+import { type AtomicWriteOptions, fillFileAtomically } from '../fs/durable.ts';
 import type { ObjectMetadata, PutOptions, Storage, StoredObject } from '../storage/storage.ts';
 import { type ContentDigest, VerifyStage } from './checksum.ts';
 import type { Codec, CompressOptions, WritableCodec } from './compress/codec.ts';
@@ -70,12 +70,12 @@ export async function upload(storage: Storage, key: string, source: Source, stag
   return transfer;
 }
 
-/** Streams a stored object through `stages` into `destination`, atomically and durably. */
-export async function downloadToFile(stored: StoredObject, stages: readonly (Stage | undefined)[], destination: string): Promise<void> {
+/** Streams a stored object through `stages` into `destination`, atomically and durably (mode 0600 unless `options` say otherwise). */
+export async function downloadToFile(stored: StoredObject, stages: readonly (Stage | undefined)[], destination: string, options: AtomicWriteOptions = {}): Promise<void> {
   await fillFileAtomically(
     destination,
     (handle) => new Pipeline(stored.body, stages).drain((piece) => writeAllSync(handle.fd, piece)),
-    { mode: 0o600 },
+    { mode: 0o600, ...options },
   );
 }
 

@@ -6,7 +6,7 @@
  */
 import { ArchiveCatalog } from '../archive/catalog.ts';
 import type { SegmentRange } from '../archive/wal-index.ts';
-import { plainTable } from '../backup/list.ts';
+import { plainTable } from '../util/table.ts';
 import { formatLsn, segmentNumberOfLsn } from '../postgres/lsn.ts';
 import type { Storage } from '../storage/storage.ts';
 

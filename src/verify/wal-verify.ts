@@ -10,7 +10,7 @@
  */
 import { ArchiveCatalog } from '../archive/catalog.ts';
 import { type IntegrityWindows, type SegmentStatus, type StatusRun, walIntegrity } from '../archive/wal-integrity.ts';
-import { plainTable } from '../backup/list.ts';
+import { plainTable } from '../util/table.ts';
 import { type CheckResult, type CheckState, type Finding, summarize, worstState } from '../checks/verdict.ts';
 import { describeError } from '../errors.ts';
 import { formatLsn, segmentNumberOfLsn } from '../postgres/lsn.ts';

@@ -277,6 +277,67 @@ describe("the README's weekly drill line, run as cron runs it", () => {
   });
 });
 
+describe("the README's nightly dump line, run as cron runs it", () => {
+  let archive: string;
+  let home: string;
+  let config: string;
+  let log: string;
+  let primary: PostgresCluster;
+  let command: string;
+
+  const runAsCron = () => runAsPostgresUser(command, { HOME: home, PATH: '/usr/bin:/bin' }, home);
+  const countDumps = async () => {
+    const listed = await run(walshipBinary, ['dump-list', '--json'], { asPostgres: true, env: { ...process.env, WALG_FILE_PREFIX: archive } });
+    assert.equal(listed.code, 0, listed.stderr);
+    return (JSON.parse(listed.stdout) as unknown[]).length;
+  };
+
+  before(async () => {
+    archive = makePostgresOwnedDirectory('walship-archive-');
+    home = makePostgresOwnedDirectory('walship-home-');
+    config = join(home, 'walship.yaml');
+    log = join(home, 'walship-dump-push.log');
+    primary = await PostgresCluster.init();
+    await primary.start();
+    await primary.sql('CREATE DATABASE shop');
+    writeConfig(config, { WALG_FILE_PREFIX: archive, ...libpq(primary) });
+    const line = recipe('dump-crontab').trim();
+    assert.equal(line.split('\n').length, 1, 'one crontab line');
+    assert.doesNotMatch(line, /(^|[^\\])%/, 'an unescaped % would cut the command short');
+    command = substitute(line.replace(/^(\S+\s+){5}/, ''), [
+      ['/usr/local/bin/walship', walshipBinary],
+      ['/etc/walship.yaml', config],
+      ['/var/log/postgresql/walship-dump-push.log', log],
+      ['/usr/lib/postgresql/15/bin', postgresBin],
+    ]);
+  });
+
+  after(async () => {
+    await primary?.destroy();
+    rmSync(archive, { recursive: true, force: true });
+    rmSync(home, { recursive: true, force: true });
+  });
+
+  it('is the line dump-push --help shows', async () => {
+    const help = await check(walshipBinary, ['dump-push', '--help']);
+    assert.ok(help.split('\n').some((shown) => shown.trim() === recipe('dump-crontab').trim()), `dump-push --help does not show the README's line:\n${help}`);
+  });
+
+  it('takes a dump set and prints nothing; when the server is down, prints one line for cron to mail and logs why', async () => {
+    const cron = await runAsCron();
+    assert.equal(cron.code, 0, cron.stderr);
+    assert.equal(cron.stdout + cron.stderr, '');
+    assert.equal(await countDumps(), 1);
+    assert.match(readFileSync(log, 'utf8'), /dump-push: dump_\d{8}T\d{6}Z: 2 databases and the globals/);
+
+    await primary.stop();
+    const failed = await runAsCron();
+    assert.equal(failed.stdout, `walship dump-push failed with exit 1 (75: an earlier run still holds the lock); see ${log}\n`);
+    assert.match(readFileSync(log, 'utf8'), /^walship dump-push: ERROR: .+$/m);
+    assert.equal(await countDumps(), 1);
+  });
+});
+
 describe("the README's restore of the newest state, after the data files broke", () => {
   let archive: string;
   let home: string;

@@ -1,7 +1,8 @@
 // What backup-fetch hands the restored server, and how backup-list prints.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { backupRow, plainTable, prettyTable } from '../../src/backup/list.ts';
+import { backupRow } from '../../src/backup/list.ts';
+import { plainTable, prettyTable } from '../../src/util/table.ts';
 import { carriedSettings, chooseArchiving, describeArchiving, requireOutsideDataDirectory } from '../../src/backup/recovery-setup.ts';
 import type { BackupSentinel } from '../../src/archive/backups.ts';
 import { Config } from '../../src/config/config.ts';
