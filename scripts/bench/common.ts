@@ -79,6 +79,8 @@ export interface Measured {
   code: number;
   /** Peak resident set size of the process tree's largest waited-for process, KiB (GNU time %M). */
   maxRssKiB: number;
+  /** User plus system CPU seconds of the waited-for processes (GNU time %U + %S): on a busy machine, steadier than wall time. */
+  cpuSeconds: number;
   stderr: string;
 }
 
@@ -93,7 +95,7 @@ export async function timeShell(command: string, options: { cwd: string; env: Re
   const identity = postgresIdentity();
   const started = process.hrtime.bigint();
   const { code, ended, stderr } = await new Promise<{ code: number; ended: bigint; stderr: string }>((resolve, reject) => {
-    const child = spawn('/usr/bin/time', ['-f', '%M', '-o', rssFile, '/bin/sh', '-c', command], {
+    const child = spawn('/usr/bin/time', ['-f', '%M %U %S', '-o', rssFile, '/bin/sh', '-c', command], {
       cwd: options.cwd,
       env: options.env,
       stdio: ['ignore', 'ignore', 'pipe'],
@@ -107,8 +109,8 @@ export async function timeShell(command: string, options: { cwd: string; env: Re
     child.on('close', (exitCode, signal) => resolve({ code: exitCode ?? (signal ? 128 : 1), ended, stderr: err }));
   });
   const rssText = existsSync(rssFile) ? readFileSync(rssFile, 'utf8') : '';
-  const maxRssKiB = Number(rssText.trim().split('\n').at(-1)) || 0;
-  return { ms: Number(ended - started) / 1e6, code, maxRssKiB, stderr };
+  const [maxRssKiB = 0, user = 0, system = 0] = (rssText.trim().split('\n').at(-1) ?? '').split(' ').map((field) => Number(field) || 0);
+  return { ms: Number(ended - started) / 1e6, code, maxRssKiB, cpuSeconds: user + system, stderr };
 }
 
 /** Wraps an archive_command/restore_command so each call appends its peak RSS (KiB) to `logFile`. */
