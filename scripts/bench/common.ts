@@ -15,8 +15,11 @@ export interface BenchContext {
   quick: boolean;
   /** Runs per contender of the long benchmarks (drain, replay): 1 unless --rounds N. */
   rounds: number;
-  /** Extra walship contenders for drain, replay and sustained: a name and settings (--variant NAME:SETTING=VALUE,...). */
-  variants: { name: string; settings: Record<string, string> }[];
+  /**
+   * Extra walship contenders, each a name with settings (--variant NAME:SETTING=VALUE,...)
+   * or another build of walship (--baseline REV), measured next to the default everywhere.
+   */
+  variants: { name: string; settings: Record<string, string>; walship?: string }[];
   /** The walship binary under test: a private copy of dist/walship, readable by postgres. */
   walship: string;
   /** A postgres-owned scratch directory for this run, removed at the end. */
@@ -79,14 +82,18 @@ export interface Measured {
   code: number;
   /** Peak resident set size of the process tree's largest waited-for process, KiB (GNU time %M). */
   maxRssKiB: number;
-  /** User plus system CPU seconds of the waited-for processes (GNU time %U + %S): on a busy machine, steadier than wall time. */
-  cpuSeconds: number;
+  /**
+   * CPU time (user and system) of the process tree's waited-for processes, ms
+   * (GNU time %U + %S, in hundredths of a second): on a machine other jobs
+   * share, it moves far less than wall time.
+   */
+  cpuMs: number;
   stderr: string;
 }
 
 /**
  * Runs `command` with `/bin/sh -c` as postgres, timing the whole process from
- * spawn to exit. GNU time records the peak RSS; its own fork/exec (about a
+ * spawn to exit. GNU time records the peak RSS and the CPU time; its own fork/exec (about a
  * millisecond) is paid equally by every command measured this way.
  */
 export async function timeShell(command: string, options: { cwd: string; env: Record<string, string>; scratch: string }): Promise<Measured> {
@@ -109,31 +116,53 @@ export async function timeShell(command: string, options: { cwd: string; env: Re
     child.on('close', (exitCode, signal) => resolve({ code: exitCode ?? (signal ? 128 : 1), ended, stderr: err }));
   });
   const rssText = existsSync(rssFile) ? readFileSync(rssFile, 'utf8') : '';
-  const [maxRssKiB = 0, user = 0, system = 0] = (rssText.trim().split('\n').at(-1) ?? '').split(' ').map((field) => Number(field) || 0);
-  return { ms: Number(ended - started) / 1e6, code, maxRssKiB, cpuSeconds: user + system, stderr };
+  const [rss, user, system] = (rssText.trim().split('\n').at(-1) ?? '').split(' ').map(Number);
+  return { ms: Number(ended - started) / 1e6, code, maxRssKiB: rss || 0, cpuMs: ((user || 0) + (system || 0)) * 1000, stderr };
 }
 
-/** Wraps an archive_command/restore_command so each call appends its peak RSS (KiB) to `logFile`. */
+/** Wraps an archive_command/restore_command so each call appends its peak RSS (KiB) and CPU seconds (user, system) to `logFile`. */
 export function withRssLog(command: string, logFile: string): string {
   // After any leading NAME=value assignments, which the shell then exports to time and the command.
-  return command.replace(/^((?:[A-Za-z_][A-Za-z0-9_]*=\S* )*)/, `$1/usr/bin/time -a -f %M -o ${logFile} `);
+  return command.replace(/^((?:[A-Za-z_][A-Za-z0-9_]*=\S* )*)/, `$1/usr/bin/time -a -f %M,%U,%S -o ${logFile} `);
 }
 
-export function readRssLog(logFile: string): number[] {
+function readLogLines(logFile: string): number[][] {
   if (!existsSync(logFile)) return [];
   return readFileSync(logFile, 'utf8')
     .split('\n')
-    .map((line) => Number(line.trim()))
-    .filter((value) => Number.isFinite(value) && value > 0);
+    .map((line) => line.trim().split(',').map(Number))
+    .filter((fields) => fields.length === 3 && fields.every(Number.isFinite) && fields[0]! > 0);
 }
 
+/** The peak RSS of each call withRssLog logged, KiB. */
+export function readRssLog(logFile: string): number[] {
+  return readLogLines(logFile).map(([kib]) => kib!);
+}
+
+/** The CPU time (user + system) of all the calls withRssLog logged, seconds. */
+export function readCpuLog(logFile: string): number {
+  return readLogLines(logFile).reduce((sum, [, user, system]) => sum + user! + system!, 0);
+}
+
+/** What sampleProcessPeaks saw, by process name (program and command): peak RSS in KiB, CPU seconds of all its processes. */
+export interface ProcessSamples {
+  peaks: Map<string, number>;
+  cpuSeconds: Map<string, number>;
+}
+
+/** Clock ticks per second of /proc/<pid>/stat's times (USER_HZ: 100 on Linux). */
+const CLOCK_TICKS = 100;
+
 /**
- * Samples the peak RSS (VmHWM) of every process whose command line mentions
- * `marker`, such as the bench root: catches detached helpers (pgBackRest's
- * async process) that GNU time never waits for. Returns a stop function.
+ * Samples the peak RSS (VmHWM) and CPU time of every process whose command
+ * line mentions `marker`, such as the bench root: catches detached helpers
+ * (pgBackRest's async process, walship's pusher) that GNU time never waits
+ * for. A process's CPU time is its last sample, so up to `intervalMs` of a
+ * process that exits while busy is missed. Returns a stop function.
  */
-export function sampleProcessPeaks(marker: string, intervalMs = 200): () => Promise<Map<string, number>> {
+export function sampleProcessPeaks(marker: string, intervalMs = 200): () => Promise<ProcessSamples> {
   const peaks = new Map<string, number>();
+  const cpuOfPid = new Map<string, { key: string; seconds: number }>();
   let running = true;
   const loop = (async () => {
     while (running) {
@@ -150,6 +179,10 @@ export function sampleProcessPeaks(marker: string, intervalMs = 200): () => Prom
           const command = argv.find((arg) => /^(archive-|wal-)/.test(arg)) ?? argv.find((arg) => !arg.startsWith('-') && arg !== argv[0]) ?? '';
           const key = `${program} ${command}`.trim();
           peaks.set(key, Math.max(peaks.get(key) ?? 0, Number(hwm[1])));
+          // utime and stime: fields 14 and 15, counted after the command name, which may hold spaces.
+          const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+          const [utime = 0, stime = 0] = stat.slice(stat.lastIndexOf(')') + 2).split(' ').slice(11, 13).map(Number);
+          cpuOfPid.set(pid, { key, seconds: (utime + stime) / CLOCK_TICKS });
         } catch {
           // the process ended while we looked
         }
@@ -160,7 +193,9 @@ export function sampleProcessPeaks(marker: string, intervalMs = 200): () => Prom
   return async () => {
     running = false;
     await loop;
-    return peaks;
+    const cpuSeconds = new Map<string, number>();
+    for (const { key, seconds } of cpuOfPid.values()) cpuSeconds.set(key, (cpuSeconds.get(key) ?? 0) + seconds);
+    return { peaks, cpuSeconds };
   };
 }
 
@@ -204,6 +239,18 @@ export function markdownTable(headers: string[], rows: string[][]): string[] {
 export function rotated<T>(items: T[], round: number): T[] {
   const shift = round % items.length;
   return [...items.slice(shift), ...items.slice(0, shift)];
+}
+
+/**
+ * rotated() within each group (a storage target), the groups in the order
+ * they first appear: over as many rounds as a group has members, each takes
+ * every place once, so none always runs first on a target (or right after
+ * the same contender).
+ */
+export function rotatedInGroups<T>(items: T[], round: number, groupOf: (item: T) => string): T[] {
+  const groups = new Map<string, T[]>();
+  for (const item of items) groups.set(groupOf(item), [...(groups.get(groupOf(item)) ?? []), item]);
+  return [...groups.values()].flatMap((members) => rotated(members, round));
 }
 
 export function writeJson(path: string, value: unknown): void {

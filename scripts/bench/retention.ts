@@ -48,7 +48,7 @@ interface DeleteFigures {
 async function walshipRun(context: BenchContext, args: string, settings: Record<string, string>, output: string): Promise<Measured> {
   const run = await timeShell(`${context.walship} ${args} --json > ${output}`, { cwd: context.root, env: serverEnvironment({ ...settings, TZ: 'UTC' }), scratch: context.root });
   if (run.code !== 0) throw new Error(`walship ${args} exited ${run.code}: ${run.stderr}`);
-  return { seconds: run.ms / 1000, cpuSeconds: run.cpuSeconds, rssMiB: run.maxRssKiB / 1024, load: loadavg()[0]! };
+  return { seconds: run.ms / 1000, cpuSeconds: run.cpuMs / 1000, rssMiB: run.maxRssKiB / 1024, load: loadavg()[0]! };
 }
 
 /** The dry run, then the confirmed delete, of the policy on the archive `settings` name. */

@@ -1,6 +1,6 @@
 /**
  * The benchmark suite's single entry:
- *   npm run bench -- [--quick] [--rounds N] [--ref REV] [--keep] [name ...]
+ *   npm run bench -- [--quick] [--rounds N] [--ref REV] [--baseline REV] [--keep] [name ...]
  * With no names it runs every benchmark in BENCHMARKS; names select some
  * (their dependencies come along). Each benchmark returns a markdown section;
  * run.ts prints them, merges them into scripts/bench/results/results.json
@@ -110,16 +110,22 @@ interface Options {
   keep: boolean;
   rounds: number;
   ref: string | undefined;
+  /** Revisions built and measured next to the binary under test, as variants. */
+  baselines: string[];
   variants: BenchContext['variants'];
   names: string[];
 }
 
-const USAGE = `usage: npm run bench -- [--quick] [--rounds N] [--ref REV] [--variant NAME:SETTING=VALUE,...] [--keep] [name ...]
+const USAGE = `usage: npm run bench -- [--quick] [--rounds N] [--ref REV] [--baseline REV] [--variant NAME:SETTING=VALUE,...] [--keep] [name ...]
 
   --quick     fewer repetitions and a 40-segment backlog (about 5 minutes)
   --rounds N  runs per contender of drain and replay, interleaved (default 1)
   --ref REV   benchmark walship built from git revision REV (in a scratch copy)
               instead of dist/walship; WALSHIP_BINARY=PATH picks any binary
+  --baseline REV
+              also measure walship built from git revision REV, as a variant
+              named REV in wal-push, drain, replay and sustained: before and
+              after a change in one run (repeatable)
   --variant NAME:SETTING=VALUE,...
               also measure walship with these settings in drain, replay and
               sustained, e.g. --variant c2:WALG_UPLOAD_CONCURRENCY=2 (repeatable)
@@ -135,15 +141,16 @@ function parseVariant(text: string): Options['variants'][number] {
 }
 
 function parseArguments(argv: string[]): Options {
-  const options: Options = { quick: false, keep: false, rounds: 1, ref: undefined, variants: [], names: [] };
+  const options: Options = { quick: false, keep: false, rounds: 1, ref: undefined, baselines: [], variants: [], names: [] };
   for (let index = 0; index < argv.length; index++) {
     const argument = argv[index]!;
     if (argument === '--quick') options.quick = true;
     else if (argument === '--keep') options.keep = true;
-    else if (argument === '--rounds' || argument === '--ref' || argument === '--variant') {
+    else if (argument === '--rounds' || argument === '--ref' || argument === '--baseline' || argument === '--variant') {
       const value = argv[++index];
       if (value === undefined) throw new Error(`${argument} needs a value`);
       if (argument === '--ref') options.ref = value;
+      else if (argument === '--baseline') options.baselines.push(value);
       else if (argument === '--variant') options.variants.push(parseVariant(value));
       else if (/^[1-9]\d*$/.test(value)) options.rounds = Number(value);
       else throw new Error(`--rounds expects a positive whole number, not ${value}`);
@@ -167,7 +174,7 @@ function shell(command: string, args: string[]): string {
 /** Builds walship from git revision `ref` in a scratch copy of the tree (sharing node_modules); returns the binary. */
 function buildAtRevision(ref: string, root: string): { binary: string; provenance: string } {
   const commit = execFileSync('git', ['-C', projectRoot, 'rev-parse', '--verify', `${ref}^{commit}`], { encoding: 'utf8' }).trim();
-  const tree = join(root, 'build-tree');
+  const tree = join(root, `build-tree-${commit.slice(0, 10)}`);
   mkdirSync(tree, { recursive: true });
   execFileSync('sh', ['-c', 'git -C "$1" archive "$2" | tar -x -C "$3"', 'sh', projectRoot, commit, tree]);
   symlinkSync(join(projectRoot, 'node_modules'), join(tree, 'node_modules'));
@@ -189,10 +196,9 @@ function binaryUnderTest(ref: string | undefined, root: string): { binary: strin
   return { binary: walshipBinary, provenance: `dist/walship of the work tree at commit ${commit}${dirty}` };
 }
 
-/** A private copy of the binary under test, so a rebuild of dist/ during the run changes nothing. */
-function snapshotWalship(root: string, ref: string | undefined): { path: string; version: string; provenance: string } {
-  const { binary, provenance } = binaryUnderTest(ref, root);
-  const path = join(root, 'walship');
+/** A private copy of a binary, so a rebuild of dist/ during the run changes nothing. */
+function snapshotWalship(root: string, { binary, provenance }: { binary: string; provenance: string }, name = 'walship'): { path: string; version: string; provenance: string } {
+  const path = join(root, name);
   for (let attempt = 1; ; attempt++) {
     copyFileSync(binary, path);
     chmodSync(path, 0o755);
@@ -291,9 +297,14 @@ async function main(): Promise<void> {
   process.once('SIGINT', () => void stopEverything().then(() => process.exit(130)));
 
   try {
-    const binary = snapshotWalship(root, options.ref);
+    const binary = snapshotWalship(root, binaryUnderTest(options.ref, root));
     context.walship = binary.path;
-    const machine = describeMachine(binary, root);
+    const baselines = options.baselines.map((ref, index) => ({ ref, ...snapshotWalship(root, buildAtRevision(ref, root), `walship-baseline-${index}`) }));
+    context.variants.unshift(...baselines.map(({ ref, path }) => ({ name: ref, settings: {}, walship: path })));
+    const machine = [
+      ...describeMachine(binary, root),
+      ...baselines.map(({ ref, version, provenance }) => `- baseline [${ref}]: ${version} (${provenance})`),
+    ];
     const command = ['npm run bench --', ...process.argv.slice(2)].join(' ');
     context.log(`${selected.map((bench) => bench.name).join(', ')} (${options.quick ? 'quick' : 'full'} mode), scratch ${root}`);
 

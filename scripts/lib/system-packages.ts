@@ -1,4 +1,4 @@
-// Installs the Debian packages a script needs (PostgreSQL 15, pgBackRest)
+// Installs the Debian packages a script needs (PostgreSQL 15, pgBackRest, the libsodium reference)
 // when they are missing, so the README's commands work on a fresh machine.
 import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
@@ -8,6 +8,8 @@ const packages = {
   pgbackrest: '/usr/bin/pgbackrest',
   zstd: '/usr/bin/zstd',
   'gnuplot-nox': '/usr/bin/gnuplot',
+  // libsodium's own secretstream for Debian's /usr/bin/python3: the tests' independent reference.
+  'python3-nacl': '/usr/lib/python3/dist-packages/nacl/bindings/crypto_secretstream.py',
 } as const;
 
 export function ensureDebianPackages(...names: (keyof typeof packages)[]): void {

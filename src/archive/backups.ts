@@ -9,6 +9,7 @@
  */
 import { Readable } from 'node:stream';
 import { NotFoundError, WalshipError } from '../errors.ts';
+import { type RecordedEncryption, UNRECORDED } from '../stages/object-metadata.ts';
 import type { Storage } from '../storage/storage.ts';
 import { backupPrefix, isBackupName, metadataKey, sentinelKey } from './layout.ts';
 
@@ -17,7 +18,7 @@ export interface BackupPart {
   Name: string;
   UncompressedSize: number;
   CompressedSize: number;
-  /** SHA-256 of the stored object (the compressed tar part). */
+  /** SHA-256 of the stored object (the compressed, and maybe encrypted, tar part). */
   SHA256: string;
 }
 
@@ -39,6 +40,10 @@ export interface BackupSentinel {
   UncompressedSize: number;
   CompressedSize: number;
   Compression: string;
+  /** 'libsodium' when the parts are encrypted (WAL-G's format); absent when they are not. */
+  Encryption?: string;
+  /** Which key encrypted them (stages/encrypt/encryption.ts), never the key. */
+  EncryptionKeyId?: string;
   Label: string;
   IsPermanent: boolean;
   UserData: unknown;
@@ -64,6 +69,17 @@ export function requireBackupName(name: string): string {
     throw new WalshipError(`"${name}" is not a backup name: expected base_ and a 24-hex-digit WAL segment, as backup-list shows`);
   }
   return name;
+}
+
+/** The sentinel's record of how the parts are stored encrypted. */
+export function encryptionFields(encryption: RecordedEncryption): Pick<BackupSentinel, 'Encryption' | 'EncryptionKeyId'> {
+  return encryption.method === 'none' || encryption.method === undefined ? {} : { Encryption: encryption.method, EncryptionKeyId: encryption.keyId };
+}
+
+/** How the backup's parts are encrypted: a walship sentinel without a record says unencrypted; another tool's says nothing. */
+export function partEncryption(sentinel: BackupSentinel): RecordedEncryption {
+  if (sentinel.Encryption !== undefined) return { method: sentinel.Encryption, keyId: sentinel.EncryptionKeyId };
+  return sentinel.WalshipVersion !== undefined ? { method: 'none' } : UNRECORDED;
 }
 
 /** A sentinel document as walship wrote it; anything else (another tool's, damaged) is refused. */

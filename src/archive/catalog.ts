@@ -12,8 +12,9 @@ import { isValidSegmentSize, parseLsn, segmentNumberOfLsn } from '../postgres/ls
 import type { Storage } from '../storage/storage.ts';
 import { forEachConcurrently } from '../util/concurrency.ts';
 import { type BackupSentinel, readSentinelDocument, systemIdentifierOf, validSentinel } from './backups.ts';
+import { type DrillReportRef, drillReportsToPrune } from './drills.ts';
 import { readArchiveRecord } from './identity.ts';
-import { ARCHIVE_IDENTITY_KEY, BACKUP_PREFIX, backupOfDeletionRecord, classifyKey, sentinelKey, WAL_PREFIX } from './layout.ts';
+import { ARCHIVE_IDENTITY_KEY, BACKUP_PREFIX, backupOfDeletionRecord, classifyKey, parseDrillReportKey, sentinelKey, WAL_PREFIX } from './layout.ts';
 import { readStoredHistory, readStoredSegmentHeader } from './stored-wal.ts';
 import { type HistoryEntry, parseHistory, TimelineGraph } from './timelines.ts';
 import { type SegmentRange, type WalIndex, WalIndexBuilder, type WalOtherFile } from './wal-index.ts';
@@ -32,6 +33,32 @@ export interface IncompleteBackup {
   bytes: number;
   newest: Date;
 }
+
+/** A segment on the path of timelines that recovery follows. */
+export interface SegmentPosition {
+  timeline: number;
+  segment: bigint;
+  /** Its file name. */
+  name: string;
+}
+
+/**
+ * How far recovery from a position can replay the archive along a
+ * timeline's history. Recovery ends at `last`; where WAL is stored after a
+ * gap, `missing` is the first segment of the gap, and recovery that ends
+ * there has stopped short.
+ */
+export interface RecoveryReach {
+  /** The last segment recovery reaches without a gap; undefined when even the first is missing. */
+  last?: SegmentPosition;
+  /** The first missing segment, when segments are stored after it. */
+  missing?: SegmentPosition;
+  /** The newest segment stored on the path. */
+  end?: SegmentPosition;
+}
+
+/** Past any LSN: recovery to the end of the archive. */
+const END_OF_WAL = 0xffff_ffff_ffff_ffffn;
 
 /** Which cluster a backup came from, as its sentinel says (whichever tool wrote it). */
 export interface BackupOrigin {
@@ -58,6 +85,7 @@ export class ArchiveCatalog {
   readonly walshipRecords: readonly string[];
   /** Objects that are neither WAL, backups nor walship's records. */
   readonly otherObjects: { count: number; bytes: number };
+  private readonly drills: readonly DrillReportRef[];
   private readonly sentinels: readonly SentinelRecord[];
   private readonly incomplete: readonly IncompleteBackup[];
   private readonly graph: TimelineGraph;
@@ -69,6 +97,7 @@ export class ArchiveCatalog {
     segmentSizeSource: string;
     walshipRecords: string[];
     otherObjects: { count: number; bytes: number };
+    drills: DrillReportRef[];
     sentinels: SentinelRecord[];
     incomplete: IncompleteBackup[];
     graph: TimelineGraph;
@@ -78,6 +107,7 @@ export class ArchiveCatalog {
     this.segmentSizeSource = parts.segmentSizeSource;
     this.walshipRecords = parts.walshipRecords;
     this.otherObjects = parts.otherObjects;
+    this.drills = parts.drills;
     this.sentinels = parts.sentinels;
     this.incomplete = parts.incomplete;
     this.graph = parts.graph;
@@ -91,6 +121,7 @@ export class ArchiveCatalog {
     const sentinelNames: string[] = [];
     const folders = new Map<string, IncompleteBackup>();
     const walshipRecords: string[] = [];
+    const drills: DrillReportRef[] = [];
     const otherObjects = { count: 0, bytes: 0 };
     /** One segment to read the segment size from, should nothing record it. */
     let sampleSegment: { key: string; extension: string } | undefined;
@@ -113,6 +144,8 @@ export class ArchiveCatalog {
       } else if (kind.kind === 'walship') {
         walshipRecords.push(kind.path);
         identityListed ||= object.key === ARCHIVE_IDENTITY_KEY;
+        const drill = parseDrillReportKey(object.key);
+        if (drill) drills.push({ key: object.key, ...drill });
       } else {
         otherObjects.count++;
         otherObjects.bytes += object.size;
@@ -141,6 +174,7 @@ export class ArchiveCatalog {
       segmentSizeSource: size.source,
       walshipRecords,
       otherObjects,
+      drills,
       sentinels,
       incomplete,
       graph,
@@ -194,6 +228,20 @@ export class ArchiveCatalog {
     return this.sentinels.flatMap(({ backup, problem }) => (problem === undefined ? [] : [{ backup, reason: problem }]));
   }
 
+  /** The drill reports stored (listed with the whole archive only), in listing order: by time. */
+  drillReports(): readonly DrillReportRef[] {
+    return this.drills;
+  }
+
+  /**
+   * The drill reports retention may delete once it keeps only
+   * `keptBackups` (by default every backup with a sentinel): those of deleted
+   * backups past DRILL_REPORT_RETENTION_DAYS (drills.ts).
+   */
+  drillReportsToPrune(keptBackups: Iterable<string> = this.sentinels.map((record) => record.backup), now = new Date()): DrillReportRef[] {
+    return drillReportsToPrune(this.drills, new Set(keptBackups), now);
+  }
+
   timelines(): TimelineGraph {
     return this.graph;
   }
@@ -203,9 +251,46 @@ export class ArchiveCatalog {
     return this.index;
   }
 
+  /**
+   * The backups recovery to `timeline` can start from, oldest first: those
+   * that started on its history (on an ancestor, before it branched off).
+   */
+  backupsOnHistoryOf(timeline: number): BackupSentinel[] {
+    const spans = this.graph.ancestry(timeline);
+    const onHistory = (backup: BackupSentinel) => {
+      const start = parseLsn(backup.LSN);
+      return spans.some((span) => span.timeline === backup.Timeline && span.begin <= start && (span.end === undefined || start < span.end));
+    };
+    return this.backups().filter(onHistory).sort((a, b) => (parseLsn(a.LSN) < parseLsn(b.LSN) ? -1 : 1));
+  }
+
   /** The WAL a backup needs to become consistent: from its start LSN to its finish LSN, on its timeline. */
   walNeededBy(backup: BackupSentinel): SegmentRange[] {
     return this.segmentsBetween(backup.Timeline, parseLsn(backup.LSN), parseLsn(backup.FinishLSN));
+  }
+
+  /**
+   * How far recovery to `timeline` from `fromLsn` can replay what the
+   * archive holds (see RecoveryReach), following the timeline's history as
+   * segmentsBetween does.
+   */
+  recoveryReach(timeline: number, fromLsn: bigint): RecoveryReach {
+    const reach: RecoveryReach = {};
+    let gap: SegmentPosition | undefined;
+    const position = (onTimeline: number, segment: bigint): SegmentPosition => ({ timeline: onTimeline, segment, name: this.wal.segmentName(onTimeline, segment) });
+    for (const range of this.segmentsBetween(timeline, fromLsn, END_OF_WAL)) {
+      if (!gap) {
+        const firstGap = this.wal.gaps(range.timeline, range.first, range.last)[0];
+        if (firstGap) gap = position(range.timeline, firstGap.first);
+        const lastReached = firstGap ? firstGap.first - 1n : range.last;
+        if (lastReached >= range.first) reach.last = position(range.timeline, lastReached);
+      }
+      const stored = this.wal.lastStoredIn(range.timeline, range.first, range.last);
+      if (stored !== undefined) reach.end = position(range.timeline, stored);
+    }
+    // Segment numbers grow along the path, across timelines.
+    if (gap && reach.end && reach.end.segment > gap.segment) reach.missing = gap;
+    return reach;
   }
 
   /**

@@ -9,10 +9,10 @@
  * by its backups' sentinels, or else by its oldest stored segment.
  */
 import { Readable } from 'node:stream';
-import { codecForExtension, UNREADABLE_EXTENSIONS } from '../compress/codec.ts';
 import { AlreadyExistsError, NotFoundError, WalshipError } from '../errors.ts';
 import { log } from '../log/logger.ts';
 import { isValidSegmentSize } from '../postgres/lsn.ts';
+import { codecForExtension, UNREADABLE_EXTENSIONS } from '../stages/compress/codec.ts';
 import type { Storage } from '../storage/storage.ts';
 import { VERSION } from '../version.ts';
 import { ARCHIVE_IDENTITY_KEY, classifyKey, WAL_PREFIX } from './layout.ts';

@@ -7,7 +7,8 @@
  *   basebackups_005/<backup>/metadata.json
  *   basebackups_005/<backup>/tar_partitions/part_001.tar[.<extension>]
  *   walship/archive.json                                   walship's records: the archive's identity,
- *   walship/deleting/<backup>.json                         and the backups a delete has begun to remove
+ *   walship/deleting/<backup>.json                         the backups a delete has begun to remove,
+ *   walship/drills/<time>_<backup>.json                    and restore drill reports, named to sort by time
  */
 import { parseWalFileName, type WalFileName } from '../postgres/wal-name.ts';
 
@@ -22,6 +23,9 @@ export const BACKUP_PREFIX = `${BACKUP_FOLDER}/`;
 export const ARCHIVE_IDENTITY_KEY = `${WALSHIP_FOLDER}/archive.json`;
 /** Records of backups `delete` has begun to remove: written before the sentinel goes, removed once the folder is gone. */
 const DELETING_FOLDER = 'deleting';
+/** Restore drill reports (drills.ts). */
+export const DRILL_REPORT_PREFIX = `${WALSHIP_FOLDER}/drills/`;
+const DRILL_REPORT = /^(\d{8})T(\d{6})(\.\d{3})Z_(base_[0-9A-F]{24})\.json$/;
 
 const SENTINEL_SUFFIX = '_backup_stop_sentinel.json';
 const BACKUP_NAME = /^base_[0-9A-F]{24}$/;
@@ -84,6 +88,20 @@ export function partName(index: number, stored: Extension): string {
 /** The compression extension of a part name: 'zst' for part_001.tar.zst, '' for part_001.tar. */
 export function partExtension(part: string): string {
   return PART_EXTENSION.exec(part)?.[1] ?? '';
+}
+
+/** walship/drills/20261201T205813.589Z_base_000000010000000000000004.json: the time (UTC, to the millisecond) first, so names sort by time. */
+export function drillReportKey(backup: string, time: Date): string {
+  return `${DRILL_REPORT_PREFIX}${time.toISOString().replace(/[-:]/g, '')}_${backup}.json`;
+}
+
+/** The backup and time a drill report's key names; undefined for any other key. */
+export function parseDrillReportKey(key: string): { backup: string; time: Date } | undefined {
+  const match = key.startsWith(DRILL_REPORT_PREFIX) ? DRILL_REPORT.exec(key.slice(DRILL_REPORT_PREFIX.length)) : null;
+  if (!match) return undefined;
+  const [, day, clock, fraction, backup] = match;
+  const time = new Date(`${day!.slice(0, 4)}-${day!.slice(4, 6)}-${day!.slice(6)}T${clock!.slice(0, 2)}:${clock!.slice(2, 4)}:${clock!.slice(4)}${fraction}Z`);
+  return Number.isNaN(time.getTime()) ? undefined : { backup: backup!, time };
 }
 
 export type KeyKind =

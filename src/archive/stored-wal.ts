@@ -4,11 +4,11 @@
  * the text of a timeline history file.
  */
 import { Readable } from 'node:stream';
-import { codecForExtension } from '../compress/codec.ts';
 import { describeError } from '../errors.ts';
-import { chain } from '../pipeline/chain.ts';
-import { verifiedContent } from '../pipeline/transfer.ts';
 import { parseWalLongPageHeader, WAL_LONG_HEADER_SIZE, type WalLongPageHeader } from '../postgres/wal-header.ts';
+import { codecForExtension } from '../stages/compress/codec.ts';
+import { Pipeline } from '../stages/pipeline.ts';
+import { contentStages } from '../stages/transfer.ts';
 import type { Storage } from '../storage/storage.ts';
 
 /** History files list one line per ancestor: anything this large is not one. */
@@ -55,10 +55,9 @@ async function readContent(storage: Storage, key: string, extension: string, opt
   const chunks: Buffer[] = [];
   let size = 0;
   try {
-    const content = options.verify ? await verifiedContent({ ...stored, body: source }, codec) : chain(source, await codec.decompress());
-    for await (const chunk of content) {
-      chunks.push(chunk as Buffer);
-      size += (chunk as Buffer).length;
+    for await (const chunk of new Pipeline(source, contentStages(storage, codec, stored, { verify: options.verify })).pieces()) {
+      chunks.push(chunk);
+      size += chunk.length;
       if (size >= options.enough) break;
       if (size > MAX_CONTENT_BYTES) return { unreadable: `it is larger than ${MAX_CONTENT_BYTES >> 20} MiB` };
     }

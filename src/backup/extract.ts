@@ -10,6 +10,7 @@ import { constants } from 'node:fs';
 import { type FileHandle, mkdir, open, symlink } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { WalshipError } from '../errors.ts';
+import { InFlight } from '../util/concurrency.ts';
 import { readTar, type TarEntry } from './tar.ts';
 
 export class UnsafeArchiveError extends WalshipError {}
@@ -59,19 +60,15 @@ export async function extractTar(source: AsyncIterable<Buffer>, destination: str
     for (let directory = relative; directory !== '.'; directory = dirname(directory)) result.directories.add(directory);
   };
   let file: { handle: FileHandle; remaining: number } | undefined;
-  // Files are fsynced and closed in the background while extraction goes on;
-  // at most MAX_PENDING_SYNCS wait at a time, and all of them before returning.
-  const syncing = new Set<Promise<void>>();
-  let syncFailure: unknown;
+  // Files are fsynced and closed in the background while extraction goes on,
+  // at most MAX_PENDING_SYNCS at a time, and all of them before returning.
+  const syncs = new InFlight(MAX_PENDING_SYNCS);
   const closeFile = async () => {
+    // A failed sync is thrown here, with the file still open for the cleanup below.
+    await syncs.room();
     const { handle } = file!;
     file = undefined;
-    const done: Promise<void> = handle.datasync().finally(() => handle.close()).catch((error: unknown) => {
-      syncFailure ??= error;
-    }).finally(() => syncing.delete(done));
-    syncing.add(done);
-    if (syncing.size >= MAX_PENDING_SYNCS) await Promise.race(syncing);
-    if (syncFailure !== undefined) throw syncFailure;
+    syncs.add(handle.datasync().finally(() => handle.close()));
   };
   try {
     for await (const event of readTar(source)) {
@@ -90,12 +87,13 @@ export async function extractTar(source: AsyncIterable<Buffer>, destination: str
         if (file!.remaining === 0) await closeFile();
       }
     }
-  } finally {
+  } catch (error) {
     // Open only when extraction stopped midway: the partial restore is removed, and the error in flight is the one to report.
     await file?.handle.close().catch(() => undefined);
-    await Promise.all(syncing);
+    await syncs.settled();
+    throw error;
   }
-  if (syncFailure !== undefined) throw syncFailure;
+  await syncs.done();
   return result;
 }
 

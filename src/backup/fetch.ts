@@ -1,28 +1,28 @@
 /**
  * backup-fetch: parts are downloaded in parallel, each one
- *   storage.get -> verify SHA-256 -> decompress -> extract into the destination
+ *   storage.get -> verify SHA-256 -> decompress (stored-part.ts) -> extract into the destination
  * (every part is a complete tar archive). global/pg_control is put in place
  * only after every part is extracted and verified, so an interrupted restore
  * can never be started by mistake; a failed restore is removed. The result is
  * then checked against backup_manifest.
  */
-import { chmod, mkdir, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
+import { chmod, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import type { Readable } from 'node:stream';
 import type { BackupPart, BackupSentinel } from '../archive/backups.ts';
-import { partExtension, partKey } from '../archive/layout.ts';
-import { codecForExtension } from '../compress/codec.ts';
-import { describeError, IntegrityError, NotFoundError, WalshipError } from '../errors.ts';
+import { describeError, IntegrityError, WalshipError } from '../errors.ts';
 import { fsyncDirectory } from '../fs/durable.ts';
 import { isMissing } from '../fs/missing.ts';
-import { VerifyStage } from '../integrity/checksum.ts';
 import { log } from '../log/logger.ts';
-import { chain } from '../pipeline/chain.ts';
 import { checkFilesAgainstManifest } from '../postgres/backup-manifest.ts';
 import { findPostgresProgram, runCaptured } from '../postgres/programs.ts';
 import { Progress, transferSummary } from '../progress/progress.ts';
+import { Pipeline } from '../stages/pipeline.ts';
 import type { Storage } from '../storage/storage.ts';
+import { forEachConcurrently, InFlight } from '../util/concurrency.ts';
 import { extractTar } from './extract.ts';
+import { openPart } from './stored-part.ts';
+import { makeDirectories } from '../fs/directories.ts';
 
 /** Written last: without it PostgreSQL refuses to start from a partial restore. */
 const CONTROL_FILE = 'global/pg_control';
@@ -69,7 +69,7 @@ async function prepareDestination(destination: string, force: boolean): Promise<
     throw new WalshipError(`cannot use ${destination}: ${describeError(error)}`);
   });
   if (!stats) {
-    await mkdir(destination, { recursive: true, mode: 0o700 }).catch((error: unknown) => {
+    await makeDirectories(destination, 0o700).catch((error: unknown) => {
       throw new WalshipError(`cannot create ${destination}: ${describeError(error)}; run backup-fetch as a user who may write there, such as the PostgreSQL OS user`);
     });
     await fsyncDirectory(dirname(destination));
@@ -112,74 +112,54 @@ interface Extracted {
 async function restoreParts(settings: BackupFetchSettings, sentinel: BackupSentinel, progress: Progress): Promise<Extracted> {
   const extracted: Extracted = { directories: new Set(), deferred: [] };
   const bodies = new Set<Readable>();
-  let next = 0;
-  let failure: unknown;
-  const fail = (error: unknown) => {
-    failure ??= error;
+  // Why the restore stops: the first failure, or an interruption.
+  let stop: { error: unknown } | undefined;
+  const stopAll = (error: unknown) => {
+    stop ??= { error };
     for (const body of bodies) body.destroy();
   };
-  const interrupted = () => fail(new WalshipError(INTERRUPTED));
+  const interrupted = () => stopAll(new WalshipError(INTERRUPTED));
   settings.signal?.addEventListener('abort', interrupted, { once: true });
-  const worker = async () => {
-    while (failure === undefined && next < sentinel.Parts.length) {
-      const part = sentinel.Parts[next++]!;
-      try {
-        const result = await restorePart(settings, sentinel.BackupName, part, progress, bodies);
-        for (const directory of result.directories) extracted.directories.add(directory);
-        extracted.deferred.push(...result.deferred);
-      } catch (error) {
-        fail(error);
-      }
+  const inFlight = new InFlight(settings.downloadConcurrency);
+  try {
+    for (const part of sentinel.Parts) {
+      await inFlight.room();
+      if (stop) break;
+      inFlight.add(
+        restorePart(settings, sentinel, part, progress, bodies).then((result) => {
+          for (const directory of result.directories) extracted.directories.add(directory);
+          extracted.deferred.push(...result.deferred);
+        }, stopAll),
+      );
     }
-  };
-  await Promise.all(Array.from({ length: Math.min(settings.downloadConcurrency, sentinel.Parts.length) }, worker));
-  settings.signal?.removeEventListener('abort', interrupted);
-  if (failure !== undefined) throw failure;
+  } finally {
+    await inFlight.settled();
+    settings.signal?.removeEventListener('abort', interrupted);
+  }
+  if (stop) throw stop.error;
   return extracted;
 }
 
-async function restorePart(settings: BackupFetchSettings, name: string, part: BackupPart, progress: Progress, bodies: Set<Readable>) {
-  const key = partKey(name, part.Name);
-  const extension = partExtension(part.Name);
-  const codec = codecForExtension(extension);
-  if (!codec) throw new WalshipError(`${key} is compressed with "${extension}", which walship cannot read`);
-  let stored;
+async function restorePart(settings: BackupFetchSettings, sentinel: BackupSentinel, part: BackupPart, progress: Progress, bodies: Set<Readable>) {
+  const { key, body, stages } = await openPart(settings.storage, sentinel, part);
+  bodies.add(body);
   try {
-    stored = await settings.storage.get(key);
-  } catch (error) {
-    if (error instanceof NotFoundError) throw new IntegrityError(`${key} is missing from ${settings.storage.location}: backup ${name} is damaged`);
-    throw error;
-  }
-  bodies.add(stored.body);
-  const decompressor = await codec.decompress();
-  let decompressError: unknown;
-  decompressor?.once('error', (error) => (decompressError = error));
-  // Stored bytes are checked against the sentinel; zstd checks its own frames' content.
-  const verify = new VerifyStage({ algorithm: 'sha256', checksum: part.SHA256, size: part.CompressedSize }, key);
-  try {
-    return await extractTar(chain(stored.body, verify, decompressor), settings.destination, {
+    return await extractTar(new Pipeline(body, stages).pieces(), settings.destination, {
       deferred: new Set([CONTROL_FILE]),
       onData: (bytes) => progress.advance(bytes),
     });
   } catch (error) {
-    if (decompressError !== undefined && error === decompressError) {
-      throw new IntegrityError(`${key} is corrupt: it cannot be decompressed (${describeError(error)})`);
-    }
     if (error instanceof WalshipError && !error.message.includes(key)) throw new WalshipError(`${key}: ${error.message}`, { cause: error });
     throw error;
   } finally {
-    bodies.delete(stored.body);
+    bodies.delete(body);
   }
 }
 
 /** Makes every created directory entry durable. */
 async function syncDirectories(destination: string, directories: Set<string>): Promise<void> {
   const paths = [destination, ...[...directories].map((directory) => join(destination, directory))];
-  let next = 0;
-  const worker = async () => {
-    while (next < paths.length) await fsyncDirectory(paths[next++]!);
-  };
-  await Promise.all(Array.from({ length: Math.min(FSYNC_CONCURRENCY, paths.length) }, worker));
+  await forEachConcurrently(paths, FSYNC_CONCURRENCY, fsyncDirectory);
 }
 
 /** pg_verifybackup when it is installed, else presence and sizes of the manifest's files. */
@@ -194,7 +174,7 @@ async function verifyAgainstManifest(destination: string, sentinel: BackupSentin
     }
     return 'verified with pg_verifybackup';
   }
-  const manifest = await readFile(join(destination, 'backup_manifest'), 'utf8').catch((error: unknown) => {
+  const manifest = await readFile(join(destination, 'backup_manifest')).catch((error: unknown) => {
     if (isMissing(error)) throw new IntegrityError(`backup ${sentinel.BackupName} has no backup_manifest: it is damaged`);
     throw new WalshipError(`cannot read the restored backup_manifest: ${describeError(error)}`);
   });

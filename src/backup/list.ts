@@ -4,11 +4,15 @@
  * --pretty, and JSON for scripts.
  */
 import { type BackupSentinel, startSegmentOfBackup } from '../archive/backups.ts';
-import { formatBytes } from '../progress/progress.ts';
+import type { DrillReportSummary } from '../archive/drills.ts';
+import { formatBytes, formatDuration } from '../progress/progress.ts';
 
 export type Row = Record<string, string>;
 
-export function backupRow(sentinel: BackupSentinel, detail: boolean): Row {
+/** A backup's last drill, from its newest report. */
+export type LastDrill = DrillReportSummary & { report: string };
+
+export function backupRow(sentinel: BackupSentinel, detail: boolean, drill?: LastDrill): Row {
   const row: Row = {
     name: sentinel.BackupName,
     modified: sentinel.FinishTime,
@@ -29,11 +33,14 @@ export function backupRow(sentinel: BackupSentinel, detail: boolean): Row {
     compressed: formatBytes(sentinel.CompressedSize),
     parts: String(sentinel.Parts.length),
     permanent: sentinel.IsPermanent ? 'yes' : 'no',
+    last_drill: drill?.finished_at ?? '-',
+    drill_result: drill?.result ?? '-',
+    drill_rto: drill?.rto_seconds == null ? '-' : formatDuration(drill.rto_seconds * 1000),
   };
 }
 
 /** The JSON form: every field, with exact numbers, for scripts. */
-export function backupJson(sentinel: BackupSentinel): Record<string, unknown> {
+export function backupJson(sentinel: BackupSentinel, drill?: LastDrill): Record<string, unknown> {
   return {
     backup_name: sentinel.BackupName,
     time: sentinel.FinishTime,
@@ -53,6 +60,7 @@ export function backupJson(sentinel: BackupSentinel): Record<string, unknown> {
     parts: sentinel.Parts.length,
     is_permanent: sentinel.IsPermanent,
     user_data: sentinel.UserData,
+    last_drill: drill ? { time: drill.finished_at, result: drill.result, rto_seconds: drill.rto_seconds, report: drill.report } : null,
   };
 }
 

@@ -10,24 +10,21 @@
  * each part in flight holds only its stream buffers and compressor state.
  */
 import { hostname } from 'node:os';
-import { Readable, Transform } from 'node:stream';
+import { Readable } from 'node:stream';
 import { finished } from 'node:stream/promises';
 import {
   type BackupPart,
   type BackupSentinel,
   backupNameForSegment,
   deleteBackupObjects,
+  encryptionFields,
   writeBackupDocuments,
 } from '../archive/backups.ts';
 import type { ArchiveIdentity } from '../archive/identity.ts';
 import { partKey, partName, sentinelKey } from '../archive/layout.ts';
-import { type Codec, codecFor } from '../compress/codec.ts';
 import type { CompressionSettings } from '../config/settings.ts';
 import { AlreadyExistsError, WalshipError } from '../errors.ts';
-import { DigestStage } from '../integrity/checksum.ts';
 import { log } from '../log/logger.ts';
-import { chain } from '../pipeline/chain.ts';
-import { CoalesceStage } from '../pipeline/coalesce.ts';
 import { type BackupLabel, parseBackupLabel } from '../postgres/backup-label.ts';
 import { backupEndLsn } from '../postgres/backup-manifest.ts';
 import {
@@ -41,7 +38,12 @@ import {
 import { type ControlFileFacts, parseControlFile } from '../postgres/control-file.ts';
 import { formatLsn } from '../postgres/lsn.ts';
 import { Progress, transferSummary } from '../progress/progress.ts';
-import type { Storage } from '../storage/storage.ts';
+import { DigestStage, SizeStage } from '../stages/checksum.ts';
+import { coalesceStage } from '../stages/coalesce.ts';
+import { type Codec, codecFor } from '../stages/compress/codec.ts';
+import { storedFormEncryption, storedFormMetadata, storedFormStages, upload } from '../stages/transfer.ts';
+import type { ObjectMetadata, Storage } from '../storage/storage.ts';
+import { InFlight } from '../util/concurrency.ts';
 import { VERSION } from '../version.ts';
 import { PartSplitter } from './parts.ts';
 import { readTar, type TarEvent } from './tar.ts';
@@ -177,6 +179,7 @@ export async function pushBackup(settings: BackupPushSettings): Promise<BackupSe
       UncompressedSize: parts.reduce((sum, part) => sum + part.UncompressedSize, 0),
       CompressedSize: parts.reduce((sum, part) => sum + part.CompressedSize, 0),
       Compression: settings.compression.method,
+      ...encryptionFields(await storedFormEncryption(storage)),
       Label: facts.label.label,
       IsPermanent: settings.permanent,
       UserData: settings.userData,
@@ -220,26 +223,24 @@ async function removeIncomplete(storage: Storage, name: string): Promise<void> {
 /** Uploads the archive part by part, with up to `uploadConcurrency` parts in flight. */
 async function uploadParts(settings: BackupPushSettings, name: string, splitter: PartSplitter): Promise<BackupPart[]> {
   const codec = codecFor(settings.compression.method);
+  const metadata = await storedFormMetadata(settings.storage);
   const parts: BackupPart[] = [];
-  const inflight = new Set<Promise<void>>();
+  const inFlight = new InFlight(settings.uploadConcurrency);
   try {
     for (let index = 1; !splitter.finished; index++) {
-      while (inflight.size >= settings.uploadConcurrency) await Promise.race(inflight);
-      const part = await startPartUpload(settings, name, partName(index, codec), codec, splitter.nextPart());
-      const upload = part.uploaded.then((described) => {
+      await inFlight.room();
+      const part = startPartUpload(settings, name, partName(index, codec), codec, metadata, splitter.nextPart());
+      inFlight.add(part.uploaded.then((described) => {
         parts[index - 1] = described;
-      });
-      upload.catch(() => undefined); // awaited through the in-flight set
-      inflight.add(upload);
-      void upload.finally(() => inflight.delete(upload)).catch(() => undefined);
+      }));
       // The next part may start only once this one has read its last byte.
       await part.fed;
     }
-    await Promise.all(inflight);
+    await inFlight.done();
     return parts;
   } catch (error) {
     // Nothing may still be writing when the caller removes the partial upload.
-    await Promise.allSettled(inflight);
+    await inFlight.settled();
     throw error;
   }
 }
@@ -250,26 +251,25 @@ interface PartUpload {
   uploaded: Promise<BackupPart>;
 }
 
-/** Streams one part: count -> compress -> gather into large writes -> SHA-256 -> storage.put. */
-async function startPartUpload(settings: BackupPushSettings, name: string, part: string, codec: Codec, content: AsyncIterable<Buffer>): Promise<PartUpload> {
+/** Streams one part: count -> compress -> encrypt -> gather into large writes -> SHA-256 -> storage.put. */
+function startPartUpload(settings: BackupPushSettings, name: string, part: string, codec: Codec, metadata: ObjectMetadata, content: AsyncIterable<Buffer>): PartUpload {
   const source = Readable.from(content, { objectMode: false, highWaterMark: PART_STREAM_BUFFER });
-  let uncompressedSize = 0;
-  const counter = new Transform({
-    transform(chunk: Buffer, _encoding, callback) {
-      uncompressedSize += chunk.length;
-      callback(null, chunk);
-    },
-  });
-  // The checksum covers the stored bytes: it catches storage corruption before
-  // anything is decompressed, and costs a fraction of hashing the whole tar.
-  const stored = new DigestStage('sha256');
-  const compressor = await codec.compress(settings.compression.level);
-  const uploaded = settings.storage
-    .put(partKey(name, part), chain(source, counter, compressor, compressor && new CoalesceStage(WRITE_CHUNK), stored))
-    .then((): BackupPart => {
-      const digest = stored.digest();
-      return { Name: part, UncompressedSize: uncompressedSize, CompressedSize: digest.size, SHA256: digest.checksum };
-    });
+  const stages = [
+    new SizeStage('content'),
+    ...storedFormStages(settings.storage, codec, settings.compression.level),
+    codec.method === 'none' ? undefined : coalesceStage(WRITE_CHUNK),
+    // The checksum covers the stored bytes: it catches storage corruption before
+    // anything is decompressed, and costs a fraction of hashing the whole tar.
+    new DigestStage('sha256', 'stored'),
+  ];
+  const uploaded = upload(settings.storage, partKey(name, part), source, stages, { metadata }).then(
+    (transfer): BackupPart => ({
+      Name: part,
+      UncompressedSize: transfer.result('content-size'),
+      CompressedSize: transfer.result('stored-size'),
+      SHA256: transfer.result('stored-sha256'),
+    }),
+  );
   const fed = finished(source).catch(async (sourceError: unknown) => {
     // A failed upload destroys its source; its own error says more than "premature close".
     const uploadError = await uploaded.then(() => undefined, (error: unknown) => error);

@@ -115,6 +115,49 @@ instead of ending recovery early); 1 any other error on a standby (standby.signa
     load: () => import('./wal-push-ahead.ts'),
   },
   {
+    name: 'wal-show',
+    summary: "Show the archive's timelines: parent, switch point, first and last segment, gaps, backups",
+    arguments: [],
+    options: [['--json', 'JSON on stdout, every field, for scripts']],
+    walgFlags: [TARGET_STORAGE],
+    examples: ['walship wal-show', 'walship wal-show --json'],
+    notes: `Read from the stored history files and WAL names: one listing of the archive.
+A timeline is LOST_SEGMENTS when segments are missing between its first (from its switch
+point) and its last stored segment.
+Exit codes: 0 shown (also when the archive holds no WAL); 1 failure.`,
+    load: () => import('./wal-show.ts'),
+  },
+  {
+    name: 'wal-verify',
+    summary: 'Check the archived WAL: every segment from the oldest backup to the server\'s position (integrity), the timeline (a check: exit 0 to 3)',
+    arguments: [
+      ['check', 'integrity or timeline (default: both)', 'optional'],
+      ['other_check', 'the other one', 'optional'],
+    ],
+    options: [['--json', 'print the full result as JSON after the verdict line']],
+    walgFlags: [TARGET_STORAGE],
+    examples: [
+      'walship wal-verify',
+      'walship wal-verify integrity --json',
+      'PGHOST=/var/run/postgresql walship --config /etc/walship.yaml wal-verify integrity timeline',
+    ],
+    notes: `integrity: every segment recovery needs, from the start of the oldest backup on the cluster's
+timeline history to the server's current position, is in storage: FOUND, MISSING_DELAYED
+(up to WALG_INTEGRITY_MAX_DELAYED_WALS missing past the newest one stored, default 0),
+MISSING_UPLOADING (within the newest WALG_UPLOAD_CONCURRENCY segments, default 16), or
+MISSING_LOST. A missing segment the server's archiver reported stored
+(pg_stat_archiver.last_archived_wal) is lost whatever the windows.
+timeline: the cluster's timeline is the highest in storage.
+The server is asked with psql and the libpq settings (PGHOST, PGPORT, PGUSER, ...). Without a
+server, integrity runs to the newest segment stored and says so, and timeline is UNKNOWN.
+Exit codes (monitoring-plugin convention; the first line on stdout is the verdict):
+0 OK; 1 WARNING (segments delayed or uploading, the timeline not in storage yet); 2 CRITICAL
+(segments lost, a newer timeline in storage); 3 UNKNOWN (could not check: storage unreachable,
+bad configuration, no server for the timeline check).`,
+    check: true,
+    load: () => import('./wal-verify.ts'),
+  },
+  {
     name: 'backup-push',
     summary: 'Take a base backup with pg_basebackup and stream it into storage (the sentinel is written last)',
     arguments: [['data_directory', "the cluster's data directory, as WAL-G takes it: checked against the server's when it shows it", 'optional']],
@@ -202,6 +245,33 @@ Exit codes: 0 restored, verified and durable; 1 failure (the partial restore is 
     load: () => import('./backup-fetch.ts'),
   },
   {
+    name: 'backup-verify',
+    summary: 'Check a backup without restoring it: every part, every file against its manifest, the WAL it needs (a check: exit 0 to 3)',
+    arguments: [['backup_name', 'a name from backup-list, or LATEST (default)', 'optional']],
+    options: [
+      ['--all', 'verify every backup, oldest first'],
+      ['--json', 'print the full result as JSON after the verdict line'],
+    ],
+    walgFlags: [TARGET_STORAGE],
+    examples: [
+      'walship backup-verify',
+      'walship backup-verify base_000000010000000000000004 --json',
+      'walship --config /etc/walship.yaml backup-verify --all',
+      "# the postgres user's crontab: the newest backup every night at 03:45 (the README explains each part):",
+      '45 3 * * * PATH=/usr/bin:/bin /usr/bin/flock -n -E 75 /var/log/postgresql/walship-backup-verify.log /usr/local/bin/walship --config /etc/walship.yaml backup-verify >>/var/log/postgresql/walship-backup-verify.log 2>&1 || echo "walship backup-verify: exit $? (1 WARNING, 2 CRITICAL, 3 UNKNOWN, 75: an earlier run still holds the lock); see /var/log/postgresql/walship-backup-verify.log"',
+    ],
+    notes: `Each part streams from storage (WALG_DOWNLOAD_CONCURRENCY at once, default 10) through what
+backup-fetch does to it: its SHA-256 against the sentinel, decompression, the tar walk. Every
+file is checked against backup_manifest (size and checksum, none missing or extra) and the
+manifest against its own checksum; the WAL from the backup's start to its consistency point
+must be in the backup or in the archive. Nothing is written to disk.
+Exit codes (monitoring-plugin convention; the first line on stdout is the verdict):
+0 OK; 2 CRITICAL (a part is missing or damaged, a file differs from the manifest, WAL is
+missing, no such backup); 3 UNKNOWN (could not check: storage unreachable, bad configuration).`,
+    check: true,
+    load: () => import('./backup-verify.ts'),
+  },
+  {
     name: 'backup-list',
     summary: 'List the complete backups in storage, newest last',
     arguments: [],
@@ -279,6 +349,45 @@ deleted) or a storage error (deleting stopped at once; every listed backup stays
 running it again finishes the job).`,
     load: () => import('./delete.ts'),
   },
+  {
+    name: 'drill',
+    summary: 'Restore drill: restore a backup into a scratch server, recover it, check it, throw it away (a check: exit 0 to 3)',
+    arguments: [['backup_name', 'a name from backup-list, or LATEST (default)', 'optional']],
+    options: [
+      ['--recovery-target-time <timestamp>', 'recover to this time (with a UTC offset, e.g. "2024-05-01 10:00:00+00") instead of the end of the archive'],
+      ['--recovery-target-lsn <lsn>', 'recover to this WAL position'],
+      ['--recovery-target-name <name>', 'recover to this restore point (pg_create_restore_point)'],
+      ['--scratch <dir>', 'make the scratch directory in DIR (default: the system temp directory, $TMPDIR or /tmp)'],
+      ['--pg-bin <dir>', "PostgreSQL's programs (default: those of the backup's version, /usr/lib/postgresql/NN/bin, or PATH)"],
+      ['--check-sql <file>', 'SQL statements that must each return a single true value (\\c DATABASE lines switch databases)'],
+      ['--keep', 'keep the restored cluster, stopped, and print how to start and remove it'],
+      ['--json', 'print the full report as JSON after the verdict line'],
+    ],
+    examples: [
+      'sudo -u postgres walship --config /etc/walship.yaml drill',
+      'walship drill LATEST --check-sql /etc/walship/drill-checks.sql',
+      'walship drill base_000000010000000000000004 --recovery-target-time "2024-05-01 09:59:00+00" --json',
+      "# the postgres user's crontab: a drill every Sunday at 04:30 (the README explains each part):",
+      '30 4 * * 0 PATH=/usr/bin:/bin /usr/bin/flock -n -E 75 /var/log/postgresql/walship-drill.log /usr/local/bin/walship --config /etc/walship.yaml drill --check-sql /etc/walship/drill-checks.sql >>/var/log/postgresql/walship-drill.log 2>&1 || echo "walship drill failed with exit $? (1 WARNING, 2 CRITICAL, 3 UNKNOWN, 75: an earlier run still holds the lock); see /var/log/postgresql/walship-drill.log"',
+    ],
+    notes: `The backup is restored as backup-fetch restores it, into a new directory made in --scratch,
+and started on a Unix socket in that directory with no TCP port, archive_mode off, and
+restore_command = this walship's wal-fetch. It replays the archive to its end (or the target)
+and is promoted inside the scratch directory. Recovery that stops short of what the archive
+holds is CRITICAL. Then: every database accepts a connection, amcheck's bt_index_check passes
+on every B-tree index, every table reads (pg_dumpall), and each --check-sql statement returns
+true. The report is stored under walship/drills/ (the drill's only write to storage);
+backup-list --detail and --json show each backup's last drill. The scratch server is stopped
+and its directory removed, also on failure and on SIGINT or SIGTERM, unless --keep.
+Run it as the PostgreSQL OS user (it refuses root), with as much free space in --scratch as
+the backup's size.
+Exit codes (monitoring-plugin convention; the first line on stdout is the verdict):
+0 OK; 1 WARNING (the report could not be stored); 2 CRITICAL (the backup does not restore,
+recover to the end of the archive or the target, or pass a check); 3 UNKNOWN (could not
+check: storage unreachable, bad configuration, no space, no PostgreSQL programs, interrupted).`,
+    check: true,
+    load: () => import('./drill.ts'),
+  },
 ];
 
 export const ENVIRONMENT_HELP = `
@@ -293,6 +402,8 @@ Configuration (environment variables, or the same keys in --config FILE):
   WALG_COMPRESSION_METHOD   zstd (default), brotli or none
   WALG_COMPRESSION_LEVEL    zstd -7..22 (default 1), brotli 0..11 (default 3)
   WALG_PREVENT_WAL_OVERWRITE  refuse to replace different archived content (default true)
+  WALG_LIBSODIUM_KEY or WALG_LIBSODIUM_KEY_PATH (a file), WALG_LIBSODIUM_KEY_TRANSFORM
+                            encrypt the archive as WAL-G does (transform none, base64 or hex)
   WALG_UPLOAD_CONCURRENCY   uploads at once (default 16): backup-push's parts; the look-ahead
                             pusher's files, at most one more than the CPUs on file storage
                             and 4 over a network (1 turns look-ahead off)
@@ -303,10 +414,11 @@ Configuration (environment variables, or the same keys in --config FILE):
   WALG_LOG_LEVEL            ERROR, WARNING (default), NORMAL or DEVEL
   WALG_LOG_FORMAT           text (default) or json
   WALG_CONFIG_PATH          config file (JSON or YAML), like --config
-WAL-G settings walship cannot honour (encryption, delta backups, failover storages,
-other storages ...) make every command refuse to start; speed and logging settings it
-does not have are ignored (WALG_LOG_LEVEL=DEVEL names them). The README has the full
-reference and lists both.
+WAL-G settings walship cannot honour (OpenPGP or KMS encryption, delta backups,
+failover storages, other storages ...) make every command refuse to start; speed and
+logging settings it does not have are ignored (WALG_LOG_LEVEL=DEVEL names them). The
+README has the full reference and lists both.
 
 Exit codes: 0 success, 1 failure, 74 (wal-fetch) not in the archive,
-255 (wal-fetch outside standby mode) error that must stop recovery.`;
+255 (wal-fetch outside standby mode) error that must stop recovery. Checks (wal-verify,
+backup-verify): 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN.`;

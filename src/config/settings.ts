@@ -51,6 +51,11 @@ export function readUploadConcurrency(config: Config): number {
   return config.integer('WALG_UPLOAD_CONCURRENCY', { min: 1, max: 256, fallback: 16 });
 }
 
+/** wal-verify's windows for missing segments that may still arrive (as WAL-G reads them). */
+export function readIntegrityWindows(config: Config): { delayed: number; uploading: number } {
+  return { delayed: config.integer('WALG_INTEGRITY_MAX_DELAYED_WALS', { min: 0, max: 1 << 30, fallback: 0 }), uploading: readUploadConcurrency(config) };
+}
+
 export function readDownloadConcurrency(config: Config): number {
   return config.integer('WALG_DOWNLOAD_CONCURRENCY', { min: 1, max: 256, fallback: 10 });
 }

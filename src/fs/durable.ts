@@ -7,14 +7,15 @@
  * Small state files that may be lost in a crash are replaced quickly instead:
  * atomically, without the fsyncs.
  */
-import { unlinkSync } from 'node:fs';
-import { type FileHandle, link, lstat, mkdir, open, readdir, readFile, rename, writeFile } from 'node:fs/promises';
+import { renameSync, unlinkSync, writeFileSync } from 'node:fs';
+import { type FileHandle, link, lstat, open, readdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { AlreadyExistsError, describeError } from '../errors.ts';
 import { log } from '../log/logger.ts';
 import { isRunning } from '../util/process.ts';
 import { ignoreMissing, isMissing, removeLeftover } from './missing.ts';
+import { makeDirectories } from './directories.ts';
 
 const TEMP_MARKER = '.walship-tmp-';
 
@@ -78,7 +79,7 @@ export async function fsyncDirectory(directory: string): Promise<void> {
 
 /** mkdir -p that fsyncs every directory level it creates, so new entries survive a crash. */
 export async function ensureDirectoryDurable(directory: string): Promise<void> {
-  const firstCreated = await mkdir(directory, { recursive: true, mode: 0o750 });
+  const firstCreated = await makeDirectories(directory, 0o750);
   if (firstCreated === undefined) return;
   for (let created = directory; ; created = dirname(created)) {
     await fsyncDirectory(dirname(created));
@@ -197,6 +198,22 @@ export async function replaceFileQuickly(path: string, content: string, mode = 0
     await rename(temp, path);
   } catch (error) {
     await removeLeftover(temp);
+    throw error;
+  }
+}
+
+/** replaceFileQuickly for code that cannot wait: the zstd addon, loaded by a synchronous require(). */
+export function replaceFileQuicklySync(path: string, content: Uint8Array, mode = 0o600): void {
+  const temp = tempPathFor(path);
+  try {
+    writeFileSync(temp, content, { mode, flag: 'wx' });
+    renameSync(temp, path);
+  } catch (error) {
+    try {
+      unlinkSync(temp);
+    } catch (cleanupError) {
+      if (!isMissing(cleanupError)) log.warning(`could not remove ${temp}: ${describeError(cleanupError)}`);
+    }
     throw error;
   }
 }

@@ -9,7 +9,7 @@ import { accessSync, constants } from 'node:fs';
 import { delimiter, dirname, isAbsolute, join } from 'node:path';
 import { constants as osConstants } from 'node:os';
 import type { Config } from '../config/config.ts';
-import { WalshipError } from '../errors.ts';
+import { ConfigError, WalshipError } from '../errors.ts';
 
 /** The standard libpq environment variables, also accepted from the config file. */
 export const LIBPQ_SETTINGS = [
@@ -30,6 +30,11 @@ export function libpqEnvironment(config: Config): NodeJS.ProcessEnv {
   return env;
 }
 
+/** A connection string naming one database, for -d: a bare name with = in it, or a URI, would be read as connection settings. */
+export function databaseConninfo(database: string): string {
+  return `dbname='${database.replaceAll('\\', '\\\\').replaceAll("'", "\\'")}'`;
+}
+
 export function isExecutable(path: string): boolean {
   try {
     accessSync(path, constants.X_OK);
@@ -47,6 +52,26 @@ export function findOnPath(program: string, path = process.env.PATH ?? ''): stri
 export function findPostgresProgram(program: string, majorVersion?: number): string | undefined {
   const versioned = majorVersion === undefined ? [] : [`/usr/lib/postgresql/${majorVersion}/bin`, `/usr/pgsql-${majorVersion}/bin`];
   return versioned.map((directory) => join(directory, program)).find(isExecutable) ?? findOnPath(program);
+}
+
+/**
+ * The directory of PostgreSQL `majorVersion`'s programs that holds every one
+ * of `programs`: `given` (--pg-bin), else where pg_ctl of that version is
+ * found. A missing program or another version is a ConfigError.
+ */
+export async function serverProgramDirectory(given: string | undefined, majorVersion: number, programs: readonly string[]): Promise<string> {
+  const pgCtl = given ? join(given, 'pg_ctl') : findPostgresProgram('pg_ctl', majorVersion);
+  const advice = given ? 'pass the bin directory of PostgreSQL ' : 'install PostgreSQL ';
+  if (!pgCtl || !isExecutable(pgCtl)) throw new ConfigError(`${given ? `--pg-bin ${given} holds no pg_ctl` : `pg_ctl of PostgreSQL ${majorVersion} is not installed, nor on PATH`}: ${advice}${majorVersion}${given ? '' : ' or pass --pg-bin DIR'}`);
+  const directory = dirname(pgCtl);
+  const missing = programs.filter((program) => !isExecutable(join(directory, program)));
+  if (missing.length > 0) throw new ConfigError(`${directory} lacks ${missing.join(', ')}: install PostgreSQL ${majorVersion}'s server and client programs there, or pass --pg-bin DIR`);
+  const version = await runCaptured(pgCtl, ['--version'], process.env);
+  const found = /\(PostgreSQL\) (\d+)/.exec(version.stdout)?.[1];
+  if (Number(found) !== majorVersion) {
+    throw new ConfigError(`${pgCtl} is PostgreSQL ${found ?? '(unknown version)'}, but the backup is of PostgreSQL ${majorVersion}: ${advice}${majorVersion}`);
+  }
+  return directory;
 }
 
 /** A program installed next to `sibling` (psql next to pg_basebackup), else on PATH. */

@@ -4,7 +4,7 @@
  * tree (.walship/metadata/<key>.json) so the main tree stays WAL-G's layout.
  */
 import { createReadStream, type Dir, opendirSync, type Stats, statSync } from 'node:fs';
-import { mkdir, readFile, rmdir, stat, unlink } from 'node:fs/promises';
+import { readFile, rmdir, stat, unlink } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { Readable } from 'node:stream';
 import { ConfigError, NotFoundError } from '../errors.ts';
@@ -12,6 +12,7 @@ import { ensureDirectoryDurable, fsyncDirectory, StagedFile, sweepAbandonedTempF
 import { isMissing } from '../fs/missing.ts';
 import { forEachConcurrently } from '../util/concurrency.ts';
 import { assertSafeKey, type ObjectInfo, type ObjectMetadata, type PutOptions, type Storage, type StorageCapabilities, type StoredObject } from './storage.ts';
+import { makeDirectories } from '../fs/directories.ts';
 
 const METADATA_TREE = '.walship/metadata';
 /** Temp files live apart from the objects, where abandoned ones are cheap to find. */
@@ -60,7 +61,7 @@ export class FileStorage implements Storage {
   private temporaries(): Promise<string> {
     this.tempDirectory ??= (async () => {
       const directory = join(this.root, TEMP_DIRECTORY);
-      await mkdir(directory, { recursive: true, mode: 0o750 });
+      await makeDirectories(directory, 0o750);
       await sweepAbandonedTempFiles(directory, ABANDONED_TEMP_AGE_MS);
       return directory;
     })();

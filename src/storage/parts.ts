@@ -6,6 +6,7 @@
  * An object that fits in one part goes up in a single request.
  */
 import type { Readable } from 'node:stream';
+import { InFlight } from '../util/concurrency.ts';
 
 /** The requests a backend makes for one parted upload. */
 export interface PartedUpload {
@@ -34,32 +35,21 @@ export async function uploadInParts(body: Readable, upload: PartedUpload, { part
   if (next.done) return upload.putWhole(firstPart);
 
   await upload.begin();
-  const inFlight = new Set<Promise<void>>();
-  let failure: { error: unknown } | undefined;
-  const start = (partNumber: number, data: Buffer) => {
-    const request = upload.putPart(partNumber, data).then(
-      () => void inFlight.delete(request),
-      (error: unknown) => {
-        inFlight.delete(request);
-        failure ??= { error };
-      },
-    );
-    inFlight.add(request);
-  };
+  const inFlight = new InFlight(concurrency);
   try {
-    start(1, firstPart);
     let partNumber = 1;
-    while (!next.done && !failure) {
-      start(++partNumber, next.value);
-      while (inFlight.size >= concurrency && !failure) await Promise.race(inFlight);
-      if (!failure) next = await parts.next();
+    inFlight.add(upload.putPart(partNumber, firstPart));
+    while (!next.done) {
+      inFlight.add(upload.putPart(++partNumber, next.value));
+      // The next part is read only once there is room to send it.
+      await inFlight.room();
+      next = await parts.next();
     }
-    await Promise.all(inFlight);
-    if (failure) throw failure.error;
+    await inFlight.done();
     await upload.complete(partNumber);
   } catch (error) {
     body.destroy();
-    await Promise.all(inFlight);
+    await inFlight.settled();
     await upload.abort();
     throw error;
   }

@@ -3,6 +3,7 @@
  * '/'-separated paths under the configured prefix (wal_005/..., basebackups_005/...).
  */
 import type { Readable } from 'node:stream';
+import type { EncryptionKey } from '../config/encryption.ts';
 import { WalshipError } from '../errors.ts';
 
 /** Small string-to-string metadata stored with an object (checksums, sizes). */
@@ -72,11 +73,13 @@ export interface Storage {
    * request, and rejects once those in flight have settled.
    */
   deleteMany(keys: readonly string[]): Promise<void>;
+  /**
+   * The archive's client-side encryption key, configured with the storage:
+   * the stages encrypt what they store here with it and decrypt what they
+   * read (stages/transfer.ts). The backend itself never uses it.
+   */
+  readonly encryption?: EncryptionKey;
 }
-
-/** Metadata keys walship writes (valid names for S3, GCS and Azure alike). */
-export const METADATA_CRC32 = 'walship_crc32';
-export const METADATA_SIZE = 'walship_size';
 
 /** `keys` cut into batches of at most `size`, in order. */
 export function inBatches(keys: readonly string[], size: number): string[][] {

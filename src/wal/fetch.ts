@@ -4,11 +4,11 @@
  * recovery never mistakes a broken archive for the end of the WAL.
  */
 import { WAL_PREFIX, walKey } from '../archive/layout.ts';
-import { type Codec, codecsPreferring, UNREADABLE_EXTENSIONS } from '../compress/codec.ts';
 import type { CompressionSettings } from '../config/settings.ts';
 import { NotFoundError, WalshipError } from '../errors.ts';
-import { downloadToFile } from '../pipeline/transfer.ts';
 import { requireWalFileName } from '../postgres/wal-name.ts';
+import { type Codec, codecsPreferring, UNREADABLE_EXTENSIONS } from '../stages/compress/codec.ts';
+import { contentStages, downloadToFile } from '../stages/transfer.ts';
 import type { Storage, StoredObject } from '../storage/storage.ts';
 
 export interface WalFetchSettings {
@@ -19,7 +19,7 @@ export interface WalFetchSettings {
 export async function fetchWalFile(settings: WalFetchSettings, name: string, destination: string): Promise<void> {
   requireWalFileName(name);
   const { stored, codec } = await openStoredWal(settings, name);
-  await downloadToFile(stored, codec, destination);
+  await downloadToFile(stored, contentStages(settings.storage, codec, stored), destination);
 }
 
 async function openStoredWal(settings: WalFetchSettings, name: string): Promise<{ stored: StoredObject; codec: Codec }> {

@@ -7,14 +7,16 @@ import { open } from 'node:fs/promises';
 import { basename } from 'node:path';
 import type { ArchiveIdentity } from '../archive/identity.ts';
 import { walKey } from '../archive/layout.ts';
-import { type Codec, codecFor, codecsPreferring } from '../compress/codec.ts';
 import type { CompressionSettings } from '../config/settings.ts';
 import { AlreadyExistsError, OverwriteRefusedError, WalshipError } from '../errors.ts';
-import { type ContentDigest, digestFile } from '../integrity/checksum.ts';
 import { log } from '../log/logger.ts';
-import { expectedContent, uploadFile, verifiedContent } from '../pipeline/transfer.ts';
 import { readWalLongPageHeader } from '../postgres/wal-header.ts';
 import { requireWalFileName } from '../postgres/wal-name.ts';
+import { type ContentDigest, digestFile } from '../stages/checksum.ts';
+import { type Codec, codecFor, codecsPreferring } from '../stages/compress/codec.ts';
+import { expectedContent } from '../stages/object-metadata.ts';
+import { Pipeline } from '../stages/pipeline.ts';
+import { contentStages, storedFormMetadata, storedFormStages, upload } from '../stages/transfer.ts';
 import type { ObjectMetadata, Storage } from '../storage/storage.ts';
 
 export interface WalPushSettings {
@@ -51,13 +53,15 @@ export async function pushWalFile(settings: WalPushSettings, path: string): Prom
   }
   const codec = codecFor(compression.method);
   const key = walKey(name, codec);
-  const upload = (createOnly: boolean) =>
-    uploadFile(storage, key, path, { codec, level: compression.level, digest, createOnly, compressInThreadPool: settings.compressInThreadPool });
+  const stages = () => storedFormStages(storage, codec, compression.level, { inThreadPool: settings.compressInThreadPool });
+  // The content's digest goes with the object, so it is known before the upload starts.
+  const metadata = await storedFormMetadata(storage, digest);
+  const store = (createOnly: boolean) => upload(storage, key, { file: path }, stages(), { metadata, createOnly });
 
   let copies = await findStoredCopies(storage, name);
   if (copies.length === 0) {
     try {
-      await upload(true);
+      await store(true);
       log.info('archived', { file: name, key, bytes: digest.size });
       return 'uploaded';
     } catch (error) {
@@ -82,7 +86,7 @@ export async function pushWalFile(settings: WalPushSettings, path: string): Prom
       `refusing to overwrite ${different[0]!.key} in ${storage.location}: it holds different content than ${path}; ${hint}`,
     );
   }
-  await upload(false);
+  await store(false);
   for (const copy of different) if (copy.key !== key) await storage.delete(copy.key);
   log.warning('overwrote different archived content (WALG_PREVENT_WAL_OVERWRITE=false)', { file: name, key });
   return 'overwritten';
@@ -105,19 +109,19 @@ async function storedContentEquals(storage: Storage, copy: StoredCopy, path: str
 
 /** Compares a stored object's content with the local file byte for byte, streaming both. */
 async function storedContentMatchesFile(storage: Storage, copy: StoredCopy, path: string, size: number): Promise<boolean> {
-  const content = await verifiedContent(await storage.get(copy.key), copy.codec);
   const handle = await open(path, 'r');
   let offset = 0;
   let local = Buffer.alloc(0);
   try {
-    for await (const chunk of content as AsyncIterable<Buffer>) {
+    const stored = await storage.get(copy.key);
+    // Leaving the loop early stops the download.
+    for await (const chunk of new Pipeline(stored.body, contentStages(storage, copy.codec, stored)).pieces()) {
       if (local.length < chunk.length) local = Buffer.allocUnsafe(chunk.length);
       const { bytesRead } = await handle.read(local, 0, chunk.length, offset);
       if (bytesRead !== chunk.length || !local.subarray(0, bytesRead).equals(chunk)) return false;
       offset += chunk.length;
     }
   } finally {
-    content.destroy();
     await handle.close();
   }
   return offset === size;

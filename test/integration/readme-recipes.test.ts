@@ -1,13 +1,14 @@
 // The README's recipes, run as written on a real PostgreSQL 15: the crontab
-// lines for backups and for backups with retention, as cron runs them; restoring the newest state after the data
-// files broke; and bringing back rows deleted by mistake and a dropped table
-// from a side copy restored to a point in time. Each command comes from the
-// README's marked code blocks; the test substitutes only the machine's paths
-// (and a port and a time) with its own, and plays the service manager's part
-// (systemctl) with its own cluster.
+// lines for backups, for backups with retention, for the nightly verification
+// and for the weekly drill, as cron runs them; restoring the newest state
+// after the data files broke; and bringing back rows deleted by mistake and a
+// dropped table from a side copy restored to a point in time. Each command
+// comes from the README's marked code blocks; the test substitutes only the
+// machine's paths (and a port and a time) with its own, and plays the service
+// manager's part (systemctl) with its own cluster.
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { userInfo } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -44,6 +45,18 @@ function substitute(text: string, replacements: [literal: string | RegExp, value
   for (const [literal, value] of replacements) text = text.replaceAll(literal, () => value);
   assert.doesNotMatch(text, /\/etc\/|\/var\/|\/usr\/local\//, `a path of the machine is left in:\n${text}`);
   return text;
+}
+
+/** The command of the README's one-line crontab recipe `name`, as cron runs it, with the machine's paths replaced. */
+function cronCommand(name: string, replacements: [literal: string, value: string][]): string {
+  const line = recipe(name).trim();
+  assert.equal(line.split('\n').length, 1, 'one crontab line');
+  const fields = line.split(/\s+/);
+  assert.match(fields.slice(0, 5).join(' '), /^[\d*,/-]+( [\d*,/-]+){4}$/, 'five time fields, then the command (a user crontab has no user field)');
+  const command = line.replace(/^(\S+\s+){5}/, '');
+  // cron turns an unescaped % into a newline and feeds what follows to stdin.
+  assert.doesNotMatch(command, /(^|[^\\])%/, 'an unescaped % would cut the command short');
+  return substitute(command.replaceAll('\\%', '%'), replacements);
 }
 
 /** Runs a shell script as the PostgreSQL OS user with exactly `env`, as cron or a login shell would. */
@@ -95,14 +108,7 @@ describe("the README's crontab line, run as cron runs it", () => {
     primary = await startArchivingPrimary({ WALG_FILE_PREFIX: archive });
     writeConfig(config, { WALG_FILE_PREFIX: archive, ...libpq(primary) });
 
-    const line = recipe('crontab').trim();
-    assert.equal(line.split('\n').length, 1, 'one crontab line');
-    const fields = line.split(/\s+/);
-    assert.match(fields.slice(0, 5).join(' '), /^[\d*,/-]+( [\d*,/-]+){4}$/, 'five time fields, then the command (a user crontab has no user field)');
-    const cronCommand = line.replace(/^(\S+\s+){5}/, '');
-    // cron turns an unescaped % into a newline and feeds what follows to stdin.
-    assert.doesNotMatch(cronCommand, /(^|[^\\])%/, 'an unescaped % would cut the command short');
-    command = substitute(cronCommand.replaceAll('\\%', '%'), [
+    command = cronCommand('crontab', [
       ['/usr/local/bin/walship', walshipBinary],
       ['/etc/walship.yaml', config],
       ['/var/log/postgresql/walship-backup-push.log', log],
@@ -173,11 +179,7 @@ describe("the README's nightly crontab line with retention, run as cron runs it"
     primary = await startArchivingPrimary({ WALG_FILE_PREFIX: archive });
     // The README's rules keep 7 daily backups: two nights' backups in one test are one day, so the test keeps the newest 2.
     writeConfig(config, { WALG_FILE_PREFIX: archive, WALSHIP_RETAIN_LAST: '2', ...libpq(primary) });
-    const line = recipe('crontab-retention').trim();
-    assert.equal(line.split('\n').length, 1, 'one crontab line');
-    const cronCommand = line.replace(/^(\S+\s+){5}/, '');
-    assert.doesNotMatch(cronCommand, /(^|[^\\])%/, 'an unescaped % would cut the command short');
-    command = substitute(cronCommand, [
+    command = cronCommand('crontab-retention', [
       ['/usr/local/bin/walship', walshipBinary],
       ['/etc/walship.yaml', config],
       ['/var/log/postgresql/walship-nightly.log', log],
@@ -211,6 +213,67 @@ describe("the README's nightly crontab line with retention, run as cron runs it"
     const cron = await runAsCron();
     assert.equal(cron.stdout, `walship backup-push or delete failed with exit 1 (75: an earlier run still holds the lock); see ${log}\n`);
     assert.equal(await countBackups(), 2);
+  });
+});
+
+describe("the README's weekly drill line, run as cron runs it", () => {
+  let archive: string;
+  let home: string;
+  let checks: string;
+  let log: string;
+  let primary: PostgresCluster;
+  let command: string;
+
+  const runAsCron = () => runAsPostgresUser(command, { HOME: home, PATH: '/usr/bin:/bin' }, home);
+  const writeChecks = (rows: number) => writeFileSync(checks, `SELECT count(*) = ${rows} FROM marker;\n`);
+
+  before(async () => {
+    archive = makePostgresOwnedDirectory('walship-archive-');
+    home = makePostgresOwnedDirectory('walship-home-');
+    const config = join(home, 'walship.yaml');
+    checks = join(home, 'drill-checks.sql');
+    log = join(home, 'walship-drill.log');
+    writeConfig(config, { WALG_FILE_PREFIX: archive });
+    writeChecks(1000);
+    giveToPostgres(checks);
+    primary = await startArchivingPrimary({ WALG_FILE_PREFIX: archive });
+    await primary.sql("CREATE TABLE marker AS SELECT g AS id FROM generate_series(1, 1000) g");
+    await backupPush(config, primary);
+    await primary.switchAndWaitArchived();
+
+    command = cronCommand('crontab-drill', [
+      ['/usr/local/bin/walship', walshipBinary],
+      ['/etc/walship.yaml', config],
+      ['/etc/walship/drill-checks.sql', checks],
+      ['/var/log/postgresql/walship-drill.log', log],
+    ]);
+  });
+
+  after(async () => {
+    await primary?.destroy();
+    rmSync(archive, { recursive: true, force: true });
+    rmSync(home, { recursive: true, force: true });
+  });
+
+  it('is the line drill --help shows', async () => {
+    const help = await check(walshipBinary, ['drill', '--help']);
+    const line = recipe('crontab-drill').trim();
+    assert.ok(help.split('\n').some((shown) => shown.trim() === line), `drill --help does not show the README's line:\n${help}`);
+  });
+
+  it('passes and prints nothing, so cron mails nothing; the verdict is in the log', async () => {
+    const cron = await runAsCron();
+    assert.equal(cron.code, 0, cron.stderr);
+    assert.equal(cron.stdout + cron.stderr, '');
+    assert.match(readFileSync(log, 'utf8'), /^WALSHIP OK - drill of base_[0-9A-F]{24} passed 7 checks: RTO /m);
+  });
+
+  it('prints one line for cron to mail when a check fails, with its exit code, and logs the verdict', async () => {
+    writeChecks(999);
+    const cron = await runAsCron();
+    assert.equal(cron.stdout, `walship drill failed with exit 2 (1 WARNING, 2 CRITICAL, 3 UNKNOWN, 75: an earlier run still holds the lock); see ${log}\n`);
+    assert.equal(cron.stderr, '');
+    assert.match(readFileSync(log, 'utf8'), /^WALSHIP CRITICAL - check-sql: .*drill-checks\.sql, line 1 returned "f", not true/m);
   });
 });
 
@@ -386,5 +449,55 @@ describe("the README's point-in-time recipe brings back rows deleted by mistake 
     assert.deepEqual(filesUnder(home).filter((path) => path.endsWith('.dump')), []);
     assert.deepEqual(filesUnder(archive).sort(), keysBefore);
     assert.equal(readFileSync(externalPidFile, 'utf8').trim(), String(primary.pid()), "production's external PID file is its own");
+  });
+});
+
+describe("the README's nightly backup-verify line, run as cron runs it", () => {
+  let archive: string;
+  let home: string;
+  let log: string;
+  let primary: PostgresCluster;
+  let command: string;
+
+  const runAsCron = () => runAsPostgresUser(command, { HOME: home, PATH: '/usr/bin:/bin' }, home);
+
+  before(async () => {
+    archive = makePostgresOwnedDirectory('walship-archive-');
+    home = makePostgresOwnedDirectory('walship-home-');
+    const config = join(home, 'walship.yaml');
+    log = join(home, 'walship-backup-verify.log');
+    primary = await startArchivingPrimary({ WALG_FILE_PREFIX: archive });
+    writeConfig(config, { WALG_FILE_PREFIX: archive, ...libpq(primary) });
+    await backupPush(config, primary);
+    const line = recipe('crontab-verify').trim();
+    assert.ok((await check(walshipBinary, ['backup-verify', '--help'])).split('\n').some((shown) => shown.trim() === line), 'backup-verify --help shows the line');
+    command = cronCommand('crontab-verify', [
+      ['/usr/local/bin/walship', walshipBinary],
+      ['/etc/walship.yaml', config],
+      ['/var/log/postgresql/walship-backup-verify.log', log],
+    ]);
+  });
+
+  after(async () => {
+    await primary?.destroy();
+    rmSync(archive, { recursive: true, force: true });
+    rmSync(home, { recursive: true, force: true });
+  });
+
+  it('prints nothing for a sound backup, and logs the verdict', async () => {
+    const cron = await runAsCron();
+    assert.equal(cron.code, 0, cron.stderr);
+    assert.equal(cron.stdout + cron.stderr, '');
+    assert.match(readFileSync(log, 'utf8'), /^WALSHIP OK - base_[0-9A-F]{24}: \d+ files match backup_manifest/m);
+  });
+
+  it('prints one line for cron to mail when the backup is damaged', async () => {
+    const backups = join(archive, 'basebackups_005');
+    const name = readdirSync(backups).find((entry) => !entry.endsWith('.json'))!;
+    rmSync(join(backups, name, 'tar_partitions', 'part_001.tar.zst'));
+    const cron = await runAsCron();
+    assert.equal(cron.stdout, `walship backup-verify: exit 2 (1 WARNING, 2 CRITICAL, 3 UNKNOWN, 75: an earlier run still holds the lock); see ${log}\n`);
+    assert.equal(cron.stderr, '');
+    assert.match(readFileSync(log, 'utf8'), new RegExp(`^WALSHIP CRITICAL - ${name}: .*part_001\\.tar\\.zst is missing`, 'm'));
   });
 });

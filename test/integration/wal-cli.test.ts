@@ -2,7 +2,7 @@
 // exit codes, idempotency, overwrite refusal, atomic fetch, clear errors.
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, beforeEach, describe, it } from 'node:test';
@@ -209,6 +209,41 @@ describe('walship wal-fetch', () => {
       const result = await walship(args, env);
       assert.equal(result.code, 255, `${args.join(' ')}: ${result.stderr}`);
     }
+  });
+});
+
+describe("the binary's zstd", () => {
+  it('caches the native addon privately and atomically, and falls back to node:zlib where it cannot, each reading what the other wrote', async () => {
+    const cache = join(root, 'zstd-cache');
+    const native = { WALSHIP_CACHE_DIR: cache, WALG_LOG_LEVEL: 'DEVEL' };
+    // Nowhere to cache the addon: every candidate directory lies under a file.
+    const blocked = join(root, 'a-file');
+    writeFileSync(blocked, '');
+    const fallback = { WALSHIP_CACHE_DIR: blocked, XDG_CACHE_HOME: blocked, HOME: blocked, TMPDIR: blocked, WALG_LOG_LEVEL: 'DEVEL' };
+    const unavailable = /zstd-napi unavailable, using node:zlib zstd/;
+
+    const first = segmentContent();
+    const pushed = await walship(['wal-push', writeWal(SEGMENT, first)], native);
+    assert.equal(pushed.code, 0, pushed.stderr);
+    assert.doesNotMatch(pushed.stderr, unavailable);
+    const cached = readdirSync(cache);
+    assert.equal(cached.length, 1, `only the addon, no temp file: ${cached.join(', ')}`);
+    assert.match(cached[0]!, /^zstd-napi-[0-9a-f]{16}\.node$/);
+    assert.equal(statSync(join(cache, cached[0]!)).mode & 0o777, 0o700);
+
+    const fetched = await walship(['wal-fetch', SEGMENT, 'pg_wal/RECOVERYXLOG'], fallback);
+    assert.equal(fetched.code, 0, fetched.stderr);
+    assert.match(fetched.stderr, unavailable);
+    assert.ok(readFileSync(join(dataDir, 'pg_wal', 'RECOVERYXLOG')).equals(first));
+
+    const second = segmentContent();
+    const other = '000000010000000000000008';
+    const pushedByZlib = await walship(['wal-push', writeWal(other, second)], fallback);
+    assert.equal(pushedByZlib.code, 0, pushedByZlib.stderr);
+    assert.match(pushedByZlib.stderr, unavailable);
+    const fetchedNatively = await walship(['wal-fetch', other, 'pg_wal/RECOVERYXLOG.2'], native);
+    assert.equal(fetchedNatively.code, 0, fetchedNatively.stderr);
+    assert.ok(readFileSync(join(dataDir, 'pg_wal', 'RECOVERYXLOG.2')).equals(second));
   });
 });
 

@@ -12,7 +12,7 @@ import {
   sentinelKey,
   walKey,
 } from '../../src/archive/layout.ts';
-import { codecFor } from '../../src/compress/codec.ts';
+import { codecFor } from '../../src/stages/compress/codec.ts';
 
 const BACKUP = 'base_000000010000000000000004';
 

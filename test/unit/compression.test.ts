@@ -7,12 +7,17 @@ import { Readable } from 'node:stream';
 import { buffer } from 'node:stream/consumers';
 import { describe, it } from 'node:test';
 import { constants, zstdCompressSync, zstdDecompressSync } from 'node:zlib';
-import { codecFor, codecForExtension, codecsPreferring } from '../../src/compress/codec.ts';
-import { zstdCompressedFile, zstdDecompressInto, zstdImplementation } from '../../src/compress/zstd.ts';
 import { COMPRESSION_METHODS } from '../../src/config/settings.ts';
 import { IntegrityError } from '../../src/errors.ts';
-import { DigestStage, digestFile, VerifyStage } from '../../src/integrity/checksum.ts';
-import { chain } from '../../src/pipeline/chain.ts';
+import { DigestStage, digestFile, VerifyStage } from '../../src/stages/checksum.ts';
+import { codecFor, codecForExtension, codecsPreferring } from '../../src/stages/compress/codec.ts';
+import { createZstd } from '../../src/stages/compress/zstd.ts';
+import { Pipeline, type Stage } from '../../src/stages/pipeline.ts';
+
+/** Everything `source` becomes through `stages`. */
+async function chain(source: Readable, ...stages: (Stage | undefined)[]): Promise<Buffer> {
+  return buffer(await new Pipeline(source, stages).readable());
+}
 
 /** WAL-like content: runs of structure with some noise, in several chunks. */
 function sampleChunks(): Buffer[] {
@@ -23,8 +28,8 @@ function sampleChunks(): Buffer[] {
 
 async function roundTrip(method: (typeof COMPRESSION_METHODS)[number], input: Buffer[]): Promise<{ compressed: Buffer; output: Buffer }> {
   const codec = codecFor(method);
-  const compressed = await buffer(chain(Readable.from(input), await codec.compress(method === 'zstd' ? 1 : 3)));
-  const output = await buffer(chain(Readable.from([compressed]), await codec.decompress()));
+  const compressed = await chain(Readable.from(input), codec.compress(method === 'zstd' ? 1 : 3));
+  const output = await chain(Readable.from([compressed]), codec.decompress('obj'));
   return { compressed, output };
 }
 
@@ -40,7 +45,7 @@ describe('compression stages', () => {
   }
 
   it('uses the native zstd-napi addon when it loads', async () => {
-    assert.equal(await zstdImplementation(), 'zstd-napi');
+    assert.equal(await createZstd().implementation(), 'zstd-napi');
   });
 
   it('writes zstd frames node:zlib reads, and reads frames node:zlib writes', async () => {
@@ -48,7 +53,7 @@ describe('compression stages', () => {
     const { compressed } = await roundTrip('zstd', [input]);
     assert.ok(zstdDecompressSync(compressed).equals(input));
     const fromZlib = zstdCompressSync(input, { params: { [constants.ZSTD_c_checksumFlag]: 1 } });
-    const output = await buffer(chain(Readable.from([fromZlib]), await codecFor('zstd').decompress()));
+    const output = await chain(Readable.from([fromZlib]), codecFor('zstd').decompress('obj'));
     assert.ok(output.equals(input));
   });
 
@@ -56,21 +61,21 @@ describe('compression stages', () => {
     const { compressed } = await roundTrip('zstd', [Buffer.concat(sampleChunks())]);
     const flipped = Buffer.from(compressed);
     flipped[Math.floor(flipped.length / 2)]! ^= 0x10;
-    await assert.rejects(buffer(chain(Readable.from([flipped]), await codecFor('zstd').decompress())));
+    await assert.rejects(chain(Readable.from([flipped]), codecFor('zstd').decompress('obj')));
     const truncated = compressed.subarray(0, compressed.length - 100);
-    await assert.rejects(buffer(chain(Readable.from([truncated]), await codecFor('zstd').decompress())));
+    await assert.rejects(chain(Readable.from([truncated]), codecFor('zstd').decompress('obj')));
   });
 
   it('compresses a file and decompresses into reused memory, detecting damage', async () => {
     const path = join(mkdtempSync(join(tmpdir(), 'walship-zstd-file-')), 'segment');
     const content = Buffer.concat(sampleChunks());
     writeFileSync(path, content);
-    const compressed = await buffer((await zstdCompressedFile(path, 1))!);
+    const compressed = await buffer((await createZstd().compressFile(path, 1))!);
     assert.ok(zstdDecompressSync(compressed).equals(content), 'standard zstd frames');
     const decompress = async (data: Buffer) => {
       const pieces: Buffer[] = [];
       // Pieces are views of a reused buffer: copy them to keep them.
-      await zstdDecompressInto(Readable.from([data.subarray(0, 1000), data.subarray(1000)]), (piece) => pieces.push(Buffer.from(piece)), 'obj');
+      await createZstd().decompressInto(Readable.from([data.subarray(0, 1000), data.subarray(1000)]), (piece) => pieces.push(Buffer.from(piece)), 'obj');
       return Buffer.concat(pieces);
     };
     assert.ok((await decompress(compressed)).equals(content));
@@ -98,7 +103,7 @@ describe('integrity stages', () => {
     } as const;
     for (const algorithm of ['crc32', 'sha256'] as const) {
       const digest = new DigestStage(algorithm);
-      const output = await buffer(chain(Readable.from([Buffer.from('hello '), Buffer.from('world')]), digest));
+      const output = await chain(Readable.from([Buffer.from('hello '), Buffer.from('world')]), digest);
       assert.equal(output.toString(), 'hello world');
       assert.deepEqual(digest.digest(), { algorithm, checksum: expected[algorithm], size: 11 });
     }
@@ -109,7 +114,7 @@ describe('integrity stages', () => {
     const chunks = sampleChunks();
     writeFileSync(path, Buffer.concat(chunks));
     const streamed = new DigestStage('crc32');
-    await buffer(chain(Readable.from(chunks), streamed));
+    await chain(Readable.from(chunks), streamed);
     assert.deepEqual(await digestFile(path, 'crc32'), streamed.digest());
     rmSync(dirname(path), { recursive: true });
   });
@@ -117,13 +122,13 @@ describe('integrity stages', () => {
   it('fails the stream on a size or checksum mismatch, and passes a match', async () => {
     const content = () => Readable.from([Buffer.from('hello world')]);
     const crc = { algorithm: 'crc32', checksum: '0d4a1185' } as const;
-    assert.equal((await buffer(chain(content(), new VerifyStage({ ...crc, size: 11 }, 'obj')))).toString(), 'hello world');
-    await assert.rejects(buffer(chain(content(), new VerifyStage({ ...crc, size: 12 }, 'obj'))), (error: unknown) => {
+    assert.equal((await chain(content(), new VerifyStage({ ...crc, size: 11 }, 'obj'))).toString(), 'hello world');
+    await assert.rejects(chain(content(), new VerifyStage({ ...crc, size: 12 }, 'obj')), (error: unknown) => {
       assert.ok(error instanceof IntegrityError);
       assert.match(error.message, /obj is corrupt: 11 bytes, expected 12/);
       return true;
     });
-    await assert.rejects(buffer(chain(content(), new VerifyStage({ algorithm: 'crc32', checksum: '00000000' }, 'obj'))), /obj is corrupt: CRC-32 0d4a1185 does not match the stored 00000000/);
-    await assert.rejects(buffer(chain(content(), new VerifyStage({ algorithm: 'sha256', checksum: '0'.repeat(64) }, 'obj'))), /obj is corrupt: SHA-256/);
+    await assert.rejects(chain(content(), new VerifyStage({ algorithm: 'crc32', checksum: '00000000' }, 'obj')), /obj is corrupt: CRC-32 0d4a1185 does not match the stored 00000000/);
+    await assert.rejects(chain(content(), new VerifyStage({ algorithm: 'sha256', checksum: '0'.repeat(64) }, 'obj')), /obj is corrupt: SHA-256/);
   });
 });

@@ -4,13 +4,19 @@
  * one on its own costs a system call or a request apiece.
  */
 import { Transform, type TransformCallback } from 'node:stream';
+import type { TransformStage } from './pipeline.ts';
 
-export class CoalesceStage extends Transform {
+/** Passes on chunks of at least `minimumChunkBytes` (the last one may be smaller). */
+export function coalesceStage(minimumChunkBytes: number): TransformStage {
+  return { name: 'coalesce', transform: () => new Coalescer(minimumChunkBytes) };
+}
+
+class Coalescer extends Transform {
   private readonly minimum: number;
   private pending: Buffer[] = [];
   private pendingBytes = 0;
 
-  constructor(minimumChunkBytes = 1 << 20) {
+  constructor(minimumChunkBytes: number) {
     super();
     this.minimum = minimumChunkBytes;
   }

@@ -1,15 +1,15 @@
 /**
- * Integrity stream stages: a checksum and byte count computed on the way into
- * storage and verified on the way out.
+ * Integrity stages: checksums and byte counts computed on the way into
+ * storage and verified on the way out. They only watch the bytes go by.
  *
  * WAL uses CRC-32 (as gzip does) over the uncompressed content: it catches
  * corruption and truncation for a few milliseconds per segment, and needs no
  * crypto module on archive_command's hot path. Base backup parts use SHA-256.
  */
 import { closeSync, openSync, readSync } from 'node:fs';
-import { Transform, type TransformCallback } from 'node:stream';
 import { crc32 } from 'node:zlib';
-import { IntegrityError } from '../errors.ts';
+import { IntegrityError, WalshipError } from '../errors.ts';
+import type { ResultRole, StageResults, WatchStage } from './pipeline.ts';
 
 export type ChecksumAlgorithm = 'crc32' | 'sha256';
 
@@ -44,31 +44,53 @@ class Checksum {
   }
 }
 
-/** Passes bytes through unchanged while checksumming them. */
-export class DigestStage extends Transform {
+/** Counts the bytes that pass: reports '<role>-size'. */
+export class SizeStage implements WatchStage {
+  readonly name: string;
+  private readonly role: ResultRole;
+  private bytes = 0;
+
+  constructor(role: ResultRole) {
+    this.role = role;
+    this.name = `${role}-size`;
+  }
+
+  update(piece: Buffer): void {
+    this.bytes += piece.length;
+  }
+
+  finish(): StageResults {
+    return { [`${this.role}-size`]: this.bytes };
+  }
+}
+
+/** Checksums and counts the bytes that pass: reports '<role>-<algorithm>' and '<role>-size'. */
+export class DigestStage implements WatchStage {
+  readonly name: string;
+  private readonly role: ResultRole;
   private readonly checksum: Checksum;
   private bytes = 0;
   private result: ContentDigest | undefined;
 
-  constructor(algorithm: ChecksumAlgorithm) {
-    super();
+  constructor(algorithm: ChecksumAlgorithm, role: ResultRole = 'content') {
+    this.role = role;
+    this.name = `${role}-${algorithm}`;
     this.checksum = new Checksum(algorithm);
   }
 
-  override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
-    this.checksum.update(chunk);
-    this.bytes += chunk.length;
-    callback(null, chunk);
+  update(piece: Buffer): void {
+    this.checksum.update(piece);
+    this.bytes += piece.length;
   }
 
-  override _flush(callback: TransformCallback): void {
+  finish(): StageResults {
     this.result = { algorithm: this.checksum.algorithm, checksum: this.checksum.hex(), size: this.bytes };
-    callback();
+    return { [`${this.role}-${this.result.algorithm}`]: this.result.checksum, [`${this.role}-size`]: this.result.size };
   }
 
   /** The digest of everything that passed; only valid once the stream has ended. */
   digest(): ContentDigest {
-    if (!this.result) throw new Error('digest requested before the stream ended');
+    if (!this.result) throw new WalshipError('internal error: digest requested before the stream ended');
     return this.result;
   }
 }
@@ -80,57 +102,33 @@ export interface ExpectedContent {
   size?: number;
 }
 
-/** Checks content fed to it piece by piece against what was recorded when it was stored. */
-export class ContentCheck {
-  private readonly checksum: Checksum;
+/** Fails the stream at its end, with IntegrityError naming `what`, unless the bytes match `expected`. */
+export class VerifyStage implements WatchStage {
+  readonly name: string;
+  private readonly actual: DigestStage;
   private readonly expected: ExpectedContent;
   private readonly what: string;
-  private bytes = 0;
 
   constructor(expected: ExpectedContent, what: string) {
-    this.checksum = new Checksum(expected.algorithm);
+    this.name = `verify-${expected.algorithm}`;
+    this.actual = new DigestStage(expected.algorithm);
     this.expected = expected;
     this.what = what;
   }
 
-  update(data: Buffer): void {
-    this.checksum.update(data);
-    this.bytes += data.length;
+  update(piece: Buffer): void {
+    this.actual.update(piece);
   }
 
-  /** Throws IntegrityError unless everything fed matches. */
   finish(): void {
-    if (this.expected.size !== undefined && this.bytes !== this.expected.size) {
-      throw new IntegrityError(`${this.what} is corrupt: ${this.bytes} bytes, expected ${this.expected.size}`);
+    this.actual.finish();
+    const { checksum, size } = this.actual.digest();
+    if (this.expected.size !== undefined && size !== this.expected.size) {
+      throw new IntegrityError(`${this.what} is corrupt: ${size} bytes, expected ${this.expected.size}`);
     }
-    const actual = this.checksum.hex();
-    if (this.expected.checksum !== undefined && actual !== this.expected.checksum) {
+    if (this.expected.checksum !== undefined && checksum !== this.expected.checksum) {
       const name = algorithmNames[this.expected.algorithm];
-      throw new IntegrityError(`${this.what} is corrupt: ${name} ${actual} does not match the stored ${this.expected.checksum}`);
-    }
-  }
-}
-
-/** Fails the stream at its end when the content does not match `expected`. */
-export class VerifyStage extends Transform {
-  private readonly check: ContentCheck;
-
-  constructor(expected: ExpectedContent, what: string) {
-    super();
-    this.check = new ContentCheck(expected, what);
-  }
-
-  override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
-    this.check.update(chunk);
-    callback(null, chunk);
-  }
-
-  override _flush(callback: TransformCallback): void {
-    try {
-      this.check.finish();
-      callback();
-    } catch (error) {
-      callback(error as Error);
+      throw new IntegrityError(`${this.what} is corrupt: ${name} ${checksum} does not match the stored ${this.expected.checksum}`);
     }
   }
 }

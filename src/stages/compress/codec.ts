@@ -1,0 +1,93 @@
+/**
+ * Compression methods as stages. Each method owns a file extension, which
+ * archive/layout.ts puts into object keys.
+ */
+import { constants, createBrotliCompress, createBrotliDecompress } from 'node:zlib';
+import type { CompressionMethod } from '../../config/settings.ts';
+import { describeError, IntegrityError } from '../../errors.ts';
+import type { TransformStage } from '../pipeline.ts';
+import { createZstd, type Zstd } from './zstd.ts';
+
+export interface CompressOptions {
+  /** Several streams run at once: compress in libuv's thread pool, so they use every CPU. */
+  inThreadPool?: boolean;
+}
+
+export interface Codec {
+  method: CompressionMethod;
+  /** The object-name suffix, without the dot; '' for uncompressed objects. */
+  extension: string;
+  /** The compression stage; undefined when the method stores content as it is. */
+  compress(level: number, options?: CompressOptions): TransformStage | undefined;
+  /** The decompression stage for the object `what` (named when it turns out damaged). */
+  decompress(what: string): TransformStage | undefined;
+}
+
+/** Pieces handed to the thread pool: each hand-off costs, so they are large. */
+const THREAD_POOL_INPUT_CHUNK = 4 << 20;
+
+function cannotDecompress(what: string, error: unknown): IntegrityError {
+  return new IntegrityError(`${what} is corrupt: it cannot be decompressed (${describeError(error)})`);
+}
+
+/** zstd's stages, with its fast paths: reading a file itself, and decompressing straight to the consumer. */
+export function zstdCodec(zstd: Zstd = createZstd()): Codec {
+  return {
+    method: 'zstd',
+    extension: 'zst',
+    compress: (level, { inThreadPool = false } = {}) => ({
+      name: 'compress',
+      inputChunk: inThreadPool ? THREAD_POOL_INPUT_CHUNK : undefined,
+      transform: () => zstd.compressStream(level, { inThreadPool }),
+      // The fast path compresses on the main thread.
+      readFile: inThreadPool ? undefined : (path) => zstd.compressFile(path, level),
+    }),
+    decompress: (what) => ({
+      name: 'decompress',
+      transform: () => zstd.decompressStream(),
+      into: (source, consume) => zstd.decompressInto(source, consume, what),
+      describeFailure: (error) => cannotDecompress(what, error),
+    }),
+  };
+}
+
+const codecs: Record<CompressionMethod, Codec> = {
+  zstd: zstdCodec(),
+  brotli: {
+    method: 'brotli',
+    extension: 'br',
+    // node:zlib runs brotli in the thread pool anyway.
+    compress: (level, { inThreadPool = false } = {}) => ({
+      name: 'compress',
+      inputChunk: inThreadPool ? THREAD_POOL_INPUT_CHUNK : undefined,
+      transform: () => createBrotliCompress({ params: { [constants.BROTLI_PARAM_QUALITY]: level } }),
+    }),
+    decompress: (what) => ({
+      name: 'decompress',
+      transform: () => createBrotliDecompress(),
+      describeFailure: (error) => cannotDecompress(what, error),
+    }),
+  },
+  none: {
+    method: 'none',
+    extension: '',
+    compress: () => undefined,
+    decompress: () => undefined,
+  },
+};
+
+/** Extensions other tools write that walship recognises but cannot read. */
+export const UNREADABLE_EXTENSIONS = ['lz4', 'lzma'];
+
+export function codecFor(method: CompressionMethod): Codec {
+  return codecs[method];
+}
+
+export function codecForExtension(extension: string): Codec | undefined {
+  return Object.values(codecs).find((codec) => codec.extension === extension);
+}
+
+/** Every codec, with `preferred` first: the order in which fetch looks for an object. */
+export function codecsPreferring(preferred: CompressionMethod): Codec[] {
+  return [codecs[preferred], ...Object.values(codecs).filter((codec) => codec.method !== preferred)];
+}

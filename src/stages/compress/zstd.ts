@@ -1,0 +1,165 @@
+/**
+ * zstd: streams and the two fast paths. zstd-napi (native) is preferred;
+ * when its addon cannot be loaded (for example a noexec cache directory)
+ * node:zlib's zstd takes over.
+ */
+import { closeSync, openSync, readSync } from 'node:fs';
+import { Readable, type Transform } from 'node:stream';
+import { constants, createZstdCompress, createZstdDecompress } from 'node:zlib';
+import { IntegrityError } from '../../errors.ts';
+import { log } from '../../log/logger.ts';
+
+type ZstdNapi = typeof import('zstd-napi');
+type ZstdBinding = typeof import('zstd-napi/binding.js');
+
+/** zstd-napi's stream classes and the low-level binding its fast paths use. */
+export interface NativeZstd {
+  streams: ZstdNapi;
+  binding: ZstdBinding;
+}
+
+let native: Promise<NativeZstd | undefined> | undefined;
+
+/** A CommonJS module's exports, whichever way it was imported (Node's ESM loader or the bundle). */
+function exportsOf<T>(module: unknown): T {
+  return ((module as { default?: T }).default ?? module) as T;
+}
+
+function loadNative(): Promise<NativeZstd | undefined> {
+  native ??= Promise.all([import('zstd-napi'), import('zstd-napi/binding.js')]).then(
+    ([streams, binding]) => ({ streams: exportsOf<ZstdNapi>(streams), binding: exportsOf<ZstdBinding>(binding) }),
+    (error: unknown) => {
+      log.debug('zstd-napi unavailable, using node:zlib zstd', { reason: String((error as Error)?.message ?? error) });
+      return undefined;
+    },
+  );
+  return native;
+}
+
+/** node:zlib's output piece: larger than its 16 KiB default, so each thread-pool job does more work. */
+const THREAD_POOL_CHUNK = 1 << 20;
+/** Bytes read from a file per step; one buffer, reused. */
+const FILE_CHUNK = 1 << 18;
+/** Compressed output is handed on in pieces of about this size. */
+const OUTPUT_CHUNK = 1 << 20;
+
+export interface Zstd {
+  /**
+   * A compression stream. zstd-napi compresses on the main thread, which is
+   * fastest for one stream alone; `inThreadPool` picks node:zlib's, which
+   * compresses in libuv's thread pool, so several streams in one process
+   * compress on several CPUs at once.
+   */
+  compressStream(level: number, options: { inThreadPool: boolean }): Promise<Transform>;
+  decompressStream(): Promise<Transform>;
+  /**
+   * A file's content as zstd frames, or undefined without the native addon.
+   * It reads and compresses through two reused buffers, synchronously: no
+   * stream machinery and no fresh memory per chunk, which is most of what a
+   * 16 MiB WAL segment costs on archive_command's hot path.
+   */
+  compressFile(path: string, level: number): Promise<Readable | undefined>;
+  /**
+   * Decompresses zstd frames from `source`, handing each decompressed piece to
+   * `consume` as a view of one reused buffer (valid only during the call);
+   * damaged data fails with IntegrityError naming `what`.
+   * Resolves false, having read nothing, without the native addon.
+   */
+  decompressInto(source: AsyncIterable<Buffer>, consume: (piece: Buffer) => void, what: string): Promise<boolean>;
+  /** Which implementation is in use, for diagnostics and tests. */
+  implementation(): Promise<'zstd-napi' | 'node:zlib'>;
+}
+
+/**
+ * zstd through zstd-napi when `load` provides it, else through node:zlib's
+ * zstd. Both write standard frames with a content checksum, so either reads
+ * what the other wrote.
+ */
+export function createZstd(load: () => Promise<NativeZstd | undefined> = loadNative): Zstd {
+  return {
+    async compressStream(level, { inThreadPool }) {
+      const zstd = inThreadPool ? undefined : await load();
+      if (zstd) return new zstd.streams.CompressStream({ compressionLevel: level, checksumFlag: true });
+      return createZstdCompress({
+        chunkSize: THREAD_POOL_CHUNK,
+        params: {
+          [constants.ZSTD_c_compressionLevel]: level,
+          [constants.ZSTD_c_checksumFlag]: 1,
+        },
+      });
+    },
+    async decompressStream() {
+      const zstd = await load();
+      return zstd ? new zstd.streams.DecompressStream() : createZstdDecompress();
+    },
+    async compressFile(path, level) {
+      const zstd = await load();
+      return zstd && compressedFile(zstd.binding, path, level);
+    },
+    async decompressInto(source, consume, what) {
+      const zstd = await load();
+      if (!zstd) return false;
+      await decompressInto(zstd.binding, source, consume, what);
+      return true;
+    },
+    async implementation() {
+      return (await load()) ? 'zstd-napi' : 'node:zlib';
+    },
+  };
+}
+
+function compressedFile(binding: ZstdBinding, path: string, level: number): Readable {
+  const context = new binding.CCtx();
+  context.setParameter(binding.CParameter.compressionLevel, level);
+  context.setParameter(binding.CParameter.checksumFlag, 1);
+  const fd = openSync(path, 'r');
+  const input = Buffer.allocUnsafe(FILE_CHUNK);
+  const output = Buffer.allocUnsafe(OUTPUT_CHUNK + binding.cStreamOutSize());
+  function* frames(): Generator<Buffer> {
+    try {
+      let filled = 0;
+      for (let done = false; !done; ) {
+        const bytesRead = readSync(fd, input, 0, input.length, null);
+        done = bytesRead === 0;
+        let pending = input.subarray(0, bytesRead);
+        for (;;) {
+          const [remaining, produced, consumed] = context.compressStream2(output.subarray(filled), pending, done ? binding.EndDirective.end : binding.EndDirective.continue);
+          filled += produced;
+          pending = pending.subarray(consumed);
+          if (filled >= OUTPUT_CHUNK || (done && remaining === 0 && filled > 0)) {
+            yield Buffer.from(output.subarray(0, filled)); // a copy: `output` is reused
+            filled = 0;
+          }
+          if (done ? remaining === 0 : pending.length === 0) break;
+        }
+      }
+    } finally {
+      closeSync(fd);
+    }
+  }
+  return Readable.from(frames(), { objectMode: false });
+}
+
+async function decompressInto(binding: ZstdBinding, source: AsyncIterable<Buffer>, consume: (piece: Buffer) => void, what: string): Promise<void> {
+  const context = new binding.DCtx();
+  const output = Buffer.allocUnsafe(OUTPUT_CHUNK);
+  let inFrame = false;
+  for await (const chunk of source) {
+    for (let pending = chunk; ; ) {
+      let result;
+      try {
+        result = context.decompressStream(output, pending);
+      } catch (error) {
+        throw new IntegrityError(`${what} is corrupt: ${(error as Error).message}`);
+      }
+      const [remaining, produced, consumed] = result;
+      if (produced > 0) consume(output.subarray(0, produced));
+      pending = pending.subarray(consumed);
+      if (pending.length === 0 && (produced < output.length || remaining === 0)) {
+        inFrame = remaining !== 0;
+        break;
+      }
+    }
+  }
+  if (inFrame) throw new IntegrityError(`${what} is corrupt: it ends in the middle of a zstd frame`);
+}
