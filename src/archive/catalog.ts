@@ -1,5 +1,6 @@
 /**
- * What an archive holds, from ONE streamed listing of its prefix: each key is
+ * What an archive holds, from ONE streamed listing of its prefix (and of
+ * walship/ when asked, should the prefix leave it out): each key is
  * classified as it comes (layout.ts) and the raw listing is never kept. WAL
  * goes into the WalIndex as runs; sentinels, backup folders without one,
  * history files and walship's records are noted. Then the sentinels are read
@@ -9,12 +10,12 @@
 import { NotFoundError, WalshipError } from '../errors.ts';
 import { log } from '../log/logger.ts';
 import { isValidSegmentSize, parseLsn, segmentNumberOfLsn } from '../postgres/lsn.ts';
-import type { Storage } from '../storage/storage.ts';
+import type { ObjectInfo, Storage } from '../storage/storage.ts';
 import { forEachConcurrently } from '../util/concurrency.ts';
 import { type BackupSentinel, readSentinelDocument, systemIdentifierOf, validSentinel } from './backups.ts';
 import { type DrillReportRef, drillReportsToPrune } from './drills.ts';
 import { readArchiveRecord } from './identity.ts';
-import { ARCHIVE_IDENTITY_KEY, BACKUP_PREFIX, backupOfDeletionRecord, classifyKey, parseDrillReportKey, sentinelKey, WAL_PREFIX } from './layout.ts';
+import { ARCHIVE_IDENTITY_KEY, BACKUP_PREFIX, backupOfDeletionRecord, classifyKey, parseDrillReportKey, sentinelKey, WAL_PREFIX, WALSHIP_PREFIX } from './layout.ts';
 import { readStoredHistory, readStoredSegmentHeader } from './stored-wal.ts';
 import { type HistoryEntry, parseHistory, TimelineGraph } from './timelines.ts';
 import { type SegmentRange, type WalIndex, WalIndexBuilder, type WalOtherFile } from './wal-index.ts';
@@ -24,6 +25,8 @@ export interface CatalogOptions {
   wal?: boolean;
   /** Read basebackups_005/ and every backup's sentinel (default true). */
   backups?: boolean;
+  /** Also list walship/ (its records and drill reports) when wal_005/ or basebackups_005/ is left out; with both, it is listed anyway. */
+  records?: boolean;
 }
 
 /** A backup folder without a sentinel: an upload in progress, or one that failed and left objects behind. */
@@ -128,7 +131,8 @@ export class ArchiveCatalog {
     let identityListed = false;
 
     const prefix = withWal && withBackups ? '' : withWal ? WAL_PREFIX : BACKUP_PREFIX;
-    for await (const object of storage.list(prefix)) {
+    const recordsListed = prefix === '' || options.records === true;
+    for await (const object of listed(storage, prefix === '' || !options.records ? [prefix] : [prefix, WALSHIP_PREFIX])) {
       const kind = classifyKey(object.key);
       if (kind.kind === 'wal' && withWal) {
         wal.add(kind.file, kind.extension, object);
@@ -160,7 +164,7 @@ export class ArchiveCatalog {
     let graph = new TimelineGraph(new Map());
     if (withWal) {
       // A listing of wal_005/ alone cannot tell whether the record exists: it is asked for.
-      size = await resolveSegmentSize(storage, { identityListed: identityListed || prefix !== '', sentinels, sampleSegment });
+      size = await resolveSegmentSize(storage, { identityListed: identityListed || !recordsListed, sentinels, sampleSegment });
       try {
         index = wal.finish(size.bytes);
       } catch (error) {
@@ -228,7 +232,7 @@ export class ArchiveCatalog {
     return this.sentinels.flatMap(({ backup, problem }) => (problem === undefined ? [] : [{ backup, reason: problem }]));
   }
 
-  /** The drill reports stored (listed with the whole archive only), in listing order: by time. */
+  /** The drill reports stored (listed with the whole archive, or with `records`), in listing order: by time. */
   drillReports(): readonly DrillReportRef[] {
     return this.drills;
   }
@@ -313,6 +317,11 @@ export class ArchiveCatalog {
     }
     return ranges;
   }
+}
+
+/** The listings of `prefixes`, one after the other. */
+async function* listed(storage: Storage, prefixes: string[]): AsyncIterable<ObjectInfo> {
+  for (const prefix of prefixes) yield* storage.list(prefix);
 }
 
 async function readSentinels(storage: Storage, names: string[]): Promise<SentinelRecord[]> {
