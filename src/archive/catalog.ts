@@ -132,7 +132,7 @@ export class ArchiveCatalog {
 
     const prefix = withWal && withBackups ? '' : withWal ? WAL_PREFIX : BACKUP_PREFIX;
     const recordsListed = prefix === '' || options.records === true;
-    for await (const object of listed(storage, prefix === '' || !options.records ? [prefix] : [prefix, WALSHIP_PREFIX])) {
+    const note = (object: ObjectInfo) => {
       const kind = classifyKey(object.key);
       if (kind.kind === 'wal' && withWal) {
         wal.add(kind.file, kind.extension, object);
@@ -154,7 +154,9 @@ export class ArchiveCatalog {
         otherObjects.count++;
         otherObjects.bytes += object.size;
       }
-    }
+    };
+    for await (const object of storage.list(prefix)) note(object);
+    if (prefix !== '' && recordsListed) for await (const object of storage.list(WALSHIP_PREFIX)) note(object);
 
     const sentinels = await readSentinels(storage, sentinelNames);
     const complete = new Set(sentinelNames);
@@ -317,11 +319,6 @@ export class ArchiveCatalog {
     }
     return ranges;
   }
-}
-
-/** The listings of `prefixes`, one after the other. */
-async function* listed(storage: Storage, prefixes: string[]): AsyncIterable<ObjectInfo> {
-  for (const prefix of prefixes) yield* storage.list(prefix);
 }
 
 async function readSentinels(storage: Storage, names: string[]): Promise<SentinelRecord[]> {
