@@ -1,5 +1,6 @@
 /**
- * What an archive holds, from ONE streamed listing of its prefix: each key is
+ * What an archive holds, from ONE streamed listing of its prefix (and of
+ * walship/ when asked, should the prefix leave it out): each key is
  * classified as it comes (layout.ts) and the raw listing is never kept. WAL
  * goes into the WalIndex as runs; sentinels, backup folders without one,
  * history files, dump sets and walship's records are noted. Then the sentinels are read
@@ -10,13 +11,13 @@
 import { NotFoundError, WalshipError } from '../errors.ts';
 import { log } from '../log/logger.ts';
 import { isValidSegmentSize, parseLsn, segmentNumberOfLsn } from '../postgres/lsn.ts';
-import type { Storage } from '../storage/storage.ts';
+import type { ObjectInfo, Storage } from '../storage/storage.ts';
 import { forEachConcurrently } from '../util/concurrency.ts';
 import { type BackupSentinel, decodeSentinel, readMetadataDocument, readSentinelDocument, systemIdentifierOf } from './backups.ts';
 import { type DrillReportRef, drillReportsToPrune } from './drills.ts';
 import { type DumpSentinel, readDumpSentinelDocument, validDumpSentinel } from './dumps.ts';
 import { readArchiveRecord } from './identity.ts';
-import { ARCHIVE_IDENTITY_KEY, BACKUP_PREFIX, backupOfDeletionRecord, classifyKey, DUMP_PREFIX, dumpSentinelKey, parseDrillReportKey, sentinelKey, WAL_PREFIX } from './layout.ts';
+import { ARCHIVE_IDENTITY_KEY, BACKUP_PREFIX, backupOfDeletionRecord, classifyKey, DUMP_PREFIX, dumpSentinelKey, parseDrillReportKey, sentinelKey, WAL_PREFIX, WALSHIP_PREFIX } from './layout.ts';
 import { readStoredHistory, readStoredSegmentHeader } from './stored-wal.ts';
 import { type HistoryEntry, parseHistory, TimelineGraph } from './timelines.ts';
 import { type SegmentRange, type WalIndex, WalIndexBuilder, type WalOtherFile } from './wal-index.ts';
@@ -28,6 +29,8 @@ export interface CatalogOptions {
   backups?: boolean;
   /** Read dumps_005/ and every dump set's sentinel (default false). */
   dumps?: boolean;
+  /** Also list walship/ (its records and drill reports) when wal_005/ or basebackups_005/ is left out; with both, it is listed anyway. */
+  records?: boolean;
 }
 
 /** A backup folder without a sentinel: an upload in progress, or one that failed and left objects behind. */
@@ -151,7 +154,8 @@ export class ArchiveCatalog {
     // One folder is listed alone; more than one, the whole prefix in one listing.
     const folderPrefixes = [withWal && WAL_PREFIX, withBackups && BACKUP_PREFIX, withDumps && DUMP_PREFIX].filter((folder) => folder !== false);
     const prefix = folderPrefixes.length === 1 ? folderPrefixes[0]! : '';
-    for await (const object of storage.list(prefix)) {
+    const recordsListed = prefix === '' || options.records === true;
+    const note = (object: ObjectInfo) => {
       const kind = classifyKey(object.key);
       if (kind.kind === 'wal' && withWal) {
         wal.add(kind.file, kind.extension, object);
@@ -174,7 +178,9 @@ export class ArchiveCatalog {
         otherObjects.count++;
         otherObjects.bytes += object.size;
       }
-    }
+    };
+    for await (const object of storage.list(prefix)) note(object);
+    if (prefix !== '' && recordsListed) for await (const object of storage.list(WALSHIP_PREFIX)) note(object);
 
     const sentinels = await readSentinels(sentinelNames, async (backup) => {
       const [document, metadata] = await Promise.all([
@@ -189,7 +195,7 @@ export class ArchiveCatalog {
     let graph = new TimelineGraph(new Map());
     if (withWal) {
       // A listing of wal_005/ alone cannot tell whether the record exists: it is asked for.
-      size = await resolveSegmentSize(storage, { identityListed: identityListed || prefix !== '', sentinels, sampleSegment });
+      size = await resolveSegmentSize(storage, { identityListed: identityListed || !recordsListed, sentinels, sampleSegment });
       try {
         index = wal.finish(size.bytes);
       } catch (error) {
@@ -285,7 +291,7 @@ export class ArchiveCatalog {
     return this.sentinels.flatMap(({ backup, problem }) => (problem === undefined ? [] : [{ backup, reason: problem }]));
   }
 
-  /** The drill reports stored (listed with the whole archive only), in listing order: by time. */
+  /** The drill reports stored (listed with the whole archive, or with `records`), in listing order: by time. */
   drillReports(): readonly DrillReportRef[] {
     return this.drills;
   }

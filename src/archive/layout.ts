@@ -28,6 +28,8 @@ const WALSHIP_FOLDER = 'walship';
 export const WAL_PREFIX = `${WAL_FOLDER}/`;
 export const BACKUP_PREFIX = `${BACKUP_FOLDER}/`;
 export const DUMP_PREFIX = `${DUMP_FOLDER}/`;
+/** walship's own records: the archive's identity, deletions begun, drill reports. */
+export const WALSHIP_PREFIX = `${WALSHIP_FOLDER}/`;
 /** Which cluster the archive belongs to (identity.ts). */
 export const ARCHIVE_IDENTITY_KEY = `${WALSHIP_FOLDER}/archive.json`;
 /** Records of backups `delete` has begun to remove: written before the sentinel goes, removed once the folder is gone. */

@@ -434,7 +434,8 @@ Backups are ordered by the finish time their sentinel records, never by name.
 Always kept (but by delete everything): permanent backups (backup-mark) and the WAL from their
 start to their finish LSN; the newest complete backup; timeline history files; every WAL segment
 from the start of the oldest kept backup on (point-in-time recovery from each kept backup to the
-end of the archive, unless --pitr-window).
+end of the archive, unless --pitr-window). Drill reports go with their backup once 90 days old,
+but the newest report of all.
 GFS rules are restic's: each keeps the newest backup of each of its last N days (weeks, months,
 years) that have a backup, and the oldest backup while it has periods to spare; rules add up. Days
 are taken in the machine's time zone (TZ), like cron. Durations: 36h, 14d, 2w, 6m, 1y.

@@ -25,7 +25,7 @@ export interface DeleteOptions {
 export async function deleteBackups(storage: Storage, request: RetentionRequest, options: DeleteOptions): Promise<DeleteOutcome> {
   const { selection } = request;
   const withWal = selection.verb !== 'target' && !(selection.verb === 'garbage' && selection.scope === 'backups');
-  const catalog = await ArchiveCatalog.load(storage, { wal: withWal });
+  const catalog = await ArchiveCatalog.load(storage, { wal: withWal, records: true });
   const plan = makePlan(catalog, storage.location, request, options);
   if (!options.confirm) return { plan };
 
@@ -54,6 +54,8 @@ function makePlan(catalog: ArchiveCatalog, location: string, request: RetentionR
   const folders = planFolders(incomplete, new Set(begun), request, options.now);
   const complete = new Set(backups.map((backup) => backup.BackupName));
   const withFolder = new Set(incomplete.map((folder) => folder.name));
+  // Backups whose sentinel stays: those kept, and those the catalog cannot read (never deleted).
+  const staying = [...decisions.filter((decision) => decision.action === 'keep').map((decision) => decision.backup.BackupName), ...catalog.unreadableSentinels().map(({ backup }) => backup)];
   const notes = catalog.unreadableSentinels().map(({ backup, reason }) => `${backup} is kept: its sentinel cannot be read (${reason})`);
   return {
     selection: request.selection,
@@ -63,6 +65,7 @@ function makePlan(catalog: ArchiveCatalog, location: string, request: RetentionR
     folders,
     finishedDeletionRecords: begun.filter((name) => !complete.has(name) && !withFolder.has(name)),
     staleDeletionRecords: begun.filter((name) => complete.has(name)),
+    drillReports: catalog.drillReportsToPrune(staying, new Date(options.now)),
     incompleteLeftAlone: incomplete.length - folders.length,
     wal: planWal(catalog, decisions, request, context),
     notes,

@@ -8,7 +8,8 @@
  *   2. the folders: those backups' other objects and the folders earlier
  *      deletes left, streamed from one listing of basebackups_005/ in
  *      batches; incomplete folders old enough to go; then the records;
- *   3. the WAL, streamed from one listing of wal_005/ in batches, only
+ *   3. the drill reports the plan prunes;
+ *   4. the WAL, streamed from one listing of wal_005/ in batches, only
  *      once no backup whose WAL it is remains listed.
  *
  * A storage error stops the run: no new request starts, and it is reported.
@@ -27,6 +28,7 @@ export interface Deleted {
   /** Backup folders removed: the deleted backups', and leftovers. */
   folders: number;
   walFiles: number;
+  drillReports: number;
   objects: number;
   bytes: number;
 }
@@ -43,7 +45,7 @@ export async function executePlan(
   request: RetentionRequest,
   context: { now: number; segmentSize: number; onDeleted(objects: number, bytes: number): void },
 ): Promise<Deleted> {
-  const deleted: Deleted = { backups: 0, folders: 0, walFiles: 0, objects: 0, bytes: 0 };
+  const deleted: Deleted = { backups: 0, folders: 0, walFiles: 0, drillReports: 0, objects: 0, bytes: 0 };
   const count = (objects: number, bytes: number) => {
     deleted.objects += objects;
     deleted.bytes += bytes;
@@ -79,6 +81,9 @@ export async function executePlan(
   });
   deleted.folders = foldersSeen.size;
   await storage.deleteMany([...new Set([...begun, ...plan.finishedDeletionRecords, ...plan.staleDeletionRecords])].map(deletionRecordKey));
+  await storage.deleteMany(plan.drillReports.map((report) => report.key));
+  deleted.drillReports = plan.drillReports.length;
+  count(plan.drillReports.length, 0);
 
   if (plan.wal.everything || plan.wal.deletions.length > 0 || plan.wal.otherFiles > 0) {
     deleted.walFiles = await deleteListed(storage, WAL_PREFIX, (key) => {

@@ -16,6 +16,7 @@
  */
 import type { BackupSentinel } from '../archive/backups.ts';
 import type { ArchiveCatalog, IncompleteBackup } from '../archive/catalog.ts';
+import type { DrillReportRef } from '../archive/drills.ts';
 import type { SegmentRange, WalRun } from '../archive/wal-index.ts';
 import { ConfigError } from '../errors.ts';
 import { parseLsn, segmentNumberOfLsn } from '../postgres/lsn.ts';
@@ -100,6 +101,8 @@ export interface RetentionPlan {
   finishedDeletionRecords: string[];
   /** Records of deletions begun earlier whose backup still has its sentinel (the delete stopped before it): removed. */
   staleDeletionRecords: string[];
+  /** Drill reports that go: those of deleted backups drilled long enough ago, but the newest report (archive/drills.ts). */
+  drillReports: DrillReportRef[];
   /** Backup folders without a sentinel that this verb leaves alone (only `garbage` and `everything` remove them). */
   incompleteLeftAlone: number;
   wal: WalPlan;

@@ -3,6 +3,7 @@
  * reasons, leftover folders, the WAL to delete per timeline and what is kept,
  * then what was deleted; and the same as JSON for scripts.
  */
+import { DRILL_REPORT_RETENTION_DAYS } from '../archive/drills.ts';
 import { segmentName } from '../postgres/wal-name.ts';
 import { formatBytes, formatDuration } from '../progress/progress.ts';
 import { PERIODS } from './gfs.ts';
@@ -55,6 +56,8 @@ function table(rows: string[][]): string[] {
   return rows.map((row) => `  ${row.map((cell, index) => (index === row.length - 1 ? cell : cell.padEnd(widths[index]!))).join('  ')}`.trimEnd());
 }
 
+const plural = (count: number, noun: string) => `${count} ${noun}${count === 1 ? '' : 's'}`;
+
 /** keep, delete, leave: one width, so every table of the plan lines up. */
 const action = (name: string) => name.padEnd('delete'.length);
 
@@ -106,6 +109,9 @@ export function planText(outcome: DeleteOutcome, timeZone: string): string {
     lines.push('', `${plan.incompleteLeftAlone} backup folder${plan.incompleteLeftAlone === 1 ? '' : 's'} without a sentinel left alone: delete garbage removes incomplete backups.`);
   }
   lines.push('', 'WAL:', ...walLines(plan.wal, plan.segmentSize));
+  if (plan.drillReports.length > 0) {
+    lines.push('', `Drill reports: delete ${plural(plan.drillReports.length, 'report')} of backups deleted, drilled more than ${DRILL_REPORT_RETENTION_DAYS} days ago (the newest report always stays).`);
+  }
   for (const note of plan.notes) lines.push('', `Note: ${note}`);
 
   const removedBackups = plan.backups.filter((decision) => decision.action === 'delete');
@@ -117,12 +123,14 @@ export function planText(outcome: DeleteOutcome, timeZone: string): string {
   lines.push(
     '',
     `Plan: delete ${removedBackups.length} of ${plan.backups.length} backups, ${removedFolders.length} folder${removedFolders.length === 1 ? '' : 's'} without a sentinel, ` +
-      `${walSegments} WAL segment${walSegments === 1 ? '' : 's'}${plan.wal.otherFiles ? ` and ${plan.wal.otherFiles} other WAL file${plan.wal.otherFiles === 1 ? '' : 's'}` : ''}: ` +
+      `${walSegments} WAL segment${walSegments === 1 ? '' : 's'}${plan.wal.otherFiles ? ` and ${plan.wal.otherFiles} other WAL file${plan.wal.otherFiles === 1 ? '' : 's'}` : ''}` +
+      `${plan.drillReports.length > 0 ? `, ${plural(plan.drillReports.length, 'drill report')}` : ''}: ` +
       `${approximately({ bytes: bytes + walBytes, bytesEstimated: estimated })}.`,
   );
   if (deleted) {
     lines.push(
-      `Deleted ${deleted.backups} backup${deleted.backups === 1 ? '' : 's'}, ${deleted.folders} backup folder${deleted.folders === 1 ? '' : 's'} and ${deleted.walFiles} WAL file${deleted.walFiles === 1 ? '' : 's'}: ` +
+      `Deleted ${deleted.backups} backup${deleted.backups === 1 ? '' : 's'}, ${deleted.folders} backup folder${deleted.folders === 1 ? '' : 's'} and ${deleted.walFiles} WAL file${deleted.walFiles === 1 ? '' : 's'}` +
+        `${deleted.drillReports > 0 ? ` (and ${plural(deleted.drillReports, 'drill report')})` : ''}: ` +
         `${deleted.objects} object${deleted.objects === 1 ? '' : 's'}, ${formatBytes(deleted.bytes)} freed in ${formatDuration(deleted.ms)}.`,
     );
   } else {
@@ -178,9 +186,10 @@ export function planJson(outcome: DeleteOutcome): Record<string, unknown> {
       })),
       other_files: wal.otherFiles,
     },
+    drill_reports_delete: plan.drillReports.map((report) => ({ key: report.key, backup_name: report.backup, time: report.time.toISOString() })),
     notes: plan.notes,
     deleted: deleted
-      ? { backups: deleted.backups, folders: deleted.folders, wal_files: deleted.walFiles, objects: deleted.objects, bytes: deleted.bytes, seconds: deleted.ms / 1000 }
+      ? { backups: deleted.backups, folders: deleted.folders, wal_files: deleted.walFiles, drill_reports: deleted.drillReports, objects: deleted.objects, bytes: deleted.bytes, seconds: deleted.ms / 1000 }
       : null,
   };
 }

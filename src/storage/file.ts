@@ -3,7 +3,7 @@
  * plain files under the prefix; their metadata lives in a parallel hidden
  * tree (.walship/metadata/<key>.json) so the main tree stays WAL-G's layout.
  */
-import { createReadStream, type Dir, opendirSync, type Stats, statSync } from 'node:fs';
+import { createReadStream, type Dir, opendirSync, statSync } from 'node:fs';
 import { readFile, rmdir, stat, unlink } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { Readable } from 'node:stream';
@@ -18,8 +18,10 @@ const METADATA_TREE = '.walship/metadata';
 /** Temp files live apart from the objects, where abandoned ones are cheap to find. */
 const TEMP_DIRECTORY = '.walship/tmp';
 const ABANDONED_TEMP_AGE_MS = 10 * 60_000;
-/** Directory entries read, or stat'ed, between two turns of the event loop while listing. */
+/** Directory entries read at once, and objects listed between two turns of the event loop. */
 const SYNC_BATCH = 1000;
+/** Names sorted together as one run while a directory is read. */
+const RUN_NAMES = 4096;
 const UNLINK_CONCURRENCY = 16;
 
 export class FileStorage implements Storage {
@@ -129,25 +131,29 @@ export class FileStorage implements Storage {
 
   async *list(prefix: string): AsyncIterable<ObjectInfo> {
     const slash = prefix.lastIndexOf('/');
-    const directoryKey = slash >= 0 ? prefix.slice(0, slash) : '';
-    yield* this.walk(directoryKey, prefix);
+    let listed = 0;
+    for (const object of this.walk(slash >= 0 ? prefix.slice(0, slash) : '', prefix)) {
+      yield object;
+      if (++listed % SYNC_BATCH === 0) await nextTurn();
+    }
   }
 
-  private async *walk(directoryKey: string, prefix: string): AsyncIterable<ObjectInfo> {
-    const names = await visibleNames(directoryKey ? this.pathOf(directoryKey) : this.root);
-    for (let start = 0; start < names.length; start += SYNC_BATCH) {
-      const batch: { key: string; stats: Stats }[] = [];
-      for (const name of names.slice(start, start + SYNC_BATCH)) {
-        const key = directoryKey ? `${directoryKey}/${name}` : name;
-        if (!key.startsWith(prefix) && !prefix.startsWith(`${key}/`)) continue;
-        const stats = statSync(join(this.root, key), { throwIfNoEntry: false });
-        if (stats) batch.push({ key, stats });
-      }
-      for (const { key, stats } of batch) {
-        if (stats.isDirectory()) yield* this.walk(key, prefix);
-        else if (stats.isFile() && key.startsWith(prefix)) yield { key, size: stats.size, lastModified: stats.mtime };
-      }
-      await nextTurn();
+  /**
+   * The objects under `directoryKey` whose keys start with `prefix`, in key
+   * order, with synchronous calls, list() being the one async generator: on
+   * the million files of a large wal_005/, a promise per entry takes ten
+   * times as long, and each level of async generators adds a third of a
+   * second. Reading such a folder holds the event loop for about a second.
+   */
+  private *walk(directoryKey: string, prefix: string): Generator<ObjectInfo> {
+    const directory = directoryKey ? this.pathOf(directoryKey) : this.root;
+    for (const name of visibleNames(directory)) {
+      const key = directoryKey ? `${directoryKey}/${name}` : name;
+      if (!key.startsWith(prefix) && !prefix.startsWith(`${key}/`)) continue;
+      const stats = statSync(`${directory}/${name}`, { throwIfNoEntry: false });
+      if (stats?.isDirectory()) yield* this.walk(key, prefix);
+      // Stats.mtime makes the same Date, but redefines a property of each Stats object to cache it.
+      else if (stats?.isFile() && key.startsWith(prefix)) yield { key, size: stats.size, lastModified: new Date(stats.mtimeMs) };
     }
   }
 
@@ -183,11 +189,13 @@ export class FileStorage implements Storage {
 
 /**
  * The names in `directory` but hidden ones (temp files, walship's metadata
- * tree), sorted; none when it does not exist. Read and stat'ed with
- * synchronous calls, a batch between two turns of the event loop: for the
- * million files of a large wal_005/, one promise per entry takes ten times as long.
+ * tree), in order; none when it does not exist. All read before the first is
+ * returned, so objects deleted meanwhile cannot make the reading skip any,
+ * and held as sorted runs of names joined by NUL, which no file name holds:
+ * as a million separate strings they take twice the memory (the plan of a
+ * million-segment archive peaked at 250 MB of RSS, not 180).
  */
-async function visibleNames(directory: string): Promise<string[]> {
+function visibleNames(directory: string): Iterable<string> {
   let handle: Dir;
   try {
     handle = opendirSync(directory, { bufferSize: SYNC_BATCH });
@@ -195,16 +203,64 @@ async function visibleNames(directory: string): Promise<string[]> {
     if (isMissing(error)) return [];
     throw error;
   }
-  const names: string[] = [];
+  const runs: string[] = [];
+  let run: string[] = [];
   try {
-    for (let read = 0, entry = handle.readSync(); entry; entry = handle.readSync()) {
-      if (!entry.name.startsWith('.')) names.push(entry.name);
-      if (++read % SYNC_BATCH === 0) await nextTurn();
+    for (let entry = handle.readSync(); entry; entry = handle.readSync()) {
+      if (!entry.name.startsWith('.')) run.push(entry.name);
+      if (run.length === RUN_NAMES) {
+        runs.push(run.sort().join('\0'));
+        run = [];
+      }
     }
   } finally {
     handle.closeSync();
   }
-  return names.sort();
+  if (runs.length === 0) return run.sort();
+  if (run.length > 0) runs.push(run.sort().join('\0'));
+  return mergedRuns(runs);
+}
+
+/** A run's next name, from `start`. */
+interface RunCursor {
+  run: string;
+  name: string;
+  start: number;
+}
+
+/** Moves the cursor to its run's next name; false at the run's end. */
+function advance(cursor: RunCursor): boolean {
+  if (cursor.start > cursor.run.length) return false;
+  const end = cursor.run.indexOf('\0', cursor.start);
+  const stop = end < 0 ? cursor.run.length : end;
+  cursor.name = cursor.run.slice(cursor.start, stop);
+  cursor.start = stop + 1;
+  return true;
+}
+
+/** The names of sorted runs in order, through a heap of the runs' next names. */
+function* mergedRuns(runs: string[]): Generator<string> {
+  const heap: RunCursor[] = runs.map((run) => ({ run, name: '', start: 0 })).filter(advance);
+  /** Puts `cursor` at `index` or below it, moving smaller children up. */
+  const settle = (cursor: RunCursor, index: number) => {
+    for (let child = 2 * index + 1; child < heap.length; child = 2 * index + 1) {
+      if (child + 1 < heap.length && heap[child + 1]!.name < heap[child]!.name) child++;
+      if (cursor.name <= heap[child]!.name) break;
+      heap[index] = heap[child]!;
+      index = child;
+    }
+    heap[index] = cursor;
+  };
+  for (let index = (heap.length >> 1) - 1; index >= 0; index--) settle(heap[index]!, index);
+  while (heap.length > 0) {
+    const first = heap[0]!;
+    yield first.name;
+    if (advance(first)) settle(first, 0);
+    else {
+      const last = heap.pop()!;
+      if (heap.length > 0) settle(last, 0);
+    }
+  }
 }
 
 /** Lets timers and I/O run. */

@@ -85,16 +85,16 @@ function accepts(port: number): Promise<boolean> {
 
 /**
  * s3rver with one bucket. It needs the legacy OpenSSL provider for
- * ListObjectsV2 paging. `fastDelete` runs it through
- * s3rver-fast-delete.ts, whose deletes do not scan their folder (benchmarks).
+ * ListObjectsV2 paging. `fast` runs it through s3rver-fast.ts, whose
+ * deletes and listings do not scan whole folders (benchmarks).
  */
-export async function startS3rver(options: { fastDelete?: boolean } = {}): Promise<Emulator> {
+export async function startS3rver(options: { fast?: boolean } = {}): Promise<Emulator> {
   const workDir = mkdtempSync(join(tmpdir(), 'walship-s3rver-'));
   const port = await freePort();
   const server = new EmulatorProcess(
     nodeBinary,
-    options.fastDelete
-      ? ['--openssl-legacy-provider', join(projectRoot, 'test/support/s3rver-fast-delete.ts'), String(port), join(workDir, 'data'), EMULATOR_BUCKET]
+    options.fast
+      ? ['--openssl-legacy-provider', join(projectRoot, 'test/support/s3rver-fast.ts'), String(port), join(workDir, 'data'), EMULATOR_BUCKET]
       : ['--openssl-legacy-provider', packageFile('s3rver/bin/s3rver.js'), '--address', '127.0.0.1', '--port', String(port),
         '--directory', join(workDir, 'data'), '--configure-bucket', EMULATOR_BUCKET, '--silent'],
     workDir,

@@ -200,7 +200,7 @@ export function writeToDirectory(archive: SyntheticArchive, root: string): numbe
  * bucket (Emulator.objectsDirectory), in s3rver's own layout: an object, its
  * MD5 and its metadata as three files (the metadata left empty). A put per
  * object would take minutes for 100,000 objects. Relies on s3rver internals,
- * as s3rver-fast-delete.ts does: its version is pinned in package.json.
+ * as s3rver-fast.ts does: its version is pinned in package.json.
  */
 export function writeToS3rverDirectory(archive: SyntheticArchive, bucketDirectory: string, prefix: string): number {
   const write = plainFileWriter();

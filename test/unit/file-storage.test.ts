@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
@@ -74,6 +74,24 @@ describe('file storage', () => {
     assert.deepEqual(await keys('list/b/'), ['list/b/1', 'list/b/2']);
     assert.deepEqual(await keys('missing/'), []);
     assert.ok(!(await keys('')).some((key) => key.startsWith('.')));
+  });
+
+  it('lists a folder of many thousand objects in key order, with its sizes, folders within it in their place', async () => {
+    const storage = await FileStorage.open(directory);
+    const folder = join(directory, 'many');
+    mkdirSync(join(folder, '7f-folder'), { recursive: true });
+    // Names in no order, more than one sorted run's worth (file.ts sorts 4096 names at a time), sizes telling them apart.
+    const sizeOf = (name: string) => (parseInt(name, 16) % 7) + 1;
+    const names = Array.from({ length: 4500 }, (_, index) => `${((index * 7919) % 10_000).toString(16).padStart(4, '0')}-${index % 3}`);
+    for (const name of names) writeFileSync(join(folder, name), 'x'.repeat(sizeOf(name)));
+    writeFileSync(join(folder, '7f-folder', 'inside'), 'x');
+    writeFileSync(join(folder, '.hidden-temp'), 'x');
+    const listed: { key: string; size: number }[] = [];
+    for await (const info of storage.list('many/')) listed.push({ key: info.key, size: info.size });
+    const expected = [...names.map((name) => `many/${name}`), 'many/7f-folder/inside'].sort();
+    assert.deepEqual(listed.map((info) => info.key), expected);
+    assert.deepEqual(listed.filter((info) => info.key !== 'many/7f-folder/inside').map((info) => info.size), expected.filter((key) => !key.includes('folder')).map((key) => sizeOf(key.slice('many/'.length))));
+    rmSync(folder, { recursive: true });
   });
 
   it('deletes objects and their metadata; deleting twice is fine', async () => {
