@@ -87,8 +87,8 @@ const FOREGROUND = /^(archive-push|archive-get|wal-push|wal-fetch)$/;
 function helpersOf<T>(sampled: Map<string, T>): [string, T][] {
   return [...sampled].filter(([process]) => {
     const [program = '', command = ''] = process.split(' ');
-    // A baseline build runs as walship-baseline-N.
-    return (program === 'pgbackrest' || /^walship(-|$)/.test(program)) && !FOREGROUND.test(command);
+    // A --baseline build runs as walship-baseline-N.
+    return (program === 'pgbackrest' || /^walship(-baseline-\d+)?$/.test(program)) && !FOREGROUND.test(command);
   });
 }
 
@@ -184,7 +184,8 @@ function archivers(context: BenchContext, fixture: WalFixture, targets: Target[]
 async function waitForHelpers(marker: string): Promise<void> {
   const alive = () => {
     const out = execFileSync('ps', ['-eo', 'args'], { encoding: 'utf8' });
-    return out.split('\n').some((line) => line.includes(marker) && /\b(pgbackrest|walship) /.test(line));
+    // A baseline build runs as walship-baseline-N.
+    return out.split('\n').some((line) => line.includes(marker) && /\b(pgbackrest|walship(-baseline-\d+)?) /.test(line));
   };
   await waitFor(`helpers of ${marker} to exit`, () => !alive(), 60_000, 200);
 }

@@ -144,7 +144,11 @@ export function readCpuLog(logFile: string): number {
   return readLogLines(logFile).reduce((sum, [, user, system]) => sum + user! + system!, 0);
 }
 
-/** What sampleProcessPeaks saw, by process name (program and command): peak RSS in KiB, CPU seconds of all its processes. */
+/**
+ * What sampleProcessPeaks saw, by process name (program and command): peak
+ * RSS in KiB, and the CPU seconds of its processes that GNU time does not
+ * count (none of their ancestors is a GNU time that waits for them).
+ */
 export interface ProcessSamples {
   peaks: Map<string, number>;
   cpuSeconds: Map<string, number>;
@@ -157,12 +161,13 @@ const CLOCK_TICKS = 100;
  * Samples the peak RSS (VmHWM) and CPU time of every process whose command
  * line mentions `marker`, such as the bench root: catches detached helpers
  * (pgBackRest's async process, walship's pusher) that GNU time never waits
- * for. A process's CPU time is its last sample, so up to `intervalMs` of a
- * process that exits while busy is missed. Returns a stop function.
+ * for. A process's CPU time and parent are those of its last sample, so up
+ * to `intervalMs` of a process that exits while busy is missed. Returns a
+ * stop function.
  */
 export function sampleProcessPeaks(marker: string, intervalMs = 200): () => Promise<ProcessSamples> {
   const peaks = new Map<string, number>();
-  const cpuOfPid = new Map<string, { key: string; seconds: number }>();
+  const seen = new Map<string, { key: string; program: string; parent: string; seconds: number }>();
   let running = true;
   const loop = (async () => {
     while (running) {
@@ -179,10 +184,10 @@ export function sampleProcessPeaks(marker: string, intervalMs = 200): () => Prom
           const command = argv.find((arg) => /^(archive-|wal-)/.test(arg)) ?? argv.find((arg) => !arg.startsWith('-') && arg !== argv[0]) ?? '';
           const key = `${program} ${command}`.trim();
           peaks.set(key, Math.max(peaks.get(key) ?? 0, Number(hwm[1])));
-          // utime and stime: fields 14 and 15, counted after the command name, which may hold spaces.
-          const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-          const [utime = 0, stime = 0] = stat.slice(stat.lastIndexOf(')') + 2).split(' ').slice(11, 13).map(Number);
-          cpuOfPid.set(pid, { key, seconds: (utime + stime) / CLOCK_TICKS });
+          // Fields 4 (ppid), 14 and 15 (utime, stime), counted after the command name, which may hold spaces.
+          const fields = readFileSync(`/proc/${pid}/stat`, 'utf8');
+          const stat = fields.slice(fields.lastIndexOf(')') + 2).split(' ');
+          seen.set(pid, { key, program, parent: stat[1]!, seconds: (Number(stat[11]) + Number(stat[12])) / CLOCK_TICKS });
         } catch {
           // the process ended while we looked
         }
@@ -194,7 +199,13 @@ export function sampleProcessPeaks(marker: string, intervalMs = 200): () => Prom
     running = false;
     await loop;
     const cpuSeconds = new Map<string, number>();
-    for (const { key, seconds } of cpuOfPid.values()) cpuSeconds.set(key, (cpuSeconds.get(key) ?? 0) + seconds);
+    const underTime = (pid: string, depth = 0): boolean => {
+      const parentPid = seen.get(pid)?.parent ?? '';
+      const parent = seen.get(parentPid);
+      // The depth bounds a loop that reused pids could make.
+      return parent !== undefined && depth < 16 && (parent.program === 'time' || underTime(parentPid, depth + 1));
+    };
+    for (const [pid, { key, seconds }] of seen) if (!underTime(pid)) cpuSeconds.set(key, (cpuSeconds.get(key) ?? 0) + seconds);
     return { peaks, cpuSeconds };
   };
 }
