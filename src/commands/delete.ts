@@ -3,6 +3,7 @@
  * everything, target, garbage) and GFS rules. Prints the plan; deletes only
  * with --confirm.
  */
+import { recordAttempt } from '../archive/attempts.ts';
 import { isBackupName } from '../archive/layout.ts';
 import type { Config } from '../config/config.ts';
 import { ConfigError, ExitCode } from '../errors.ts';
@@ -130,7 +131,10 @@ export async function run({ config }: CommandContext, args: string[], options: D
   };
   const timeZone = Intl.DateTimeFormat().resolvedOptions().timeZone;
   const storage = await openStorage(storageSpecFrom(config));
-  const outcome = await deleteBackups(storage, request, { confirm: options.confirm ?? false, now: Date.now(), timeZone });
+  const confirm = options.confirm ?? false;
+  const plan = () => deleteBackups(storage, request, { confirm, now: Date.now(), timeZone });
+  // A dry run is no attempt of the job: only a delete that deletes is recorded.
+  const outcome = confirm ? await recordAttempt(storage, 'delete', plan) : await plan();
   process.stdout.write(options.json ? `${JSON.stringify(planJson(outcome))}\n` : planText(outcome, timeZone));
   return ExitCode.ok;
 }
