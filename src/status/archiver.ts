@@ -24,7 +24,7 @@ export function archiverSection(catalog: ArchiveCatalog, server: ServerAnswer, n
   const findings: Finding[] = [];
   const metrics: MetricSample[] = [
     { name: 'walship_archiver_failed_count', help: "pg_stat_archiver.failed_count: the server's failed archive_command runs since its statistics were reset.", value: state.failedCount },
-    { name: 'walship_archiver_archived_count', help: "pg_stat_archiver.archived_count: the server's archived WAL files since its statistics were reset.", value: state.archivedCount },
+    { name: 'walship_archiver_archived_files', help: "pg_stat_archiver.archived_count: the server's archived WAL files since its statistics were reset.", value: state.archivedCount },
   ];
   if (state.archiveMode === 'off') findings.push({ state: 'CRITICAL', message: 'the server runs with archive_mode off: no WAL is archived' });
   const failing = state.lastFailedTime !== undefined && (state.lastArchivedTime === undefined || state.lastFailedTime > state.lastArchivedTime);

@@ -12,7 +12,7 @@ export function dumpsSection(catalog: ArchiveCatalog, now: number, maxAgeMs: num
   if (sets.length === 0 && !asked) return undefined;
   const finding = dumpAgeFinding(sets, now, maxAgeMs);
   const newest = sets.at(-1);
-  const metrics: MetricSample[] = [{ name: 'walship_dump_count', help: 'Complete logical dump sets in storage.', value: sets.length }];
+  const metrics: MetricSample[] = [{ name: 'walship_dump_sets', help: 'Complete logical dump sets in storage.', value: sets.length }];
   if (newest) metrics.push({ name: 'walship_dump_last_finish_timestamp_seconds', help: 'When the newest complete dump set finished.', value: Date.parse(newest.FinishTime) / 1000 });
   return {
     name: 'dumps',
