@@ -474,7 +474,7 @@ restore_command = this walship's wal-fetch. It replays the archive to its end (o
 and is promoted inside the scratch directory. Recovery that stops short of what the archive
 holds is CRITICAL. Then: every database accepts a connection, amcheck's bt_index_check passes
 on every B-tree index, every table reads (pg_dumpall), and each --check-sql statement returns
-true. The report is stored under walship/drills/ (the drill's only write to storage);
+true. The report is stored under walship/drills/ (with its attempt's record, the drill's only writes to storage);
 backup-list --detail and --json show each backup's last drill. The scratch server is stopped
 and its directory removed, also on failure and on SIGINT or SIGTERM, unless --keep.
 Run it as the PostgreSQL OS user (it refuses root), with as much free space in --scratch as

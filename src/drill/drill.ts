@@ -5,7 +5,7 @@
  *   does -> start it on a socket of its own, replaying the archive through
  *   this walship's wal-fetch -> judge where recovery ended against what the
  *   archive holds -> run the checks -> stop the server, remove the directory
- *   -> store the report (the drill's only write to storage).
+ *   -> store the report (the drill's only write to storage but its attempt's record, which the command makes).
  *
  * The scratch server never archives (archive_mode = off): the history file
  * of the timeline it promotes to stays in its own pg_wal.
