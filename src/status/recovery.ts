@@ -52,7 +52,9 @@ export function recoverySection(catalog: ArchiveCatalog, server: ArchiverState |
   if (current.newest) metrics.push({ name: 'walship_wal_last_archived_timestamp_seconds', help: "When the newest WAL segment on the cluster's timeline history was stored.", value: seconds(current.newest.stored) });
   if (current.oldest) metrics.push({ name: 'walship_recovery_window_start_timestamp_seconds', help: 'The oldest point in time that can be restored: the finish of the oldest backup on the timeline history.', value: seconds(Date.parse(current.oldest.FinishTime)) });
   const lines = windowsByTimeline.map(({ timeline: onTimeline, oldest, newest }) =>
-    `recovery window, timeline ${onTimeline}: ${oldest ? `from ${formatTime(new Date(oldest.FinishTime))} (${oldest.BackupName})` : 'no backup on its history'} to ${newest ? `${formatTime(newest.stored)} (${newest.name})` : 'no WAL stored'}`,
+    oldest && newest
+      ? `recovery window, timeline ${onTimeline}: from ${formatTime(new Date(oldest.FinishTime))} (${oldest.BackupName}) to ${formatTime(newest.stored)} (${newest.name})`
+      : `recovery window, timeline ${onTimeline}: none (${oldest ? 'no WAL stored' : 'no backup on its history'})`,
   );
   lines.push(lost.length > 0 ? `WAL: ${findings[0]!.message}` : `WAL: no segment missing on timeline ${timeline}'s history (${plural(integrity.counts.FOUND, 'segment')} checked)`);
   return {
