@@ -14,6 +14,7 @@ import { ArchiveCatalog } from '../../src/archive/catalog.ts';
 import { attemptKey, parseAttemptKey } from '../../src/archive/layout.ts';
 import { Config } from '../../src/config/config.ts';
 import { WalshipError } from '../../src/errors.ts';
+import { configuredRetention } from '../../src/retention/settings.ts';
 import { exposition } from '../../src/status/prometheus.ts';
 import { formatAge } from '../../src/status/section.ts';
 import { walshipStatus } from '../../src/status/status.ts';
@@ -98,15 +99,16 @@ describe('attempt records', () => {
 
 describe('status over a synthetic archive', () => {
   const now = Date.parse('2026-01-01T00:00:00Z');
-  const status = async (lastBackup: number, options: { missingEvery?: number; attempt?: 'fail' } = {}) => {
+  const status = async (lastBackup: number, options: { missingEvery?: number; attempt?: 'fail'; settings?: Record<string, string> } = {}) => {
     const backups = 10;
     const archive = new SyntheticArchive({ segments: 2000, backups, partsPerBackup: 2, missingEvery: options.missingEvery ?? 1_000_000, firstBackup: lastBackup - (backups - 1) * DAY, backupEveryMs: DAY });
     const directory = mkdtempSync(join(root, 'synthetic-'));
     writeToDirectory(archive, directory);
     const storage = await FileStorage.open(directory);
     if (options.attempt === 'fail') await recordAttempt(storage, 'backup-push', async () => Promise.reject(new WalshipError('could not connect to the server'))).catch(() => undefined);
-    const thresholds = readThresholds(new Config({}), {});
-    return walshipStatus({ storage, server: { unavailable: 'no server in this test' }, thresholds, windows: { delayed: 0, uploading: 16 }, retention: undefined, now });
+    const config = new Config(options.settings ?? {});
+    const thresholds = readThresholds(config, {});
+    return walshipStatus({ storage, server: { unavailable: 'no server in this test' }, thresholds, windows: { delayed: 0, uploading: 16 }, retention: configuredRetention(config), now });
   };
 
   it('is CRITICAL for an old newest backup, naming its age and the limit', async () => {
@@ -130,6 +132,18 @@ describe('status over a synthetic archive', () => {
     assert.match(result.summary, /WAL segments? missing on timeline 3's history: [0-9A-F]{24}/);
     assert.equal(metrics.find((metric) => metric.name === 'walship_backup_last_attempt_success')?.value, 0);
     assert.ok(metrics.find((metric) => metric.name === 'walship_wal_missing_segments')!.value > 0);
+  });
+
+  it("reports what the configured retention would delete, and dumps only when asked", async () => {
+    const { result, metrics } = await status(now - HOUR, { settings: { WALSHIP_RETAIN_LAST: '3', WALSHIP_MAX_DUMP_AGE: '26h' } });
+    const wouldDelete = (result.json as { storage: { retention_would_delete: { backups: string[]; wal_segments: number } } }).storage.retention_would_delete;
+    assert.equal(wouldDelete.backups.length, 7);
+    assert.ok(wouldDelete.wal_segments > 0);
+    assert.ok(metrics.find((metric) => metric.name === 'walship_retention_deletable_bytes')!.value > 0);
+    assert.equal(result.state, 'CRITICAL');
+    assert.match(result.summary, /^no dump set in the archive; /);
+    const unasked = await status(now - HOUR);
+    assert.equal((unasked.result.json as { dumps?: unknown }).dumps, undefined, 'a cluster that never dumps is not checked');
   });
 
   it('writes an exposition promtool accepts, with HELP and TYPE for each series', async () => {
