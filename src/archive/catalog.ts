@@ -17,7 +17,7 @@ import { type BackupSentinel, decodeSentinel, readMetadataDocument, readSentinel
 import { type DrillReportRef, drillReportsToPrune } from './drills.ts';
 import { type DumpSentinel, readDumpSentinelDocument, validDumpSentinel } from './dumps.ts';
 import { readArchiveRecord } from './identity.ts';
-import { ARCHIVE_IDENTITY_KEY, BACKUP_PREFIX, backupOfDeletionRecord, classifyKey, DUMP_PREFIX, dumpSentinelKey, parseDrillReportKey, sentinelKey, WAL_PREFIX, WALSHIP_PREFIX } from './layout.ts';
+import { ARCHIVE_IDENTITY_KEY, BACKUP_PREFIX, backupOfDeletionRecord, classifyKey, DUMP_PREFIX, dumpOfDeletionRecord, dumpSentinelKey, parseDrillReportKey, sentinelKey, WAL_PREFIX, WALSHIP_PREFIX } from './layout.ts';
 import { readStoredHistory, readStoredSegmentHeader } from './stored-wal.ts';
 import { type HistoryEntry, parseHistory, TimelineGraph } from './timelines.ts';
 import { type SegmentRange, type WalIndex, WalIndexBuilder, type WalOtherFile } from './wal-index.ts';
@@ -284,6 +284,11 @@ export class ArchiveCatalog {
   /** Backups a delete has begun to remove (walship/deleting/), by name: their folders go even while young. */
   deletionsBegun(): string[] {
     return this.walshipRecords.map(backupOfDeletionRecord).filter((name) => name !== undefined).sort();
+  }
+
+  /** Dump sets a delete has begun to remove (walship/deleting/), by name. */
+  dumpDeletionsBegun(): string[] {
+    return this.walshipRecords.map(dumpOfDeletionRecord).filter((name) => name !== undefined).sort();
   }
 
   /** Sentinels that could not be read at all (damaged, not JSON), with the reason. */

@@ -13,7 +13,7 @@
  *   dumps_005/<dump>/globals.sql[.<extension>]             pg_dumpall --globals-only
  *   dumps_005/<dump>/databases/<database>.dump[.<extension>]   pg_dump -Fc of one database
  *   walship/archive.json                                   walship's records: the archive's identity,
- *   walship/deleting/<backup>.json                         the backups a delete has begun to remove,
+ *   walship/deleting/<backup or dump>.json                 the backups and dump sets a delete has begun to remove,
  *   walship/drills/<time>_<backup>.json                    and restore drill reports, named to sort by time
  */
 import { parseWalFileName, type WalFileName } from '../postgres/wal-name.ts';
@@ -78,15 +78,26 @@ export function backupPrefix(backup: string): string {
   return `${BACKUP_PREFIX}${backup}/`;
 }
 
-/** The record that `delete` has begun to remove `backup`, so its folder goes even when it is young. */
-export function deletionRecordKey(backup: string): string {
-  return `${WALSHIP_FOLDER}/${DELETING_FOLDER}/${backup}.json`;
+/** The record that `delete` has begun to remove a backup or a dump set, so its folder goes even when it is young. */
+export function deletionRecordKey(name: string): string {
+  return `${WALSHIP_FOLDER}/${DELETING_FOLDER}/${name}.json`;
+}
+
+/** The name in a deletion record's path (a path under walship/), if it is such a record. */
+function nameOfDeletionRecord(path: string): string {
+  return path.startsWith(`${DELETING_FOLDER}/`) && path.endsWith('.json') ? path.slice(DELETING_FOLDER.length + 1, -'.json'.length) : '';
 }
 
 /** The backup a walship record (a path under walship/) says a delete has begun to remove, if it is such a record. */
 export function backupOfDeletionRecord(path: string): string | undefined {
-  const name = path.startsWith(`${DELETING_FOLDER}/`) && path.endsWith('.json') ? path.slice(DELETING_FOLDER.length + 1, -'.json'.length) : '';
+  const name = nameOfDeletionRecord(path);
   return isBackupName(name) ? name : undefined;
+}
+
+/** The dump set a walship record says a delete has begun to remove, if it is such a record. */
+export function dumpOfDeletionRecord(path: string): string | undefined {
+  const name = nameOfDeletionRecord(path);
+  return isDumpName(name) ? name : undefined;
 }
 
 export function filesMetadataKey(backup: string): string {

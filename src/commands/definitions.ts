@@ -410,7 +410,8 @@ with --create or is missing without it, pg_restore failed: the error line says w
       ['--keep-within <duration>', 'retain: keep every backup finished within this span before the newest one (e.g. 14d)'],
       ['--pitr-window <duration>', 'keep point-in-time recovery only from backups finished within this span; older kept backups stay restorable to their end (default: from every kept backup)'],
       ['--incomplete-age <duration>', 'garbage, everything: leave backup folders without a sentinel whose newest object is younger than this (default 24h: a backup-push may be writing them)'],
-      ['--force', 'target: delete a permanent backup too'],
+      ['--force', 'target: delete a permanent backup (with --dumps: dump set) too'],
+      ['--dumps', 'apply the verb to dump sets (dump-push) instead of backups; no backup and no WAL is touched'],
     ],
     walgFlags: [
       { flags: '--use-sentinel-time', ignoredBecause: 'walship always orders backups by the finish time their sentinel records' },
@@ -426,6 +427,9 @@ with --create or is missing without it, pg_restore failed: the error line says w
       'walship delete before base_000000010000000000000010 --confirm',
       'walship delete target base_000000010000000000000004 --confirm',
       'walship delete garbage --confirm',
+      'walship delete retain 14 --dumps --confirm                 (dump sets: keep the newest 14, and the permanent ones)',
+      'walship delete retain --keep-daily 7 --keep-monthly 6 --dumps --confirm',
+      'walship delete target dump_20261130T021500Z --dumps --confirm',
       "# nightly in the postgres user's crontab, the rules in the config file (WALSHIP_RETAIN_DAILY: 7 ...); the README explains each part:",
       `15 2 * * * PATH=/usr/lib/postgresql/15/bin:/usr/bin:/bin /usr/bin/flock -n -E 75 /var/log/postgresql/walship-nightly.log /bin/sh -c '/usr/local/bin/walship --config /etc/walship.yaml backup-push && /usr/local/bin/walship --config /etc/walship.yaml delete retain --confirm' >>/var/log/postgresql/walship-nightly.log 2>&1 || echo "walship backup-push or delete failed with exit $? (75: an earlier run still holds the lock); see /var/log/postgresql/walship-nightly.log"`,
     ],
@@ -436,6 +440,10 @@ start to their finish LSN; the newest complete backup; timeline history files; e
 from the start of the oldest kept backup on (point-in-time recovery from each kept backup to the
 end of the archive, unless --pitr-window). Drill reports go with their backup once 90 days old,
 but the newest report of all.
+--dumps: the same verbs and rules over dump sets, by finish time; permanent dump sets (dump-mark)
+and the newest one are always kept; no backup and no WAL is touched. Without --dumps, dump sets
+are left alone, by delete everything too; delete garbage also removes the folders of incomplete
+dump sets (no sentinel) older than --incomplete-age.
 GFS rules are restic's: each keeps the newest backup of each of its last N days (weeks, months,
 years) that have a backup, and the oldest backup while it has periods to spare; rules add up. Days
 are taken in the machine's time zone (TZ), like cron. Durations: 36h, 14d, 2w, 6m, 1y.
