@@ -14,7 +14,7 @@
  *   dumps_005/<dump>/databases/<database>.dump[.<extension>]   pg_dump -Fc of one database
  *   walship/archive.json                                   walship's records: the archive's identity,
  *   walship/deleting/<backup or dump>.json                 the backups and dump sets a delete has begun to remove,
- *   walship/drills/<time>_<backup>.json                    and restore drill reports, named to sort by time
+ *   walship/drills/<time>_<backup or dump>.json            and restore drill reports, named to sort by time
  */
 import { parseWalFileName, type WalFileName } from '../postgres/wal-name.ts';
 
@@ -37,6 +37,7 @@ const DELETING_FOLDER = 'deleting';
 /** Restore drill reports (drills.ts). */
 export const DRILL_REPORT_PREFIX = `${WALSHIP_FOLDER}/drills/`;
 const DRILL_REPORT = /^(\d{8})T(\d{6})(\.\d{3})Z_(base_[0-9A-F]{24})\.json$/;
+const DUMP_DRILL_REPORT = /^(\d{8})T(\d{6})(\.\d{3})Z_(dump_\d{8}T\d{6}Z)\.json$/;
 
 const SENTINEL_SUFFIX = '_backup_stop_sentinel.json';
 const DUMP_SENTINEL_SUFFIX = '_dump_sentinel.json';
@@ -182,17 +183,28 @@ export function dumpObjectExtension(object: string): string {
 }
 
 /** walship/drills/20261201T205813.589Z_base_000000010000000000000004.json: the time (UTC, to the millisecond) first, so names sort by time. */
-export function drillReportKey(backup: string, time: Date): string {
-  return `${DRILL_REPORT_PREFIX}${time.toISOString().replace(/[-:]/g, '')}_${backup}.json`;
+export function drillReportKey(drilled: string, time: Date): string {
+  return `${DRILL_REPORT_PREFIX}${time.toISOString().replace(/[-:]/g, '')}_${drilled}.json`;
 }
 
-/** The backup and time a drill report's key names; undefined for any other key. */
+/** The backup and time a drill report's key names; undefined for any other key (a dump set's report included). */
 export function parseDrillReportKey(key: string): { backup: string; time: Date } | undefined {
-  const match = key.startsWith(DRILL_REPORT_PREFIX) ? DRILL_REPORT.exec(key.slice(DRILL_REPORT_PREFIX.length)) : null;
+  const parsed = parseReportKey(key, DRILL_REPORT);
+  return parsed && { backup: parsed.name, time: parsed.time };
+}
+
+/** The dump set and time a dump drill report's key (drillReportKey of a dump name) names; undefined for any other key. */
+export function parseDumpDrillReportKey(key: string): { dump: string; time: Date } | undefined {
+  const parsed = parseReportKey(key, DUMP_DRILL_REPORT);
+  return parsed && { dump: parsed.name, time: parsed.time };
+}
+
+function parseReportKey(key: string, form: RegExp): { name: string; time: Date } | undefined {
+  const match = key.startsWith(DRILL_REPORT_PREFIX) ? form.exec(key.slice(DRILL_REPORT_PREFIX.length)) : null;
   if (!match) return undefined;
-  const [, day, clock, fraction, backup] = match;
+  const [, day, clock, fraction, name] = match;
   const time = new Date(`${day!.slice(0, 4)}-${day!.slice(4, 6)}-${day!.slice(6)}T${clock!.slice(0, 2)}:${clock!.slice(2, 4)}:${clock!.slice(4)}${fraction}Z`);
-  return Number.isNaN(time.getTime()) ? undefined : { backup: backup!, time };
+  return Number.isNaN(time.getTime()) ? undefined : { name: name!, time };
 }
 
 export type KeyKind =

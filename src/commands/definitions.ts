@@ -467,12 +467,15 @@ running it again finishes the job).`,
       ['--pg-bin <dir>', "PostgreSQL's programs (default: those of the backup's version, /usr/lib/postgresql/NN/bin, or PATH)"],
       ['--check-sql <file>', 'SQL statements that must each return a single true value (\\c DATABASE lines switch databases)'],
       ['--keep', 'keep the restored cluster, stopped, and print how to start and remove it'],
+      ['--dump [name]', 'drill a dump set instead: NAME from dump-list, or LATEST (the default); restored into a new server, then the same checks'],
       ['--json', 'print the full report as JSON after the verdict line'],
     ],
     examples: [
       'sudo -u postgres walship --config /etc/walship.yaml drill',
       'walship drill LATEST --check-sql /etc/walship/drill-checks.sql',
       'walship drill base_000000010000000000000004 --recovery-target-time "2024-05-01 09:59:00+00" --json',
+      'walship drill --dump                              (the newest dump set)',
+      'walship drill --dump dump_20240501T021500Z --check-sql /etc/walship/drill-checks.sql',
       "# the postgres user's crontab: a drill every Sunday at 04:30 (the README explains each part):",
       '30 4 * * 0 PATH=/usr/bin:/bin /usr/bin/flock -n -E 75 /var/log/postgresql/walship-drill.log /usr/local/bin/walship --config /etc/walship.yaml drill --check-sql /etc/walship/drill-checks.sql >>/var/log/postgresql/walship-drill.log 2>&1 || echo "walship drill failed with exit $? (1 WARNING, 2 CRITICAL, 3 UNKNOWN, 75: an earlier run still holds the lock); see /var/log/postgresql/walship-drill.log"',
     ],
@@ -487,8 +490,13 @@ backup-list --detail and --json show each backup's last drill. The scratch serve
 and its directory removed, also on failure and on SIGINT or SIGTERM, unless --keep.
 Run it as the PostgreSQL OS user (it refuses root), with as much free space in --scratch as
 the backup's size.
+--dump: a new cluster is made with initdb (data page checksums on) in --scratch and started
+the same way; the dump set's globals and every database are restored with dump-restore's
+code (each object's SHA-256 checked), then the same checks run. Its report is stored under
+walship/drills/ as a dump drill (dump-list --detail and --json show each set's last drill).
+The programs are those of the dump's server version (initdb, pg_restore, ...).
 Exit codes (monitoring-plugin convention; the first line on stdout is the verdict):
-0 OK; 1 WARNING (the report could not be stored); 2 CRITICAL (the backup does not restore,
+0 OK; 1 WARNING (the report could not be stored); 2 CRITICAL (the backup or dump set does not restore,
 recover to the end of the archive or the target, or pass a check); 3 UNKNOWN (could not
 check: storage unreachable, bad configuration, no space, no PostgreSQL programs, interrupted).`,
     check: true,
