@@ -17,7 +17,7 @@ import { type BackupSentinel, decodeSentinel, readMetadataDocument, readSentinel
 import { type DrillReportRef, drillReportsToPrune } from './drills.ts';
 import { type DumpSentinel, readDumpSentinelDocument, validDumpSentinel } from './dumps.ts';
 import { readArchiveRecord } from './identity.ts';
-import { ARCHIVE_IDENTITY_KEY, BACKUP_PREFIX, backupOfDeletionRecord, classifyKey, DUMP_PREFIX, dumpOfDeletionRecord, dumpSentinelKey, parseDrillReportKey, sentinelKey, WAL_PREFIX, WALSHIP_PREFIX } from './layout.ts';
+import { ARCHIVE_IDENTITY_KEY, BACKUP_PREFIX, backupOfDeletionRecord, classifyKey, DUMP_PREFIX, dumpOfDeletionRecord, dumpSentinelKey, parseDrillReportKey, parseDumpDrillReportKey, sentinelKey, WAL_PREFIX, WALSHIP_PREFIX } from './layout.ts';
 import { readStoredHistory, readStoredSegmentHeader } from './stored-wal.ts';
 import { type HistoryEntry, parseHistory, TimelineGraph } from './timelines.ts';
 import { type SegmentRange, type WalIndex, WalIndexBuilder, type WalOtherFile } from './wal-index.ts';
@@ -99,6 +99,8 @@ export class ArchiveCatalog {
   /** Objects that are neither WAL, backups nor walship's records. */
   readonly otherObjects: { count: number; bytes: number };
   private readonly drills: readonly DrillReportRef[];
+  /** Dump drill reports, named by their dump set in `backup`'s place. */
+  private readonly dumpDrills: readonly DrillReportRef[];
   private readonly sentinels: readonly SentinelRecord[];
   private readonly incomplete: readonly IncompleteBackup[];
   private readonly dumpSentinels: readonly SentinelRecord[];
@@ -114,6 +116,7 @@ export class ArchiveCatalog {
     walshipRecords: string[];
     otherObjects: { count: number; bytes: number };
     drills: DrillReportRef[];
+    dumpDrills: DrillReportRef[];
     sentinels: SentinelRecord[];
     incomplete: IncompleteBackup[];
     dumpSentinels: SentinelRecord[];
@@ -126,6 +129,7 @@ export class ArchiveCatalog {
     this.walshipRecords = parts.walshipRecords;
     this.otherObjects = parts.otherObjects;
     this.drills = parts.drills;
+    this.dumpDrills = parts.dumpDrills;
     this.sentinels = parts.sentinels;
     this.incomplete = parts.incomplete;
     this.dumpSentinels = parts.dumpSentinels;
@@ -146,6 +150,7 @@ export class ArchiveCatalog {
     const dumpFolders = new Map<string, IncompleteDump>();
     const walshipRecords: string[] = [];
     const drills: DrillReportRef[] = [];
+    const dumpDrills: DrillReportRef[] = [];
     const otherObjects = { count: 0, bytes: 0 };
     /** One segment to read the segment size from, should nothing record it. */
     let sampleSegment: { key: string; extension: string } | undefined;
@@ -174,6 +179,8 @@ export class ArchiveCatalog {
         identityListed ||= object.key === ARCHIVE_IDENTITY_KEY;
         const drill = parseDrillReportKey(object.key);
         if (drill) drills.push({ key: object.key, ...drill });
+        const dumpDrill = parseDumpDrillReportKey(object.key);
+        if (dumpDrill) dumpDrills.push({ key: object.key, backup: dumpDrill.dump, time: dumpDrill.time });
       } else {
         otherObjects.count++;
         otherObjects.bytes += object.size;
@@ -210,6 +217,7 @@ export class ArchiveCatalog {
       walshipRecords,
       otherObjects,
       drills,
+      dumpDrills,
       sentinels,
       incomplete: withoutSentinel(folders, sentinelNames),
       dumpSentinels,
@@ -268,6 +276,11 @@ export class ArchiveCatalog {
     return this.completeDumps;
   }
 
+  /** Every dump set with a sentinel, readable or not, by name. */
+  dumpSentinelNames(): string[] {
+    return this.dumpSentinels.map((record) => record.backup);
+  }
+
   /** Dump set folders without a sentinel, by name: retention's garbage once they are old enough. */
   incompleteDumps(): readonly IncompleteDump[] {
     return this.incompleteDumpFolders;
@@ -308,6 +321,11 @@ export class ArchiveCatalog {
    */
   drillReportsToPrune(keptBackups: Iterable<string> = this.sentinels.map((record) => record.backup), now = new Date()): DrillReportRef[] {
     return drillReportsToPrune(this.drills, new Set(keptBackups), now);
+  }
+
+  /** The same for dump drill reports (`drill --dump`), given the dump sets that stay. */
+  dumpDrillReportsToPrune(keptDumps: Iterable<string>, now = new Date()): DrillReportRef[] {
+    return drillReportsToPrune(this.dumpDrills, new Set(keptDumps), now);
   }
 
   timelines(): TimelineGraph {

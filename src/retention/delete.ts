@@ -103,6 +103,9 @@ function makeDumpPlan(catalog: ArchiveCatalog, location: string, request: Retent
   const dumpFolders = planFolders(incomplete, new Set(begun), request, options.now, DUMP_SETS);
   const records = deletionRecords(begun, new Set(sets.map((set) => set.DumpName)), new Set(incomplete.map((folder) => folder.name)));
   const wal: WalPlan = { keptBecause: 'delete --dumps never deletes WAL', everything: false, protected: [], deletions: [], otherFiles: 0 };
+  // Dump sets whose sentinel stays: those kept, and those the catalog could not read (never deleted).
+  const listed = new Set(sets.map((set) => set.DumpName));
+  const staying = [...decisions.filter((decision) => decision.action === 'keep').map((decision) => decision.dump.DumpName), ...catalog.dumpSentinelNames().filter((name) => !listed.has(name))];
   return {
     selection: request.selection,
     dumps: true,
@@ -114,7 +117,7 @@ function makeDumpPlan(catalog: ArchiveCatalog, location: string, request: Retent
     dumpFolders,
     finishedDeletionRecords: records.finished,
     staleDeletionRecords: records.stale,
-    drillReports: [],
+    drillReports: catalog.dumpDrillReportsToPrune(staying, new Date(options.now)),
     incompleteLeftAlone: incomplete.length - dumpFolders.length,
     wal,
     notes: [],

@@ -167,13 +167,17 @@ function dumpPlanLines(outcome: DeleteOutcome, timeZone: string): string[] {
     lines.push('', `${plan.incompleteLeftAlone} dump set folder${plan.incompleteLeftAlone === 1 ? '' : 's'} without a sentinel left alone: delete garbage --dumps removes incomplete dump sets.`);
   }
   lines.push('', 'Backups and WAL: untouched (delete --dumps deletes dump sets only).');
+  if (plan.drillReports.length > 0) {
+    lines.push('', `Drill reports: delete ${plural(plan.drillReports.length, 'report')} of dump sets deleted, drilled more than ${DRILL_REPORT_RETENTION_DAYS} days ago (the newest report always stays).`);
+  }
   const removed = plan.dumpSets.filter((decision) => decision.action === 'delete');
   const removedFolders = deletedCount(plan.dumpFolders);
   const bytes = removed.reduce((sum, decision) => sum + decision.dump.CompressedSize, 0) + deletedBytes(plan.dumpFolders);
   lines.push('', `Plan: delete ${removed.length} of ${plan.dumpSets.length} dump sets, ${removedFolders} folder${removedFolders === 1 ? '' : 's'} without a sentinel: ${formatBytes(bytes)}.`);
   if (deleted) {
     lines.push(
-      `Deleted ${plural(deleted.dumpSets, 'dump set')} and ${plural(deleted.dumpFolders, 'dump set folder')}: ` +
+      `Deleted ${plural(deleted.dumpSets, 'dump set')} and ${plural(deleted.dumpFolders, 'dump set folder')}` +
+        `${deleted.drillReports > 0 ? ` (and ${plural(deleted.drillReports, 'drill report')})` : ''}: ` +
         `${plural(deleted.objects, 'object')}, ${formatBytes(deleted.bytes)} freed in ${formatDuration(deleted.ms)}.`,
     );
   }

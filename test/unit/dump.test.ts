@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { describe, it } from 'node:test';
 import { ArchiveCatalog } from '../../src/archive/catalog.ts';
+import { storeDumpDrillReport } from '../../src/archive/drills.ts';
 import { type DumpSentinel, writeDumpSentinel } from '../../src/archive/dumps.ts';
 import { classifyKey, dumpDatabaseObject, dumpNameAt, dumpObjectExtension, dumpObjectKey, dumpSentinelKey, isDumpName } from '../../src/archive/layout.ts';
 import { ConfigError } from '../../src/errors.ts';
@@ -97,6 +98,9 @@ describe('dump sets in the catalog, under retention and monitoring', () => {
         await writeDumpSentinel(storage, set, { createOnly: true });
       }
       await storage.put(dumpObjectKey('dump_20240504T021500Z', 'globals.sql.zst'), Readable.from([Buffer.from('half')]));
+      const drilled = (dump: string, finished: string) => storeDumpDrillReport(storage, { kind: 'dump', dump, finished_at: finished, result: 'OK', rto_seconds: 1 });
+      const prunedReport = await drilled('dump_20240502T021500Z', '2024-05-02T03:00:00.000Z');
+      const keptReport = await drilled('dump_20240503T021500Z', '2024-05-03T03:00:00.000Z');
       const load = () => ArchiveCatalog.load(storage, { wal: false, backups: false, dumps: true });
       const catalog = await load();
       assert.deepEqual(catalog.dumpSets().map((set) => set.DumpName), sets.map((set) => set.DumpName));
@@ -117,7 +121,10 @@ describe('dump sets in the catalog, under retention and monitoring', () => {
       assert.equal((await load()).dumpSets().length, 3, 'the dry run deletes nothing');
 
       const confirmed = await deleteBackups(storage, request({ verb: 'retain', rules: { last: 1 } }), { ...options, confirm: true });
-      assert.deepEqual({ ...confirmed.deleted, ms: 0 }, { backups: 0, folders: 0, dumpSets: 1, dumpFolders: 1, walFiles: 0, drillReports: 0, objects: 2, bytes: 1, ms: 0 });
+      assert.deepEqual({ ...confirmed.deleted, ms: 0 }, { backups: 0, folders: 0, dumpSets: 1, dumpFolders: 1, walFiles: 0, drillReports: 1, objects: 3, bytes: 1, ms: 0 });
+      // The deleted set's drill report, more than 90 days old, went with it; the kept set's stays.
+      assert.equal(await storage.head(prunedReport), undefined);
+      assert.ok(await storage.head(keptReport));
       const after = await load();
       assert.deepEqual(after.dumpSets().map((set) => set.DumpName), ['dump_20240501T021500Z', 'dump_20240503T021500Z']);
       assert.deepEqual(after.incompleteDumps().map((folder) => folder.name), ['dump_20240504T021500Z']);
