@@ -174,13 +174,20 @@ export async function runDrill(settings: DrillSettings): Promise<DrillResult> {
   };
   const verdict = drillVerdict(partial);
   const report: DrillReport = { ...partial, result: verdict.state, summary: verdict.summary };
+  return { ...(await storingReport(verdict, report, () => storeDrillReport(storage, report))), kept };
+}
+
+/** The verdict and the report with its key once stored; a report that cannot be stored makes the verdict at least WARNING. */
+export async function storingReport<R extends object>(
+  verdict: { state: CheckState; summary: string },
+  report: R,
+  store: () => Promise<string>,
+): Promise<{ state: CheckState; summary: string; report: R & { report_key?: string } }> {
   try {
-    const key = await storeDrillReport(storage, report);
-    return { ...verdict, report: { ...report, report_key: key }, kept };
+    return { ...verdict, report: { ...report, report_key: await store() } };
   } catch (error) {
     if (!(error instanceof WalshipError)) throw error;
-    const state = worstState([verdict.state, 'WARNING']);
-    return { state, summary: `${verdict.summary}; the report could not be stored: ${error.message}`, report, kept };
+    return { state: worstState([verdict.state, 'WARNING']), summary: `${verdict.summary}; the report could not be stored: ${error.message}`, report };
   }
 }
 

@@ -13,8 +13,10 @@ import { performance } from 'node:perf_hooks';
 import { ArchiveCatalog } from '../archive/catalog.ts';
 import { storeDumpDrillReport } from '../archive/drills.ts';
 import { type DumpSentinel, readDumpSentinel } from '../archive/dumps.ts';
-import { type CheckState, worstState } from '../checks/verdict.ts';
+import type { CheckState } from '../checks/verdict.ts';
+import type { Config } from '../config/config.ts';
 import { NotFoundError, WalshipError } from '../errors.ts';
+import type { PostgresCluster } from '../postgres/cluster.ts';
 import { databaseExists, dumpClient } from '../postgres/dump.ts';
 import { serverProgramDirectory } from '../postgres/programs.ts';
 import { restoreDump } from '../dump/restore.ts';
@@ -25,12 +27,10 @@ import { storageSpecFrom } from '../storage/spec.ts';
 import type { Storage } from '../storage/storage.ts';
 import { interruptible, unlessAborted } from '../util/process.ts';
 import { VERSION } from '../version.ts';
-import { type CheckOutcome } from './checks.ts';
-import { readCheckSql, refuseRoot, runChecks } from './drill.ts';
+import type { CheckOutcome } from './checks.ts';
+import { readCheckSql, refuseRoot, runChecks, storingReport } from './drill.ts';
 import { type CheckResult, type DumpDrillReport, dumpDrillVerdict, round } from './report.ts';
 import { DUMP_DRILL_PROGRAMS, interrupted, Scratch } from './scratch.ts';
-import type { Config } from '../config/config.ts';
-import type { PostgresCluster } from '../postgres/cluster.ts';
 
 export interface DumpDrillSettings {
   config: Config;
@@ -108,14 +108,7 @@ export async function runDumpDrill(settings: DumpDrillSettings): Promise<DumpDri
   };
   const verdict = dumpDrillVerdict(partial);
   const report: DumpDrillReport = { ...partial, result: verdict.state, summary: verdict.summary };
-  try {
-    const key = await storeDumpDrillReport(storage, report);
-    return { ...verdict, report: { ...report, report_key: key }, kept };
-  } catch (error) {
-    if (!(error instanceof WalshipError)) throw error;
-    const state = worstState([verdict.state, 'WARNING']);
-    return { state, summary: `${verdict.summary}; the report could not be stored: ${error.message}`, report, kept };
-  }
+  return { ...(await storingReport(verdict, report, () => storeDumpDrillReport(storage, report))), kept };
 }
 
 /** The named dump set, or for LATEST the newest complete one by finish time. */
