@@ -238,7 +238,7 @@ describe('switching a plaintext archive to encryption, deliberately', () => {
     assert.equal(keyless.code, 1, keyless.stderr);
     assert.match(keyless.stderr, /is encrypted \(libsodium, key id [0-9a-f]{16}, as walship\/archive\.json records\), but no key is configured here/);
     // The older object stays readable with the key: its metadata says unencrypted.
-    const fetched = await walship(['wal-fetch', '000000010000000000000001', join(files, 'RESTORED')], keyed);
+    const fetched = await walship(['wal-fetch', '000000010000000000000001', join(files, 'RESTORED')], { ...keyed, WALSHIP_PREFETCH: 'false' });
     assert.equal(fetched.code, 0, fetched.stderr);
   });
 });
