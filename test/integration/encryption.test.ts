@@ -172,8 +172,8 @@ for (const { kind, label } of BACKENDS) {
       giveToPostgres(history);
       const segment = join(primary.dataDir, 'pg_wal', lastArchived);
       for (const [what, overrides, pattern] of [
-        ['no key', withoutKey, /ERROR: the archive in \S+ is encrypted \(libsodium, key id [0-9a-f]{16}, as walship\/archive\.json records\), but no key is configured here: set WALG_LIBSODIUM_KEY or WALG_LIBSODIUM_KEY_PATH .*; nothing was stored$/m],
-        ['another key', withOtherKey, /ERROR: the archive in \S+ is encrypted with another key \(key id [0-9a-f]{16}, as walship\/archive\.json records\) than the configured one \(WALG_LIBSODIUM_KEY, key id [0-9a-f]{16}\)/m],
+        ['no key', withoutKey, /ERROR: the archive in .+ is encrypted \(libsodium, key id [0-9a-f]{16}, as walship\/archive\.json records\), but no key is configured here: set WALG_LIBSODIUM_KEY or WALG_LIBSODIUM_KEY_PATH .*; nothing was stored$/m],
+        ['another key', withOtherKey, /ERROR: the archive in .+ is encrypted with another key \(key id [0-9a-f]{16}, as walship\/archive\.json records\) than the configured one \(WALG_LIBSODIUM_KEY, key id [0-9a-f]{16}\)/m],
       ] as const) {
         for (const args of [['wal-push', history], ['wal-push', segment], ['backup-push']]) {
           const result = await walship(args, { ...overrides, WALG_LOG_LEVEL: 'DEVEL' });
