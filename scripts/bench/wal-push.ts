@@ -62,7 +62,7 @@ function spread<T>(items: T[], count: number): T[] {
 export async function benchWalPush(context: BenchContext, fixture: WalFixture): Promise<BenchReport> {
   const { cluster } = fixture;
   const home = postgresDirectory(join(context.root, 'wal-push'));
-  const archive = postgresDirectory(join(home, 'walship-archive'));
+  const walshipArchive = postgresDirectory(join(home, 'walship-archive'));
   const floorOut = postgresDirectory(join(home, 'zstd-out'));
   const pgbackrest = configurePgBackRest({ home: join(home, 'pgbackrest'), dataDir: cluster.dataDir, socketDir: cluster.root, port: cluster.port, compressLevel: LEVEL });
   await createStanza(pgbackrest, cluster);
@@ -85,16 +85,20 @@ export async function benchWalPush(context: BenchContext, fixture: WalFixture): 
     if (!name) throw new Error(`pgbackrest stored no ${segment} in ${directory}`);
     return join(directory, name);
   };
-  // walship, encrypted, then each variant (other settings or another build), all archiving to the same place.
-  const walships: Contender[] = [undefined, ENCRYPTED, ...context.variants].map((variant) => ({
-    name: `walship wal-push${variant ? ` [${variant.name}]` : ''}`,
-    command: (segment) => withSettings(variant?.settings ?? {}, `${variant?.walship ?? context.walship} wal-push pg_wal/${segment}`),
-    output: (segment) => join(archive, 'wal_005', `${segment}.zst`),
-    cleanup: (segment) => {
-      rmSync(join(archive, 'wal_005', `${segment}.zst`));
-      rmSync(join(archive, '.walship', 'metadata', 'wal_005', `${segment}.zst.json`), { force: true });
-    },
-  }));
+  // walship, encrypted, then each variant (other settings or another build), each into an archive of its own:
+  // an archive records its encryption, and refuses objects stored otherwise.
+  const walships: Contender[] = [undefined, ENCRYPTED, ...context.variants].map((variant, index) => {
+    const archive = index === 0 ? walshipArchive : postgresDirectory(join(home, `walship-archive-${index}`));
+    return {
+      name: `walship wal-push${variant ? ` [${variant.name}]` : ''}`,
+      command: (segment) => withSettings({ WALG_FILE_PREFIX: archive, ...variant?.settings }, `${variant?.walship ?? context.walship} wal-push pg_wal/${segment}`),
+      output: (segment) => join(archive, 'wal_005', `${segment}.zst`),
+      cleanup: (segment) => {
+        rmSync(join(archive, 'wal_005', `${segment}.zst`));
+        rmSync(join(archive, '.walship', 'metadata', 'wal_005', `${segment}.zst.json`), { force: true });
+      },
+    };
+  });
   const contenders: Contender[] = [
     ...walships,
     {
@@ -111,7 +115,7 @@ export async function benchWalPush(context: BenchContext, fixture: WalFixture): 
       cleanup: (segment) => rmSync(join(floorOut, `${segment}.zst`)),
     },
   ];
-  const env = serverEnvironment({ WALG_FILE_PREFIX: archive, WALG_COMPRESSION_LEVEL: String(LEVEL) });
+  const env = serverEnvironment({ WALG_FILE_PREFIX: walshipArchive, WALG_COMPRESSION_LEVEL: String(LEVEL) });
 
   const iterations = context.quick ? 12 : 40;
   const warmup = 2;
