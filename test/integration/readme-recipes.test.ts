@@ -20,6 +20,7 @@ import { postgresBin, projectRoot, walshipBinary } from '../support/paths.ts';
 import { makePostgresOwnedDirectory, PostgresCluster } from '../support/postgres.ts';
 import { check, freePort, giveToPostgres, isRoot, pidInFile, run } from '../support/processes.ts';
 import { startArchivingPrimary } from '../support/scenarios.ts';
+import { asWalSegment } from '../support/wal.ts';
 
 const README = readFileSync(join(projectRoot, 'README.md'), 'utf8');
 const OS_USER = isRoot ? 'postgres' : userInfo().username;
@@ -664,5 +665,33 @@ describe("the README's encryption commands: the key, its settings, and changing 
     const fetched = await walship(['--config', paths.oldConfig, 'wal-fetch', old, join(root, 'old-fetched')]);
     assert.equal(fetched.code, 0, `the old prefix restores with the old configuration: ${fetched.stderr}`);
     assert.ok(referenceDecrypt(paths.key, readFileSync(join(paths.archive, 'wal_005', `${old}.zst`))));
+  });
+
+  it('switches a plaintext archive to encryption with the README\'s encryption-on command', async () => {
+    const archive = join(root, 'archive-3');
+    const files = join(root, 'files');
+    for (const directory of [archive, files]) {
+      mkdirSync(directory);
+      giveToPostgres(directory);
+    }
+    const plainConfig = join(root, 'plain.yaml');
+    const keyedConfig = join(root, 'keyed.yaml');
+    writeConfig(plainConfig, { WALG_FILE_PREFIX: archive });
+    writeConfig(keyedConfig, { WALG_FILE_PREFIX: archive, WALG_LIBSODIUM_KEY_PATH: paths.key, WALG_LIBSODIUM_KEY_TRANSFORM: 'hex' });
+    const segment = (name: string) => {
+      writeFileSync(join(files, name), asWalSegment(Buffer.alloc(16 << 20, 7)));
+      giveToPostgres(join(files, name));
+      return join(files, name);
+    };
+    assert.equal((await walship(['--config', plainConfig, 'wal-push', segment('000000010000000000000001')])).code, 0);
+    const refused = await walship(['--config', keyedConfig, 'wal-push', segment('000000010000000000000002')]);
+    assert.equal(refused.code, 1, refused.stderr);
+    assert.match(refused.stderr, /run `walship encryption-on` once with this key/);
+
+    const switched = await runAsRoot(substitute(recipe('encryption-on'), [['/etc/walship.yaml', keyedConfig], ['walship --config', `${walshipBinary} --config`]]));
+    assert.equal(switched.code, 0, switched.stderr);
+    assert.match(switched.stdout, /^the archive in file:\/\/\S+ is encrypted from now on \(libsodium, key id [0-9a-f]{16}\)\n$/);
+    assert.equal((await walship(['--config', keyedConfig, 'wal-push', join(files, '000000010000000000000002')])).code, 0);
+    assert.ok(referenceDecrypt(paths.key, readFileSync(join(archive, 'wal_005', '000000010000000000000002.zst'))), 'encrypted from then on');
   });
 });
