@@ -151,6 +151,7 @@ export async function benchWalPush(context: BenchContext, fixture: WalFixture): 
         name,
         fixed(medians.get(name)!),
         fixed(p90),
+        fixed(median(list.map((sample) => sample.cpuMs))),
         name === walship ? '1.00x' : ratio(medians.get(walship)!, medians.get(name)!),
         fixed(median(list.map((sample) => sample.bytes)) / 2 ** 20, 2),
         fixed(median(list.map((sample) => sample.rssKiB)) / 1024, 0),
@@ -161,7 +162,7 @@ export async function benchWalPush(context: BenchContext, fixture: WalFixture): 
     `Foreground time of one archive_command call for a 16 MiB segment, zstd level ${LEVEL} everywhere, file storage on the same file system as pg_wal. ` +
       `${iterations} runs per contender and workload (after ${warmup} warm-up runs), interleaved in rotated order; whole processes timed from spawn to exit.`,
     '',
-    ...markdownTable(['workload', 'contender', 'median ms', 'p90 ms', 'walship / this (median)', 'stored MiB', 'peak RSS MiB'], rows),
+    ...markdownTable(['workload', 'contender', 'median ms', 'p90 ms', 'median CPU ms', 'walship / this (median)', 'stored MiB', 'peak RSS MiB'], rows),
     '',
     'Aims: walship at most 1.2x pgBackRest (issue 2) and at most 1.2x the zstd + fsync floor (issue 5); encryption adds under 10% (issue 16).',
   ];
