@@ -584,7 +584,7 @@ describe("the README's encryption commands: the key, its settings, and changing 
     const result = spawnSync('/usr/bin/python3', [join(projectRoot, 'test/support/libsodium-reference.py'), 'decrypt', 'hex', '--key-file', keyFile], { input: stored, maxBuffer: 64 << 20 });
     return result.status === 0 ? result.stdout : undefined;
   };
-  const walship = (args: string[]) => run(walshipBinary, args, { asPostgres: true, cwd: root, env: { PATH: `${postgresBin}:/usr/bin:/bin`, HOME: root, WALSHIP_PREFETCH: 'false', ...libpq(primary) } });
+  const walship = (args: string[]) => run(walshipBinary, args, { asPostgres: true, cwd: root, env: { PATH: `${postgresBin}:/usr/sbin:/sbin:/usr/bin:/bin`, HOME: root, WALSHIP_PREFETCH: 'false', ...libpq(primary) } });
 
   before(async () => {
     assert.ok(isRoot, 'the README runs these as root (sudo)');
