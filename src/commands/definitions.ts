@@ -295,6 +295,24 @@ missing, no such backup); 3 UNKNOWN (could not check: storage unreachable, bad c
     load: () => import('./backup-mark.ts'),
   },
   {
+    name: 'encryption-on',
+    summary: 'Start encrypting an archive recorded as unencrypted: its new objects, with the configured key (WALG_LIBSODIUM_KEY...)',
+    arguments: [],
+    options: [['--json', 'print the result as JSON on stdout']],
+    examples: [
+      'WALG_LIBSODIUM_KEY_PATH=/etc/walship/libsodium.key WALG_LIBSODIUM_KEY_TRANSFORM=hex walship encryption-on',
+      'walship --config /etc/walship.yaml encryption-on',
+    ],
+    notes: `walship/archive.json records how the archive is encrypted, and walship refuses to write into it
+otherwise: a host without the key, or with another key, stores nothing, and a host with a key stores
+nothing in an archive recorded as unencrypted until this command records the switch. Older objects
+stay as they are (readable: their metadata says unencrypted). Hosts that write without the key
+stop within a minute with an error naming WALG_LIBSODIUM_KEY. Give every host the key first.
+Exit codes: 0 recorded (or already recorded with this key, or no archive.json yet: the first push
+records the key); 1 failure (no key configured, the archive encrypted with another key).`,
+    load: () => import('./encryption-on.ts'),
+  },
+  {
     name: 'dump-push',
     summary: 'Take a logical dump set (pg_dump -Fc of each database, and the globals) and stream it into storage (the sentinel is written last)',
     arguments: [],
