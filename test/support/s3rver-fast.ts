@@ -113,7 +113,7 @@ FilesystemStore.prototype.listObjects = async function flatListing(this: typeof 
         if (!visit(join(path, entry.name), subfolder)) return false;
       } else if (entry.name.endsWith(OBJECT_SUFFIX)) {
         const key = folder + entry.name.slice(0, -OBJECT_SUFFIX.length);
-        if (key <= startAfter || !key.startsWith(prefix) || !existsSync(join(path, entry.name))) continue;
+        if (key <= startAfter || !key.startsWith(prefix)) continue;
         if (keys.length === maxKeys) {
           isTruncated = true;
           return false;
