@@ -184,6 +184,14 @@ export class ArchiveCatalog {
     });
   }
 
+  /**
+   * Every backup with a sentinel, whichever tool wrote it, by name, and its
+   * document; undefined where it could not be read at all.
+   */
+  sentinelDocuments(): ReadonlyMap<string, unknown> {
+    return new Map(this.sentinels.map(({ backup, document }) => [backup, document]));
+  }
+
   /** Sentinels that could not be read at all (damaged, not JSON), with the reason. */
   unreadableSentinels(): { backup: string; reason: string }[] {
     return this.sentinels.flatMap(({ backup, problem }) => (problem === undefined ? [] : [{ backup, reason: problem }]));

@@ -224,6 +224,48 @@ Exit codes: 0 restored, verified and durable; 1 failure (the partial restore is 
     notes: 'Exit codes: 0 marked; 1 failure (for example, no such backup).',
     load: () => import('./backup-mark.ts'),
   },
+  {
+    name: 'copy',
+    summary: 'Bring copies of the archive up to date: every complete backup and WAL file they lack, checked on arrival',
+    arguments: [],
+    options: [
+      ['-t, --to <file>', "a target's config file (default: each copy WALSHIP_COPIES names)"],
+      ['-f, --from <file>', "the source's config file (default: the storage configured, as for every command)"],
+      ['--all', 'every complete backup and all WAL (the default)'],
+      ['--wal', 'WAL and timeline history files only'],
+      ['--backup <name>', 'one backup, and the WAL from its start on'],
+      ['-b, --backup-name <name>', "WAL-G's name for --backup"],
+      ['-w, --without-history', 'only the WAL each copied backup needs to become consistent (WAL-G\'s flag)'],
+      ['--prune', 'also delete at the target what the source no longer holds, of the kinds retention deletes'],
+      ['--dry-run', 'say what would be copied and pruned; change nothing'],
+      ['--json', 'print each target\'s result as JSON on stdout'],
+    ],
+    examples: [
+      'walship --config /etc/walship.yaml copy                        # to every copy in WALSHIP_COPIES',
+      'walship copy --to /etc/walship-s3.yaml --dry-run',
+      'walship copy --from /etc/walship.yaml --to /etc/walship-s3.yaml --backup base_000000010000000000000004',
+      'walship copy --prune                                           # and follow retention\'s deletions',
+      '# nightly, after the backup (the postgres user\'s crontab; the README explains each part):',
+      '45 3 * * * /usr/bin/flock -n -E 75 /var/log/postgresql/walship-copy.log /usr/local/bin/walship --config /etc/walship.yaml copy --prune >>/var/log/postgresql/walship-copy.log 2>&1 || echo "walship copy failed with exit $? (75: an earlier run still holds the lock); see /var/log/postgresql/walship-copy.log"',
+    ],
+    notes: `Copies: WALSHIP_COPIES lists the config files of further storages (comma- or colon-separated),
+each with its own prefix and credentials. copy lists each side once, relays what the target lacks
+as stored (no recompression), checks every object on arrival (WAL against its recorded CRC-32,
+backup parts against the SHA-256 in the sentinel) and writes a backup's sentinel last. It never
+replaces an object at the target. Settings: WALG_UPLOAD_CONCURRENCY (objects at once, default 16;
+backup parts at most 4).
+Exit codes: 0 every target is up to date; 1 failure (a target holds different content under a
+name, a source object fails its check, a storage error, bad configuration).`,
+    load: () => import('./copy.ts'),
+  },
+  {
+    name: 'wal-copy-ahead',
+    summary: 'Background forwarder started by wal-push: WAL to the copies (internal)',
+    arguments: [['records_directory', 'where look-ahead records and the copies\' queues are kept']],
+    examples: ['(started by wal-push; not for direct use)'],
+    hidden: true,
+    load: () => import('./wal-copy-ahead.ts'),
+  },
 ];
 
 export const ENVIRONMENT_HELP = `
@@ -243,6 +285,8 @@ Configuration (environment variables, or the same keys in --config FILE):
                             and 4 over a network (1 turns look-ahead off)
   TOTAL_BG_UPLOADED_LIMIT, PG_READY_RENAME            look-ahead archiving (32, true)
   WALG_DOWNLOAD_CONCURRENCY, WALSHIP_PREFETCH        prefetching in recovery (10, true)
+  WALSHIP_COPIES            config files of copies of the archive (walship copy; WAL reaches
+                            them in the background after each wal-push)
   WALG_LOG_LEVEL            ERROR, WARNING (default), NORMAL or DEVEL
   WALG_LOG_FORMAT           text (default) or json
   WALG_CONFIG_PATH          config file (JSON or YAML), like --config

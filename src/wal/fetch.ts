@@ -4,12 +4,13 @@
  * recovery never mistakes a broken archive for the end of the WAL.
  */
 import { WAL_PREFIX, walKey } from '../archive/layout.ts';
+import { openStoredWal } from '../archive/stored-wal.ts';
 import type { CompressionSettings } from '../config/settings.ts';
 import { NotFoundError, WalshipError } from '../errors.ts';
 import { requireWalFileName } from '../postgres/wal-name.ts';
-import { type Codec, codecsPreferring, UNREADABLE_EXTENSIONS } from '../stages/compress/codec.ts';
+import { UNREADABLE_EXTENSIONS } from '../stages/compress/codec.ts';
 import { contentStages, downloadToFile } from '../stages/transfer.ts';
-import type { Storage, StoredObject } from '../storage/storage.ts';
+import type { Storage } from '../storage/storage.ts';
 
 export interface WalFetchSettings {
   storage: Storage;
@@ -18,25 +19,13 @@ export interface WalFetchSettings {
 
 export async function fetchWalFile(settings: WalFetchSettings, name: string, destination: string): Promise<void> {
   requireWalFileName(name);
-  const { stored, codec } = await openStoredWal(settings, name);
+  const { storage } = settings;
+  const { stored, codec } = (await openStoredWal(storage, name, settings.compression.method)) ?? (await explainAbsence(storage, name));
   await downloadToFile(stored, contentStages(codec, stored), destination);
 }
 
-async function openStoredWal(settings: WalFetchSettings, name: string): Promise<{ stored: StoredObject; codec: Codec }> {
-  const { storage } = settings;
-  const [preferred, ...others] = codecsPreferring(settings.compression.method);
-  const first = await getIfPresent(storage, walKey(name, preferred!));
-  if (first) return { stored: first, codec: preferred! };
-
-  // Stored under another method, for example before WALG_COMPRESSION_METHOD changed.
-  const heads = await Promise.all(others.map((codec) => storage.head(walKey(name, codec))));
-  const index = heads.findIndex((head) => head !== undefined);
-  if (index >= 0) {
-    const codec = others[index]!;
-    const stored = await getIfPresent(storage, walKey(name, codec));
-    if (stored) return { stored, codec };
-  }
-
+/** Why `name` cannot be read: stored in a format walship cannot read, no archive there at all, or truly absent (NotFoundError). */
+async function explainAbsence(storage: Storage, name: string): Promise<never> {
   for (const extension of UNREADABLE_EXTENSIONS) {
     const key = walKey(name, { extension });
     if (await storage.head(key)) throw new WalshipError(`${key} is stored in a format walship cannot read (${extension})`);
@@ -47,15 +36,6 @@ async function openStoredWal(settings: WalFetchSettings, name: string): Promise<
     );
   }
   throw new NotFoundError(`${name} is not in the archive`);
-}
-
-async function getIfPresent(storage: Storage, key: string): Promise<StoredObject | undefined> {
-  try {
-    return await storage.get(key);
-  } catch (error) {
-    if (error instanceof NotFoundError) return undefined;
-    throw error;
-  }
 }
 
 async function holdsAnyWal(storage: Storage): Promise<boolean> {

@@ -1,0 +1,61 @@
+/** copy [--from FILE] [--to FILE] [--backup NAME|--wal|--all] [--prune]: bring copies of the archive up to date. */
+import { readCopyPaths, storageConfigFile } from '../config/copies.ts';
+import { readUploadConcurrency } from '../config/settings.ts';
+import { type CopySelection, copyToTargets, summaryLine } from '../copy/copy.ts';
+import { ConfigError, ExitCode } from '../errors.ts';
+import { openStorage } from '../storage/open.ts';
+import { storageSpecFrom } from '../storage/spec.ts';
+import type { CommandContext } from './command.ts';
+
+interface CopyOptions {
+  from?: string;
+  to?: string;
+  backup?: string;
+  backupName?: string;
+  wal?: boolean;
+  all?: boolean;
+  withoutHistory?: boolean;
+  prune?: boolean;
+  dryRun?: boolean;
+  json?: boolean;
+}
+
+function readSelection(options: CopyOptions): CopySelection {
+  const backup = options.backup ?? options.backupName;
+  const chosen = [backup !== undefined && '--backup', options.wal && '--wal', options.all && '--all'].filter(Boolean);
+  if (chosen.length > 1) throw new ConfigError(`${chosen.join(' and ')} contradict each other: give one (--all, the default, copies everything)`);
+  if (options.backup !== undefined && options.backupName !== undefined) throw new ConfigError('--backup and --backup-name name the same thing: give one');
+  if (backup !== undefined) return { kind: 'backup', name: backup };
+  if (options.wal) {
+    if (options.withoutHistory) throw new ConfigError('--wal with --without-history would copy nothing: drop one');
+    return { kind: 'wal' };
+  }
+  return { kind: 'all' };
+}
+
+export async function run({ config }: CommandContext, _args: string[], options: CopyOptions): Promise<number> {
+  const selection = readSelection(options);
+  if (options.prune && selection.kind === 'backup') throw new ConfigError('--prune follows the source as a whole: use it with --all or --wal, not --backup');
+  const targets = options.to ? [options.to] : readCopyPaths(config);
+  if (targets.length === 0) throw new ConfigError('no copy to bring up to date: set WALSHIP_COPIES to the config files of the copies, or name one with --to FILE');
+  const sourceSpec = storageSpecFrom(options.from ? storageConfigFile(options.from) : config);
+  const { outcomes, failed } = await copyToTargets({
+    source: await openStorage(sourceSpec),
+    sourceIdentity: sourceSpec.identity,
+    targets: targets.map((path) => ({
+      path,
+      open: async () => {
+        const spec = storageSpecFrom(storageConfigFile(path));
+        return { storage: await openStorage(spec), identity: spec.identity };
+      },
+    })),
+    selection,
+    withoutHistory: options.withoutHistory ?? false,
+    prune: options.prune ?? false,
+    dryRun: options.dryRun ?? false,
+    concurrency: readUploadConcurrency(config),
+  });
+  if (options.json) process.stdout.write(`${JSON.stringify({ targets: outcomes }, null, 2)}\n`);
+  else if (options.dryRun) for (const outcome of outcomes) if ('report' in outcome) process.stdout.write(`${summaryLine(outcome.report)}\n`);
+  return failed ? ExitCode.failure : ExitCode.ok;
+}

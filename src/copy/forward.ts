@@ -1,0 +1,171 @@
+/**
+ * The copies' forwarder (wal-copy-ahead): the WAL files wal-push queued once
+ * they were durable in the main storage (wal/lookahead/copy-queue.ts) go on
+ * to each copy, read back from the main storage and relayed as stored,
+ * checked on the way as `walship copy` checks them. It runs detached, one per
+ * cluster and archive, started by wal-push, so WAL reaches the copies within
+ * seconds and archive_command never waits for them.
+ *
+ * A copy that cannot be reached is retried with a growing pause (its files
+ * wait in the queue, and the forwarder stays until they are through); a
+ * queue longer than the backlog limit loses its oldest files to the next
+ * `walship copy`, which finds them in the listings.
+ */
+import type { CompressionMethod } from '../config/settings.ts';
+import { describeError, IntegrityError, WalshipError } from '../errors.ts';
+import { log } from '../log/logger.ts';
+import { openStoredWal } from '../archive/stored-wal.ts';
+import { relayStages } from '../stages/transfer.ts';
+import { openStorage } from '../storage/open.ts';
+import type { StorageSpec } from '../storage/spec.ts';
+import type { Storage } from '../storage/storage.ts';
+import { runBackgroundLoop } from '../wal/background.ts';
+import { CopyQueue } from '../wal/lookahead/copy-queue.ts';
+import { copyArchiveRecord, readRecords, requireSameCluster } from './identity.ts';
+import { relay } from './relay.ts';
+
+export interface ForwarderCopy {
+  /** The copy's config file, which names its queue. */
+  path: string;
+  open(): Promise<Storage>;
+}
+
+export interface ForwarderSettings {
+  source: StorageSpec;
+  /** The compression method wal-push stores with: the extension to look under first. */
+  method: CompressionMethod;
+  copies: ForwarderCopy[];
+  recordsDirectory: string;
+  /** WALG_UPLOAD_CONCURRENCY: files in flight at most. */
+  uploadConcurrency: number;
+  /** Files a copy's queue holds at most (WALSHIP_COPY_BACKLOG); older ones are left to walship copy. */
+  backlogLimit: number;
+}
+
+/** Over a network a few in flight hide the latency; every copy here is relayed over one. */
+const FILES_IN_FLIGHT = 4;
+const BATCH_LIMIT = 64;
+const POLL_MS = 250;
+/** Nothing waiting for this long: the forwarder exits, and the next wal-push starts it again. */
+const IDLE_EXIT_MS = 60_000;
+const RETRY_AFTER_MS = 1_000;
+/** The pause before a copy that failed is tried again doubles, up to this. */
+const MAX_PAUSE_MS = 60_000;
+/** A copy that holds another cluster's archive is tried again only this rarely. */
+const REFUSED_PAUSE_MS = 10 * 60_000;
+
+/** What the forwarder knows of one copy. */
+class CopyState {
+  readonly copy: ForwarderCopy;
+  /** Opened, and checked to hold this cluster's archive. */
+  private storage: Promise<Storage> | undefined;
+  pausedUntil = 0;
+  private failures = 0;
+
+  constructor(copy: ForwarderCopy) {
+    this.copy = copy;
+  }
+
+  target(source: Storage): Promise<Storage> {
+    this.storage ??= (async () => {
+      const target = await this.copy.open();
+      const [sourceRecord, targetRecord] = await readRecords(source, target);
+      requireSameCluster({ storage: source, record: sourceRecord }, { storage: target, record: targetRecord });
+      await copyArchiveRecord({ storage: source, record: sourceRecord }, { storage: target, record: targetRecord });
+      return target;
+    })();
+    this.storage.catch(() => (this.storage = undefined));
+    return this.storage;
+  }
+
+  succeeded(): void {
+    if (this.failures > 0) log.warning(`copy ${this.copy.path} is reachable again: its backlog is on its way`);
+    this.failures = 0;
+  }
+
+  /** Pauses the copy, and says so once per outage. */
+  failed(error: unknown, waiting: number): void {
+    const refused = error instanceof WalshipError && /holds the archive of the cluster/.test(error.message);
+    if (this.failures === 0) log.warning(`copy ${this.copy.path} failed, ${waiting} WAL file${waiting === 1 ? '' : 's'} wait for it (retrying): ${describeError(error)}`);
+    this.failures++;
+    this.pausedUntil = Date.now() + (refused ? REFUSED_PAUSE_MS : Math.min(MAX_PAUSE_MS, RETRY_AFTER_MS * 2 ** this.failures));
+  }
+}
+
+export async function runForwarder(settings: ForwarderSettings): Promise<void> {
+  const queue = new CopyQueue(settings.recordsDirectory, settings.copies.map((copy) => copy.path));
+  const source = await openStorage(settings.source);
+  const states = settings.copies.map((copy) => new CopyState(copy));
+  const waitingCounts = new Map<CopyState, number>();
+  const itemOf = (index: number, name: string) => `${index}/${name}`;
+  const parse = (item: string) => ({ state: states[Number(item.slice(0, item.indexOf('/')))]!, name: item.slice(item.indexOf('/') + 1) });
+  do {
+    await runBackgroundLoop({
+      lock: queue.forwarder,
+      concurrency: Math.min(settings.uploadConcurrency, FILES_IN_FLIGHT),
+      pollMs: POLL_MS,
+      idleExitMs: IDLE_EXIT_MS,
+      retryAfterMs: RETRY_AFTER_MS,
+      afterFailedBatch: 'wait',
+      nextBatch: async ({ progress, failedRecently }) => {
+        const batch: string[] = [];
+        for (const [index, state] of states.entries()) {
+          const waiting = await bounded(queue, state.copy.path, settings.backlogLimit);
+          waitingCounts.set(state, waiting.length);
+          // Files waiting keep the forwarder here, even while their copy is paused.
+          if (waiting.length > 0) progress();
+          if (Date.now() < state.pausedUntil) continue;
+          for (const name of waiting) {
+            if (batch.length >= BATCH_LIMIT) break;
+            if (!failedRecently(itemOf(index, name))) batch.push(itemOf(index, name));
+          }
+        }
+        return batch;
+      },
+      work: async (item) => {
+        const { state, name } = parse(item);
+        if (Date.now() < state.pausedUntil) return 'skipped';
+        await forwardFile(source, await state.target(source), name, settings.method, state.copy.path);
+        state.succeeded();
+        await queue.done(state.copy.path, name);
+        return 'done';
+      },
+      failed: async (item, error) => {
+        const { state } = parse(item);
+        if (Date.now() >= state.pausedUntil) state.failed(error, waitingCounts.get(state) ?? 0);
+      },
+    });
+    // A file queued just as the loop ended would wait for the next wal-push.
+  } while (!(await queue.forwarder.holder()) && (await queue.anyWaiting()));
+}
+
+/** The queue of one copy, cut to the newest `limit` files; the oldest are left to walship copy. */
+async function bounded(queue: CopyQueue, copy: string, limit: number): Promise<string[]> {
+  const waiting = await queue.waiting(copy);
+  if (waiting.length <= limit) return waiting;
+  const dropped = waiting.slice(0, waiting.length - limit);
+  for (const name of dropped) await queue.done(copy, name);
+  log.warning(`${waiting.length} WAL files wait for copy ${copy}, more than WALSHIP_COPY_BACKLOG=${limit}: the oldest ${dropped.length}, ${dropped[0]} to ${dropped.at(-1)}, are left to walship copy`);
+  return waiting.slice(-limit);
+}
+
+/**
+ * Relays WAL file `name` from the main storage to a copy. What only concerns
+ * that file (gone from the main storage, different content at the copy, a
+ * stored object that fails its check) is logged and the file dropped from
+ * the queue; storage failures are thrown, and the file waits.
+ */
+async function forwardFile(source: Storage, target: Storage, name: string, method: CompressionMethod, copy: string): Promise<void> {
+  const found = await openStoredWal(source, name, method);
+  if (!found) {
+    log.info(`${name} is no longer in ${source.location} (deleted by retention?): not forwarded to copy ${copy}`);
+    return;
+  }
+  try {
+    const outcome = await relay(found.stored, target, { checks: (stored) => relayStages(found.codec, stored) });
+    if (outcome.kind === 'different') log.error(`${found.stored.info.key}: ${outcome.detail}; not overwritten (walship copy reports it too)`);
+  } catch (error) {
+    if (!(error instanceof IntegrityError)) throw error;
+    log.error(`${error.message}: not forwarded to copy ${copy}`);
+  }
+}
