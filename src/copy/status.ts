@@ -16,6 +16,7 @@ import { describeError, WalshipError } from '../errors.ts';
 import { parseLsn, segmentNumberOfLsn } from '../postgres/lsn.ts';
 import { segmentNumberOfName } from '../postgres/wal-name.ts';
 import type { CheckState, Finding } from '../checks/verdict.ts';
+import { formatDuration } from '../progress/progress.ts';
 import type { Storage } from '../storage/storage.ts';
 
 export interface CopyTargetToCheck {
@@ -133,7 +134,7 @@ async function stateOf(
     newestBackup: copyNewest && { name: copyNewest.BackupName, finishTime: copyNewest.FinishTime },
     newestWal,
     missing,
-    lagSeconds: oldestMissing === Infinity ? 0 : Math.max(0, Math.round((context.now - oldestMissing) / 1000)),
+    lagSeconds: oldestMissing === Infinity ? 0 : Math.max(0, Math.round(context.now - oldestMissing) / 1000),
     holdsNewestBackupAndWal: context.newestBackup !== undefined && held.has(context.newestBackup.name) && walSinceNewestHeld,
   };
 }
@@ -166,7 +167,7 @@ export function copyFindings(status: CopiesStatus, maxLagMs: number): Finding[] 
       state,
       message: state === 'OK' && backups + walFiles === 0
         ? `copy ${copy.location} is up to date`
-        : `copy ${copy.location} lacks ${backups} backup${backups === 1 ? '' : 's'} and ${walFiles} WAL file${walFiles === 1 ? '' : 's'}, the oldest for ${copy.lagSeconds} s`,
+        : `copy ${copy.location} lacks ${backups} backup${backups === 1 ? '' : 's'} and ${walFiles} WAL file${walFiles === 1 ? '' : 's'}, the oldest for ${formatDuration(copy.lagSeconds! * 1000)}`,
     });
   }
   if (status.copies.length > 0) findings.push({ state: status.threeTwoOne.holds ? 'OK' : 'WARNING', message: `3-2-1 ${status.threeTwoOne.holds ? 'holds' : 'does not hold'}: ${status.threeTwoOne.reason}` });
