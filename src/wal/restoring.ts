@@ -1,8 +1,10 @@
 /**
  * What wal-fetch does for restore_command: serve the segment from the
- * prefetch area when the prefetcher has it, else download it, and keep the
+ * prefetch area when the prefetcher has it, else download it (from a copy of
+ * the archive when the main storage fails or lacks it), and keep the
  * prefetcher downloading the ones that follow. Only a file that is truly
- * absent is "not in the archive"; every other problem is an error.
+ * absent from the main storage is "not in the archive"; every other problem
+ * is an error.
  */
 import { readFile, stat } from 'node:fs/promises';
 import { basename } from 'node:path';
