@@ -8,6 +8,7 @@ const packages = {
   pgbackrest: '/usr/bin/pgbackrest',
   zstd: '/usr/bin/zstd',
   'gnuplot-nox': '/usr/bin/gnuplot',
+  rclone: '/usr/bin/rclone',
 } as const;
 
 export function ensureDebianPackages(...names: (keyof typeof packages)[]): void {

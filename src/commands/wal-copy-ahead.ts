@@ -1,9 +1,10 @@
 /**
  * wal-copy-ahead <records_dir>: the detached forwarder that wal-push starts
- * (internal). It relays the WAL files queued for the copies from the main
- * storage to each copy, and exits once nothing has waited for a while.
+ * (internal). It relays the WAL files queued for the copies (the ones the
+ * last wal-push was configured with) from the main storage to each copy, and
+ * exits once nothing has waited for a while.
  */
-import { readCopyBacklogLimit, readCopyPaths, storageConfigFile } from '../config/copies.ts';
+import { readCopyBacklogLimit, storageConfigFile } from '../config/copies.ts';
 import { readCompression, readUploadConcurrency } from '../config/settings.ts';
 import { runForwarder } from '../copy/forward.ts';
 import { ExitCode } from '../errors.ts';
@@ -15,7 +16,7 @@ export async function run({ config }: CommandContext, [recordsDirectory]: string
   await runForwarder({
     source: storageSpecFrom(config),
     method: readCompression(config).method,
-    copies: readCopyPaths(config).map((path) => ({ path, open: () => openStorage(storageSpecFrom(storageConfigFile(path))) })),
+    open: async (copy) => openStorage(storageSpecFrom(storageConfigFile(copy))),
     recordsDirectory: recordsDirectory!,
     uploadConcurrency: readUploadConcurrency(config),
     backlogLimit: readCopyBacklogLimit(config),

@@ -85,12 +85,12 @@ export async function copyArchive(settings: CopySettings): Promise<CopyReport> {
     elapsedMs: 0,
   };
   const [sourceRecord, targetRecord] = await readRecords(source, target);
-  const [sourceCatalog, targetCatalog] = await Promise.all([source, target].map((storage) => ArchiveCatalog.load(storage, { wal: false })));
-  const sourceSide = { storage: source, record: sourceRecord, origins: sourceCatalog!.backupOrigins() };
-  requireSameCluster(sourceSide, { storage: target, record: targetRecord, origins: targetCatalog!.backupOrigins() });
+  const [sourceCatalog, targetCatalog] = await Promise.all([ArchiveCatalog.load(source, { wal: false }), ArchiveCatalog.load(target, { wal: false })]);
+  const sourceSide = { storage: source, record: sourceRecord, origins: sourceCatalog.backupOrigins() };
+  requireSameCluster(sourceSide, { storage: target, record: targetRecord, origins: targetCatalog.backupOrigins() });
   if (!dryRun) await copyArchiveRecord(sourceSide, { storage: target, record: targetRecord });
 
-  const backups = new BackupSet(sourceCatalog!, targetCatalog!, source.location, sourceRecord?.walSegmentSize);
+  const backups = new BackupSet(sourceCatalog, targetCatalog, source.location, sourceRecord?.walSegmentSize);
   const copied = backups.selected(selection);
   const progress = new Progress({ label: `copy to ${target.location}` });
   try {

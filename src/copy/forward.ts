@@ -6,10 +6,12 @@
  * cluster and archive, started by wal-push, so WAL reaches the copies within
  * seconds and archive_command never waits for them.
  *
- * A copy that cannot be reached is retried with a growing pause (its files
- * wait in the queue, and the forwarder stays until they are through); a
- * queue longer than the backlog limit loses its oldest files to the next
- * `walship copy`, which finds them in the listings.
+ * It serves the copies the last wal-push was configured with, so a copy
+ * added to WALSHIP_COPIES or removed from it is followed at once. A copy that
+ * cannot be reached is retried with a growing pause (its files wait in the
+ * queue, and the forwarder stays until they are through); a queue longer
+ * than the backlog limit loses its oldest files to the next `walship copy`,
+ * which finds them in the listings.
  */
 import type { CompressionMethod } from '../config/settings.ts';
 import { describeError, IntegrityError, WalshipError } from '../errors.ts';
@@ -24,17 +26,12 @@ import { CopyQueue } from '../wal/lookahead/copy-queue.ts';
 import { copyArchiveRecord, readRecords, requireSameCluster } from './identity.ts';
 import { relay } from './relay.ts';
 
-export interface ForwarderCopy {
-  /** The copy's config file, which names its queue. */
-  path: string;
-  open(): Promise<Storage>;
-}
-
 export interface ForwarderSettings {
   source: StorageSpec;
   /** The compression method wal-push stores with: the extension to look under first. */
   method: CompressionMethod;
-  copies: ForwarderCopy[];
+  /** Opens the copy a config file names. */
+  open(copy: string): Promise<Storage>;
   recordsDirectory: string;
   /** WALG_UPLOAD_CONCURRENCY: files in flight at most. */
   uploadConcurrency: number;
@@ -56,19 +53,22 @@ const REFUSED_PAUSE_MS = 10 * 60_000;
 
 /** What the forwarder knows of one copy. */
 class CopyState {
-  readonly copy: ForwarderCopy;
+  /** The copy's config file, which names its queue. */
+  readonly path: string;
+  private readonly open: () => Promise<Storage>;
   /** Opened, and checked to hold this cluster's archive. */
   private storage: Promise<Storage> | undefined;
   pausedUntil = 0;
   private failures = 0;
 
-  constructor(copy: ForwarderCopy) {
-    this.copy = copy;
+  constructor(path: string, open: () => Promise<Storage>) {
+    this.path = path;
+    this.open = open;
   }
 
   target(source: Storage): Promise<Storage> {
     this.storage ??= (async () => {
-      const target = await this.copy.open();
+      const target = await this.open();
       const [sourceRecord, targetRecord] = await readRecords(source, target);
       requireSameCluster({ storage: source, record: sourceRecord }, { storage: target, record: targetRecord });
       await copyArchiveRecord({ storage: source, record: sourceRecord }, { storage: target, record: targetRecord });
@@ -79,26 +79,39 @@ class CopyState {
   }
 
   succeeded(): void {
-    if (this.failures > 0) log.warning(`copy ${this.copy.path} is reachable again: its backlog is on its way`);
+    if (this.failures > 0) log.warning(`copy ${this.path} is reachable again: its backlog is on its way`);
     this.failures = 0;
   }
 
   /** Pauses the copy, and says so once per outage. */
   failed(error: unknown, waiting: number): void {
     const refused = error instanceof WalshipError && /holds the archive of the cluster/.test(error.message);
-    if (this.failures === 0) log.warning(`copy ${this.copy.path} failed, ${waiting} WAL file${waiting === 1 ? '' : 's'} wait for it (retrying): ${describeError(error)}`);
+    if (this.failures === 0) log.warning(`copy ${this.path} failed, ${waiting} WAL file${waiting === 1 ? '' : 's'} wait for it (retrying): ${describeError(error)}`);
     this.failures++;
     this.pausedUntil = Date.now() + (refused ? REFUSED_PAUSE_MS : Math.min(MAX_PAUSE_MS, RETRY_AFTER_MS * 2 ** this.failures));
   }
 }
 
 export async function runForwarder(settings: ForwarderSettings): Promise<void> {
-  const queue = new CopyQueue(settings.recordsDirectory, settings.copies.map((copy) => copy.path));
+  const queue = new CopyQueue(settings.recordsDirectory);
   const source = await openStorage(settings.source);
-  const states = settings.copies.map((copy) => new CopyState(copy));
-  const waitingCounts = new Map<CopyState, number>();
-  const itemOf = (index: number, name: string) => `${index}/${name}`;
-  const parse = (item: string) => ({ state: states[Number(item.slice(0, item.indexOf('/')))]!, name: item.slice(item.indexOf('/') + 1) });
+  const states = new Map<string, CopyState>();
+  const waitingCounts = new Map<string, number>();
+  /** The copies as wal-push is configured now: a copy added or removed meanwhile is followed. */
+  const follow = async (): Promise<CopyState[]> => {
+    const configured = await queue.configured();
+    if (configured.length !== states.size || configured.some((copy) => !states.has(copy))) {
+      const dropped = await queue.dropOthers(configured);
+      if (dropped > 0) log.warning(`dropped ${dropped} queued WAL files of copies no longer in WALSHIP_COPIES`);
+      for (const copy of [...states.keys()]) if (!configured.includes(copy)) states.delete(copy);
+      for (const copy of configured) if (!states.has(copy)) states.set(copy, new CopyState(copy, () => settings.open(copy)));
+    }
+    return [...states.values()];
+  };
+  const parse = (item: string) => {
+    const [copy, name] = JSON.parse(item) as [string, string];
+    return { state: states.get(copy), name };
+  };
   do {
     await runBackgroundLoop({
       lock: queue.forwarder,
@@ -109,30 +122,31 @@ export async function runForwarder(settings: ForwarderSettings): Promise<void> {
       afterFailedBatch: 'wait',
       nextBatch: async ({ progress, failedRecently }) => {
         const batch: string[] = [];
-        for (const [index, state] of states.entries()) {
-          const waiting = await bounded(queue, state.copy.path, settings.backlogLimit);
-          waitingCounts.set(state, waiting.length);
+        for (const state of await follow()) {
+          const waiting = await bounded(queue, state.path, settings.backlogLimit);
+          waitingCounts.set(state.path, waiting.length);
           // Files waiting keep the forwarder here, even while their copy is paused.
           if (waiting.length > 0) progress();
           if (Date.now() < state.pausedUntil) continue;
           for (const name of waiting) {
             if (batch.length >= BATCH_LIMIT) break;
-            if (!failedRecently(itemOf(index, name))) batch.push(itemOf(index, name));
+            const item = JSON.stringify([state.path, name]);
+            if (!failedRecently(item)) batch.push(item);
           }
         }
         return batch;
       },
       work: async (item) => {
         const { state, name } = parse(item);
-        if (Date.now() < state.pausedUntil) return 'skipped';
-        await forwardFile(source, await state.target(source), name, settings.method, state.copy.path);
+        if (!state || Date.now() < state.pausedUntil) return 'skipped';
+        await forwardFile(source, await state.target(source), name, settings.method, state.path);
         state.succeeded();
-        await queue.done(state.copy.path, name);
+        await queue.done(state.path, name);
         return 'done';
       },
       failed: async (item, error) => {
         const { state } = parse(item);
-        if (Date.now() >= state.pausedUntil) state.failed(error, waitingCounts.get(state) ?? 0);
+        if (state && Date.now() >= state.pausedUntil) state.failed(error, waitingCounts.get(state.path) ?? 0);
       },
     });
     // A file queued just as the loop ended would wait for the next wal-push.

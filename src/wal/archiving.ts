@@ -71,8 +71,8 @@ export async function archiveWalFile(settings: ArchivingSettings, path: string):
 async function handToCopies(records: ArchivedRecords, settings: ArchivingSettings, name: string, queue: boolean): Promise<void> {
   if (settings.copies.length === 0) return;
   try {
-    const copies = new CopyQueue(records.directory, settings.copies);
-    if (queue) await copies.add(name);
+    const copies = new CopyQueue(records.directory);
+    if (queue) await copies.add(name, settings.copies);
     if (await copies.forwarder.holder()) return;
     spawnDetachedWalship(['wal-copy-ahead', records.directory], settings.configPath, join(records.directory, 'forwarder.log'));
   } catch (error) {

@@ -63,7 +63,7 @@ describe("wal-push's queue for the copies", () => {
     for (const number of [1, 2]) assert.equal((await push(number)).code, 0);
     const queue = join(records(), 'copies');
     await until(() => existsSync(join(records(), '.forwarder.pid')), 'the forwarder to start');
-    const [directory] = readdirSync(queue);
+    const [directory] = readdirSync(queue).filter((entry) => !entry.startsWith('.'));
     assert.deepEqual(readdirSync(join(queue, directory!)).sort(), [segment(1), segment(2)]);
     const forwarder = pidInFile(join(records(), '.forwarder.pid'))!;
     process.kill(forwarder, 'SIGKILL');
@@ -77,6 +77,26 @@ describe("wal-push's queue for the copies", () => {
     await until(() => readdirSync(join(queue, directory!)).length === 0, 'the queue to empty');
   });
 
+  it('follows WALSHIP_COPIES as wal-push has it: a copy added is served at once, one removed loses its queue', async () => {
+    const added = join(root, 'follow-added');
+    mkdirSync(added);
+    const { push, records, copyConfig: removed } = cluster('follow', { WALG_FILE_PREFIX: join(root, 'follow-removed-missing') });
+    assert.equal((await push(1)).code, 0);
+    await until(() => existsSync(join(records(), '.forwarder.pid')), 'the forwarder to start');
+    const forwarder = pidInFile(join(records(), '.forwarder.pid'))!;
+    forwarders.add(forwarder);
+    const queue = join(records(), 'copies');
+    assert.equal(readdirSync(queue).filter((entry) => !entry.startsWith('.')).length, 1);
+
+    const addedConfig = join(root, 'follow-added.json');
+    writeFileSync(addedConfig, JSON.stringify({ WALG_FILE_PREFIX: added }));
+    assert.equal((await push(2, { WALSHIP_COPIES: addedConfig })).code, 0);
+    await until(() => existsSync(join(added, 'wal_005', `${segment(2)}.zst`)), 'the added copy to get the new file');
+    assert.equal(pidInFile(join(records(), '.forwarder.pid')), forwarder, `the same forwarder serves it: ${readFileSync(join(records(), 'forwarder.log'), 'utf8')}`);
+    await until(() => readdirSync(queue).filter((entry) => !entry.startsWith('.')).length === 1, `the queue of ${removed} to go`);
+    assert.match(readFileSync(join(records(), 'forwarder.log'), 'utf8'), /dropped 1 queued WAL files of copies no longer in WALSHIP_COPIES/);
+  });
+
   it('keeps at most WALSHIP_COPY_BACKLOG files for a copy that is down, and says which it left to walship copy', async () => {
     const { push, records } = cluster('bounded', { WALG_FILE_PREFIX: join(root, 'bounded-copy-missing') });
     for (const number of [1, 2, 3, 4]) assert.equal((await push(number, { WALSHIP_COPY_BACKLOG: '2' })).code, 0);
@@ -84,7 +104,7 @@ describe("wal-push's queue for the copies", () => {
     await until(() => existsSync(log) && /left to walship copy/.test(readFileSync(log, 'utf8')), 'the forwarder to trim its backlog');
     forwarders.add(pidInFile(join(records(), '.forwarder.pid')) ?? 0);
     const queue = join(records(), 'copies');
-    const [directory] = readdirSync(queue);
+    const [directory] = readdirSync(queue).filter((entry) => !entry.startsWith('.'));
     await until(() => readdirSync(join(queue, directory!)).length <= 2, 'the queue to be cut');
     assert.match(readFileSync(log, 'utf8'), /more than WALSHIP_COPY_BACKLOG=2: the oldest \d+, 000000010000000000000001 to/);
     assert.ok(readdirSync(join(queue, directory!)).includes(segment(4)), 'the newest stays');

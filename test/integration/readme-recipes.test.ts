@@ -154,6 +154,57 @@ describe("the README's crontab line, run as cron runs it", () => {
   });
 });
 
+describe("the README's nightly copy line, run as cron runs it", () => {
+  let home: string;
+  let primary: PostgresCluster;
+  let command: string;
+  let copy: string;
+  let log: string;
+
+  before(async () => {
+    home = makePostgresOwnedDirectory('walship-home-');
+    const archive = join(home, 'nas');
+    copy = join(home, 's3');
+    for (const directory of [archive, copy]) {
+      mkdirSync(directory);
+      giveToPostgres(directory);
+    }
+    const config = join(home, 'walship.yaml');
+    const copyConfig = join(home, 'walship-s3.yaml');
+    log = join(home, 'walship-copy.log');
+    writeConfig(copyConfig, { WALG_FILE_PREFIX: copy });
+    writeConfig(config, { WALG_FILE_PREFIX: archive, WALSHIP_COPIES: copyConfig });
+    primary = await initProductionCluster(config);
+    await primary.start();
+    await backupPush(config, primary);
+    await primary.switchAndWaitArchived();
+    const line = recipe('crontab-copy').trim();
+    command = substitute(line.replace(/^(\S+\s+){5}/, ''), [
+      ['/usr/local/bin/walship', walshipBinary],
+      ['/etc/walship.yaml', config],
+      ['/var/log/postgresql/walship-copy.log', log],
+    ]);
+  });
+
+  after(async () => {
+    await primary?.destroy();
+    rmSync(home, { recursive: true, force: true });
+  });
+
+  it('is the line copy --help shows', async () => {
+    const help = await check(walshipBinary, ['copy', '--help']);
+    assert.ok(help.split('\n').some((shown) => shown.trim() === recipe('crontab-copy').trim()), `copy --help does not show the README's line:\n${help}`);
+  });
+
+  it('copies the backup to the copy and prints nothing, so cron mails nothing', async () => {
+    const cron = await runAsPostgresUser(command, { HOME: home, PATH: '/usr/bin:/bin' }, home);
+    assert.equal(cron.code, 0, cron.stderr);
+    assert.equal(cron.stdout + cron.stderr, '');
+    assert.equal(await backupCount({ WALG_FILE_PREFIX: copy }), 1);
+    assert.match(readFileSync(log, 'utf8'), /copy file:\/\/.* -> file:\/\/.*: copied \d+ WAL files? .* and 1 backup/);
+  });
+});
+
 describe("the README's restore of the newest state, after the data files broke", () => {
   let archive: string;
   let home: string;

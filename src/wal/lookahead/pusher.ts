@@ -80,7 +80,7 @@ export async function runPusher(settings: PusherSettings): Promise<void> {
   const identity = new ArchiveIdentity(storage, settings.storage.prefixSetting, records);
   const { localFileSystem } = storage.capabilities;
   const concurrency = pusherConcurrency(settings.uploadConcurrency, localFileSystem);
-  const copies = settings.copies.length > 0 ? new CopyQueue(settings.recordsDirectory, settings.copies) : undefined;
+  const copies = settings.copies.length > 0 ? new CopyQueue(settings.recordsDirectory) : undefined;
   let waitingCount = 0;
   await runBackgroundLoop({
     lock: records.pusher,
@@ -107,7 +107,7 @@ export async function runPusher(settings: PusherSettings): Promise<void> {
         await pushWalFile({ storage, compression, preventOverwrite, identity, compressInThreadPool }, path);
         await records.record(name, path);
         // Every wal-push makes sure the copies' forwarder runs.
-        await copies?.add(name).catch((error: unknown) => log.info(`${name} reaches the copies with the next walship copy: ${describeError(error)}`));
+        await copies?.add(name, settings.copies).catch((error: unknown) => log.info(`${name} reaches the copies with the next walship copy: ${describeError(error)}`));
         return 'done';
       } finally {
         await claim.release();
