@@ -45,8 +45,8 @@ import type { Target } from './targets.ts';
 
 interface CopyContender {
   name: string;
-  /** Copies `source` (a directory) into a new prefix `prefix`; resolves to the wall time in ms. */
-  copy(source: string, prefix: string): Promise<number>;
+  /** Copies `source` (a directory) into a new prefix `prefix`. */
+  copy(source: string, prefix: string): Promise<Timing>;
 }
 
 /** Bytes of the objects an archive directory holds, its hidden metadata tree left out. */
@@ -59,11 +59,19 @@ function storedBytes(directory: string): number {
   return bytes;
 }
 
-async function timed(command: string, args: string[], env: NodeJS.ProcessEnv): Promise<number> {
+interface Timing {
+  ms: number;
+  /** CPU time of the process, user and system, in ms (GNU time). */
+  cpuMs: number;
+}
+
+/** Runs a whole process as postgres; its wall time, and its CPU time as GNU time counts it. */
+async function timed(command: string, args: string[], env: NodeJS.ProcessEnv): Promise<Timing> {
   const started = process.hrtime.bigint();
-  const result = await run(command, args, { env, asPostgres: true, timeoutMs: 1_800_000 });
+  const result = await run('/usr/bin/time', ['-f', 'cpu %U %S', command, ...args], { env, asPostgres: true, timeoutMs: 1_800_000 });
   if (result.code !== 0) throw new Error(`${command} ${args.join(' ')} exited ${result.code}: ${result.stderr.trim().split('\n').slice(-3).join(' / ')}`);
-  return Number(process.hrtime.bigint() - started) / 1e6;
+  const [, user, system] = /cpu ([\d.]+) ([\d.]+)\s*$/.exec(result.stderr) ?? [];
+  return { ms: Number(process.hrtime.bigint() - started) / 1e6, cpuMs: (Number(user) + Number(system)) * 1000 };
 }
 
 /** Archives: `wal` with 200 (or the fixture's) segments pushed by walship, `backup` with one base backup. */
@@ -140,16 +148,25 @@ export async function benchCopy(context: BenchContext, fixture: WalFixture, targ
   const summary: string[] = [];
   for (const dataset of datasets) {
     const bytes = storedBytes(dataset.directory);
-    const times = new Map<string, number[]>(contenders.map((contender) => [contender.name, []]));
+    const times = new Map<string, Timing[]>(contenders.map((contender) => [contender.name, []]));
     for (let round = 0; round < rounds; round++) {
       for (const contender of rotated(contenders, round)) {
         context.log(`copy: ${dataset.name} (${fixed(bytes / 2 ** 20)} MiB) with ${contender.name}, round ${round + 1}`);
         times.get(contender.name)!.push(await contender.copy(dataset.directory, `copy-${copies}-${round}-${contender.name.split(' ')[0]}`));
       }
     }
-    const rate = (name: string) => bytes / 2 ** 20 / (median(times.get(name)!) / 1000);
+    const wall = (name: string) => median(times.get(name)!.map((timing) => timing.ms));
+    const rate = (name: string) => bytes / 2 ** 20 / (wall(name) / 1000);
     for (const contender of contenders) {
-      rows.push([dataset.name, contender.name, fixed(median(times.get(contender.name)!) / 1000, 2), fixed(rate(contender.name)), contender === contenders[0] ? '1.00x' : ratio(rate(contenders[0]!.name), rate(contender.name))]);
+      const cpu = median(times.get(contender.name)!.map((timing) => timing.cpuMs));
+      rows.push([
+        dataset.name,
+        contender.name,
+        fixed(wall(contender.name) / 1000, 2),
+        fixed(rate(contender.name)),
+        contender === contenders[0] ? '1.00x' : ratio(rate(contenders[0]!.name), rate(contender.name)),
+        fixed(cpu / 1000, 2),
+      ]);
     }
     summary.push(`- ${dataset.name}: walship copy / rclone copy = **${ratio(rate(contenders[0]!.name), rate(contenders[1]!.name))}** (rclone's default 4 transfers), **${ratio(rate(contenders[0]!.name), rate(contenders[2]!.name))}** (16, walship's default)`);
   }
@@ -161,7 +178,7 @@ export async function benchCopy(context: BenchContext, fixture: WalFixture, targ
       `File storage to s3rver (behind the bench's TLS proxy), ${rounds} round${rounds === 1 ? '' : 's'} per contender, rotated, each into a new prefix; median wall time of the whole process. ` +
         'walship copy lists both sides, relays each object as stored and checks it on arrival (WAL: decompressed on the side and its CRC-32 compared; backup parts: SHA-256); rclone computes an MD5 per object.',
       '',
-      ...markdownTable(['data', 'contender', 'median s', 'MiB/s', 'walship speed / this'], rows),
+      ...markdownTable(['data', 'contender', 'median s', 'MiB/s', 'walship speed / this', 'CPU s (user + system)'], rows),
       '',
       'Aim: walship copy at least 1.0x rclone copy.',
       ...summary,
@@ -197,20 +214,23 @@ async function benchForegroundCost(context: BenchContext, fixture: WalFixture, t
   const samples = new Map<string, number[]>(variants.map((variant) => [variant.name, []]));
   const forwarded: number[] = [];
   context.log(`copy: wal-push foreground cost, ${iterations} runs per variant`);
-  for (let round = 0; round < 2 + iterations; round++) {
-    const segment = segments[round % segments.length]!;
-    for (const variant of rotated(variants, round)) {
-      const env = serverEnvironment({ WALG_FILE_PREFIX: archive, ...(variant.copies ? { WALSHIP_COPIES: variant.copies } : {}) });
-      const measured = await timeShell(`${context.walship} wal-push pg_wal/${segment}`, { cwd: variant.dataDir, env, scratch: home });
-      if (measured.code !== 0) throw new Error(`wal-push with ${variant.name} exited ${measured.code}: ${measured.stderr}`);
-      if (round >= 2) samples.get(variant.name)!.push(measured.ms);
-      if (variant.copies === reachable) forwarded.push(await forwardDelay(target, copy, segment));
-      rmSync(join(archive, 'wal_005', `${segment}.zst`));
-      rmSync(join(archive, '.walship', 'metadata', 'wal_005', `${segment}.zst.json`), { force: true });
+  try {
+    for (let round = 0; round < 2 + iterations; round++) {
+      const segment = segments[round % segments.length]!;
+      for (const variant of rotated(variants, round)) {
+        const env = serverEnvironment({ WALG_FILE_PREFIX: archive, ...(variant.copies ? { WALSHIP_COPIES: variant.copies } : {}) });
+        const measured = await timeShell(`${context.walship} wal-push pg_wal/${segment}`, { cwd: variant.dataDir, env, scratch: home });
+        if (measured.code !== 0) throw new Error(`wal-push with ${variant.name} exited ${measured.code}: ${measured.stderr}`);
+        if (round >= 2) samples.get(variant.name)!.push(measured.ms);
+        if (variant.copies === reachable) forwarded.push(await forwardDelay(target, copy, segment));
+        rmSync(join(archive, 'wal_005', `${segment}.zst`));
+        rmSync(join(archive, '.walship', 'metadata', 'wal_005', `${segment}.zst.json`), { force: true });
+      }
     }
+  } finally {
+    // The forwarders outlive the runs: stop them, by their pid files, before the scratch directory goes.
+    for (const variant of variants) for (const pid of helperPidFiles(spoolNextTo(variant.dataDir)).map(pidInFile)) if (pid) process.kill(pid, 'SIGKILL');
   }
-  // The forwarders outlive the runs: stop them, by their pid files, before the scratch directory goes.
-  for (const variant of variants) for (const pid of helperPidFiles(spoolNextTo(variant.dataDir)).map(pidInFile)) if (pid) process.kill(pid, 'SIGKILL');
   const base = median(samples.get('no copy')!);
   return [
     `**wal-push with a copy configured**: one 16 MiB segment, file storage, ${iterations} runs per variant after 2 warm-ups, interleaved in rotated order; whole processes timed from spawn to exit, as archive_command runs them.`,
