@@ -1,5 +1,5 @@
 /** copy [--from FILE] [--to FILE] [--backup NAME|--wal|--all] [--prune]: bring copies of the archive up to date. */
-import { readCopyPaths, storageConfigFile } from '../config/copies.ts';
+import { COPIES_SETTING, readCopyPaths, storageConfigFile } from '../config/copies.ts';
 import { readUploadConcurrency } from '../config/settings.ts';
 import { type CopySelection, copyToTargets, summaryLine } from '../copy/copy.ts';
 import { ConfigError, ExitCode } from '../errors.ts';
@@ -36,16 +36,16 @@ function readSelection(options: CopyOptions): CopySelection {
 export async function run({ config }: CommandContext, _args: string[], options: CopyOptions): Promise<number> {
   const selection = readSelection(options);
   if (options.prune && selection.kind === 'backup') throw new ConfigError('--prune follows the source as a whole: use it with --all or --wal, not --backup');
-  const targets = options.to ? [options.to] : readCopyPaths(config);
+  const [targets, namedBy] = options.to ? [[options.to], '--to'] : [readCopyPaths(config), COPIES_SETTING];
   if (targets.length === 0) throw new ConfigError('no copy to bring up to date: set WALSHIP_COPIES to the config files of the copies, or name one with --to FILE');
-  const sourceSpec = storageSpecFrom(options.from ? storageConfigFile(options.from) : config);
+  const sourceSpec = storageSpecFrom(options.from ? storageConfigFile(options.from, '--from') : config);
   const { outcomes, failed } = await copyToTargets({
     source: await openStorage(sourceSpec),
     sourceIdentity: sourceSpec.identity,
     targets: targets.map((path) => ({
       path,
       open: async () => {
-        const spec = storageSpecFrom(storageConfigFile(path));
+        const spec = storageSpecFrom(storageConfigFile(path, namedBy));
         return { storage: await openStorage(spec), identity: spec.identity };
       },
     })),

@@ -25,9 +25,12 @@ export function readCopyPaths(config: Config): string[] {
   return paths;
 }
 
-/** The settings of the storage a config file names (a copy, or copy's --from and --to), from that file alone. */
-export function storageConfigFile(path: string): Config {
-  const config = new Config({}, readConfigFile(path), path);
+/**
+ * The settings of the storage a config file names (a copy, or copy's --from
+ * and --to), from that file alone; `namedBy` says where the path came from.
+ */
+export function storageConfigFile(path: string, namedBy = COPIES_SETTING): Config {
+  const config = new Config({}, readConfigFile(path, namedBy), path);
   refuseUnhonouredSettings(config);
   return config;
 }
