@@ -4,7 +4,7 @@
  * same binary so walship need not be on PATH, and run by one loop.
  */
 import { closeSync, openSync } from 'node:fs';
-import { readFile, writeFile } from 'node:fs/promises';
+import { link, readFile, writeFile } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { readStateFile } from '../fs/durable.ts';
 import { removeLeftover } from '../fs/missing.ts';
@@ -56,21 +56,30 @@ export class PidFile {
     return recordedStart && stat && stat.start !== recordedStart ? undefined : pid;
   }
 
-  /** Takes the claim for this process; false when another live process holds it. */
+  /**
+   * Takes the claim for this process; false when another live process holds
+   * it. The claim is written aside and linked into place, so it appears
+   * whole: one still being written never passes for a dead holder's.
+   */
   async acquire(): Promise<boolean> {
     ownClaim ??= processStat(process.pid).then((stat) => (stat ? `${process.pid} ${stat.start}` : String(process.pid)));
-    const content = await ownClaim;
-    for (let attempt = 0; attempt < 2; attempt++) {
-      try {
-        await writeFile(this.path, content, { flag: 'wx' });
-        return true;
-      } catch (error) {
-        if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
-        if (await this.holder()) return false;
-        await removeLeftover(this.path); // left by a process that died
+    const written = `${this.path}.${process.pid}`;
+    await writeFile(written, await ownClaim);
+    try {
+      for (let attempt = 0; attempt < 2; attempt++) {
+        try {
+          await link(written, this.path);
+          return true;
+        } catch (error) {
+          if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+          if (await this.holder()) return false;
+          await removeLeftover(this.path); // left by a process that died
+        }
       }
+      return false;
+    } finally {
+      await removeLeftover(written);
     }
-    return false;
   }
 
   async release(): Promise<void> {

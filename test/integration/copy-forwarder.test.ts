@@ -62,11 +62,10 @@ describe("wal-push's queue for the copies", () => {
     // The copy's directory is missing: it is down.
     for (const number of [1, 2]) assert.equal((await push(number)).code, 0);
     const queue = join(records(), 'copies');
-    await until(() => existsSync(join(records(), '.forwarder.pid')), 'the forwarder to start');
+    await until(() => pidInFile(join(records(), '.forwarder.pid')) !== undefined, 'the forwarder to start');
     const [directory] = readdirSync(queue).filter((entry) => !entry.startsWith('.'));
     assert.deepEqual(readdirSync(join(queue, directory!)).sort(), [segment(1), segment(2)]);
-    const forwarder = pidInFile(join(records(), '.forwarder.pid'))!;
-    process.kill(forwarder, 'SIGKILL');
+    process.kill(pidInFile(join(records(), '.forwarder.pid'))!, 'SIGKILL');
 
     mkdirSync(copyArchive);
     assert.equal((await push(3)).code, 0);
@@ -82,7 +81,7 @@ describe("wal-push's queue for the copies", () => {
     mkdirSync(added);
     const { push, records, copyConfig: removed } = cluster('follow', { WALG_FILE_PREFIX: join(root, 'follow-removed-missing') });
     assert.equal((await push(1)).code, 0);
-    await until(() => existsSync(join(records(), '.forwarder.pid')), 'the forwarder to start');
+    await until(() => pidInFile(join(records(), '.forwarder.pid')) !== undefined, 'the forwarder to start');
     const forwarder = pidInFile(join(records(), '.forwarder.pid'))!;
     forwarders.add(forwarder);
     const queue = join(records(), 'copies');
