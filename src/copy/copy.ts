@@ -243,7 +243,7 @@ function finishTimeOf(document: unknown): number | undefined {
   return Number.isNaN(time) ? undefined : time;
 }
 
-/** The first failure of `work` of a kind that concerns one object only: reported, and the copy goes on. */
+/** A failure that concerns one object alone (it fails its check at the source): reported, and the copy goes on; undefined for one that stops the copy. */
 function objectProblem(error: unknown): string | undefined {
   if (error instanceof IntegrityError) return `${error.message}: not copied`;
   return undefined;

@@ -13,17 +13,17 @@
  * than the backlog limit loses its oldest files to the next `walship copy`,
  * which finds them in the listings.
  */
-import type { CompressionMethod } from '../config/settings.ts';
-import { describeError, IntegrityError, WalshipError } from '../errors.ts';
-import { log } from '../log/logger.ts';
 import { openStoredWal } from '../archive/stored-wal.ts';
+import type { CompressionMethod } from '../config/settings.ts';
+import { describeError, IntegrityError } from '../errors.ts';
+import { log } from '../log/logger.ts';
 import { relayStages } from '../stages/transfer.ts';
 import { openStorage } from '../storage/open.ts';
 import type { StorageSpec } from '../storage/spec.ts';
 import type { Storage } from '../storage/storage.ts';
 import { runBackgroundLoop } from '../wal/background.ts';
 import { CopyQueue } from '../wal/lookahead/copy-queue.ts';
-import { copyArchiveRecord, readRecords, requireSameCluster } from './identity.ts';
+import { copyArchiveRecord, OtherClusterError, readRecords, requireSameCluster } from './identity.ts';
 import { relay } from './relay.ts';
 
 export interface ForwarderSettings {
@@ -85,8 +85,8 @@ class CopyState {
 
   /** Pauses the copy, and says so once per outage. */
   failed(error: unknown, waiting: number): void {
-    const refused = error instanceof WalshipError && /holds the archive of the cluster/.test(error.message);
-    if (this.failures === 0) log.warning(`copy ${this.path} failed, ${waiting} WAL file${waiting === 1 ? '' : 's'} wait for it (retrying): ${describeError(error)}`);
+    const refused = error instanceof OtherClusterError;
+    if (this.failures === 0) (refused ? log.error : log.warning).call(log, `copy ${this.path} failed, ${waiting} WAL file${waiting === 1 ? '' : 's'} wait for it (retrying): ${describeError(error)}`);
     this.failures++;
     this.pausedUntil = Date.now() + (refused ? REFUSED_PAUSE_MS : Math.min(MAX_PAUSE_MS, RETRY_AFTER_MS * 2 ** this.failures));
   }
@@ -149,7 +149,7 @@ export async function runForwarder(settings: ForwarderSettings): Promise<void> {
         if (state && Date.now() >= state.pausedUntil) state.failed(error, waitingCounts.get(state.path) ?? 0);
       },
     });
-    // A file queued just as the loop ended would wait for the next wal-push.
+    // Idle: a file queued as the loop ended would otherwise wait for the next wal-push.
   } while (!(await queue.forwarder.holder()) && (await queue.anyWaiting()));
 }
 

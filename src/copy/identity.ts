@@ -30,12 +30,15 @@ function clusterOf(side: ArchiveSide): { systemIdentifier: string; evidence: str
   return origin && { systemIdentifier: origin.systemIdentifier, evidence: `backup ${origin.backup}` };
 }
 
+/** A copy's storage holds the archive of another cluster. */
+export class OtherClusterError extends WalshipError {}
+
 /** Refuses, with one line, to copy between archives of two clusters. */
 export function requireSameCluster(source: ArchiveSide, target: ArchiveSide): void {
   const from = clusterOf(source);
   const to = clusterOf(target);
   if (from && to && from.systemIdentifier !== to.systemIdentifier) {
-    throw new WalshipError(
+    throw new OtherClusterError(
       `${target.storage.location} holds the archive of the cluster with system identifier ${to.systemIdentifier} (${to.evidence}), but ${source.storage.location} that of cluster ${from.systemIdentifier} (${from.evidence}): give each cluster's copy a prefix of its own; nothing was copied`,
     );
   }
