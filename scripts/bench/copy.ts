@@ -222,7 +222,7 @@ async function benchForegroundCost(context: BenchContext, fixture: WalFixture, t
         const measured = await timeShell(`${context.walship} wal-push pg_wal/${segment}`, { cwd: variant.dataDir, env, scratch: home });
         if (measured.code !== 0) throw new Error(`wal-push with ${variant.name} exited ${measured.code}: ${measured.stderr}`);
         if (round >= 2) samples.get(variant.name)!.push(measured.ms);
-        if (variant.copies === reachable) forwarded.push(await forwardDelay(target, copy, segment));
+        if (variant.copies === reachable) forwarded.push(await forwardDelay(copy, segment));
         rmSync(join(archive, 'wal_005', `${segment}.zst`));
         rmSync(join(archive, '.walship', 'metadata', 'wal_005', `${segment}.zst.json`), { force: true });
       }
@@ -247,12 +247,12 @@ async function benchForegroundCost(context: BenchContext, fixture: WalFixture, t
   ];
 }
 
-/** How long after wal-push exits the forwarder has the segment at the copy (s3rver keeps objects as files); then it is removed there again. */
-async function forwardDelay(target: Target, copy: Storage, segment: string): Promise<number> {
+/** How long after wal-push exits the forwarder has the segment at the copy; then it is removed there again. */
+async function forwardDelay(copy: Storage, segment: string): Promise<number> {
   const started = Date.now();
-  while (!target.storedNames('forwarded').includes(`${segment}.zst`)) {
+  while (!(await copy.head(`wal_005/${segment}.zst`))) {
     if (Date.now() - started > 60_000) throw new Error(`${segment} did not reach the copy within 60 s`);
-    await sleep(10);
+    await sleep(20);
   }
   const delay = Date.now() - started;
   await copy.delete(`wal_005/${segment}.zst`);
