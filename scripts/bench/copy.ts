@@ -118,13 +118,14 @@ export async function benchCopy(context: BenchContext, fixture: WalFixture, targ
   const segments = fixture.segments.slice(0, context.quick ? 40 : 200);
   const sources = await sourceArchives(context, fixture, home, segments);
   const bucketPrefix = (prefix: string) => /^s3:\/\/([^/]+)\/(.*)$/.exec(target.walshipSettings(prefix).WALG_S3_PREFIX!)!;
-  let copies = 0;
+  /** Every run copies into a prefix of its own: rclone would skip what an earlier run copied. */
+  let runs = 0;
   const contenders: CopyContender[] = [
     {
       name: 'walship copy',
       copy: (source, prefix) => {
-        const from = writePostgresFile(join(home, `from-${copies}.json`), JSON.stringify({ WALG_FILE_PREFIX: source }));
-        const to = writePostgresFile(join(home, `to-${copies++}.json`), JSON.stringify(target.walshipSettings(prefix)));
+        const from = writePostgresFile(join(home, `from-${prefix}.json`), JSON.stringify({ WALG_FILE_PREFIX: source }));
+        const to = writePostgresFile(join(home, `to-${prefix}.json`), JSON.stringify(target.walshipSettings(prefix)));
         return timed(context.walship, ['copy', '--from', from, '--to', to], serverEnvironment());
       },
     },
@@ -152,7 +153,7 @@ export async function benchCopy(context: BenchContext, fixture: WalFixture, targ
     for (let round = 0; round < rounds; round++) {
       for (const contender of rotated(contenders, round)) {
         context.log(`copy: ${dataset.name} (${fixed(bytes / 2 ** 20)} MiB) with ${contender.name}, round ${round + 1}`);
-        times.get(contender.name)!.push(await contender.copy(dataset.directory, `copy-${copies}-${round}-${contender.name.split(' ')[0]}`));
+        times.get(contender.name)!.push(await contender.copy(dataset.directory, `copy-${runs++}`));
       }
     }
     const wall = (name: string) => median(times.get(name)!.map((timing) => timing.ms));
