@@ -1,6 +1,6 @@
 // Builds dist/walship: esbuild bundles src/cli.ts into one CommonJS file, and
-// Node's single executable application support injects it (with the zstd-napi
-// addon as an asset) into a copy of the pinned Node runtime.
+// Node's single executable application support injects it (with the native
+// addons of zstd-napi, sodium-native and lzma-native as assets) into a copy of the pinned Node runtime.
 // The V8 flags walship runs with, set first: V8 only accepts code caches made under the same flags.
 import '../src/util/exit-safety.ts';
 import { execFileSync } from 'node:child_process';
@@ -24,22 +24,37 @@ const staging = mkdtempSync(join(dist, '.build-'));
 const binary = join(staging, 'walship');
 const bundle = join(staging, 'walship.cjs');
 const blob = join(staging, 'walship.blob');
-const zstdAddon = join(root, seaConfig.assets['zstd-napi.node']);
-const zstdAddonHash = createHash('sha256').update(readFileSync(zstdAddon)).digest('hex').slice(0, 16);
+/** The embedded native addons: asset name to file, and the start of each one's SHA-256 (its cache file's name). */
+const addonFiles: Record<string, string> = Object.fromEntries(Object.entries(seaConfig.assets as Record<string, string>).map(([asset, path]) => [asset, join(root, path)]));
+const addonHashes = Object.fromEntries(Object.entries(addonFiles).map(([asset, path]) => [asset, createHash('sha256').update(readFileSync(path)).digest('hex').slice(0, 16)]));
 
-/** zstd-napi loads its addon with a require() esbuild cannot bundle: load it from the SEA asset instead. */
-const zstdBindingFromAsset: Plugin = {
-  name: 'zstd-binding-from-asset',
+/**
+ * Which import of which package loads a native addon, and the asset that replaces it:
+ * the addon itself, or (`loader`) a function that returns it, as node-gyp-build is.
+ */
+const addonImports: { asset: string; package: string; paths: RegExp; loader?: true }[] = [
+  // zstd-napi's own `require('../binding')`, and walship's import of zstd-napi/binding.js.
+  { asset: 'zstd-napi.node', package: 'zstd-napi', paths: /^(\.\.\/binding|zstd-napi\/binding\.js)$/ },
+  // sodium-native's `require('./binding')`, which finds its prebuilt addon on disk.
+  { asset: 'sodium-native.node', package: 'sodium-native', paths: /^\.\/binding$/ },
+  // lzma-native's `require('node-gyp-build')(__dirname)`, which searches the file system.
+  { asset: 'lzma-native.node', package: 'lzma-native', paths: /^node-gyp-build$/, loader: true },
+];
+
+/** The packages load their addons with a require() esbuild cannot bundle: load them from the SEA assets instead. */
+const addonsFromAssets: Plugin = {
+  name: 'addons-from-assets',
   setup(context) {
-    // zstd-napi's own `require('../binding')`, and walship's import of zstd-napi/binding.js.
-    context.onResolve({ filter: /^(\.\.\/binding|zstd-napi\/binding\.js)$/ }, (args) =>
-      args.path.startsWith('zstd-napi') || args.importer.includes(`${'/'}zstd-napi${'/'}`) ? { path: 'zstd-binding', namespace: 'walship' } : undefined,
-    );
-    context.onLoad({ filter: /^zstd-binding$/, namespace: 'walship' }, () => ({
-      contents: `module.exports = require(${JSON.stringify(join(root, 'src/stages/compress/zstd-binding.ts'))}).loadZstdBindingFromAsset();`,
-      loader: 'js',
-      resolveDir: root,
-    }));
+    for (const { asset, package: name, paths, loader } of addonImports) {
+      context.onResolve({ filter: paths }, (args) =>
+        args.path.startsWith(`${name}/`) || args.importer.includes(`/node_modules/${name}/`)
+          ? { path: asset, namespace: loader ? 'walship-addon-loader' : 'walship-addon' }
+          : undefined,
+      );
+    }
+    const load = (asset: string) => `require(${JSON.stringify(join(root, 'src/sea/native-addon.ts'))}).loadAddonFromAsset(${JSON.stringify(asset)})`;
+    context.onLoad({ filter: /.*/, namespace: 'walship-addon' }, (args) => ({ contents: `module.exports = ${load(args.path)};`, loader: 'js', resolveDir: root }));
+    context.onLoad({ filter: /.*/, namespace: 'walship-addon-loader' }, (args) => ({ contents: `module.exports = () => ${load(args.path)};`, loader: 'js', resolveDir: root }));
   },
 };
 
@@ -110,13 +125,13 @@ try {
     ...commonJsBundle,
     define: {
       WALSHIP_BUILD_VERSION: JSON.stringify(packageJson.version),
-      WALSHIP_ZSTD_ADDON_HASH: JSON.stringify(zstdAddonHash),
+      WALSHIP_ADDON_HASHES: JSON.stringify(addonHashes),
     },
-    plugins: [zstdBindingFromAsset, sdksFromAssets],
+    plugins: [addonsFromAssets, sdksFromAssets],
   });
 
   const stagedSeaConfig = join(staging, 'sea-config.json');
-  writeFileSync(stagedSeaConfig, JSON.stringify({ ...seaConfig, main: bundle, output: blob, assets: { 'zstd-napi.node': zstdAddon, ...embeddedAssets } }));
+  writeFileSync(stagedSeaConfig, JSON.stringify({ ...seaConfig, main: bundle, output: blob, assets: { ...addonFiles, ...embeddedAssets } }));
   execFileSync(process.execPath, ['--experimental-sea-config', stagedSeaConfig], { cwd: root, stdio: ['ignore', 'ignore', 'inherit'] });
   copyFileSync(process.execPath, binary);
   chmodSync(binary, 0o755);

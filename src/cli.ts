@@ -49,7 +49,8 @@ function buildProgram(commander: typeof import('commander'), onSelect: (selected
       .addHelpText('after', definition.notes ? `${definition.notes}\n` : '')
       .exitOverride()
       .action((...actionArgs: unknown[]) => {
-        const args = actionArgs.slice(0, definition.arguments.length) as string[];
+        // A variadic argument ("name...") comes as an array of its own.
+        const args = actionArgs.slice(0, definition.arguments.length).flat() as string[];
         const commandObject = actionArgs.at(-1) as Command;
         onSelect({ definition, args, options: commandObject.opts() });
       });

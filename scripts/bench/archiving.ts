@@ -23,6 +23,8 @@ import {
   markdownTable,
   median,
   postgresDirectory,
+  type ProcessSamples,
+  readCpuLog,
   readRssLog,
   rotatedInGroups,
   sampleProcessPeaks,
@@ -82,10 +84,11 @@ const runsText = (rounds: number) => (rounds > 1 ? `median of ${rounds} runs per
 const FOREGROUND = /^(archive-push|archive-get|wal-push|wal-fetch)$/;
 
 /** Of the sampled processes, the tools' long-lived helpers (not the archive_command/restore_command calls GNU time measures). */
-function helpersOf(sampled: Map<string, number>): [string, number][] {
+function helpersOf<T>(sampled: Map<string, T>): [string, T][] {
   return [...sampled].filter(([process]) => {
     const [program = '', command = ''] = process.split(' ');
-    return (program === 'pgbackrest' || program === 'walship') && !FOREGROUND.test(command);
+    // A --baseline build runs as walship-baseline-N.
+    return (program === 'pgbackrest' || /^walship(-baseline-\d+)?$/.test(program)) && !FOREGROUND.test(command);
   });
 }
 
@@ -97,9 +100,21 @@ function mergePeak(peaks: Map<string, ArchiverPeak>, contender: string, perCall:
   peaks.set(contender, peak);
 }
 
-function recordPeaks(peaks: Map<string, ArchiverPeak>, key: string, rssLog: string, sampled: Map<string, number>): void {
-  mergePeak(peaks, key, readRssLog(rssLog), helpersOf(sampled));
+function recordPeaks(peaks: Map<string, ArchiverPeak>, key: string, rssLog: string, sampled: ProcessSamples): void {
+  mergePeak(peaks, key, readRssLog(rssLog), helpersOf(sampled.peaks));
 }
+
+/** CPU seconds of a run: its archive_command/restore_command calls (GNU time) and the tools' helpers (sampled). */
+function cpuOfRun(rssLog: string, sampled: ProcessSamples): { calls: number; helpers: number; total: number } {
+  const calls = readCpuLog(rssLog);
+  const helpers = helpersOf(sampled.cpuSeconds).reduce((sum, [, seconds]) => sum + seconds, 0);
+  return { calls, helpers, total: calls + helpers };
+}
+
+const cpuText = (cpu: { calls: number; helpers: number }) => `CPU ${fixed(cpu.calls, 2)} s in calls, ${fixed(cpu.helpers, 2)} s in helpers`;
+
+/** The median CPU time per segment, in ms. */
+const cpuPerSegment = (cpuSeconds: number[], segments: number) => fixed((1000 * median(cpuSeconds)) / segments, 0);
 
 function archivers(context: BenchContext, fixture: WalFixture, targets: Target[]): Archiver[] {
   const { cluster } = fixture;
@@ -169,7 +184,8 @@ function archivers(context: BenchContext, fixture: WalFixture, targets: Target[]
 async function waitForHelpers(marker: string): Promise<void> {
   const alive = () => {
     const out = execFileSync('ps', ['-eo', 'args'], { encoding: 'utf8' });
-    return out.split('\n').some((line) => line.includes(marker) && /\b(pgbackrest|walship) /.test(line));
+    // A baseline build runs as walship-baseline-N.
+    return out.split('\n').some((line) => line.includes(marker) && /\b(pgbackrest|walship(-baseline-\d+)?) /.test(line));
   };
   await waitFor(`helpers of ${marker} to exit`, () => !alive(), 60_000, 200);
 }
@@ -191,6 +207,7 @@ export async function benchDrain(context: BenchContext, fixture: WalFixture, tar
   const contenders = archivers(context, fixture, targets);
   const rounds = context.rounds;
   const rates = new Map<string, number[]>(contenders.map((archiver) => [label(archiver.tool, archiver.target), []]));
+  const cpu = new Map<string, number[]>(contenders.map((archiver) => [label(archiver.tool, archiver.target), []]));
   const failures = new Map<string, number>();
   const peaks = new Map<string, ArchiverPeak>();
   const restorers: Restorer[] = [];
@@ -220,9 +237,11 @@ export async function benchDrain(context: BenchContext, fixture: WalFixture, tar
       if (missing.length) throw new Error(`drain: ${name} marked ${missing.length} segments done that are not in the archive, e.g. ${missing[0]}`);
       const key = label(archiver.tool, archiver.target);
       rates.get(key)!.push(segments.length / seconds);
+      const used = cpuOfRun(rssLog, helpers);
+      cpu.get(key)!.push(used.total);
       failures.set(key, (failures.get(key) ?? 0) + after.failed - before.failed);
       recordPeaks(peaks, key, rssLog, helpers);
-      context.log(`drain: ${key}: ${segments.length} segments in ${seconds.toFixed(1)} s (${(segments.length / seconds).toFixed(1)} segments/s)`);
+      context.log(`drain: ${key}: ${segments.length} segments in ${seconds.toFixed(1)} s (${(segments.length / seconds).toFixed(1)} segments/s; ${cpuText(used)})`);
       if (round === rounds - 1) restorers.push(...fromThisArchive);
     }
   }
@@ -242,6 +261,7 @@ export async function benchDrain(context: BenchContext, fixture: WalFixture, tar
         fixed(segments.length / rate),
         fixed(rate),
         fixed(rate * SEGMENT_MIB, 0),
+        cpuPerSegment(cpu.get(key)!, segments.length),
         archiver.tool === 'walship wal-push' ? '1.00x' : archiver.tool.startsWith('walship') ? `(${fixed(walship / rate, 2)}x)` : `${fixed(walship / rate, 2)}x`,
         String(failures.get(key) ?? 0),
       ]);
@@ -256,10 +276,12 @@ export async function benchDrain(context: BenchContext, fixture: WalFixture, tar
     lines: [
       `A real PostgreSQL 15 whose archiver holds ${segments.length} \`.ready\` segments (written by pgbench while archive_command was \`false\`: ` +
         `${fixture.bulk.length} from a bulk load, ${fixture.oltp.length} from update-heavy OLTP). Time from switching archive_command (ALTER SYSTEM + reload) ` +
-        `until no \`.ready\` file is left; ${runsText(rounds)}. zstd level ${LEVEL} everywhere; ` +
+        `until no \`.ready\` file is left; ${runsText(rounds)}. CPU: user and system time of the tool's processes ` +
+        '(every archive_command call, and helpers such as walship\'s pusher and pgBackRest\'s async process), PostgreSQL\'s and storage servers\' not included; ' +
+        `less noisy than the time on a shared machine. zstd level ${LEVEL} everywhere; ` +
         'pgBackRest async: archive-async=y, process-max=2, spool on the same file system.',
       '',
-      ...markdownTable(['target', 'archiver', 'segments', 'seconds', 'segments/s', 'MiB/s (uncompressed)', 'walship speed / this', 'failed calls'], rows),
+      ...markdownTable(['target', 'archiver', 'segments', 'seconds', 'segments/s', 'MiB/s (uncompressed)', 'CPU ms/segment', 'walship speed / this', 'failed calls'], rows),
       '',
       'Aims (issue 5): at least 2x pgBackRest synchronous archive-push, and ahead of its async mode.',
       ...notes,
@@ -292,6 +314,7 @@ export async function benchReplay(context: BenchContext, fixture: WalFixture, re
   const contenders = [...restorers, ...baselines];
   const rounds = context.rounds;
   const rates = new Map<Restorer, number[]>(contenders.map((restorer) => [restorer, []]));
+  const cpu = new Map<Restorer, number[]>(contenders.map((restorer) => [restorer, []]));
   const peaks = new Map<string, ArchiverPeak>();
   const lastSegment = segments.at(-1)!;
 
@@ -329,8 +352,10 @@ export async function benchReplay(context: BenchContext, fixture: WalFixture, re
         const current = await restored.sql('SELECT pg_walfile_name(pg_current_wal_lsn())');
         if (current.slice(8) < lastSegment.slice(8)) throw new Error(`replay: ${name} ended at ${current}, before ${lastSegment}: ${restored.tailLog()}`);
         rates.get(restorer)!.push(segments.length / seconds);
+        const used = cpuOfRun(rssLog, helpers);
+        cpu.get(restorer)!.push(used.total);
         if (!restorer.baseline) recordPeaks(peaks, label(restorer.tool, restorer.target), rssLog, helpers);
-        context.log(`replay: ${label(restorer.tool, restorer.target)}: ${segments.length} segments in ${seconds.toFixed(1)} s (${(segments.length / seconds).toFixed(1)} segments/s)`);
+        context.log(`replay: ${label(restorer.tool, restorer.target)}: ${segments.length} segments in ${seconds.toFixed(1)} s (${(segments.length / seconds).toFixed(1)} segments/s; ${cpuText(used)})`);
       } finally {
         await stopSampling().catch(() => undefined);
         await restored.destroy();
@@ -351,6 +376,7 @@ export async function benchReplay(context: BenchContext, fixture: WalFixture, re
       restorer.tool,
       fixed(segments.length / rate),
       fixed(rate),
+      restorer.tool.startsWith('redo alone') ? '' : cpuPerSegment(cpu.get(restorer)!, segments.length),
       restorer.tool === 'walship wal-fetch' ? '1.00x' : restorer.baseline || restorer.variant ? `(${fixed(walship / rate, 2)}x)` : `${fixed(walship / rate, 2)}x`,
     ]);
   }
@@ -362,9 +388,10 @@ export async function benchReplay(context: BenchContext, fixture: WalFixture, re
           `from the archives the drain benchmark wrote; time from pg_ctl start until the server is promoted; ${runsText(rounds)}. ` +
           'pgBackRest async: archive-async=y, process-max=2, default archive-get-queue-max (128 MiB). ' +
           'Baselines: `cp` of uncompressed segments (a synchronous restore_command that costs almost nothing), and redo alone ' +
-          '(all segments already in pg_wal, restore_command = false): the ceiling any restore_command can reach on this machine.',
+          '(all segments already in pg_wal, restore_command = false): the ceiling any restore_command can reach on this machine. ' +
+          "CPU: user and system time of every restore_command call and of the tools' helpers (walship's prefetcher, pgBackRest's async process), PostgreSQL's redo not included.",
         '',
-        ...markdownTable(['target', 'restore_command', 'seconds', 'segments/s', 'walship speed / this'], rows),
+        ...markdownTable(['target', 'restore_command', 'seconds', 'segments/s', 'CPU ms/segment', 'walship speed / this'], rows),
         '',
         'Aim (issue 5): at least 2x pgBackRest archive-get.',
       ],
@@ -435,7 +462,7 @@ export async function benchSustained(context: BenchContext, fixture: WalFixture,
       fixed(catchUp),
     ]);
     series.push({ label: key, points });
-    peaks.push({ contender: key, perCall: readRssLog(rssLog), helpers: new Map(helpersOf(sampled)) });
+    peaks.push({ contender: key, perCall: readRssLog(rssLog), helpers: new Map(helpersOf(sampled.peaks)) });
     context.log(`sustained: ${key}: ${fixed(tps, 0)} tps, ${fixed(generated, 2)} segments/s of WAL, backlog max ${Math.max(...during)}, ${backlogAtEnd} at the end`);
   }
   return {

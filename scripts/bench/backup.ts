@@ -1,12 +1,15 @@
 // Base backup benchmark: backup-push and backup-fetch throughput and peak RSS
-// on a pgbench cluster, in the same run as the raw pipe
+// on a pgbench cluster, without and with a libsodium key (encrypted, into an
+// archive of its own), in the same run as the raw pipe
 // `pg_basebackup -Ft -D - -X fetch | zstd -1 > file` (and its extraction
 // `zstd -dc | tar -x`) and pgBackRest 2.45 (`backup --type=full` and
-// `restore`, posix repository, zst level 1). Every contender runs as the
-// postgres OS user, alternating round by round; figures are medians.
+// `restore`, posix repository, zst level 1); and backup-verify of the same
+// backup next to backup-fetch. Every contender runs as the postgres OS user,
+// alternating round by round; figures are medians.
 //
 //   node scripts/with-runtime.mjs scripts/bench/backup.ts [--scale 50] [--rounds 3]
 import { execFileSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { copyFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -36,6 +39,7 @@ giveToPostgres(walship);
 
 interface Run {
   ms: number;
+  cpuMs: number;
   rssMiB: number;
 }
 
@@ -43,10 +47,14 @@ interface Run {
 async function measure(command: string, env: Record<string, string>): Promise<Run> {
   const run = await timeShell(command, { cwd: root, env: serverEnvironment({ PATH: `${postgresBin}:/usr/bin:/bin`, ...env }), scratch: root });
   if (run.code !== 0) throw new Error(`${command} exited ${run.code}: ${run.stderr}`);
-  return { ms: run.ms, rssMiB: run.maxRssKiB / 1024 };
+  return { ms: run.ms, cpuMs: run.cpuMs, rssMiB: run.maxRssKiB / 1024 };
 }
 
 const archive = makePostgresOwnedDirectory('walship-bench-archive-');
+const encryptedArchive = makePostgresOwnedDirectory('walship-bench-encrypted-');
+const ENCRYPTED = `WALG_FILE_PREFIX=${encryptedArchive} WALG_LIBSODIUM_KEY=${randomBytes(32).toString('hex')} WALG_LIBSODIUM_KEY_TRANSFORM=hex`;
+const WITH_KEY = 'walship backup-push (libsodium key)';
+const FETCH_WITH_KEY = 'walship backup-fetch (libsodium key)';
 const cluster = await PostgresCluster.init({
   ...LOCAL_CLUSTER,
   env: { WALG_FILE_PREFIX: archive },
@@ -81,6 +89,7 @@ try {
   const contenders: { name: string; kind: 'backup' | 'restore'; command: () => string }[] = [
     { name: PIPE, kind: 'backup', command: () => `pg_basebackup -D - -Ft -X fetch -c fast | zstd -1 -q -f -o ${pipeFile}` },
     { name: 'walship backup-push', kind: 'backup', command: () => `${walship} backup-push` },
+    { name: WITH_KEY, kind: 'backup', command: () => `${ENCRYPTED} ${walship} backup-push` },
     ...pgbackrest.map((config, index) => ({
       name: `pgbackrest backup (process-max=${index + 1})`,
       kind: 'backup' as const,
@@ -88,6 +97,8 @@ try {
     })),
     { name: UNPACK, kind: 'restore', command: () => `${fresh} && zstd -dc ${pipeFile} | tar -xf - -C ${restoreInto}` },
     { name: 'walship backup-fetch', kind: 'restore', command: () => `rm -rf ${restoreInto} && ${walship} backup-fetch ${restoreInto} LATEST --no-recovery-config` },
+    { name: 'walship backup-verify', kind: 'restore', command: () => `${walship} backup-verify LATEST` },
+    { name: FETCH_WITH_KEY, kind: 'restore', command: () => `rm -rf ${restoreInto} && ${ENCRYPTED} ${walship} backup-fetch ${restoreInto} LATEST --no-recovery-config` },
     ...pgbackrest.map((config, index) => ({
       name: `pgbackrest restore (process-max=${index + 1})`,
       kind: 'restore' as const,
@@ -102,7 +113,7 @@ try {
       for (const contender of [...group.slice(round % group.length), ...group.slice(0, round % group.length)]) {
         const run = await measure(contender.command(), env);
         results.get(contender.name)!.push(run);
-        log(`round ${round + 1}: ${contender.name}: ${(run.ms / 1000).toFixed(2)} s, ${run.rssMiB.toFixed(0)} MiB peak RSS`);
+        log(`round ${round + 1}: ${contender.name}: ${(run.ms / 1000).toFixed(2)} s, ${(run.cpuMs / 1000).toFixed(2)} s CPU, ${run.rssMiB.toFixed(0)} MiB peak RSS`);
       }
     }
   }
@@ -114,7 +125,7 @@ try {
     `${rounds} rounds, medians; throughput = backup size / wall time; ratio = against the raw pipe (backups) or zstd -dc | tar -x (restores).`,
     '',
     ...markdownTable(
-      ['contender', 'time', 'throughput', 'ratio', 'peak RSS'],
+      ['contender', 'time', 'throughput', 'ratio', 'CPU time', 'peak RSS'],
       contenders.map((contender) => {
         const runs = results.get(contender.name)!;
         const ms = median(runs.map((run) => run.ms));
@@ -124,15 +135,28 @@ try {
           `${(ms / 1000).toFixed(2)} s`,
           `${((bytes / 2 ** 20) / (ms / 1000)).toFixed(0)} MiB/s`,
           ratio(baselineMs, ms),
+          `${(median(runs.map((run) => run.cpuMs)) / 1000).toFixed(2)} s`,
           `${Math.max(...runs.map((run) => run.rssMiB)).toFixed(0)} MiB`,
         ];
       }),
     ),
   ];
+  // Rounds alternate the contenders, so each round's pair ran under the same load: compare within rounds.
+  const added = (encrypted: string, plain: string, measure: (run: Run) => number) =>
+    `${(median(results.get(encrypted)!.map((run, round) => measure(run) / measure(results.get(plain)![round]!) - 1)) * 100).toFixed(1)}%`;
+  lines.push(
+    '',
+    `Encryption adds ${added(WITH_KEY, 'walship backup-push', (run) => run.ms)} of wall time (${added(WITH_KEY, 'walship backup-push', (run) => run.cpuMs)} of CPU time) to backup-push, ` +
+      `and ${added(FETCH_WITH_KEY, 'walship backup-fetch', (run) => run.ms)} (${added(FETCH_WITH_KEY, 'walship backup-fetch', (run) => run.cpuMs)} of CPU time) to backup-fetch: ` +
+      'medians over the rounds of each round\'s ratio (aim: under 10%, issue 16).',
+  );
+  const medianMs = (name: string) => median(results.get(name)!.map((run) => run.ms));
+  lines.push('', `backup-verify against backup-fetch of the same backup: ${ratio(medianMs('walship backup-fetch'), medianMs('walship backup-verify'))} the throughput.`);
   console.log(lines.join('\n'));
   rmSync(repository, { recursive: true, force: true });
 } finally {
   await cluster.destroy();
   rmSync(archive, { recursive: true, force: true });
+  rmSync(encryptedArchive, { recursive: true, force: true });
   rmSync(root, { recursive: true, force: true });
 }

@@ -82,12 +82,18 @@ export interface Measured {
   code: number;
   /** Peak resident set size of the process tree's largest waited-for process, KiB (GNU time %M). */
   maxRssKiB: number;
+  /**
+   * CPU time (user and system) of the process tree's waited-for processes, ms
+   * (GNU time %U + %S, in hundredths of a second): on a machine other jobs
+   * share, it moves far less than wall time.
+   */
+  cpuMs: number;
   stderr: string;
 }
 
 /**
  * Runs `command` with `/bin/sh -c` as postgres, timing the whole process from
- * spawn to exit. GNU time records the peak RSS; its own fork/exec (about a
+ * spawn to exit. GNU time records the peak RSS and the CPU time; its own fork/exec (about a
  * millisecond) is paid equally by every command measured this way.
  */
 export async function timeShell(command: string, options: { cwd: string; env: Record<string, string>; scratch: string }): Promise<Measured> {
@@ -96,7 +102,7 @@ export async function timeShell(command: string, options: { cwd: string; env: Re
   const identity = postgresIdentity();
   const started = process.hrtime.bigint();
   const { code, ended, stderr } = await new Promise<{ code: number; ended: bigint; stderr: string }>((resolve, reject) => {
-    const child = spawn('/usr/bin/time', ['-f', '%M', '-o', rssFile, '/bin/sh', '-c', command], {
+    const child = spawn('/usr/bin/time', ['-f', '%M %U %S', '-o', rssFile, '/bin/sh', '-c', command], {
       cwd: options.cwd,
       env: options.env,
       stdio: ['ignore', 'ignore', 'pipe'],
@@ -110,31 +116,58 @@ export async function timeShell(command: string, options: { cwd: string; env: Re
     child.on('close', (exitCode, signal) => resolve({ code: exitCode ?? (signal ? 128 : 1), ended, stderr: err }));
   });
   const rssText = existsSync(rssFile) ? readFileSync(rssFile, 'utf8') : '';
-  const maxRssKiB = Number(rssText.trim().split('\n').at(-1)) || 0;
-  return { ms: Number(ended - started) / 1e6, code, maxRssKiB, stderr };
+  const [rss, user, system] = (rssText.trim().split('\n').at(-1) ?? '').split(' ').map(Number);
+  return { ms: Number(ended - started) / 1e6, code, maxRssKiB: rss || 0, cpuMs: ((user || 0) + (system || 0)) * 1000, stderr };
 }
 
-/** Wraps an archive_command/restore_command so each call appends its peak RSS (KiB) to `logFile`. */
+/** Wraps an archive_command/restore_command so each call appends its peak RSS (KiB) and CPU seconds (user, system) to `logFile`. */
 export function withRssLog(command: string, logFile: string): string {
   // After any leading NAME=value assignments, which the shell then exports to time and the command.
-  return command.replace(/^((?:[A-Za-z_][A-Za-z0-9_]*=\S* )*)/, `$1/usr/bin/time -a -f %M -o ${logFile} `);
+  return command.replace(/^((?:[A-Za-z_][A-Za-z0-9_]*=\S* )*)/, `$1/usr/bin/time -a -f %M,%U,%S -o ${logFile} `);
 }
 
-export function readRssLog(logFile: string): number[] {
+function readLogLines(logFile: string): number[][] {
   if (!existsSync(logFile)) return [];
   return readFileSync(logFile, 'utf8')
     .split('\n')
-    .map((line) => Number(line.trim()))
-    .filter((value) => Number.isFinite(value) && value > 0);
+    .map((line) => line.trim().split(',').map(Number))
+    .filter((fields) => fields.length === 3 && fields.every(Number.isFinite) && fields[0]! > 0);
+}
+
+/** The peak RSS of each call withRssLog logged, KiB. */
+export function readRssLog(logFile: string): number[] {
+  return readLogLines(logFile).map(([kib]) => kib!);
+}
+
+/** The CPU time (user + system) of all the calls withRssLog logged, seconds. */
+export function readCpuLog(logFile: string): number {
+  return readLogLines(logFile).reduce((sum, [, user, system]) => sum + user! + system!, 0);
 }
 
 /**
- * Samples the peak RSS (VmHWM) of every process whose command line mentions
- * `marker`, such as the bench root: catches detached helpers (pgBackRest's
- * async process) that GNU time never waits for. Returns a stop function.
+ * What sampleProcessPeaks saw, by process name (program and command): peak
+ * RSS in KiB, and the CPU seconds of its processes that GNU time does not
+ * count (none of their ancestors is a GNU time that waits for them).
  */
-export function sampleProcessPeaks(marker: string, intervalMs = 200): () => Promise<Map<string, number>> {
+export interface ProcessSamples {
+  peaks: Map<string, number>;
+  cpuSeconds: Map<string, number>;
+}
+
+/** Clock ticks per second of /proc/<pid>/stat's times (USER_HZ: 100 on Linux). */
+const CLOCK_TICKS = 100;
+
+/**
+ * Samples the peak RSS (VmHWM) and CPU time of every process whose command
+ * line mentions `marker`, such as the bench root: catches detached helpers
+ * (pgBackRest's async process, walship's pusher) that GNU time never waits
+ * for. A process's CPU time and parent are those of its last sample, so up
+ * to `intervalMs` of a process that exits while busy is missed. Returns a
+ * stop function.
+ */
+export function sampleProcessPeaks(marker: string, intervalMs = 200): () => Promise<ProcessSamples> {
   const peaks = new Map<string, number>();
+  const seen = new Map<string, { key: string; program: string; parent: string; seconds: number }>();
   let running = true;
   const loop = (async () => {
     while (running) {
@@ -151,6 +184,10 @@ export function sampleProcessPeaks(marker: string, intervalMs = 200): () => Prom
           const command = argv.find((arg) => /^(archive-|wal-)/.test(arg)) ?? argv.find((arg) => !arg.startsWith('-') && arg !== argv[0]) ?? '';
           const key = `${program} ${command}`.trim();
           peaks.set(key, Math.max(peaks.get(key) ?? 0, Number(hwm[1])));
+          // Fields 4 (ppid), 14 and 15 (utime, stime), counted after the command name, which may hold spaces.
+          const fields = readFileSync(`/proc/${pid}/stat`, 'utf8');
+          const stat = fields.slice(fields.lastIndexOf(')') + 2).split(' ');
+          seen.set(pid, { key, program, parent: stat[1]!, seconds: (Number(stat[11]) + Number(stat[12])) / CLOCK_TICKS });
         } catch {
           // the process ended while we looked
         }
@@ -161,7 +198,15 @@ export function sampleProcessPeaks(marker: string, intervalMs = 200): () => Prom
   return async () => {
     running = false;
     await loop;
-    return peaks;
+    const cpuSeconds = new Map<string, number>();
+    const underTime = (pid: string, depth = 0): boolean => {
+      const parentPid = seen.get(pid)?.parent ?? '';
+      const parent = seen.get(parentPid);
+      // The depth bounds a loop that reused pids could make.
+      return parent !== undefined && depth < 16 && (parent.program === 'time' || underTime(parentPid, depth + 1));
+    };
+    for (const [pid, { key, seconds }] of seen) if (!underTime(pid)) cpuSeconds.set(key, (cpuSeconds.get(key) ?? 0) + seconds);
+    return { peaks, cpuSeconds };
   };
 }
 

@@ -19,7 +19,9 @@ import { ensureDebianPackages } from '../lib/system-packages.ts';
 import { drawChart } from './chart.ts';
 import { type BenchContext, type BenchReport, writeJson } from './common.ts';
 import { type ArchiverPeak, benchDrain, benchReplay, benchSustained, type DrainResult, peakReport } from './archiving.ts';
+import { benchDump } from './dump.ts';
 import { createWalFixture, type WalFixture } from './fixture.ts';
+import { benchRetention } from './retention.ts';
 import { fileTarget, s3Target, type Target } from './targets.ts';
 import { benchCopy } from './copy.ts';
 import { benchWalPush } from './wal-push.ts';
@@ -107,6 +109,18 @@ const BENCHMARKS: Benchmark[] = [
       if (!s3) throw new Error(`copy needs the s3rver target: ${skipped.join('; ')}`);
       return [await benchCopy(context, await shared.fixture(), s3)];
     },
+  },
+  {
+    name: 'dump',
+    summary: 'dump-push vs pg_dump -Fc -Z 1 > file, dump-restore vs pg_restore from that file, on a pgbench scale-50 database',
+    backlog: () => 0,
+    run: async (context) => [await benchDump(context)],
+  },
+  {
+    name: 'retention',
+    summary: 'delete retain on a synthetic archive: plan time and RSS over 1,000,000 WAL objects, delete rates on file storage and s3rver',
+    backlog: () => 0,
+    run: async (context) => [await benchRetention(context)],
   },
 ];
 

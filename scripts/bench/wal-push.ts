@@ -2,7 +2,8 @@
  * Foreground cost of archiving one 16 MiB segment, as archive_command runs it
  * (a whole process under `/bin/sh -c`, as postgres, cwd = data directory,
  * `%p` = pg_wal/<segment>), on file storage on the same file system:
- *   walship wal-push   vs   pgbackrest archive-push (zst, same level)
+ *   walship wal-push, without and with a libsodium key (encrypted),
+ *   vs   pgbackrest archive-push (zst, same level)
  *   vs the physical floor: zstd -1 to a file, then fsync it (sync FILE).
  * Contenders run interleaved, in rotated order, on the same real segments;
  * each output is removed after its run (outside the timing), so every run
@@ -10,6 +11,7 @@
  * own with an empty archive_status/: no backlog, so walship's look-ahead has
  * nothing to push besides the foreground segment, as on a server that keeps up.
  */
+import { randomBytes } from 'node:crypto';
 import { copyFileSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import {
@@ -33,6 +35,9 @@ import { withSettings } from './targets.ts';
 /** zstd level for every contender: walship's default. */
 export const LEVEL = 1;
 
+/** The encrypted contender's settings: a random key, as `openssl rand -hex 32` makes one. */
+const ENCRYPTED: BenchContext['variants'][number] = { name: 'libsodium key', settings: { WALG_LIBSODIUM_KEY: randomBytes(32).toString('hex'), WALG_LIBSODIUM_KEY_TRANSFORM: 'hex' } };
+
 interface Contender {
   name: string;
   command(segment: string): string;
@@ -43,6 +48,7 @@ interface Contender {
 
 interface Sample {
   ms: number;
+  cpuMs: number;
   rssKiB: number;
   bytes: number;
 }
@@ -79,8 +85,8 @@ export async function benchWalPush(context: BenchContext, fixture: WalFixture): 
     if (!name) throw new Error(`pgbackrest stored no ${segment} in ${directory}`);
     return join(directory, name);
   };
-  // walship, then each variant (other settings or another build), all archiving to the same place.
-  const walships: Contender[] = [undefined, ...context.variants].map((variant) => ({
+  // walship, encrypted, then each variant (other settings or another build), all archiving to the same place.
+  const walships: Contender[] = [undefined, ENCRYPTED, ...context.variants].map((variant) => ({
     name: `walship wal-push${variant ? ` [${variant.name}]` : ''}`,
     command: (segment) => withSettings(variant?.settings ?? {}, `${variant?.walship ?? context.walship} wal-push pg_wal/${segment}`),
     output: (segment) => join(archive, 'wal_005', `${segment}.zst`),
@@ -122,12 +128,12 @@ export async function benchWalPush(context: BenchContext, fixture: WalFixture): 
         const output = contender.output(segment);
         const bytes = statSync(output).size;
         contender.cleanup(segment);
-        if (round >= warmup) samples.get(contender.name)!.push({ ms: measured.ms, rssKiB: measured.maxRssKiB, bytes });
+        if (round >= warmup) samples.get(contender.name)!.push({ ms: measured.ms, cpuMs: measured.cpuMs, rssKiB: measured.maxRssKiB, bytes });
       }
     }
   }
 
-  const [walship, peer, floor] = [walships[0]!, ...contenders.slice(walships.length)].map((contender) => contender.name) as [string, string, string];
+  const [walship, encrypted, peer, floor] = [walships[0]!, walships[1]!, ...contenders.slice(walships.length)].map((contender) => contender.name) as [string, string, string, string];
   const rows: string[][] = [];
   const chart: { workload: string; contender: string; median: number; p90: number }[] = [];
   for (const [workload, samples] of results) {
@@ -153,12 +159,17 @@ export async function benchWalPush(context: BenchContext, fixture: WalFixture): 
     '',
     ...markdownTable(['workload', 'contender', 'median ms', 'p90 ms', 'walship / this (median)', 'stored MiB', 'peak RSS MiB'], rows),
     '',
-    'Aims: walship at most 1.2x pgBackRest (issue 2) and at most 1.2x the zstd + fsync floor (issue 5).',
+    'Aims: walship at most 1.2x pgBackRest (issue 2) and at most 1.2x the zstd + fsync floor (issue 5); encryption adds under 10% (issue 16).',
   ];
   for (const workload of results.keys()) {
-    const medians = new Map([...results.get(workload)!].map(([name, list]) => [name, median(list.map((sample) => sample.ms))]));
+    const samples = results.get(workload)!;
+    const medians = new Map([...samples].map(([name, list]) => [name, median(list.map((sample) => sample.ms))]));
+    // Each round ran every contender on the same segment, one after the other: compare within rounds.
+    const added = (measure: (sample: Sample) => number) =>
+      `${fixed(median(samples.get(encrypted)!.map((sample, round) => measure(sample) / measure(samples.get(walship)![round]!) - 1)) * 100)}%`;
     lines.push(
-      `- ${workload}: walship / pgBackRest = **${ratio(medians.get(walship)!, medians.get(peer)!)}**, walship / floor = **${ratio(medians.get(walship)!, medians.get(floor)!)}**`,
+      `- ${workload}: walship / pgBackRest = **${ratio(medians.get(walship)!, medians.get(peer)!)}**, walship / floor = **${ratio(medians.get(walship)!, medians.get(floor)!)}**, ` +
+        `encryption adds **${added((sample) => sample.ms)}** of wall time (${added((sample) => sample.cpuMs)} of CPU time; medians of each round's ratio)`,
     );
   }
   return { title: 'wal-push: foreground time of one 16 MiB segment', lines, chart: { walPush: chart } };

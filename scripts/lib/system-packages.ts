@@ -1,5 +1,5 @@
-// Installs the Debian packages a script needs (PostgreSQL 15, pgBackRest)
-// when they are missing, so the README's commands work on a fresh machine.
+// Installs the Debian packages a script needs (PostgreSQL 15, pgBackRest, the libsodium reference,
+// the lz4 and xz tools that make WAL-G's formats) when they are missing, so the README's commands work on a fresh machine.
 import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 
@@ -7,8 +7,12 @@ const packages = {
   'postgresql-15': '/usr/lib/postgresql/15/bin/initdb',
   pgbackrest: '/usr/bin/pgbackrest',
   zstd: '/usr/bin/zstd',
+  lz4: '/usr/bin/lz4',
+  'xz-utils': '/usr/bin/xz',
   'gnuplot-nox': '/usr/bin/gnuplot',
   rclone: '/usr/bin/rclone',
+  // libsodium's own secretstream for Debian's /usr/bin/python3: the tests' independent reference.
+  'python3-nacl': '/usr/lib/python3/dist-packages/nacl/bindings/crypto_secretstream.py',
 } as const;
 
 export function ensureDebianPackages(...names: (keyof typeof packages)[]): void {

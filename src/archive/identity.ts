@@ -12,7 +12,7 @@ import { Readable } from 'node:stream';
 import { AlreadyExistsError, NotFoundError, WalshipError } from '../errors.ts';
 import { log } from '../log/logger.ts';
 import { isValidSegmentSize } from '../postgres/lsn.ts';
-import { codecForExtension, UNREADABLE_EXTENSIONS } from '../stages/compress/codec.ts';
+import { codecForExtension } from '../stages/compress/codec.ts';
 import type { Storage } from '../storage/storage.ts';
 import { VERSION } from '../version.ts';
 import { ARCHIVE_IDENTITY_KEY, classifyKey, WAL_PREFIX } from './layout.ts';
@@ -146,11 +146,7 @@ export class ArchiveIdentity {
   private async oldestSegmentOwner(): Promise<Owner | undefined> {
     for await (const object of this.storage.list(WAL_PREFIX)) {
       const kind = classifyKey(object.key);
-      if (kind.kind !== 'wal') continue;
-      if (!codecForExtension(kind.extension)) {
-        if (UNREADABLE_EXTENSIONS.includes(kind.extension)) return undefined;
-        continue;
-      }
+      if (kind.kind !== 'wal' || !codecForExtension(kind.extension)) continue;
       if (kind.file.kind !== 'segment' && kind.file.kind !== 'partial') continue;
       // A storage failure leaves the question open; only the content itself may be unreadable.
       const reading = await readStoredSegmentHeader(this.storage, object.key, kind.extension);

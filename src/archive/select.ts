@@ -9,9 +9,10 @@ import { ArchiveCatalog } from './catalog.ts';
 /**
  * The backup to restore: the one named, or for LATEST the newest complete
  * backup that finished before the recovery target (when the target is a time
- * or an LSN), as pgBackRest chooses. A named backup is read alone, with no listing.
+ * or an LSN), as pgBackRest chooses. A named backup is read alone, with no
+ * listing; LATEST lists the backups, unless a loaded `catalog` holds them.
  */
-export async function chooseBackup(storage: Storage, requested: string, target: RecoveryTarget | undefined): Promise<BackupSentinel> {
+export async function chooseBackup(storage: Storage, requested: string, target: RecoveryTarget | undefined, catalog?: ArchiveCatalog): Promise<BackupSentinel> {
   if (requested !== 'LATEST') {
     const sentinel = await readSentinel(storage, requireBackupName(requested));
     if (!finishedBefore(sentinel, target)) {
@@ -21,7 +22,7 @@ export async function chooseBackup(storage: Storage, requested: string, target: 
     }
     return sentinel;
   }
-  const backups = (await ArchiveCatalog.load(storage, { wal: false })).backups();
+  const backups = (catalog ?? (await ArchiveCatalog.load(storage, { wal: false }))).backups();
   if (backups.length === 0) throw new NotFoundError(`${storage.location} holds no complete backup: run backup-push first`);
   const chosen = backups.filter((sentinel) => finishedBefore(sentinel, target)).at(-1);
   if (!chosen) {

@@ -5,7 +5,7 @@
  * size) and the text of a timeline history file.
  */
 import { Readable } from 'node:stream';
-import type { CompressionMethod } from '../config/settings.ts';
+import type { ReadMethod } from '../config/settings.ts';
 import { describeError, NotFoundError } from '../errors.ts';
 import { parseWalLongPageHeader, WAL_LONG_HEADER_SIZE, type WalLongPageHeader } from '../postgres/wal-header.ts';
 import { type Codec, codecForExtension, codecsPreferring } from '../stages/compress/codec.ts';
@@ -24,7 +24,7 @@ export type Reading<T> = T | { unreadable: string };
  * or else of any other method walship reads (stored before
  * WALG_COMPRESSION_METHOD changed, say); undefined when none holds it.
  */
-export async function openStoredWal(storage: Storage, name: string, preferred: CompressionMethod): Promise<{ stored: StoredObject; codec: Codec } | undefined> {
+export async function openStoredWal(storage: Storage, name: string, preferred: ReadMethod): Promise<{ stored: StoredObject; codec: Codec } | undefined> {
   const [first, ...others] = codecsPreferring(preferred);
   const stored = await getIfPresent(storage, walKey(name, first!));
   if (stored) return { stored, codec: first! };
@@ -84,7 +84,7 @@ async function readContent(storage: Storage, key: string, extension: string, opt
   const chunks: Buffer[] = [];
   let size = 0;
   try {
-    for await (const chunk of new Pipeline(source, contentStages(codec, stored, { verify: options.verify })).pieces()) {
+    for await (const chunk of new Pipeline(source, contentStages(storage, codec, stored, { verify: options.verify })).pieces()) {
       chunks.push(chunk);
       size += chunk.length;
       if (size >= options.enough) break;

@@ -164,6 +164,11 @@ export class WalIndex {
     return [...this.runsByTimeline.keys()].sort((a, b) => a - b);
   }
 
+  /** Every timeline a stored WAL file names (segments, history, .partial and .backup files), in order. */
+  namedTimelines(): number[] {
+    return [...new Set([...this.runsByTimeline.keys(), ...this.others.map((other) => other.file.timeline)])].sort((a, b) => a - b);
+  }
+
   runs(timeline: number): readonly WalRun[] {
     return this.runsByTimeline.get(timeline) ?? [];
   }
@@ -194,6 +199,23 @@ export class WalIndex {
     }
     if (next <= to) gaps.push({ timeline, first: next, last: to });
     return gaps;
+  }
+
+  /** The newest segment of `timeline` stored from `from` to `to` (inclusive), if any. */
+  lastStoredIn(timeline: number, from: bigint, to: bigint): bigint | undefined {
+    const runs = this.runs(timeline);
+    const index = this.firstRunEndingAtOrAfter(runs, to);
+    const containing = runs[index];
+    if (containing && containing.first <= to) return to;
+    const before = runs[index - 1];
+    return before && before.last >= from ? before.last : undefined;
+  }
+
+  /** The oldest segment of `timeline` stored from `from` to `to` (inclusive), if any. */
+  firstStoredIn(timeline: number, from: bigint, to: bigint): bigint | undefined {
+    const run = this.runs(timeline)[this.firstRunEndingAtOrAfter(this.runs(timeline), from)];
+    if (!run || run.first > to) return undefined;
+    return run.first > from ? run.first : from;
   }
 
   /** Whether the WAL file `name` (segment, history, .partial or .backup) is stored. */

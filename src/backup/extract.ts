@@ -34,6 +34,10 @@ export function checkLinkTarget(path: string, target: string): void {
 }
 
 export interface ExtractOptions {
+  /** Member names start with "/" (WAL-G's: "/" and the path in the data directory): it is stripped, then checked as usual. */
+  rootedNames?: boolean;
+  /** Which regular files to write (by path); the others are read past. All of them without it. */
+  restores?: (path: string) => boolean;
   /** Members written under a hidden temporary name, to be put in place by the caller at the end. */
   deferred?: ReadonlySet<string>;
   /** Called with the length of every content chunk written. */
@@ -70,17 +74,24 @@ export async function extractTar(source: AsyncIterable<Buffer>, destination: str
     file = undefined;
     syncs.add(handle.datasync().finally(() => handle.close()));
   };
+  // Set while the content of a file that is not to be restored goes by.
+  let skipping = false;
   try {
     for await (const event of readTar(source)) {
       if (event.kind === 'entry') {
-        const path = safeMemberPath(event.entry.path);
+        const name = options.rootedNames ? event.entry.path.replace(/^\/+/, '') : event.entry.path;
+        // WAL-G's archives may name the data directory itself ("/").
+        if (name === '' && options.rootedNames && event.entry.type === 'directory') continue;
+        const path = safeMemberPath(name);
+        skipping = event.entry.type === 'file' && options.restores !== undefined && !options.restores(path);
+        if (skipping) continue;
         const opened = await createMember(event.entry, path, destination, ensureDirectory, options, result);
         if (opened) {
           file = { handle: opened, remaining: event.entry.size };
           result.files += 1;
           if (file.remaining === 0) await closeFile();
         }
-      } else if (event.kind === 'data') {
+      } else if (event.kind === 'data' && !skipping) {
         await file!.handle.write(event.raw);
         options.onData?.(event.raw.length);
         file!.remaining -= event.raw.length;

@@ -1,14 +1,17 @@
 /**
  * backup-list output: a plain table like WAL-G's (name, modified,
  * wal_segment_backup_start), more columns with --detail, a boxed table with
- * --pretty, and JSON for scripts.
+ * --pretty, and JSON for scripts. WAL-G's backups are listed with walship's.
  */
 import { type BackupSentinel, startSegmentOfBackup } from '../archive/backups.ts';
-import { formatBytes } from '../progress/progress.ts';
+import type { DrillReportSummary } from '../archive/drills.ts';
+import { formatBytes, formatDuration } from '../progress/progress.ts';
+import type { Row } from '../util/table.ts';
 
-export type Row = Record<string, string>;
+/** A backup's last drill, from its newest report. */
+export type LastDrill = DrillReportSummary & { report: string };
 
-export function backupRow(sentinel: BackupSentinel, detail: boolean): Row {
+export function backupRow(sentinel: BackupSentinel, detail: boolean, drill?: LastDrill): Row {
   const row: Row = {
     name: sentinel.BackupName,
     modified: sentinel.FinishTime,
@@ -27,13 +30,17 @@ export function backupRow(sentinel: BackupSentinel, detail: boolean): Row {
     data_dir: sentinel.DataDir,
     size: formatBytes(sentinel.UncompressedSize),
     compressed: formatBytes(sentinel.CompressedSize),
-    parts: String(sentinel.Parts.length),
+    parts: walship(sentinel) ? String(sentinel.Parts.length) : '',
     permanent: sentinel.IsPermanent ? 'yes' : 'no',
+    written_by: sentinel.Writer ?? 'walship',
+    last_drill: drill?.finished_at ?? '-',
+    drill_result: drill?.result ?? '-',
+    drill_rto: drill?.rto_seconds == null ? '-' : formatDuration(drill.rto_seconds * 1000),
   };
 }
 
 /** The JSON form: every field, with exact numbers, for scripts. */
-export function backupJson(sentinel: BackupSentinel): Record<string, unknown> {
+export function backupJson(sentinel: BackupSentinel, drill?: LastDrill): Record<string, unknown> {
   return {
     backup_name: sentinel.BackupName,
     time: sentinel.FinishTime,
@@ -49,26 +56,16 @@ export function backupJson(sentinel: BackupSentinel): Record<string, unknown> {
     data_dir: sentinel.DataDir,
     uncompressed_size: sentinel.UncompressedSize,
     compressed_size: sentinel.CompressedSize,
-    compression: sentinel.Compression,
-    parts: sentinel.Parts.length,
+    compression: walship(sentinel) ? sentinel.Compression : null,
+    parts: walship(sentinel) ? sentinel.Parts.length : null,
     is_permanent: sentinel.IsPermanent,
     user_data: sentinel.UserData,
+    written_by: sentinel.Writer ?? 'walship',
+    last_drill: drill ? { time: drill.finished_at, result: drill.result, rto_seconds: drill.rto_seconds, report: drill.report } : null,
   };
 }
 
-/** Columns separated by two spaces, headers first. */
-export function plainTable(rows: Row[]): string {
-  const columns = Object.keys(rows[0] ?? {});
-  const widths = columns.map((column) => Math.max(column.length, ...rows.map((row) => row[column]!.length)));
-  const line = (cells: string[]) => cells.map((cell, index) => cell.padEnd(widths[index]!)).join('  ').trimEnd();
-  return [line(columns), ...rows.map((row) => line(columns.map((column) => row[column]!)))].join('\n');
-}
-
-/** A boxed table, for people. */
-export function prettyTable(rows: Row[]): string {
-  const columns = Object.keys(rows[0] ?? {});
-  const widths = columns.map((column) => Math.max(column.length, ...rows.map((row) => row[column]!.length)));
-  const rule = `+${widths.map((width) => '-'.repeat(width + 2)).join('+')}+`;
-  const line = (cells: string[]) => `| ${cells.map((cell, index) => cell.padEnd(widths[index]!)).join(' | ')} |`;
-  return [rule, line(columns.map((column) => column.toUpperCase())), rule, ...rows.map((row) => line(columns.map((column) => row[column]!))), rule].join('\n');
+/** WAL-G's sentinels name no compression method and list no parts. */
+function walship(sentinel: BackupSentinel): boolean {
+  return (sentinel.Writer ?? 'walship') === 'walship';
 }

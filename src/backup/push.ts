@@ -3,8 +3,10 @@
  *
  *   pg_basebackup -D - -Ft -X fetch -> tar reader -> split at member boundaries
  *     -> per part: compress -> SHA-256 -> storage.put      (several parts in flight)
- *   then metadata.json, then the sentinel, only once every part is durable
- *   and pg_basebackup has exited successfully.
+ *   then global/pg_control in a part of its own (pg_control.tar.<ext>, as
+ *   WAL-G stores it and its backup-fetch requires), then metadata.json, then
+ *   the sentinel, only once every part is durable and pg_basebackup has
+ *   exited successfully.
  *
  * Nothing is staged on local disk and memory does not grow with the cluster:
  * each part in flight holds only its stream buffers and compressor state.
@@ -17,10 +19,11 @@ import {
   type BackupSentinel,
   backupNameForSegment,
   deleteBackupObjects,
+  encryptionFields,
   writeBackupDocuments,
 } from '../archive/backups.ts';
 import type { ArchiveIdentity } from '../archive/identity.ts';
-import { partKey, partName, sentinelKey } from '../archive/layout.ts';
+import { controlPartName, partKey, partName, sentinelKey } from '../archive/layout.ts';
 import type { CompressionSettings } from '../config/settings.ts';
 import { AlreadyExistsError, WalshipError } from '../errors.ts';
 import { log } from '../log/logger.ts';
@@ -29,19 +32,19 @@ import { backupEndLsn } from '../postgres/backup-manifest.ts';
 import {
   checkServerForBackup,
   describeBaseBackupFailure,
-  type ExitStatus,
   inspectServer,
   type PostgresClient,
   startBaseBackup,
 } from '../postgres/basebackup.ts';
 import { type ControlFileFacts, parseControlFile } from '../postgres/control-file.ts';
 import { formatLsn } from '../postgres/lsn.ts';
+import type { ExitStatus } from '../postgres/programs.ts';
 import { Progress, transferSummary } from '../progress/progress.ts';
 import { DigestStage, SizeStage } from '../stages/checksum.ts';
 import { coalesceStage } from '../stages/coalesce.ts';
-import { type Codec, codecFor } from '../stages/compress/codec.ts';
-import { storedFormStages, upload } from '../stages/transfer.ts';
-import type { Storage } from '../storage/storage.ts';
+import { codecFor, type WritableCodec } from '../stages/compress/codec.ts';
+import { storedFormEncryption, storedFormMetadata, storedFormStages, upload } from '../stages/transfer.ts';
+import type { ObjectMetadata, Storage } from '../storage/storage.ts';
 import { InFlight } from '../util/concurrency.ts';
 import { VERSION } from '../version.ts';
 import { PartSplitter } from './parts.ts';
@@ -65,6 +68,7 @@ export interface BackupPushSettings {
 }
 
 const BACKUP_LABEL = 'walship backup-push';
+const CONTROL_FILE = 'global/pg_control';
 /** Bytes buffered between the tar reader and each part's compressor. */
 const PART_STREAM_BUFFER = 256 << 10;
 /** Compressed output is written in chunks of at least this size. */
@@ -142,10 +146,15 @@ export async function pushBackup(settings: BackupPushSettings): Promise<BackupSe
 
   const progress = new Progress({ label: 'backup-push', total: server.estimatedSize, estimated: true });
   const facts = new BackupFacts();
-  const splitter = new PartSplitter(readTar(basebackup.output), settings.partSizeThreshold, (event) => {
-    facts.observe(event);
-    progress.advance(event.raw.length);
-  });
+  const splitter = new PartSplitter(
+    readTar(basebackup.output),
+    settings.partSizeThreshold,
+    (event) => {
+      facts.observe(event);
+      progress.advance(event.raw.length);
+    },
+    { holdBack: CONTROL_FILE },
+  );
   let name: string | undefined;
   let ownsObjects = false;
   try {
@@ -159,8 +168,10 @@ export async function pushBackup(settings: BackupPushSettings): Promise<BackupSe
     const parts = await uploadParts(settings, name, splitter);
     const status = await basebackup.exited;
     if (status.code !== 0) throw new WalshipError(describeBaseBackupFailure(status));
+    const control = splitter.heldBackArchive();
+    if (!facts.control || !control) throw new WalshipError(`pg_basebackup's archive has no ${CONTROL_FILE}`);
+    parts.push(await uploadControlPart(settings, name, control));
     const finishTime = new Date();
-    if (!facts.control) throw new WalshipError("pg_basebackup's archive has no global/pg_control");
     const end = facts.endOfBackup();
 
     const sentinel: BackupSentinel = {
@@ -178,11 +189,13 @@ export async function pushBackup(settings: BackupPushSettings): Promise<BackupSe
       UncompressedSize: parts.reduce((sum, part) => sum + part.UncompressedSize, 0),
       CompressedSize: parts.reduce((sum, part) => sum + part.CompressedSize, 0),
       Compression: settings.compression.method,
+      ...encryptionFields(await storedFormEncryption(storage)),
       Label: facts.label.label,
       IsPermanent: settings.permanent,
       UserData: settings.userData,
       Parts: parts,
       WalshipVersion: VERSION,
+      Writer: 'walship',
     };
     await writeBackupDocuments(storage, sentinel, { createOnly: true });
     progress.finish(`backup-push: ${name}: ${transferSummary(sentinel.UncompressedSize, sentinel.CompressedSize, progress.elapsedMs)}`);
@@ -221,12 +234,13 @@ async function removeIncomplete(storage: Storage, name: string): Promise<void> {
 /** Uploads the archive part by part, with up to `uploadConcurrency` parts in flight. */
 async function uploadParts(settings: BackupPushSettings, name: string, splitter: PartSplitter): Promise<BackupPart[]> {
   const codec = codecFor(settings.compression.method);
+  const metadata = await storedFormMetadata(settings.storage);
   const parts: BackupPart[] = [];
   const inFlight = new InFlight(settings.uploadConcurrency);
   try {
     for (let index = 1; !splitter.finished; index++) {
       await inFlight.room();
-      const part = startPartUpload(settings, name, partName(index, codec), codec, splitter.nextPart());
+      const part = startPartUpload(settings, name, partName(index, codec), codec, metadata, splitter.nextPart());
       inFlight.add(part.uploaded.then((described) => {
         parts[index - 1] = described;
       }));
@@ -242,24 +256,35 @@ async function uploadParts(settings: BackupPushSettings, name: string, splitter:
   }
 }
 
+/** global/pg_control's own part, once every other part is durable. */
+async function uploadControlPart(settings: BackupPushSettings, name: string, archive: Buffer): Promise<BackupPart> {
+  const codec = codecFor(settings.compression.method);
+  const content = (async function* () {
+    yield archive;
+  })();
+  const part = startPartUpload(settings, name, controlPartName(codec), codec, await storedFormMetadata(settings.storage), content);
+  const [described] = await Promise.all([part.uploaded, part.fed]);
+  return described;
+}
+
 interface PartUpload {
   /** Settles once the part's content has been read: the splitter is free for the next part. */
   fed: Promise<void>;
   uploaded: Promise<BackupPart>;
 }
 
-/** Streams one part: count -> compress -> gather into large writes -> SHA-256 -> storage.put. */
-function startPartUpload(settings: BackupPushSettings, name: string, part: string, codec: Codec, content: AsyncIterable<Buffer>): PartUpload {
+/** Streams one part: count -> compress -> encrypt -> gather into large writes -> SHA-256 -> storage.put. */
+function startPartUpload(settings: BackupPushSettings, name: string, part: string, codec: WritableCodec, metadata: ObjectMetadata, content: AsyncIterable<Buffer>): PartUpload {
   const source = Readable.from(content, { objectMode: false, highWaterMark: PART_STREAM_BUFFER });
   const stages = [
     new SizeStage('content'),
-    ...storedFormStages(codec, settings.compression.level),
+    ...storedFormStages(settings.storage, codec, settings.compression.level),
     codec.method === 'none' ? undefined : coalesceStage(WRITE_CHUNK),
     // The checksum covers the stored bytes: it catches storage corruption before
     // anything is decompressed, and costs a fraction of hashing the whole tar.
     new DigestStage('sha256', 'stored'),
   ];
-  const uploaded = upload(settings.storage, partKey(name, part), source, stages, {}).then(
+  const uploaded = upload(settings.storage, partKey(name, part), source, stages, { metadata }).then(
     (transfer): BackupPart => ({
       Name: part,
       UncompressedSize: transfer.result('content-size'),

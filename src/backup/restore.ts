@@ -4,6 +4,7 @@
  * its end for want of it), restore and verify the files, and set the cluster
  * up to recover from the archive on its own.
  */
+import type { BackupSentinel } from '../archive/backups.ts';
 import { chooseBackup } from '../archive/select.ts';
 import type { Config } from '../config/config.ts';
 import { log } from '../log/logger.ts';
@@ -31,8 +32,8 @@ export interface BackupRestoreSettings {
   downloadConcurrency: number;
   /** The new data directory (absolute). */
   destination: string;
-  /** A backup name, or LATEST. */
-  backup: string;
+  /** A backup name, or LATEST; or the backup already chosen. */
+  backup: string | BackupSentinel;
   /** Empty a non-empty destination first. */
   force: boolean;
   /** Undefined: restore the files only (--no-recovery-config). */
@@ -42,7 +43,7 @@ export interface BackupRestoreSettings {
 /** Restores a backup as a cluster; returns lines describing how it will recover. */
 export async function restoreBackup(settings: BackupRestoreSettings): Promise<string[]> {
   const { storage, destination, recovery } = settings;
-  const sentinel = await chooseBackup(storage, settings.backup, recovery?.target);
+  const sentinel = typeof settings.backup === 'string' ? await chooseBackup(storage, settings.backup, recovery?.target) : settings.backup;
   if (recovery?.spool.configured) requireOutsideDataDirectory(recovery.spool.configured, destination);
   const spool = recovery && (await createSpoolDirectory(recovery.spool));
   // Ctrl-C or a service manager's SIGTERM stops the downloads and removes the partial restore.

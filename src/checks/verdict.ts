@@ -42,11 +42,19 @@ export function summarize(findings: readonly Finding[], okSummary: string): { st
   return { state, summary: worstFirst.map((finding) => finding.message).join('; ') };
 }
 
+/** What a check found: its verdict, the lines that explain it, and the full result for --json. */
+export interface CheckResult {
+  state: CheckState;
+  summary: string;
+  details?: readonly string[];
+  json: unknown;
+}
+
 /**
  * Prints a check's result: the verdict line first, then either the detail
  * lines or, with `json`, the full result as JSON. Returns the exit code.
  */
-export function reportCheck(result: { state: CheckState; summary: string; details?: readonly string[]; json: unknown }, options: { json?: boolean }): number {
+export function reportCheck(result: CheckResult, options: { json?: boolean }): number {
   const lines = [verdictLine(result.state, result.summary)];
   if (options.json) lines.push(JSON.stringify(result.json, null, 2));
   else lines.push(...(result.details ?? []));

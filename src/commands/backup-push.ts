@@ -3,7 +3,7 @@ import { resolve } from 'node:path';
 import { ArchiveIdentity } from '../archive/identity.ts';
 import { backupJson } from '../backup/list.ts';
 import { pushBackup } from '../backup/push.ts';
-import { readCompression, readTarSizeThreshold, readUploadConcurrency } from '../config/settings.ts';
+import { readCompression, readTarSizeThreshold, readUploadConcurrency, readUserData } from '../config/settings.ts';
 import { ExitCode } from '../errors.ts';
 import { postgresClient } from '../postgres/basebackup.ts';
 import { libpqEnvironment } from '../postgres/programs.ts';
@@ -17,16 +17,6 @@ interface PushOptions {
   permanent?: boolean;
   addUserData?: string;
   json?: boolean;
-}
-
-/** --add-user-data takes JSON; anything that is not JSON is kept as a string. */
-function parseUserData(text: string | undefined): unknown {
-  if (text === undefined) return null;
-  try {
-    return JSON.parse(text);
-  } catch {
-    return text; // not JSON: kept as text, as WAL-G keeps it
-  }
 }
 
 export async function run({ config }: CommandContext, [dataDirectory]: string[], options: PushOptions): Promise<number> {
@@ -48,7 +38,7 @@ export async function run({ config }: CommandContext, [dataDirectory]: string[],
       dataDirectory: dataDirectory === undefined ? undefined : resolve(dataDirectory),
       identity: new ArchiveIdentity(storage, spec.prefixSetting),
       permanent: options.permanent ?? false,
-      userData: parseUserData(options.addUserData ?? config.get('WALG_SENTINEL_USER_DATA')),
+      userData: readUserData(config, options.addUserData),
       signal,
     }),
   );

@@ -115,6 +115,49 @@ instead of ending recovery early); 1 any other error on a standby (standby.signa
     load: () => import('./wal-push-ahead.ts'),
   },
   {
+    name: 'wal-show',
+    summary: "Show the archive's timelines: parent, switch point, first and last segment, gaps, backups",
+    arguments: [],
+    options: [['--json', 'JSON on stdout, every field, for scripts']],
+    walgFlags: [TARGET_STORAGE],
+    examples: ['walship wal-show', 'walship wal-show --json'],
+    notes: `Read from the stored history files and WAL names: one listing of the archive.
+A timeline is LOST_SEGMENTS when segments are missing between its first (from its switch
+point) and its last stored segment.
+Exit codes: 0 shown (also when the archive holds no WAL); 1 failure.`,
+    load: () => import('./wal-show.ts'),
+  },
+  {
+    name: 'wal-verify',
+    summary: 'Check the archived WAL: every segment from the oldest backup to the server\'s position (integrity), the timeline (a check: exit 0 to 3)',
+    arguments: [
+      ['check', 'integrity or timeline (default: both)', 'optional'],
+      ['other_check', 'the other one', 'optional'],
+    ],
+    options: [['--json', 'print the full result as JSON after the verdict line']],
+    walgFlags: [TARGET_STORAGE],
+    examples: [
+      'walship wal-verify',
+      'walship wal-verify integrity --json',
+      'PGHOST=/var/run/postgresql walship --config /etc/walship.yaml wal-verify integrity timeline',
+    ],
+    notes: `integrity: every segment recovery needs, from the start of the oldest backup on the cluster's
+timeline history to the server's current position, is in storage: FOUND, MISSING_DELAYED
+(up to WALG_INTEGRITY_MAX_DELAYED_WALS missing past the newest one stored, default 0),
+MISSING_UPLOADING (within the newest WALG_UPLOAD_CONCURRENCY segments, default 16), or
+MISSING_LOST. A missing segment the server's archiver reported stored
+(pg_stat_archiver.last_archived_wal) is lost whatever the windows.
+timeline: the cluster's timeline is the highest in storage.
+The server is asked with psql and the libpq settings (PGHOST, PGPORT, PGUSER, ...). Without a
+server, integrity runs to the newest segment stored and says so, and timeline is UNKNOWN.
+Exit codes (monitoring-plugin convention; the first line on stdout is the verdict):
+0 OK; 1 WARNING (segments delayed or uploading, the timeline not in storage yet); 2 CRITICAL
+(segments lost, a newer timeline in storage); 3 UNKNOWN (could not check: storage unreachable,
+bad configuration, no server for the timeline check).`,
+    check: true,
+    load: () => import('./wal-verify.ts'),
+  },
+  {
     name: 'backup-push',
     summary: 'Take a base backup with pg_basebackup and stream it into storage (the sentinel is written last)',
     arguments: [['data_directory', "the cluster's data directory, as WAL-G takes it: checked against the server's when it shows it", 'optional']],
@@ -156,7 +199,7 @@ written, the partial upload removed).`,
     summary: 'Restore a base backup into a directory and set up recovery from the archive',
     arguments: [
       ['destination', 'the new data directory (created mode 0700; must be empty)'],
-      ['backup_name', 'a name from backup-list, or LATEST'],
+      ['backup_name', "a name from backup-list (walship's or WAL-G's full backups), or LATEST"],
     ],
     options: [
       ['--recovery-target-time <timestamp>', 'recover to this time (with a UTC offset, e.g. "2024-05-01 10:00:00+00")'],
@@ -202,11 +245,38 @@ Exit codes: 0 restored, verified and durable; 1 failure (the partial restore is 
     load: () => import('./backup-fetch.ts'),
   },
   {
+    name: 'backup-verify',
+    summary: 'Check a backup without restoring it: every part, every file against its manifest, the WAL it needs (a check: exit 0 to 3)',
+    arguments: [['backup_name', 'a name from backup-list, or LATEST (default)', 'optional']],
+    options: [
+      ['--all', 'verify every backup, oldest first'],
+      ['--json', 'print the full result as JSON after the verdict line'],
+    ],
+    walgFlags: [TARGET_STORAGE],
+    examples: [
+      'walship backup-verify',
+      'walship backup-verify base_000000010000000000000004 --json',
+      'walship --config /etc/walship.yaml backup-verify --all',
+      "# the postgres user's crontab: the newest backup every night at 03:45 (the README explains each part):",
+      '45 3 * * * PATH=/usr/bin:/bin /usr/bin/flock -n -E 75 /var/log/postgresql/walship-backup-verify.log /usr/local/bin/walship --config /etc/walship.yaml backup-verify >>/var/log/postgresql/walship-backup-verify.log 2>&1 || echo "walship backup-verify: exit $? (1 WARNING, 2 CRITICAL, 3 UNKNOWN, 75: an earlier run still holds the lock); see /var/log/postgresql/walship-backup-verify.log"',
+    ],
+    notes: `Each part streams from storage (WALG_DOWNLOAD_CONCURRENCY at once, default 10) through what
+backup-fetch does to it: its SHA-256 against the sentinel, decompression, the tar walk. Every
+file is checked against backup_manifest (size and checksum, none missing or extra) and the
+manifest against its own checksum; the WAL from the backup's start to its consistency point
+must be in the backup or in the archive. Nothing is written to disk.
+Exit codes (monitoring-plugin convention; the first line on stdout is the verdict):
+0 OK; 2 CRITICAL (a part is missing or damaged, a file differs from the manifest, WAL is
+missing, no such backup); 3 UNKNOWN (could not check: storage unreachable, bad configuration).`,
+    check: true,
+    load: () => import('./backup-verify.ts'),
+  },
+  {
     name: 'backup-list',
-    summary: 'List the complete backups in storage, newest last',
+    summary: "List the complete backups in storage, walship's and WAL-G's, newest last",
     arguments: [],
     options: [
-      ['--detail', 'more columns: times, LSNs, sizes, host, permanence'],
+      ['--detail', 'more columns: times, LSNs, sizes, host, permanence, which tool wrote it'],
       ['--pretty', 'a boxed table (with --json: indented JSON)'],
       ['--json', 'JSON on stdout, every field, for scripts'],
     ],
@@ -266,6 +336,198 @@ name, a source object fails its check, a storage error, bad configuration).`,
     hidden: true,
     load: () => import('./wal-copy-ahead.ts'),
   },
+  {
+    name: 'dump-push',
+    summary: 'Take a logical dump set (pg_dump -Fc of each database, and the globals) and stream it into storage (the sentinel is written last)',
+    arguments: [],
+    options: [
+      ['--dbname <database...>', 'dump these databases (repeatable; default: every database but the templates)'],
+      ['--all', 'dump every database but the templates (the default)'],
+      ['--pg-bin <dir>', "PostgreSQL's client programs: pg_dump, pg_dumpall, pg_restore, psql (default: pg_dump on PATH and the others next to it)"],
+      ['-p, --permanent', 'mark the dump set permanent (kept by retention)'],
+      ['--add-user-data <json>', 'JSON (or text) stored with the dump set, shown by dump-list --json (default: WALG_SENTINEL_USER_DATA)'],
+      ['--json', "print the new dump set's description as JSON on stdout"],
+    ],
+    examples: [
+      'PGHOST=/var/run/postgresql walship dump-push',
+      'walship dump-push --dbname shop --dbname crm --add-user-data \'{"reason":"before the migration"}\'',
+      "# the postgres user's crontab (crontab -e -u postgres); the README explains each part:",
+      '45 3 * * * PATH=/usr/lib/postgresql/15/bin:/usr/bin:/bin /usr/bin/flock -n -E 75 /var/log/postgresql/walship-dump-push.log /usr/local/bin/walship --config /etc/walship.yaml dump-push >>/var/log/postgresql/walship-dump-push.log 2>&1 || echo "walship dump-push failed with exit $? (75: an earlier run still holds the lock); see /var/log/postgresql/walship-dump-push.log"',
+    ],
+    notes: `Each database is dumped with pg_dump -Fc -Z 0 in a snapshot of its own, compressed by walship
+(WALG_COMPRESSION_METHOD, WALG_COMPRESSION_LEVEL) and streamed into storage: no local file.
+pg_dumpall --globals-only adds the roles and tablespaces; a role that is not a superuser
+cannot read passwords, and the roles are then stored without them.
+Connection: the libpq settings PGHOST, PGPORT, PGUSER, PGPASSWORD, PGPASSFILE, PGDATABASE.
+Exit codes: 0 the dump set and its sentinel are durable in storage; 1 failure (a pg_dump that
+failed, an unknown database: no sentinel written, the uploaded objects removed).`,
+    load: () => import('./dump-push.ts'),
+  },
+  {
+    name: 'dump-list',
+    summary: 'List the complete dump sets in storage, newest last',
+    arguments: [],
+    options: [
+      ['--detail', 'one row per database: snapshot time, sizes, SHA-256 of the dump file'],
+      ['--pretty', 'a boxed table (with --json: indented JSON)'],
+      ['--json', 'JSON on stdout, every field, for scripts'],
+    ],
+    examples: ['walship dump-list', 'walship dump-list --detail --pretty', 'walship dump-list --json'],
+    notes: 'Exit codes: 0 listed (also when there are no dump sets); 1 failure.',
+    load: () => import('./dump-list.ts'),
+  },
+  {
+    name: 'dump-fetch',
+    summary: "Write one database's dump as a standard pg_dump -Fc file (or --globals: the globals SQL), atomically",
+    arguments: [
+      ['dump_name', 'a name from dump-list'],
+      ['database', 'the database whose dump to write (with --globals: the file)'],
+      ['file', 'the file to write; never replaced if it exists', 'optional'],
+    ],
+    options: [['--globals', 'write the globals (roles, tablespaces) as SQL for psql']],
+    examples: [
+      'walship dump-fetch dump_20240501T021500Z shop /var/tmp/shop.dump && pg_restore -j 4 -d shop_copy /var/tmp/shop.dump',
+      'walship dump-fetch dump_20240501T021500Z --globals /var/tmp/globals.sql',
+    ],
+    notes: `The file appears under its name only once it is complete, verified (SHA-256 of the stored
+object and of the content) and fsynced. pg_restore reads it directly, also with -j.
+Exit codes: 0 written; 1 failure (no such dump set or database, the file exists, a corrupt object).`,
+    load: () => import('./dump-fetch.ts'),
+  },
+  {
+    name: 'dump-restore',
+    summary: 'Restore a database (or one table, or the globals) from a dump set with pg_restore, streamed from storage',
+    arguments: [
+      ['dump_name', 'a name from dump-list'],
+      ['database', 'the database of the dump set to restore (leave out with --globals alone)', 'optional'],
+    ],
+    options: [
+      ['--target-dbname <name>', 'restore into this database (default: the one of the same name)'],
+      ['--create', 'create the target database first (it must not exist)'],
+      ['--clean', "drop the dump's objects in the target before re-creating them (pg_restore --clean --if-exists)"],
+      ['--table <name...>', 'restore only these tables (name or schema.name), each with its indexes, constraints, triggers, defaults, owned sequences and grants (repeatable)'],
+      ['--schema <name...>', 'restore only the objects of these schemas (repeatable; with --table: look for the tables there)'],
+      ['--jobs <n>', 'parallel restore with n jobs, through a temporary file in $TMPDIR (removed afterwards)'],
+      ['--globals', "restore the dump set's roles and tablespaces first (psql; roles that exist get their attributes set again)"],
+      ['--pg-bin <dir>', "PostgreSQL's client programs (default: pg_dump on PATH and the others next to it)"],
+    ],
+    examples: [
+      'walship dump-restore dump_20240501T021500Z shop --table coupons      # a table dropped by mistake',
+      'walship dump-restore dump_20240501T021500Z shop --create --target-dbname shop_0501 --jobs 4',
+      'walship dump-restore dump_20240501T021500Z --globals',
+    ],
+    notes: `A serial restore runs in one transaction: all or nothing. With --jobs it is not one
+transaction: a failure can leave part of the dump in the target, and says so. A target the
+restore created is dropped again on failure. A whole-database restore into a database that
+is not empty is refused unless --clean.
+Exit codes: 0 restored; 1 failure (no such dump set, database or table, a target that exists
+with --create or is missing without it, pg_restore failed: the error line says what was left).`,
+    load: () => import('./dump-restore.ts'),
+  },
+  {
+    name: 'dump-mark',
+    summary: 'Mark a dump set permanent (kept by retention), or impermanent again',
+    arguments: [['dump_name', 'a name from dump-list']],
+    options: [['-i, --impermanent', 'remove the permanent mark']],
+    examples: ['walship dump-mark dump_20240501T021500Z', 'walship dump-mark -i dump_20240501T021500Z'],
+    notes: 'Exit codes: 0 marked; 1 failure (for example, no such dump set).',
+    load: () => import('./dump-mark.ts'),
+  },
+  {
+    name: 'delete',
+    summary: 'Delete old backups and the WAL no kept backup needs: WAL-G\'s verbs and GFS rules; a dry run unless --confirm',
+    arguments: [
+      ['verb', 'retain, before, everything, target or garbage'],
+      ['arguments...', 'the verb\'s modifier and argument: retain [FULL|FIND_FULL] [N], before [FIND_FULL] NAME|TIME, everything [FORCE], target [FIND_FULL] NAME, garbage [ARCHIVES|BACKUPS]', 'optional'],
+    ],
+    options: [
+      ['--confirm', 'delete; without it, delete only prints its plan'],
+      ['--json', 'print the plan (and what was deleted) as JSON on stdout'],
+      ['-a, --after <name|time>', 'retain: also keep that backup and every newer one, or every backup finished at or after that time'],
+      ['--keep-last <n>', 'retain: keep the newest N backups'],
+      ['--keep-daily <n>', 'retain: keep the newest backup of each of the last N days that have one'],
+      ['--keep-weekly <n>', 'retain: ... of each of the last N ISO weeks (Monday to Sunday) that have one'],
+      ['--keep-monthly <n>', 'retain: ... of each of the last N months that have one'],
+      ['--keep-yearly <n>', 'retain: ... of each of the last N years that have one'],
+      ['--keep-within <duration>', 'retain: keep every backup finished within this span before the newest one (e.g. 14d)'],
+      ['--pitr-window <duration>', 'keep point-in-time recovery only from backups finished within this span; older kept backups stay restorable to their end (default: from every kept backup)'],
+      ['--incomplete-age <duration>', 'garbage, everything: leave backup folders without a sentinel whose newest object is younger than this (default 24h: a backup-push may be writing them)'],
+      ['--force', 'target: delete a permanent backup too'],
+    ],
+    walgFlags: [
+      { flags: '--use-sentinel-time', ignoredBecause: 'walship always orders backups by the finish time their sentinel records' },
+      { flags: '--target-user-data <data>', refusedBecause: "name the backup instead (backup-list --json shows each backup's user_data)" },
+      { flags: '--without-backup-check', refusedBecause: 'walship deletes WAL only when a backup tells which is old; delete everything empties the archive' },
+      TARGET_STORAGE,
+    ],
+    examples: [
+      'walship delete retain 7                          (prints the plan: which backups and WAL would go, and why)',
+      'walship delete retain 7 --confirm',
+      'walship delete retain --keep-daily 7 --keep-weekly 4 --keep-monthly 12 --confirm',
+      'walship delete retain FULL 5 --after 2026-11-01T00:00:00Z',
+      'walship delete before base_000000010000000000000010 --confirm',
+      'walship delete target base_000000010000000000000004 --confirm',
+      'walship delete garbage --confirm',
+      "# nightly in the postgres user's crontab, the rules in the config file (WALSHIP_RETAIN_DAILY: 7 ...); the README explains each part:",
+      `15 2 * * * PATH=/usr/lib/postgresql/15/bin:/usr/bin:/bin /usr/bin/flock -n -E 75 /var/log/postgresql/walship-nightly.log /bin/sh -c '/usr/local/bin/walship --config /etc/walship.yaml backup-push && /usr/local/bin/walship --config /etc/walship.yaml delete retain --confirm' >>/var/log/postgresql/walship-nightly.log 2>&1 || echo "walship backup-push or delete failed with exit $? (75: an earlier run still holds the lock); see /var/log/postgresql/walship-nightly.log"`,
+    ],
+    notes: `FULL and FIND_FULL are accepted and mean the same as nothing: walship has no delta backups.
+Backups are ordered by the finish time their sentinel records, never by name.
+Always kept (but by delete everything): permanent backups (backup-mark) and the WAL from their
+start to their finish LSN; the newest complete backup; timeline history files; every WAL segment
+from the start of the oldest kept backup on (point-in-time recovery from each kept backup to the
+end of the archive, unless --pitr-window). Drill reports go with their backup once 90 days old,
+but the newest report of all.
+GFS rules are restic's: each keeps the newest backup of each of its last N days (weeks, months,
+years) that have a backup, and the oldest backup while it has periods to spare; rules add up. Days
+are taken in the machine's time zone (TZ), like cron. Durations: 36h, 14d, 2w, 6m, 1y.
+Settings: WALSHIP_RETAIN_LAST, WALSHIP_RETAIN_DAILY, WALSHIP_RETAIN_WEEKLY, WALSHIP_RETAIN_MONTHLY,
+WALSHIP_RETAIN_YEARLY, WALSHIP_RETAIN_WITHIN (the rules of a bare "delete retain"),
+WALSHIP_PITR_WINDOW, WALSHIP_INCOMPLETE_BACKUP_AGE (24h).
+Exit codes: 0 the plan printed, and with --confirm carried out; 1 failure: bad input (nothing
+deleted) or a storage error (deleting stopped at once; every listed backup stays restorable, and
+running it again finishes the job).`,
+    load: () => import('./delete.ts'),
+  },
+  {
+    name: 'drill',
+    summary: 'Restore drill: restore a backup into a scratch server, recover it, check it, throw it away (a check: exit 0 to 3)',
+    arguments: [['backup_name', 'a name from backup-list, or LATEST (default)', 'optional']],
+    options: [
+      ['--recovery-target-time <timestamp>', 'recover to this time (with a UTC offset, e.g. "2024-05-01 10:00:00+00") instead of the end of the archive'],
+      ['--recovery-target-lsn <lsn>', 'recover to this WAL position'],
+      ['--recovery-target-name <name>', 'recover to this restore point (pg_create_restore_point)'],
+      ['--scratch <dir>', 'make the scratch directory in DIR (default: the system temp directory, $TMPDIR or /tmp)'],
+      ['--pg-bin <dir>', "PostgreSQL's programs (default: those of the backup's version, /usr/lib/postgresql/NN/bin, or PATH)"],
+      ['--check-sql <file>', 'SQL statements that must each return a single true value (\\c DATABASE lines switch databases)'],
+      ['--keep', 'keep the restored cluster, stopped, and print how to start and remove it'],
+      ['--json', 'print the full report as JSON after the verdict line'],
+    ],
+    examples: [
+      'sudo -u postgres walship --config /etc/walship.yaml drill',
+      'walship drill LATEST --check-sql /etc/walship/drill-checks.sql',
+      'walship drill base_000000010000000000000004 --recovery-target-time "2024-05-01 09:59:00+00" --json',
+      "# the postgres user's crontab: a drill every Sunday at 04:30 (the README explains each part):",
+      '30 4 * * 0 PATH=/usr/bin:/bin /usr/bin/flock -n -E 75 /var/log/postgresql/walship-drill.log /usr/local/bin/walship --config /etc/walship.yaml drill --check-sql /etc/walship/drill-checks.sql >>/var/log/postgresql/walship-drill.log 2>&1 || echo "walship drill failed with exit $? (1 WARNING, 2 CRITICAL, 3 UNKNOWN, 75: an earlier run still holds the lock); see /var/log/postgresql/walship-drill.log"',
+    ],
+    notes: `The backup is restored as backup-fetch restores it, into a new directory made in --scratch,
+and started on a Unix socket in that directory with no TCP port, archive_mode off, and
+restore_command = this walship's wal-fetch. It replays the archive to its end (or the target)
+and is promoted inside the scratch directory. Recovery that stops short of what the archive
+holds is CRITICAL. Then: every database accepts a connection, amcheck's bt_index_check passes
+on every B-tree index, every table reads (pg_dumpall), and each --check-sql statement returns
+true. The report is stored under walship/drills/ (the drill's only write to storage);
+backup-list --detail and --json show each backup's last drill. The scratch server is stopped
+and its directory removed, also on failure and on SIGINT or SIGTERM, unless --keep.
+Run it as the PostgreSQL OS user (it refuses root), with as much free space in --scratch as
+the backup's size.
+Exit codes (monitoring-plugin convention; the first line on stdout is the verdict):
+0 OK; 1 WARNING (the report could not be stored); 2 CRITICAL (the backup does not restore,
+recover to the end of the archive or the target, or pass a check); 3 UNKNOWN (could not
+check: storage unreachable, bad configuration, no space, no PostgreSQL programs, interrupted).`,
+    check: true,
+    load: () => import('./drill.ts'),
+  },
 ];
 
 export const ENVIRONMENT_HELP = `
@@ -280,6 +542,8 @@ Configuration (environment variables, or the same keys in --config FILE):
   WALG_COMPRESSION_METHOD   zstd (default), brotli or none
   WALG_COMPRESSION_LEVEL    zstd -7..22 (default 1), brotli 0..11 (default 3)
   WALG_PREVENT_WAL_OVERWRITE  refuse to replace different archived content (default true)
+  WALG_LIBSODIUM_KEY or WALG_LIBSODIUM_KEY_PATH (a file), WALG_LIBSODIUM_KEY_TRANSFORM
+                            encrypt the archive as WAL-G does (transform none, base64 or hex)
   WALG_UPLOAD_CONCURRENCY   uploads at once (default 16): backup-push's parts; the look-ahead
                             pusher's files, at most one more than the CPUs on file storage
                             and 4 over a network (1 turns look-ahead off)
@@ -287,13 +551,16 @@ Configuration (environment variables, or the same keys in --config FILE):
   WALG_DOWNLOAD_CONCURRENCY, WALSHIP_PREFETCH        prefetching in recovery (10, true)
   WALSHIP_COPIES            config files of copies of the archive (walship copy; WAL reaches
                             them in the background after each wal-push)
+  WALSHIP_RETAIN_LAST, _DAILY, _WEEKLY, _MONTHLY, _YEARLY, _WITHIN
+                            the rules of a bare "delete retain" (see delete --help)
   WALG_LOG_LEVEL            ERROR, WARNING (default), NORMAL or DEVEL
   WALG_LOG_FORMAT           text (default) or json
   WALG_CONFIG_PATH          config file (JSON or YAML), like --config
-WAL-G settings walship cannot honour (encryption, delta backups, failover storages,
-other storages ...) make every command refuse to start; speed and logging settings it
-does not have are ignored (WALG_LOG_LEVEL=DEVEL names them). The README has the full
-reference and lists both.
+WAL-G settings walship cannot honour (OpenPGP or KMS encryption, delta backups,
+failover storages, other storages ...) make every command refuse to start; speed and
+logging settings it does not have are ignored (WALG_LOG_LEVEL=DEVEL names them). The
+README has the full reference and lists both.
 
 Exit codes: 0 success, 1 failure, 74 (wal-fetch) not in the archive,
-255 (wal-fetch outside standby mode) error that must stop recovery.`;
+255 (wal-fetch outside standby mode) error that must stop recovery. Checks (wal-verify,
+backup-verify): 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN.`;

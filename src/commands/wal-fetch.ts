@@ -4,7 +4,7 @@
  * table: above 125 in targeted recovery, 1 on a standby).
  */
 import { readCopyPaths } from '../config/copies.ts';
-import { readCompression, readPrefetchEnabled } from '../config/settings.ts';
+import { readPrefetchEnabled, readPreferredMethod } from '../config/settings.ts';
 import { ExitCode } from '../errors.ts';
 import { storageSpecFrom } from '../storage/spec.ts';
 import { restoreWalFile } from '../wal/restoring.ts';
@@ -15,7 +15,7 @@ export async function run({ config }: CommandContext, [name, destination]: strin
   const outcome = await restoreWalFile(
     {
       storage: storageSpecFrom(config),
-      compression: readCompression(config),
+      preferredMethod: readPreferredMethod(config),
       prefetch: readPrefetchEnabled(config),
       spoolSetting: readSpoolSetting(config),
       configPath: config.filePath,

@@ -3,7 +3,7 @@
  * that wal-fetch starts (internal). It keeps the next WALG_DOWNLOAD_CONCURRENCY
  * segments downloaded and verified, and exits once recovery stops asking.
  */
-import { readCompression, readDownloadConcurrency } from '../config/settings.ts';
+import { readPreferredMethod, readDownloadConcurrency } from '../config/settings.ts';
 import { ExitCode } from '../errors.ts';
 import { storageSpecFrom } from '../storage/spec.ts';
 import { runPrefetcher } from '../wal/prefetch.ts';
@@ -12,7 +12,7 @@ import type { CommandContext } from './command.ts';
 export async function run({ config }: CommandContext, [after, segmentSize, directory]: string[]): Promise<number> {
   await runPrefetcher({
     storage: storageSpecFrom(config),
-    compression: readCompression(config),
+    preferredMethod: readPreferredMethod(config),
     window: readDownloadConcurrency(config),
     directory: directory!,
     after: after!,

@@ -8,7 +8,7 @@ import { ConfigError } from '../errors.ts';
 import { readConfigFile } from './config-file.ts';
 
 /** Settings whose values must never appear in output. */
-const SECRET_PATTERN = /(SECRET|PASSWORD|TOKEN|_KEY$|ACCESS_KEY|CONNECTION_STRING|LIBSODIUM|PGP)/;
+const SECRET_PATTERN = /(SECRET|PASSWORD|TOKEN|_KEY$|ACCESS_KEY|CONNECTION_STRING|PGP)/;
 
 export function isSecretSetting(name: string): boolean {
   return SECRET_PATTERN.test(name);
@@ -23,6 +23,11 @@ export class Config {
     this.env = env;
     this.fileValues = fileValues;
     this.filePath = filePath;
+  }
+
+  /** This configuration with `overrides` set as if in the environment. */
+  with(overrides: Record<string, string>): Config {
+    return new Config({ ...this.env, ...overrides }, this.fileValues, this.filePath);
   }
 
   /** The raw value, environment first; empty strings count as unset. */

@@ -5,7 +5,7 @@
  *
  * Refused: settings that change what is stored, where, or how safely.
  * Without them walship would quietly do something else (store the archive
- * unencrypted, take a full backup instead of a delta), so every command
+ * unencrypted when an OpenPGP key is set, take a full backup instead of a delta), so every command
  * refuses to start. Ignored: settings that only tune speed, logging, or
  * WAL-G commands walship does not have; they change nothing that is stored.
  *
@@ -18,8 +18,8 @@ import type { Config } from './config.ts';
 
 interface Refusal {
   message(origin: string): string;
-  /** Refused only for values that ask for the feature; any value when absent. */
-  refuses?(value: string, config: Config): boolean;
+  /** Refused only for values that ask for the feature (`name` as given, in its letter case); any value when absent. */
+  refuses?(value: string, config: Config, name: string): boolean;
 }
 
 const KEEP_WALG = 'unset it or keep using WAL-G for this archive';
@@ -36,12 +36,21 @@ function renamed(name: string): Refusal {
   return { message: (origin) => `walship reads this setting only as ${name}: ${origin} is set, and walship would ignore it; rename it ${name}` };
 }
 
+/**
+ * A setting walship reads, given in another letter case (WAL-G's config file
+ * takes any): walship would ignore it. Refused where ignoring it would store
+ * something else, as for the encryption key.
+ */
+const inOtherCase = (name: string): Refusal => when(renamed(name), (_value, _config, given) => given !== name);
+
 /** The names WAL-G reads a storage setting by. */
 const spellings = (name: string): string[] => [name, `WALG_${name}`, `WALE_${name}`];
 
 const isFalse = (value: string) => /^(0|f|false)$/i.test(value.trim());
 
-const ENCRYPTION = unsupported('encryption is', 'store the archive unencrypted');
+const LIBSODIUM_INSTEAD = "unset it and use WAL-G's libsodium encryption (WALG_LIBSODIUM_KEY or WALG_LIBSODIUM_KEY_PATH) for a new archive, or keep using WAL-G for this one";
+const PGP = unsupported('OpenPGP encryption is', 'store the archive unencrypted', LIBSODIUM_INSTEAD);
+const KMS = unsupported('KMS encryption is', 'store the archive unencrypted', LIBSODIUM_INSTEAD);
 const CUSTOMER_KEY = unsupported('customer-supplied encryption keys are', "store the archive under the store's own keys instead of yours");
 const DELTA = unsupported('delta backups are', 'take full backups instead, and could not restore WAL-G delta backups');
 const FAILOVER = unsupported('failover storages are', 'use the primary storage only, with no failover');
@@ -49,10 +58,10 @@ const OTHER_STORAGE = (kind: string) =>
   unsupported(`${kind} storage is`, 'not use it (it stores only to WALG_FILE_PREFIX, WALG_S3_PREFIX, WALG_GS_PREFIX or WALG_AZ_PREFIX)', 'use one of those, or keep using WAL-G for this archive');
 
 const REFUSED: [names: string[], refusal: Refusal][] = [
-  [['WALG_LIBSODIUM_KEY', 'WALG_LIBSODIUM_KEY_PATH', 'WALG_LIBSODIUM_KEY_TRANSFORM'], ENCRYPTION],
-  [['WALG_PGP_KEY', 'WALG_PGP_KEY_PATH', 'WALG_PGP_KEY_PASSPHRASE', 'GPG_KEY_ID', 'WALG_GPG_KEY_ID', 'WALE_GPG_KEY_ID'], ENCRYPTION],
-  [['WALG_ENVELOPE_PGP_KEY', 'WALG_ENVELOPE_PGP_KEY_PATH', 'WALG_ENVELOPE_PGP_YC_CSE_KMS_KEY_ID', 'WALG_ENVELOPE_PGP_YC_SERVICE_ACCOUNT_KEY_FILE', 'WALG_ENVELOPE_PGP_YC_ENDPOINT', 'WALG_ENVELOPE_CACHE_EXPIRATION'], ENCRYPTION],
-  [['WALG_CSE_KMS_ID', 'WALG_CSE_KMS_REGION', 'YC_CSE_KMS_KEY_ID', 'YC_SERVICE_ACCOUNT_KEY_FILE'], ENCRYPTION],
+  ...['WALG_LIBSODIUM_KEY', 'WALG_LIBSODIUM_KEY_PATH', 'WALG_LIBSODIUM_KEY_TRANSFORM'].map((name): [string[], Refusal] => [[name], inOtherCase(name)]),
+  [['WALG_PGP_KEY', 'WALG_PGP_KEY_PATH', 'WALG_PGP_KEY_PASSPHRASE', 'GPG_KEY_ID', 'WALG_GPG_KEY_ID', 'WALE_GPG_KEY_ID'], PGP],
+  [['WALG_ENVELOPE_PGP_KEY', 'WALG_ENVELOPE_PGP_KEY_PATH', 'WALG_ENVELOPE_PGP_YC_CSE_KMS_KEY_ID', 'WALG_ENVELOPE_PGP_YC_SERVICE_ACCOUNT_KEY_FILE', 'WALG_ENVELOPE_PGP_YC_ENDPOINT', 'WALG_ENVELOPE_CACHE_EXPIRATION'], PGP],
+  [['WALG_CSE_KMS_ID', 'WALG_CSE_KMS_REGION', 'YC_CSE_KMS_KEY_ID', 'YC_SERVICE_ACCOUNT_KEY_FILE'], KMS],
   [[...spellings('S3_SSE_C'), ...spellings('GCS_ENCRYPTION_KEY')], CUSTOMER_KEY],
   [['WALG_DELTA_MAX_STEPS'], when(DELTA, (value) => value.trim() !== '0')],
   [['WALG_DELTA_ORIGIN', 'WALG_DELTA_FROM_NAME', 'WALG_DELTA_FROM_USER_DATA'], DELTA],
@@ -126,7 +135,7 @@ const IGNORED: [names: string[], reason: string][] = [
   [['WALG_PREFETCH_DIR'], 'walship prefetches into its spool (WALSHIP_SPOOL_DIR)'],
   [['WALG_PG_WAL_SIZE', 'WALG_PG_WAL_PAGE_SIZE', 'WALG_PG_BLOCK_SIZE'], 'walship reads sizes from the WAL files'],
   [
-    ['WALG_SLOTNAME', 'WALG_INTEGRITY_MAX_DELAYED_WALS', 'WALG_DAEMON_WAL_UPLOAD_TIMEOUT', 'WALG_DISABLE_PARTIAL_RESTORE', 'WALG_UPLOAD_WAL_METADATA', 'WALG_SERIALIZER_TYPE', 'PGBACKREST_STANZA'],
+    ['WALG_SLOTNAME', 'WALG_DAEMON_WAL_UPLOAD_TIMEOUT', 'WALG_DISABLE_PARTIAL_RESTORE', 'WALG_UPLOAD_WAL_METADATA', 'WALG_SERIALIZER_TYPE', 'PGBACKREST_STANZA'],
     'for WAL-G commands walship does not have',
   ],
 ];
@@ -150,7 +159,7 @@ export function refuseUnhonouredSettings(config: Config): void {
     const reason = ignoredReasons.get(key);
     const value = refusal || reason ? config.get(name) : undefined;
     if (value === undefined) continue;
-    if (refusal && (!refusal.refuses || refusal.refuses(value, config))) throw new ConfigError(refusal.message(config.origin(name)));
+    if (refusal && (!refusal.refuses || refusal.refuses(value, config, name))) throw new ConfigError(refusal.message(config.origin(name)));
     if (reason) ignored.push(`${name} (${reason})`);
   }
   if (ignored.length > 0) log.debug(`WAL-G settings accepted and ignored: ${ignored.join(', ')}`);

@@ -6,9 +6,12 @@
  *   3. one listing of each side's wal_005/, joined as they come (archive/difference.ts):
  *      each WAL file the target lacks is relayed as stored, checked on the way
  *   4. each complete backup the target lacks: its parts (checked against the
- *      SHA-256 its sentinel records) and other objects, metadata.json, and last
- *      the sentinel, so a half-copied backup is never listed at the target
- *   5. with prune: what the source no longer holds, of the kinds retention deletes
+ *      SHA-256 its sentinel records; WAL-G's, which records none, decoded on
+ *      the side) and other objects, metadata.json, and last the sentinel, so a
+ *      half-copied backup is never listed at the target
+ *   5. each complete dump set the target lacks, in the same way (its objects
+ *      checked against the SHA-256 its sentinel records, the sentinel last)
+ *   6. with prune: what the source no longer holds, of the kinds retention deletes
  *
  * An object at the target is never replaced: one under the same name with
  * another size is reported, and the copy exits 1. Objects are put
@@ -17,10 +20,11 @@
  * still missing: a second run transfers nothing.
  */
 import { isDeepStrictEqual } from 'node:util';
-import { type BackupSentinel, deleteBackupObjects, validSentinel } from '../archive/backups.ts';
+import { type BackupSentinel, deleteBackupObjects, partEncryption } from '../archive/backups.ts';
 import { ArchiveCatalog } from '../archive/catalog.ts';
 import { joinWal, type StoredWalObject, type WalGroup } from '../archive/difference.ts';
-import { backupPrefix, metadataKey, partKey, sentinelKey } from '../archive/layout.ts';
+import { deleteDumpObjects, deleteDumpSet, type DumpSentinel } from '../archive/dumps.ts';
+import { backupPrefix, dumpObjectKey, dumpPrefix, dumpSentinelKey, metadataKey, partExtension, partKey, partsPrefix, sentinelKey } from '../archive/layout.ts';
 import { IntegrityError, NotFoundError, WalshipError } from '../errors.ts';
 import { log } from '../log/logger.ts';
 import { parseLsn, segmentNumberOfLsn } from '../postgres/lsn.ts';
@@ -29,10 +33,11 @@ import { formatBytes, formatDuration, formatRate, Progress } from '../progress/p
 import { VerifyStage } from '../stages/checksum.ts';
 import { codecForExtension } from '../stages/compress/codec.ts';
 import { expectedContent } from '../stages/object-metadata.ts';
+import type { Stage } from '../stages/pipeline.ts';
 import { relayStages } from '../stages/transfer.ts';
-import type { ObjectInfo, Storage } from '../storage/storage.ts';
+import type { ObjectInfo, Storage, StoredObject } from '../storage/storage.ts';
 import { forEachConcurrently, InFlight } from '../util/concurrency.ts';
-import { copyArchiveRecord, readRecords, requireSameCluster } from './identity.ts';
+import { copyArchiveRecord, readRecords, requireSameCluster, requireSameKey } from './identity.ts';
 import { relay, type RelayOutcome } from './relay.ts';
 
 /** What to copy: everything, the WAL alone, or one backup and the WAL from its start on. */
@@ -58,7 +63,8 @@ export interface CopyReport {
   dryRun: boolean;
   wal: { files: number; bytes: number };
   backups: { copied: string[]; objects: number; bytes: number; marked: string[] };
-  pruned: { walFiles: number; backups: string[]; folders: string[] };
+  dumps: { copied: string[]; objects: number; bytes: number; marked: string[] };
+  pruned: { walFiles: number; backups: string[]; folders: string[]; dumps: string[]; dumpFolders: string[] };
   /** What makes the copy fail, one line each: different content at the target, a source object that fails its check. */
   problems: string[];
   /** What prune left alone although the source lacks it, and why. */
@@ -79,13 +85,15 @@ export async function copyArchive(settings: CopySettings): Promise<CopyReport> {
     dryRun,
     wal: { files: 0, bytes: 0 },
     backups: { copied: [], objects: 0, bytes: 0, marked: [] },
-    pruned: { walFiles: 0, backups: [], folders: [] },
+    dumps: { copied: [], objects: 0, bytes: 0, marked: [] },
+    pruned: { walFiles: 0, backups: [], folders: [], dumps: [], dumpFolders: [] },
     problems: [],
     keptByPrune: [],
     elapsedMs: 0,
   };
+  await requireSameKey(source, target);
   const [sourceRecord, targetRecord] = await readRecords(source, target);
-  const [sourceCatalog, targetCatalog] = await Promise.all([ArchiveCatalog.load(source, { wal: false }), ArchiveCatalog.load(target, { wal: false })]);
+  const [sourceCatalog, targetCatalog] = await Promise.all([ArchiveCatalog.load(source, { wal: false, dumps: true }), ArchiveCatalog.load(target, { wal: false, dumps: true })]);
   const sourceSide = { storage: source, record: sourceRecord, origins: sourceCatalog.backupOrigins() };
   requireSameCluster(sourceSide, { storage: target, record: targetRecord, origins: targetCatalog.backupOrigins() });
   if (!dryRun) await copyArchiveRecord(sourceSide, { storage: target, record: targetRecord });
@@ -97,7 +105,12 @@ export async function copyArchive(settings: CopySettings): Promise<CopyReport> {
     const pruning = settings.prune && selection.kind !== 'backup' ? backups.walPruning(report) : undefined;
     await copyWal(settings, backups.walFilter(selection, copied, settings.withoutHistory), pruning, report, progress);
     for (const name of copied) await copyBackup(settings, backups, name, report, progress);
-    if (settings.prune && selection.kind === 'all') await pruneBackups(settings, backups, report);
+    const dumps = new DumpSetPair(sourceCatalog, targetCatalog);
+    if (selection.kind === 'all') for (const dump of dumps.source) await copyDump(settings, dumps, dump, report, progress);
+    if (settings.prune && selection.kind === 'all') {
+      await pruneBackups(settings, backups, report);
+      await pruneDumps(settings, dumps, report);
+    }
   } finally {
     report.elapsedMs = Date.now() - startedAt;
     progress.finish(dryRun ? undefined : summaryLine(report));
@@ -106,15 +119,21 @@ export async function copyArchive(settings: CopySettings): Promise<CopyReport> {
 }
 
 export function summaryLine(report: CopyReport): string {
-  const { wal, backups, pruned } = report;
-  const bytes = wal.bytes + backups.bytes;
+  const { wal, backups, dumps, pruned } = report;
+  const bytes = wal.bytes + backups.bytes + dumps.bytes;
   const plural = (count: number, what: string) => `${count} ${what}${count === 1 ? '' : 's'}`;
   const parts = [
     `${report.dryRun ? 'would copy' : 'copied'} ${plural(wal.files, 'WAL file')} (${formatBytes(wal.bytes)}) and ${plural(backups.copied.length, 'backup')} (${formatBytes(backups.bytes)})`,
   ];
-  if (backups.marked.length > 0) parts.push(`${report.dryRun ? 'would update' : 'updated'} the permanent mark of ${backups.marked.join(', ')}`);
+  if (dumps.copied.length > 0) parts.push(`${report.dryRun ? 'would copy' : 'copied'} ${plural(dumps.copied.length, 'dump set')} (${formatBytes(dumps.bytes)})`);
+  const marked = [...backups.marked, ...dumps.marked];
+  if (marked.length > 0) parts.push(`${report.dryRun ? 'would update' : 'updated'} the permanent mark of ${marked.join(', ')}`);
   const prunedBackups = pruned.backups.length + pruned.folders.length;
-  if (pruned.walFiles + prunedBackups > 0) parts.push(`${report.dryRun ? 'would prune' : 'pruned'} ${plural(pruned.walFiles, 'WAL file')} and ${plural(prunedBackups, 'backup')}`);
+  const prunedDumps = pruned.dumps.length + pruned.dumpFolders.length;
+  if (pruned.walFiles + prunedBackups + prunedDumps > 0) {
+    const what = [plural(pruned.walFiles, 'WAL file'), plural(prunedBackups, 'backup'), ...(prunedDumps > 0 ? [plural(prunedDumps, 'dump set')] : [])];
+    parts.push(`${report.dryRun ? 'would prune' : 'pruned'} ${what.slice(0, -1).join(', ')} and ${what.at(-1)}`);
+  }
   const timing = report.dryRun ? '' : ` in ${formatDuration(report.elapsedMs)}, ${formatRate(bytes, report.elapsedMs)}`;
   const problems = report.problems.length > 0 ? `; ${plural(report.problems.length, 'problem')}` : '';
   return `copy ${report.source} -> ${report.target}: ${parts.join(', ')}${timing}${problems}`;
@@ -126,8 +145,9 @@ class BackupSet {
   readonly targetDocuments: ReadonlyMap<string, unknown>;
   readonly source: ArchiveCatalog;
   readonly target: ArchiveCatalog;
-  /** Walship's complete backups at the source, oldest first by finish time. */
+  /** The complete backups at the source (walship's and WAL-G's), oldest first by finish time. */
   private readonly complete: readonly BackupSentinel[];
+  private readonly targetComplete: readonly BackupSentinel[];
   private readonly segmentSize: number;
   private readonly sourceLocation: string;
 
@@ -138,7 +158,16 @@ class BackupSet {
     this.sourceDocuments = source.sentinelDocuments();
     this.targetDocuments = target.sentinelDocuments();
     this.complete = source.backups();
+    this.targetComplete = target.backups();
     this.segmentSize = recordedSegmentSize ?? this.complete.findLast((backup) => backup.WalSegmentSize)?.WalSegmentSize ?? DEFAULT_SEGMENT_SIZE;
+  }
+
+  sourceBackup(name: string): BackupSentinel | undefined {
+    return this.complete.find((backup) => backup.BackupName === name);
+  }
+
+  targetBackup(name: string): BackupSentinel | undefined {
+    return this.targetComplete.find((backup) => backup.BackupName === name);
   }
 
   /** The backups to copy, by name. */
@@ -199,8 +228,7 @@ class BackupSet {
 
   /** The newest finish time of the source's backups, as epoch milliseconds. */
   newestSourceFinish(): number | undefined {
-    const times = [...this.sourceDocuments.values()].map(finishTimeOf).filter((time) => time !== undefined);
-    return times.length > 0 ? Math.max(...times) : undefined;
+    return this.complete.length > 0 ? Math.max(...this.complete.map((backup) => Date.parse(backup.FinishTime))) : undefined;
   }
 
   private segmentNumber(segment: string): bigint | undefined {
@@ -235,12 +263,6 @@ class WalPruning {
       `kept ${this.kept} WAL file${this.kept === 1 ? '' : 's'} the source lacks, from ${this.firstKept} on: retention never deletes the WAL a backup needs or the WAL from the newest backup's start on; was it lost at the source?`,
     );
   }
-}
-
-function finishTimeOf(document: unknown): number | undefined {
-  const finish = (document as { FinishTime?: unknown } | undefined)?.FinishTime;
-  const time = typeof finish === 'string' ? Date.parse(finish) : NaN;
-  return Number.isNaN(time) ? undefined : time;
 }
 
 /** A failure that concerns one object alone (it fails its check at the source): reported, and the copy goes on; undefined for one that stops the copy. */
@@ -280,7 +302,7 @@ async function copyWal(
           continue;
         }
         await run(async () => {
-          const outcome = await relayKey(source, target, object.key, { checks: (stored) => relayStages(codecForExtension(object.extension), stored), knownAbsent: true });
+          const outcome = await relayKey(source, target, object.key, { checks: (stored) => relayStages(source, codecForExtension(object.extension), stored), knownAbsent: true });
           count(outcome, object.key, report, (bytes) => {
             report.wal.files++;
             report.wal.bytes += bytes;
@@ -342,50 +364,102 @@ function count(outcome: RelayOutcome | undefined, key: string, report: CopyRepor
 
 /** One backup: in sync, its permanent mark to update, different (a problem), or to copy. */
 async function copyBackup(settings: CopySettings, backups: BackupSet, name: string, report: CopyReport, progress: Progress): Promise<void> {
-  const sourceDocument = backups.sourceDocuments.get(name);
-  if (sourceDocument === undefined) {
+  const backup = backups.sourceBackup(name);
+  if (!backup) {
     report.problems.push(`backup ${name}: its sentinel in ${settings.source.location} cannot be read; not copied`);
     return;
   }
   if (backups.targetDocuments.has(name)) {
-    const targetDocument = backups.targetDocuments.get(name);
-    if (isDeepStrictEqual(sourceDocument, targetDocument)) return;
-    if (targetDocument !== undefined && isDeepStrictEqual(withoutMark(sourceDocument), withoutMark(targetDocument))) {
-      report.backups.marked.push(name);
-      // backup-mark's order: metadata.json, then the sentinel.
-      if (!settings.dryRun) for (const key of [metadataKey(name), sentinelKey(name)]) await relayKey(settings.source, settings.target, key, { replace: true });
+    const held = backups.targetBackup(name);
+    if (!held || !isDeepStrictEqual(withoutMark(backup), withoutMark(held))) {
+      report.problems.push(`backup ${name}: ${settings.target.location} holds a backup of this name that differs from the source's; left as it is`);
       return;
     }
-    report.problems.push(`backup ${name}: ${settings.target.location} holds a backup of this name that differs from the source's; left as it is`);
+    if (held.IsPermanent === backup.IsPermanent) return;
+    report.backups.marked.push(name);
+    // backup-mark's order: metadata.json, then the sentinel (WAL-G's mark is in metadata.json alone).
+    if (!settings.dryRun) for (const key of [metadataKey(name), sentinelKey(name)]) await relayKey(settings.source, settings.target, key, { replace: true });
     return;
   }
-  await copyBackupObjects(settings, name, sourceDocument, report, progress);
+  // walship's sentinel records each part's SHA-256; WAL-G's parts are decoded on the side, as backup-fetch reads them.
+  const recorded = new Map(backup.Parts.map((part) => [partKey(name, part.Name), { SHA256: part.SHA256, CompressedSize: part.CompressedSize }]));
+  const copied = await copySet(settings, {
+    what: `backup ${name}`,
+    prefix: backupPrefix(name),
+    recorded,
+    unrecorded: (key, stored) => (key.startsWith(partsPrefix(name)) ? relayStages(settings.source, codecForExtension(partExtension(key)), stored, { verify: false, recorded: partEncryption(backup) }) : []),
+    beforeSentinel: [metadataKey(name)],
+    sentinel: sentinelKey(name),
+  }, report, progress);
+  if (!copied) return;
+  report.backups.copied.push(name);
+  report.backups.objects += copied.objects;
+  report.backups.bytes += copied.bytes;
 }
 
 function withoutMark(document: unknown): unknown {
   return { ...(document as object), IsPermanent: undefined };
 }
 
-/** Copies a backup the target lacks: every object of its folder, then metadata.json, then the sentinel. */
-async function copyBackupObjects(settings: CopySettings, name: string, document: unknown, report: CopyReport, progress: Progress): Promise<void> {
-  const { source, target, dryRun } = settings;
-  const [sourceObjects, targetObjects] = await Promise.all([listAll(source, backupPrefix(name)), listAll(target, backupPrefix(name))]);
-  const present = new Map(targetObjects.map((object) => [object.key, object.size]));
-  // Walship's sentinel records each part's SHA-256; another tool's backup is copied as it is listed.
-  let parts = new Map<string, { SHA256: string; CompressedSize: number }>();
-  try {
-    parts = new Map(validSentinel(document, sentinelKey(name)).Parts.map((part) => [partKey(name, part.Name), part]));
-  } catch (error) {
-    if (!(error instanceof WalshipError)) throw error;
-  }
-  const missingParts = [...parts.keys()].filter((key) => !sourceObjects.some((object) => object.key === key));
-  if (missingParts.length > 0) {
-    report.problems.push(`backup ${name}: ${missingParts[0]} is missing from ${source.location}, so the backup is damaged there; not copied`);
+/** One dump set: in sync, its permanent mark to update (dump-mark rewrites the sentinel), different (a problem), or to copy. */
+async function copyDump(settings: CopySettings, dumps: DumpSetPair, dump: DumpSentinel, report: CopyReport, progress: Progress): Promise<void> {
+  const name = dump.DumpName;
+  const held = dumps.target.get(name);
+  if (held) {
+    if (isDeepStrictEqual(dump, held)) return;
+    if (!isDeepStrictEqual(withoutMark(dump), withoutMark(held))) {
+      report.problems.push(`dump set ${name}: ${settings.target.location} holds a dump set of this name that differs from the source's; left as it is`);
+      return;
+    }
+    report.dumps.marked.push(name);
+    if (!settings.dryRun) await relayKey(settings.source, settings.target, dumpSentinelKey(name), { replace: true });
     return;
   }
+  const objects = [dump.Globals, ...dump.Databases];
+  const copied = await copySet(settings, {
+    what: `dump set ${name}`,
+    prefix: dumpPrefix(name),
+    recorded: new Map(objects.map((object) => [dumpObjectKey(name, object.Object), object])),
+    unrecorded: () => [],
+    beforeSentinel: [],
+    sentinel: dumpSentinelKey(name),
+  }, report, progress);
+  if (!copied) return;
+  report.dumps.copied.push(name);
+  report.dumps.objects += copied.objects;
+  report.dumps.bytes += copied.bytes;
+}
+
+/** A set of objects under one folder that its sentinel, written last, makes exist: a backup or a dump set. */
+interface CommittedSet {
+  what: string;
+  prefix: string;
+  /** The SHA-256 and size of the stored objects the sentinel records, by key: each must be at the source, and is checked. */
+  recorded: ReadonlyMap<string, { SHA256: string; CompressedSize: number }>;
+  /** How to check an object the sentinel records nothing of. */
+  unrecorded: (key: string, stored: StoredObject) => Stage[];
+  /** Documents that change in place, relayed after the folder and just before the sentinel: metadata.json, the sentinel's twin. */
+  beforeSentinel: string[];
+  sentinel: string;
+}
+
+/**
+ * Copies a set the target lacks: every object of its folder, then the
+ * documents before the sentinel, then the sentinel; undefined (and the
+ * problems reported) when it could not be copied whole, so it has no
+ * sentinel at the target and is not listed there.
+ */
+async function copySet(settings: CopySettings, set: CommittedSet, report: CopyReport, progress: Progress): Promise<{ objects: number; bytes: number } | undefined> {
+  const { source, target, dryRun } = settings;
+  const [sourceObjects, targetObjects] = await Promise.all([listAll(source, set.prefix), listAll(target, set.prefix)]);
+  const present = new Map(targetObjects.map((object) => [object.key, object.size]));
+  const missing = [...set.recorded.keys()].find((key) => !sourceObjects.some((object) => object.key === key));
+  if (missing !== undefined) {
+    report.problems.push(`${set.what}: ${missing} is missing from ${source.location}, so it is damaged there; not copied`);
+    return undefined;
+  }
   const failures = report.problems.length;
-  // metadata.json, the sentinel's twin, goes just before the sentinel.
-  const data = sourceObjects.filter((object) => object.key !== metadataKey(name));
+  const data = sourceObjects.filter((object) => !set.beforeSentinel.includes(object.key));
   let objects = 0;
   let bytes = 0;
   await forEachConcurrently(data, Math.min(settings.concurrency, BACKUP_PARTS_IN_FLIGHT), async (object) => {
@@ -400,11 +474,11 @@ async function copyBackupObjects(settings: CopySettings, name: string, document:
       bytes += object.size;
       return;
     }
-    const part = parts.get(object.key);
+    const recorded = set.recorded.get(object.key);
     try {
       const outcome = await relayKey(source, target, object.key, {
         knownAbsent: true,
-        checks: part ? () => [new VerifyStage({ algorithm: 'sha256', checksum: part.SHA256, size: part.CompressedSize }, object.key)] : undefined,
+        checks: (stored) => (recorded ? [new VerifyStage({ algorithm: 'sha256', checksum: recorded.SHA256, size: recorded.CompressedSize }, object.key)] : set.unrecorded(object.key, stored)),
       });
       if (outcome === undefined) throw new WalshipError(`${object.key} was deleted at the source while walship copied it (by retention?)`);
       count(outcome, object.key, report, (copied) => {
@@ -419,21 +493,19 @@ async function copyBackupObjects(settings: CopySettings, name: string, document:
     }
   });
   if (report.problems.length > failures) {
-    report.problems.push(`backup ${name} was not copied: no sentinel was written at ${target.location}, so it is not listed there`);
-    return;
+    report.problems.push(`${set.what} was not copied: no sentinel was written at ${target.location}, so it is not listed there`);
+    return undefined;
   }
   if (!dryRun) {
-    if (sourceObjects.some((object) => object.key === metadataKey(name))) await relayKey(source, target, metadataKey(name), { replace: true });
-    const outcome = await relayKey(source, target, sentinelKey(name), {});
-    if (outcome === undefined) throw new WalshipError(`backup ${name} was deleted at the source while walship copied it (by retention?); run copy again`);
+    for (const key of set.beforeSentinel) if (sourceObjects.some((object) => object.key === key)) await relayKey(source, target, key, { replace: true });
+    const outcome = await relayKey(source, target, set.sentinel, {});
+    if (outcome === undefined) throw new WalshipError(`${set.what} was deleted at the source while walship copied it (by retention?); run copy again`);
     if (outcome.kind === 'different') {
-      report.problems.push(`${sentinelKey(name)}: ${outcome.detail}; not overwritten`);
-      return;
+      report.problems.push(`${set.sentinel}: ${outcome.detail}; not overwritten`);
+      return undefined;
     }
   }
-  report.backups.copied.push(name);
-  report.backups.objects += objects;
-  report.backups.bytes += bytes;
+  return { objects, bytes };
 }
 
 async function listAll(storage: Storage, prefix: string): Promise<ObjectInfo[]> {
@@ -455,10 +527,11 @@ async function pruneBackups(settings: CopySettings, backups: BackupSet, report: 
     report.keptByPrune.push('no backup pruned: the source holds no complete backup, so nothing tells which of the copy\'s retention would delete');
     return;
   }
-  for (const [name, document] of backups.targetDocuments) {
+  for (const name of backups.targetDocuments.keys()) {
     if (backups.sourceDocuments.has(name)) continue;
-    const finish = finishTimeOf(document);
-    if ((document as { IsPermanent?: unknown } | undefined)?.IsPermanent === true) {
+    const held = backups.targetBackup(name);
+    const finish = held && Date.parse(held.FinishTime);
+    if (held?.IsPermanent) {
       report.keptByPrune.push(`kept backup ${name}: it is permanent at the target (retention never deletes a permanent backup)`);
       continue;
     }
@@ -476,6 +549,57 @@ async function pruneBackups(settings: CopySettings, backups: BackupSet, report: 
     if (atSource.has(folder.name) || report.pruned.backups.includes(folder.name)) continue;
     report.pruned.folders.push(folder.name);
     if (!dryRun) await deleteBackupObjects(target, folder.name);
+  }
+}
+
+/** The complete dump sets of each side. */
+class DumpSetPair {
+  /** Oldest first by finish time. */
+  readonly source: readonly DumpSentinel[];
+  readonly target: ReadonlyMap<string, DumpSentinel>;
+  readonly sourceCatalog: ArchiveCatalog;
+  readonly targetCatalog: ArchiveCatalog;
+
+  constructor(source: ArchiveCatalog, target: ArchiveCatalog) {
+    this.sourceCatalog = source;
+    this.targetCatalog = target;
+    this.source = source.dumpSets();
+    this.target = new Map(target.dumpSets().map((dump) => [dump.DumpName, dump]));
+  }
+}
+
+/**
+ * Prune's share of dump sets, by retention's rules for them: a dump set at
+ * the target the source no longer holds goes, sentinel first, unless it is
+ * permanent or not older than the source's newest set (which retention
+ * always keeps); then the folders without a sentinel the source holds nothing of.
+ */
+async function pruneDumps(settings: CopySettings, dumps: DumpSetPair, report: CopyReport): Promise<void> {
+  const { target, dryRun } = settings;
+  const held = new Set(dumps.source.map((dump) => dump.DumpName));
+  const newestFinish = dumps.source.at(-1)?.FinishTime;
+  for (const [name, dump] of dumps.target) {
+    if (held.has(name)) continue;
+    if (newestFinish === undefined) {
+      report.keptByPrune.push(`kept dump set ${name}: the source holds no complete dump set, so nothing tells which of the copy's retention would delete`);
+      continue;
+    }
+    if (dump.IsPermanent) {
+      report.keptByPrune.push(`kept dump set ${name}: it is permanent at the target (retention never deletes a permanent dump set)`);
+      continue;
+    }
+    if (dump.FinishTime >= newestFinish) {
+      report.keptByPrune.push(`kept dump set ${name}: it is not older than the source's newest dump set, which retention always keeps; was it lost at the source?`);
+      continue;
+    }
+    report.pruned.dumps.push(name);
+    if (!dryRun) await deleteDumpSet(target, name);
+  }
+  const atSource = new Set([...dumps.sourceCatalog.dumpSets().map((dump) => dump.DumpName), ...dumps.sourceCatalog.incompleteDumps().map((folder) => folder.name)]);
+  for (const folder of dumps.targetCatalog.incompleteDumps()) {
+    if (atSource.has(folder.name) || report.pruned.dumps.includes(folder.name)) continue;
+    report.pruned.dumpFolders.push(folder.name);
+    if (!dryRun) await deleteDumpObjects(target, folder.name);
   }
 }
 

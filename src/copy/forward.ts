@@ -176,7 +176,7 @@ async function forwardFile(source: Storage, target: Storage, name: string, metho
     return;
   }
   try {
-    const outcome = await relay(found.stored, target, { checks: (stored) => relayStages(found.codec, stored) });
+    const outcome = await relay(found.stored, target, { checks: (stored) => relayStages(source, found.codec, stored) });
     if (outcome.kind === 'different') log.error(`${found.stored.info.key}: ${outcome.detail}; not overwritten (walship copy reports it too)`);
   } catch (error) {
     if (!(error instanceof IntegrityError)) throw error;

@@ -9,6 +9,7 @@ import type { BackupOrigin } from '../archive/catalog.ts';
 import { type ArchiveRecord, readArchiveRecord } from '../archive/identity.ts';
 import { ARCHIVE_IDENTITY_KEY } from '../archive/layout.ts';
 import { NotFoundError, WalshipError } from '../errors.ts';
+import { keyIdOf } from '../stages/encrypt/encryption.ts';
 import type { Storage } from '../storage/storage.ts';
 import { relay } from './relay.ts';
 
@@ -40,6 +41,21 @@ export function requireSameCluster(source: ArchiveSide, target: ArchiveSide): vo
   if (from && to && from.systemIdentifier !== to.systemIdentifier) {
     throw new OtherClusterError(
       `${target.storage.location} holds the archive of the cluster with system identifier ${to.systemIdentifier} (${to.evidence}), but ${source.storage.location} that of cluster ${from.systemIdentifier} (${from.evidence}): give each cluster's copy a prefix of its own; nothing was copied`,
+    );
+  }
+}
+
+/**
+ * Refuses a target whose config file names another encryption key than the
+ * source's: objects travel as stored, so restores from the copy need the
+ * source's key. A target without a key is fine: copying needs none.
+ */
+export async function requireSameKey(source: Storage, target: Storage): Promise<void> {
+  if (!source.encryption || !target.encryption) return;
+  const [from, to] = await Promise.all([keyIdOf(source.encryption), keyIdOf(target.encryption)]);
+  if (from !== to) {
+    throw new WalshipError(
+      `${target.encryption.origin} is another key (key id ${to}) than the source's (${source.encryption.origin}, key id ${from}): a copy holds the objects as the source stored them, so configure the source's key for it; nothing was copied`,
     );
   }
 }

@@ -8,13 +8,14 @@
  * atomically, without the fsyncs.
  */
 import { renameSync, unlinkSync, writeFileSync } from 'node:fs';
-import { type FileHandle, link, lstat, mkdir, open, readdir, readFile, rename, writeFile } from 'node:fs/promises';
+import { type FileHandle, link, lstat, open, readdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { AlreadyExistsError, describeError } from '../errors.ts';
 import { log } from '../log/logger.ts';
 import { isRunning } from '../util/process.ts';
 import { ignoreMissing, isMissing, removeLeftover } from './missing.ts';
+import { makeDirectories } from './directories.ts';
 
 const TEMP_MARKER = '.walship-tmp-';
 
@@ -78,7 +79,7 @@ export async function fsyncDirectory(directory: string): Promise<void> {
 
 /** mkdir -p that fsyncs every directory level it creates, so new entries survive a crash. */
 export async function ensureDirectoryDurable(directory: string): Promise<void> {
-  const firstCreated = await mkdir(directory, { recursive: true, mode: 0o750 });
+  const firstCreated = await makeDirectories(directory, 0o750);
   if (firstCreated === undefined) return;
   for (let created = directory; ; created = dirname(created)) {
     await fsyncDirectory(dirname(created));

@@ -3,14 +3,13 @@
  * (so problems get a clear message before any data moves), then
  * `pg_basebackup -D - -Ft -X fetch` streaming one tar archive to stdout.
  */
-import { type ChildProcess, spawn } from 'node:child_process';
 import { realpathSync } from 'node:fs';
 import { resolve } from 'node:path';
 import type { Readable } from 'node:stream';
 import { ConfigError, WalshipError } from '../errors.ts';
 import { log } from '../log/logger.ts';
 import { isValidSegmentSize } from './lsn.ts';
-import { findNextTo, findOnPath, isExecutable, runCaptured } from './programs.ts';
+import { type ExitStatus, findNextTo, findOnPath, isExecutable, runCaptured, startProgram, summarizeStderr } from './programs.ts';
 
 export interface PostgresClient {
   pgBasebackup: string;
@@ -70,15 +69,10 @@ function hintFor(message: string): string {
   return hint ? `; ${hint}` : '';
 }
 
-/** The meaningful lines of a client program's stderr, on one line. */
-function summarize(stderr: string): string {
-  return stderr.split('\n').map((line) => line.replace(/^(psql|pg_basebackup): (error: )?/, '').trim()).filter(Boolean).slice(-3).join(' / ');
-}
-
 export async function inspectServer(client: PostgresClient): Promise<ServerFacts> {
   const result = await runCaptured(client.psql, ['-X', '-A', '-t', '-q', '-w', '-F', '\t', '-v', 'ON_ERROR_STOP=1', '-c', PREFLIGHT_QUERY], client.env);
   if (result.code !== 0) {
-    const message = summarize(result.stderr) || `psql exited with status ${result.code}`;
+    const message = summarizeStderr(result.stderr) || `psql exited with status ${result.code}`;
     throw new WalshipError(`cannot query the PostgreSQL server: ${message}${hintFor(message)}`);
   }
   const [version = '', systemIdentifier = '', archiveMode = '', tablespaces = '', dataDirectory = '', size = '', segmentSize = ''] = result.stdout.trim().split('\t');
@@ -141,13 +135,6 @@ function sameDirectory(a: string, b: string): boolean {
   return resolve(a) === resolve(b) || real(a) === real(b);
 }
 
-export interface ExitStatus {
-  code: number | null;
-  signal: NodeJS.Signals | null;
-  /** The end of its stderr. */
-  stderr: string;
-}
-
 export interface RunningBaseBackup {
   /** The tar archive. */
   output: Readable;
@@ -156,29 +143,14 @@ export interface RunningBaseBackup {
   stop(): void;
 }
 
-const STDERR_TAIL = 8192;
-
 export function startBaseBackup(client: PostgresClient, label: string): RunningBaseBackup {
   const args = ['-D', '-', '-F', 't', '-X', 'fetch', '-c', 'fast', '-w', '--manifest-checksums=CRC32C', '-l', label];
-  const child: ChildProcess = spawn(client.pgBasebackup, args, { env: client.env, stdio: ['ignore', 'pipe', 'pipe'] });
-  let stderr = '';
-  child.stderr!.on('data', (chunk: Buffer) => (stderr = (stderr + chunk.toString('utf8')).slice(-STDERR_TAIL)));
-  const exited = new Promise<ExitStatus>((resolve) => {
-    child.on('error', (error) => resolve({ code: null, signal: null, stderr: `cannot run ${client.pgBasebackup}: ${error.message}` }));
-    child.on('close', (code, signal) => resolve({ code, signal, stderr }));
-  });
-  return {
-    output: child.stdout!,
-    exited,
-    stop: () => {
-      if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
-    },
-  };
+  return startProgram(client.pgBasebackup, args, client.env);
 }
 
 /** One line saying why pg_basebackup failed, with a hint where one is known. */
 export function describeBaseBackupFailure(status: ExitStatus): string {
-  const detail = summarize(status.stderr);
+  const detail = summarizeStderr(status.stderr);
   const how = status.signal ? `was killed by ${status.signal}` : `failed (exit status ${status.code})`;
   return `pg_basebackup ${how}${detail ? `: ${detail}` : ''}${hintFor(detail)}`;
 }

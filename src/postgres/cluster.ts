@@ -15,7 +15,8 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { WalshipError } from '../errors.ts';
 import { freePort } from '../util/net.ts';
-import { runCaptured } from './programs.ts';
+import { LIBPQ_SETTINGS, type RunResult, runCaptured } from './programs.ts';
+import { shellQuote } from './recovery-settings.ts';
 
 export interface ClusterOptions {
   /** Where initdb, pg_ctl, psql and pgbench are. */
@@ -24,6 +25,10 @@ export interface ClusterOptions {
   osUser?: string;
   /** Server settings written to postgresql.conf. */
   settings?: Record<string, string | number>;
+  /** Server settings given on its command line at start, where they win over every configuration file. */
+  startSettings?: Record<string, string | number>;
+  /** The role PostgreSQL's programs connect as (default postgres). */
+  superuser?: string;
   /** Environment for the server, so archive_command and restore_command inherit it. */
   env?: Record<string, string>;
   walSegmentSizeMiB?: number;
@@ -72,14 +77,18 @@ export class PostgresCluster {
     this.dataDir = dataDir;
     this.port = port;
     this.options = options;
-    this.env = { ...process.env, ...options.env, PGHOST: root, PGPORT: String(port), PGUSER: SUPERUSER, PGDATABASE: 'postgres' };
+    // The caller's libpq settings (a service file, a host address) could lead the cluster's programs to another server.
+    const inherited = { ...process.env };
+    for (const name of LIBPQ_SETTINGS) delete inherited[name];
+    const superuser = options.superuser ?? SUPERUSER;
+    this.env = { ...inherited, ...options.env, PGHOST: root, PGPORT: String(port), PGUSER: superuser, PGDATABASE: 'postgres' };
   }
 
   /** initdb a new cluster in its own temp directory. */
   static async init(options: ClusterOptions): Promise<PostgresCluster> {
     const root = makeOwnedDirectory('walship-pg-', options.osUser);
     const dataDir = join(root, 'data');
-    const args = ['-D', dataDir, '-A', 'trust', '-U', SUPERUSER, '--no-sync', '-E', 'UTF8', '--locale=C'];
+    const args = ['-D', dataDir, '-A', 'trust', '-U', options.superuser ?? SUPERUSER, '--no-sync', '-E', 'UTF8', '--locale=C'];
     if (options.walSegmentSizeMiB) args.push(`--wal-segsize=${options.walSegmentSizeMiB}`);
     const cluster = new PostgresCluster(root, dataDir, await freePort(), options);
     await cluster.check('initdb', args);
@@ -110,9 +119,21 @@ export class PostgresCluster {
     return join(this.root, 'server.log');
   }
 
-  async start(): Promise<void> {
-    const result = await this.run('pg_ctl', ['-D', this.dataDir, '-l', this.logFile, '-w', '-t', '120', 'start']);
+  /** Starts the server and waits until it accepts connections, or with `wait: false` returns once it is launched. */
+  async start(options: { wait?: boolean } = {}): Promise<void> {
+    const waiting = options.wait === false ? ['-W'] : ['-w', '-t', '120'];
+    const result = await this.run('pg_ctl', ['-D', this.dataDir, '-l', this.logFile, ...waiting, ...this.startOptions(), 'start']);
     if (result.code !== 0) throw new WalshipError(`pg_ctl start failed (${result.code}): ${this.tailLog()}`);
+  }
+
+  /**
+   * pg_ctl's -o: the server's command-line settings (its port and socket
+   * always: a restored postgresql.auto.conf could name others), for the
+   * shell pg_ctl runs it with.
+   */
+  startOptions(): string[] {
+    const settings = { ...this.options.startSettings, port: this.port, unix_socket_directories: this.root };
+    return ['-o', shellQuote(Object.entries(settings).flatMap(([name, value]) => ['-c', `${name}=${value}`]))];
   }
 
   async stop(mode: 'fast' | 'immediate' = 'fast'): Promise<void> {
@@ -172,7 +193,8 @@ export class PostgresCluster {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
       const [lastArchived = '', failed = ''] = (await this.sql('SELECT last_archived_wal, last_failed_wal FROM pg_stat_archiver')).split('|');
-      if (lastArchived >= segment && lastArchived.length === 24) return;
+      // A .backup file (<segment>.<offset>.backup) is archived after its segment.
+      if (/^[0-9A-F]{24}/.test(lastArchived) && lastArchived.slice(0, 24) >= segment) return;
       if (Date.now() > deadline) {
         throw new WalshipError(`segment ${segment} was not archived in time (last archived ${lastArchived}, last failed ${failed}): ${this.tailLog()}`);
       }
@@ -196,7 +218,8 @@ export class PostgresCluster {
     giveToOsUser(path, this.options.osUser);
   }
 
-  private run(program: string, args: string[]) {
+  /** Runs one of PostgreSQL's programs against this server; its exit code is the caller's to judge. */
+  run(program: string, args: string[]): Promise<RunResult> {
     const { binDirectory, osUser, programTimeoutMs = DEFAULT_PROGRAM_TIMEOUT_MS } = this.options;
     return runCaptured(join(binDirectory, program), args, this.env, { osUser, timeoutMs: programTimeoutMs });
   }

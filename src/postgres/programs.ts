@@ -4,12 +4,13 @@
  * /usr/lib/postgresql/<major>/bin, RHEL under /usr/pgsql-<major>/bin, and
  * only some of them on PATH.
  */
-import { spawn } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { accessSync, constants } from 'node:fs';
 import { delimiter, dirname, isAbsolute, join } from 'node:path';
 import { constants as osConstants } from 'node:os';
+import type { Readable, Writable } from 'node:stream';
 import type { Config } from '../config/config.ts';
-import { WalshipError } from '../errors.ts';
+import { ConfigError, WalshipError } from '../errors.ts';
 
 /** The standard libpq environment variables, also accepted from the config file. */
 export const LIBPQ_SETTINGS = [
@@ -30,6 +31,11 @@ export function libpqEnvironment(config: Config): NodeJS.ProcessEnv {
   return env;
 }
 
+/** A connection string naming one database, for -d: a bare name with = in it, or a URI, would be read as connection settings. */
+export function databaseConninfo(database: string): string {
+  return `dbname='${database.replaceAll('\\', '\\\\').replaceAll("'", "\\'")}'`;
+}
+
 export function isExecutable(path: string): boolean {
   try {
     accessSync(path, constants.X_OK);
@@ -47,6 +53,26 @@ export function findOnPath(program: string, path = process.env.PATH ?? ''): stri
 export function findPostgresProgram(program: string, majorVersion?: number): string | undefined {
   const versioned = majorVersion === undefined ? [] : [`/usr/lib/postgresql/${majorVersion}/bin`, `/usr/pgsql-${majorVersion}/bin`];
   return versioned.map((directory) => join(directory, program)).find(isExecutable) ?? findOnPath(program);
+}
+
+/**
+ * The directory of PostgreSQL `majorVersion`'s programs that holds every one
+ * of `programs`: `given` (--pg-bin), else where pg_ctl of that version is
+ * found. A missing program or another version is a ConfigError.
+ */
+export async function serverProgramDirectory(given: string | undefined, majorVersion: number, programs: readonly string[]): Promise<string> {
+  const pgCtl = given ? join(given, 'pg_ctl') : findPostgresProgram('pg_ctl', majorVersion);
+  const advice = given ? 'pass the bin directory of PostgreSQL ' : 'install PostgreSQL ';
+  if (!pgCtl || !isExecutable(pgCtl)) throw new ConfigError(`${given ? `--pg-bin ${given} holds no pg_ctl` : `pg_ctl of PostgreSQL ${majorVersion} is not installed, nor on PATH`}: ${advice}${majorVersion}${given ? '' : ' or pass --pg-bin DIR'}`);
+  const directory = dirname(pgCtl);
+  const missing = programs.filter((program) => !isExecutable(join(directory, program)));
+  if (missing.length > 0) throw new ConfigError(`${directory} lacks ${missing.join(', ')}: install PostgreSQL ${majorVersion}'s server and client programs there, or pass --pg-bin DIR`);
+  const version = await runCaptured(pgCtl, ['--version'], process.env);
+  const found = /\(PostgreSQL\) (\d+)/.exec(version.stdout)?.[1];
+  if (Number(found) !== majorVersion) {
+    throw new ConfigError(`${pgCtl} is PostgreSQL ${found ?? '(unknown version)'}, but the backup is of PostgreSQL ${majorVersion}: ${advice}${majorVersion}`);
+  }
+  return directory;
 }
 
 /** A program installed next to `sibling` (psql next to pg_basebackup), else on PATH. */
@@ -116,4 +142,67 @@ export async function runCaptured(command: string, args: string[], env: NodeJS.P
       child.stdin.end(options.input);
     }
   });
+}
+
+export interface ExitStatus {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  /** The end of its stderr. */
+  stderr: string;
+}
+
+export interface RunningProgram {
+  /** Its standard output. */
+  output: Readable;
+  /** Its standard input, when asked for (else it reads nothing). */
+  input: Writable | undefined;
+  exited: Promise<ExitStatus>;
+  /** Stops the program (SIGTERM), unless it has exited. */
+  stop(): void;
+}
+
+const STDERR_TAIL = 8192;
+
+/**
+ * Starts a program whose output is streamed (pg_basebackup, pg_dump,
+ * pg_restore); the last `stderrBytes` of its stderr are kept for the exit status.
+ */
+export function startProgram(command: string, args: string[], env: NodeJS.ProcessEnv, options: { input?: boolean; stderrBytes?: number } = {}): RunningProgram {
+  const child: ChildProcess = spawn(command, args, { env, stdio: [options.input ? 'pipe' : 'ignore', 'pipe', 'pipe'] });
+  const kept = options.stderrBytes ?? STDERR_TAIL;
+  let stderr = '';
+  child.stderr!.on('data', (chunk: Buffer) => (stderr = (stderr + chunk.toString('utf8')).slice(-kept)));
+  // A program that exits without reading all its input closes the pipe: its exit status says why.
+  child.stdin?.on('error', () => undefined);
+  const exited = new Promise<ExitStatus>((resolve) => {
+    child.on('error', (error) => resolve({ code: null, signal: null, stderr: `cannot run ${command}: ${error.message}` }));
+    child.on('close', (code, signal) => resolve({ code, signal, stderr }));
+  });
+  return {
+    output: child.stdout!,
+    input: child.stdin ?? undefined,
+    exited,
+    stop: () => {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
+    },
+  };
+}
+
+/** The meaningful lines of a client program's stderr (at most `lines`), on one line, without the programs' "name: error:" prefixes. */
+export function summarizeStderr(stderr: string, lines = 3): string {
+  return stderr
+    .split('\n')
+    .map((line) => line.replace(/^(psql|pg_basebackup|pg_dump|pg_dumpall|pg_restore): (error: |detail: )?/, '').replace(/^psql:[^:]*:\d+: /, '').trim())
+    .filter(Boolean)
+    .slice(-lines)
+    .join(' / ');
+}
+
+/** What a failed program's stderr says went wrong: its last error line with the detail after it, else its last line. */
+export function failureLine(stderr: string): string {
+  const lines = stderr.split('\n').map((line) => line.trim()).filter(Boolean);
+  const at = lines.findLastIndex((line) => /^[\w-]+: error: |\bERROR: |\bFATAL: /.test(line));
+  if (at < 0) return summarizeStderr(stderr, 1);
+  const detail = lines.slice(at + 1).find((line) => /^[\w-]+: detail: /.test(line) && !/Command was:/.test(line));
+  return summarizeStderr([lines[at], detail].filter(Boolean).join('\n'), 2);
 }

@@ -26,14 +26,15 @@ const TIME_PATTERN =
   /^(\d{4})-(\d{2})-(\d{2})[ T](\d{2}):(\d{2})(?::(\d{2})(\.\d{1,6})?)?\s*(Z|UTC|[+-]\d{2}(?::?\d{2})?)$/i;
 
 /**
- * A target time with an explicit UTC offset, kept to the microsecond as given.
- * Without an offset the server would read it in its own time zone, so one is required.
+ * A time with an explicit UTC offset, kept to the microsecond as given, as
+ * PostgreSQL writes it; `what` (an option, a verb) names it in errors.
+ * Without an offset the server would read a target time in its own time zone, so one is required.
  */
-export function parseRecoveryTargetTime(text: string): { value: string; epochMs: number } {
+export function parseTimeWithOffset(text: string, what: string): { value: string; epochMs: number } {
   const match = TIME_PATTERN.exec(text.trim());
   if (!match) {
     throw new ConfigError(
-      `--recovery-target-time "${text}" is not a timestamp with a UTC offset: write it like 2024-05-01 10:00:00+00 or 2024-05-01T10:00:00.123456Z`,
+      `${what} "${text}" is not a timestamp with a UTC offset: write it like 2024-05-01 10:00:00+00 or 2024-05-01T10:00:00.123456Z`,
     );
   }
   const [, year, month, day, hour, minute, second = '00', fraction = '', zone] = match;
@@ -42,7 +43,7 @@ export function parseRecoveryTargetTime(text: string): { value: string; epochMs:
   const local = Date.UTC(Number(year), Number(month) - 1, Number(day), Number(hour), Number(minute), Number(second));
   const check = new Date(local);
   if (check.getUTCDate() !== Number(day) || check.getUTCMonth() !== Number(month) - 1 || Number(hour) > 23 || Number(minute) > 59 || Number(second) > 59) {
-    throw new ConfigError(`--recovery-target-time "${text}" is not a valid date and time`);
+    throw new ConfigError(`${what} "${text}" is not a valid date and time`);
   }
   return {
     value: `${year}-${month}-${day} ${hour}:${minute}:${second}${fraction}${offset}`,
@@ -68,7 +69,7 @@ export function chooseRecoveryTarget(options: RecoveryTargetOptions): RecoveryTa
     options.immediate && '--recovery-target-immediate',
   ].filter(Boolean);
   if (given.length > 1) throw new ConfigError(`choose one recovery target, not ${given.join(' and ')}`);
-  if (options.time !== undefined) return { kind: 'time', ...parseRecoveryTargetTime(options.time) };
+  if (options.time !== undefined) return { kind: 'time', ...parseTimeWithOffset(options.time, '--recovery-target-time') };
   if (options.lsn !== undefined) {
     try {
       return { kind: 'lsn', value: parseLsn(options.lsn) };

@@ -1,46 +1,76 @@
 /**
  * The directions of every transfer, each one stream through a list of stages:
- *   upload:   file or stream -> stored form (compress) -> storage.put
- *   download: storage.get -> content (decompress, verify) -> atomic file
+ *   upload:   file or stream -> stored form (compress, encrypt) -> storage.put
+ *   download: storage.get -> content (decrypt, decompress, verify) -> atomic file
  *   relay:    storage.get -> as stored, its content checked on the side -> storage.put (a copy)
  * The stored form is the same for every kind of object (WAL, backup parts),
- * so a stage added to it (encryption) applies to all of them.
+ * and the key travels with the storage it encrypts for, so every object
+ * stored through here is encrypted when the archive has a key.
  */
 import { writeSync } from 'node:fs';
 import { PassThrough, Transform, type TransformCallback } from 'node:stream';
-import { fillFileAtomically } from '../fs/durable.ts';
-import type { PutOptions, Storage, StoredObject } from '../storage/storage.ts';
-import { VerifyStage } from './checksum.ts';
-import type { Codec, CompressOptions } from './compress/codec.ts';
-import { expectedContent } from './object-metadata.ts';
+import { type AtomicWriteOptions, fillFileAtomically } from '../fs/durable.ts';
+import type { ObjectMetadata, PutOptions, Storage, StoredObject } from '../storage/storage.ts';
+import { type ContentDigest, VerifyStage } from './checksum.ts';
+import type { Codec, CompressOptions, WritableCodec } from './compress/codec.ts';
+import { decryptStage, encryptStage, hintingEncryption, keyIdOf } from './encrypt/encryption.ts';
+import { ENCRYPTION_METHOD, encryptionMetadata, expectedContent, integrityMetadata, type RecordedEncryption, recordedEncryption } from './object-metadata.ts';
 import { Pipeline, type Source, type Stage, type TransformStage } from './pipeline.ts';
 
-/** Content to its stored form. */
-export function storedFormStages(codec: Codec, level: number, options: CompressOptions = {}): (Stage | undefined)[] {
-  return [codec.compress(level, options)];
+/** Content to its stored form in `storage`: compressed, then encrypted when the archive has a key. */
+export function storedFormStages(storage: Storage, codec: WritableCodec, level: number, options: CompressOptions = {}): (Stage | undefined)[] {
+  return [codec.compress(level, options), storage.encryption && encryptStage(storage.encryption)];
+}
+
+/** The metadata an object stored in that form carries: its encryption, and the content's digest where one is given. */
+export async function storedFormMetadata(storage: Storage, digest?: ContentDigest): Promise<ObjectMetadata> {
+  const key = storage.encryption;
+  return {
+    ...(digest && integrityMetadata(digest, key !== undefined)),
+    ...(key && encryptionMetadata(await keyIdOf(key))),
+  };
+}
+
+/** How what is stored in that form is encrypted, for a record that describes many objects (a backup's sentinel). */
+export async function storedFormEncryption(storage: Storage): Promise<RecordedEncryption> {
+  return storage.encryption ? { method: ENCRYPTION_METHOD, keyId: await keyIdOf(storage.encryption) } : { method: 'none' };
+}
+
+export interface ContentOptions {
+  /** false where something else checks the content (a backup's sentinel) or the reader stops early (a page header). */
+  verify?: boolean;
+  /** How the object is encrypted, where its own metadata does not say (a backup part: its sentinel). */
+  recorded?: RecordedEncryption;
 }
 
 /**
  * A stored object back to its content, checked at the end against the
- * integrity metadata stored with it; `verify: false` where something else
- * checks it (a backup's sentinel) or the reader stops early (a page header).
+ * integrity metadata stored with it.
  */
-export function contentStages(codec: Codec, stored: StoredObject, { verify = true } = {}): (Stage | undefined)[] {
+export function contentStages(storage: Storage, codec: Codec, stored: StoredObject, options: ContentOptions = {}): (Stage | undefined)[] {
   const what = stored.info.key;
-  return [codec.decompress(what), verify ? new VerifyStage(expectedContent(stored.metadata), what) : undefined];
+  const recorded = options.recorded ?? recordedEncryption(stored.metadata);
+  const decompress = codec.decompress(what);
+  return [
+    decryptStage(recorded, storage.encryption, what),
+    recorded.method === undefined && !storage.encryption ? hintingEncryption(decompress) : decompress,
+    (options.verify ?? true) ? new VerifyStage(expectedContent(stored.metadata), what) : undefined,
+  ];
 }
 
 /**
  * A stored object relayed as it is stored, its content decoded on the side
- * and checked against the integrity metadata stored with it, so a copy that
- * would not read back fails before it is committed. Without a codec (an
- * extension walship cannot read) or anything to check, it passes unchecked.
+ * (decrypted with `storage`'s key, decompressed) and checked against the
+ * integrity metadata stored with it, so a copy that would not read back fails
+ * before it is committed. An object walship cannot decode (an unknown
+ * extension, encrypted while `storage` has no key: a copy needs none) passes
+ * as it is.
  */
-export function relayStages(codec: Codec | undefined, stored: StoredObject): (Stage | undefined)[] {
-  const expected = expectedContent(stored.metadata);
-  const decompress = codec?.decompress(stored.info.key);
-  if (!codec || (!decompress && expected.checksum === undefined && expected.size === undefined)) return [];
-  return [new ContentCheckStage([decompress, new VerifyStage(expected, stored.info.key)])];
+export function relayStages(storage: Storage, codec: Codec | undefined, stored: StoredObject, options: ContentOptions = {}): Stage[] {
+  const recorded = options.recorded ?? recordedEncryption(stored.metadata);
+  const undecryptable = recorded.method !== undefined && recorded.method !== 'none' && (recorded.method !== ENCRYPTION_METHOD || !storage.encryption);
+  if (!codec || undecryptable) return [];
+  return [new ContentCheckStage(contentStages(storage, codec, stored, { ...options, recorded }))];
 }
 
 /** Passes the bytes through unchanged while `decoding` (decompression, then verification) runs over a copy of them. */
@@ -101,12 +131,12 @@ export async function upload(storage: Storage, key: string, source: Source, stag
   return transfer;
 }
 
-/** Streams a stored object through `stages` into `destination`, atomically and durably. */
-export async function downloadToFile(stored: StoredObject, stages: readonly (Stage | undefined)[], destination: string): Promise<void> {
+/** Streams a stored object through `stages` into `destination`, atomically and durably (mode 0600 unless `options` say otherwise). */
+export async function downloadToFile(stored: StoredObject, stages: readonly (Stage | undefined)[], destination: string, options: AtomicWriteOptions = {}): Promise<void> {
   await fillFileAtomically(
     destination,
     (handle) => new Pipeline(stored.body, stages).drain((piece) => writeAllSync(handle.fd, piece)),
-    { mode: 0o600 },
+    { mode: 0o600, ...options },
   );
 }
 

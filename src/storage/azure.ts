@@ -18,17 +18,21 @@ import {
 } from '@azure/storage-blob';
 import type { Config } from '../config/config.ts';
 import { ConfigError } from '../errors.ts';
+import { forEachConcurrently } from '../util/concurrency.ts';
 import { readBucketUrl } from './bucket-url.ts';
 import { uploadInParts } from './parts.ts';
 import { type Access, RequestRunner, type ServiceErrors } from './requests.ts';
 import { isTransientNetworkError, isTransientStatus, readRetrySettings, RetryPolicy } from './retry.ts';
-import { assertSafeKey, type ObjectInfo, type ObjectMetadata, type PutOptions, type Storage, type StorageCapabilities, type StoredObject } from './storage.ts';
+import { assertSafeKey, inBatches, type ObjectInfo, type ObjectMetadata, type PutOptions, type Storage, type StorageCapabilities, type StoredObject } from './storage.ts';
 
 /** A blob holds at most 50,000 blocks: 8 MiB blocks cover blobs up to 390 GiB. */
 const BLOCK_SIZE = 8 << 20;
 const BLOCK_CONCURRENCY = 4;
 /** The same page size as S3 and GCS, so the contract suite pages through every backend alike. */
 const LIST_PAGE_SIZE = 1000;
+/** A blob batch holds at most 256 subrequests. */
+const DELETE_BATCH_KEYS = 256;
+const DELETE_REQUESTS_AT_ONCE = 4;
 
 /** Builds the container client from the settings, validating them before any request. */
 function readContainerClient(config: Config, container: string, pipeline: StoragePipelineOptions): { client: ContainerClient; account: string } {
@@ -153,7 +157,7 @@ function bodyOf(response: { readableStreamBody?: NodeJS.ReadableStream }): Reada
 
 export class AzureStorage implements Storage {
   readonly location: string;
-  readonly capabilities: StorageCapabilities = { localFileSystem: false, conditionalCreate: 'enforced', listingIncludesMetadata: false };
+  readonly capabilities: StorageCapabilities = { localFileSystem: false, conditionalCreate: 'enforced', listingIncludesMetadata: false, batchDelete: 'batched' };
   private readonly container: ContainerClient;
   private readonly prefix: string;
   private readonly requests: RequestRunner;
@@ -241,5 +245,30 @@ export class AzureStorage implements Storage {
 
   async delete(key: string): Promise<void> {
     await this.requests.run('delete', key, (abortSignal) => this.blob(key).deleteIfExists({ abortSignal }));
+  }
+
+  async deleteMany(keys: readonly string[]): Promise<void> {
+    await forEachConcurrently(inBatches(keys, DELETE_BATCH_KEYS), DELETE_REQUESTS_AT_ONCE, (batch) => this.deleteBatch(batch));
+  }
+
+  /**
+   * One blob batch of deletes. Each subrequest has its own status: a missing
+   * blob is no error, transient failures are sent again within the retry
+   * budget, any other fails the batch naming the blob.
+   */
+  private async deleteBatch(keys: readonly string[]): Promise<void> {
+    let remaining = [...keys];
+    const label = keys.length === 1 ? keys[0]! : `${keys[0]} and ${keys.length - 1} more keys`;
+    await this.requests.run('delete', label, async (abortSignal) => {
+      const answer = await this.container.getBlobBatchClient().deleteBlobs(remaining.map((key) => this.blob(key)), { abortSignal });
+      const failed = answer.subResponses
+        .map((response, index) => ({ response, key: remaining[index]! }))
+        .filter(({ response }) => response.status >= 300 && response.errorCode !== 'BlobNotFound');
+      if (failed.length === 0) return;
+      remaining = failed.map(({ key }) => key);
+      const { response, key } = failed[0]!;
+      const more = failed.length > 1 ? ` (and ${failed.length - 1} more keys)` : '';
+      throw new RestError(`${key}: ${response.statusMessage}${more}`, { code: response.errorCode, statusCode: response.status });
+    });
   }
 }

@@ -15,6 +15,7 @@ import { pipeline } from 'node:stream/promises';
 import { ApiError, type Bucket, type File, type FileMetadata, Storage as GcsClient } from '@google-cloud/storage';
 import type { Config } from '../config/config.ts';
 import { ConfigError } from '../errors.ts';
+import { forEachConcurrently } from '../util/concurrency.ts';
 import { readBucketUrl } from './bucket-url.ts';
 import { readParts } from './parts.ts';
 import { type Access, RequestRunner, type ServiceErrors } from './requests.ts';
@@ -27,6 +28,8 @@ import { assertSafeKey, type ObjectInfo, type ObjectMetadata, type PutOptions, t
  */
 const SINGLE_REQUEST_LIMIT = 32 << 20;
 const LIST_PAGE_SIZE = 1000;
+/** The library has no batch request: deletes go one request per object, this many at once. */
+const DELETE_REQUESTS_AT_ONCE = 16;
 
 function statusOf(error: unknown): number | undefined {
   const code = (error as ApiError | undefined)?.code;
@@ -108,7 +111,7 @@ function metadataOf(file: FileMetadata): ObjectMetadata {
 
 export class GcsStorage implements Storage {
   readonly location: string;
-  readonly capabilities: StorageCapabilities = { localFileSystem: false, conditionalCreate: 'enforced', listingIncludesMetadata: true };
+  readonly capabilities: StorageCapabilities = { localFileSystem: false, conditionalCreate: 'enforced', listingIncludesMetadata: true, batchDelete: 'parallel' };
   private readonly bucket: Bucket;
   private readonly prefix: string;
   private readonly requests: RequestRunner;
@@ -218,5 +221,9 @@ export class GcsStorage implements Storage {
 
   async delete(key: string): Promise<void> {
     await this.requests.run('delete', key, (signal) => stoppedBy(signal, () => this.file(key).delete({ ignoreNotFound: true })));
+  }
+
+  async deleteMany(keys: readonly string[]): Promise<void> {
+    await forEachConcurrently(keys, DELETE_REQUESTS_AT_ONCE, (key) => this.delete(key));
   }
 }

@@ -6,7 +6,15 @@
 import type { StorageSpec } from './spec.ts';
 import type { Storage } from './storage.ts';
 
+/** The storage `spec` names, carrying the archive's encryption key when it has one. */
 export async function openStorage(spec: StorageSpec): Promise<Storage> {
+  const storage = await openBackend(spec);
+  // Not enumerable: the key is never serialised or printed with the storage.
+  if (spec.encryption) Object.defineProperty(storage, 'encryption', { value: spec.encryption, enumerable: false });
+  return storage;
+}
+
+async function openBackend(spec: StorageSpec): Promise<Storage> {
   const { settings } = spec;
   switch (spec.backend) {
     case 'file': {

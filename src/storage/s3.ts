@@ -15,6 +15,7 @@ import {
   CompleteMultipartUploadCommand,
   CreateMultipartUploadCommand,
   DeleteObjectCommand,
+  DeleteObjectsCommand,
   GetObjectCommand,
   HeadObjectCommand,
   ListObjectsV2Command,
@@ -29,15 +30,19 @@ import { NodeHttpHandler } from '@smithy/node-http-handler';
 import type { Config } from '../config/config.ts';
 import { ConfigError } from '../errors.ts';
 import { log } from '../log/logger.ts';
+import { forEachConcurrently } from '../util/concurrency.ts';
 import { readBucketUrl } from './bucket-url.ts';
 import { uploadInParts } from './parts.ts';
 import { type Access, RequestRunner, type ServiceErrors } from './requests.ts';
 import { isTransientNetworkError, isTransientStatus, readRetrySettings, RetryPolicy } from './retry.ts';
-import { assertSafeKey, type ObjectInfo, type ObjectMetadata, type PutOptions, type Storage, type StorageCapabilities, type StoredObject } from './storage.ts';
+import { assertSafeKey, inBatches, type ObjectInfo, type ObjectMetadata, type PutOptions, type Storage, type StorageCapabilities, type StoredObject } from './storage.ts';
 
 /** S3 allows 10,000 parts: 8 MiB parts cover objects up to 78 GiB. */
 const PART_SIZE = 8 << 20;
 const PART_CONCURRENCY = 4;
+/** DeleteObjects takes at most 1000 keys. */
+const DELETE_BATCH_KEYS = 1000;
+const DELETE_REQUESTS_AT_ONCE = 4;
 
 const STORAGE_CLASSES = ['STANDARD', 'REDUCED_REDUNDANCY', 'STANDARD_IA', 'ONEZONE_IA', 'INTELLIGENT_TIERING', 'GLACIER', 'DEEP_ARCHIVE', 'GLACIER_IR', 'OUTPOSTS', 'SNOW', 'EXPRESS_ONEZONE'];
 const SSE_MODES = ['AES256', 'aws:kms', 'aws:kms:dsse'];
@@ -149,7 +154,7 @@ export const s3Errors: ServiceErrors = {
 
 export class S3Storage implements Storage {
   readonly location: string;
-  readonly capabilities: StorageCapabilities = { localFileSystem: false, conditionalCreate: 'best-effort', listingIncludesMetadata: false };
+  readonly capabilities: StorageCapabilities = { localFileSystem: false, conditionalCreate: 'best-effort', listingIncludesMetadata: false, batchDelete: 'batched' };
   private readonly client: S3Client;
   private readonly settings: S3Settings;
   private readonly requests: RequestRunner;
@@ -287,5 +292,36 @@ export class S3Storage implements Storage {
     await this.requests.run('delete', key, (abortSignal) =>
       this.client.send(new DeleteObjectCommand({ Bucket: this.settings.bucket, Key: this.objectKey(key) }), { abortSignal }),
     );
+  }
+
+  async deleteMany(keys: readonly string[]): Promise<void> {
+    await forEachConcurrently(inBatches(keys, DELETE_BATCH_KEYS), DELETE_REQUESTS_AT_ONCE, (batch) => this.deleteBatch(batch));
+  }
+
+  /**
+   * One DeleteObjects request. Its answer lists the keys it could not delete,
+   * each with an error code: transient ones are sent again within the retry
+   * budget, any other fails the batch naming the key.
+   */
+  private async deleteBatch(keys: readonly string[]): Promise<void> {
+    let remaining = keys.map((key) => this.objectKey(key));
+    const label = keys.length === 1 ? keys[0]! : `${keys[0]} and ${keys.length - 1} more keys`;
+    await this.requests.run('delete', label, async (abortSignal) => {
+      const answer = await this.client.send(
+        new DeleteObjectsCommand({ Bucket: this.settings.bucket, Delete: { Objects: remaining.map((Key) => ({ Key })), Quiet: true } }),
+        { abortSignal },
+      );
+      const failed = (answer.Errors ?? []).filter((error) => error.Code !== 'NoSuchKey');
+      if (failed.length === 0) return;
+      remaining = failed.map((error) => error.Key!);
+      const [first] = failed;
+      throw new S3ServiceException({
+        name: first!.Code ?? 'InternalError',
+        message: `${first!.Key!.slice(this.settings.prefix.length)}: ${first!.Message ?? first!.Code}${failed.length > 1 ? ` (and ${failed.length - 1} more keys)` : ''}`,
+        $fault: 'server',
+        // The answer gives each key a code, not a status; a refusal is what a 403 would be.
+        $metadata: { httpStatusCode: first!.Code === 'AccessDenied' ? 403 : undefined },
+      });
+    });
   }
 }

@@ -4,6 +4,7 @@
  * and a copy's from its own configuration file tomorrow.
  */
 import type { Config } from '../config/config.ts';
+import { type EncryptionKey, readEncryptionKey } from '../config/encryption.ts';
 import { ConfigError } from '../errors.ts';
 
 const BACKEND_OF_SETTING = {
@@ -32,6 +33,8 @@ export interface StorageSpec {
   identity: string;
   /** Where the backend reads its settings: the prefix, endpoint, credentials, retries. */
   settings: Config;
+  /** The archive's client-side encryption key (WALG_LIBSODIUM_KEY...), read and checked with the rest. */
+  encryption: EncryptionKey | undefined;
 }
 
 /** The one storage `config` names; a ConfigError when it names none, or more than one. */
@@ -49,5 +52,6 @@ export function storageSpecFrom(config: Config): StorageSpec {
     prefixSetting,
     identity: [prefixSetting, ...STORE_SETTINGS].map((name) => `${name}=${config.get(name) ?? ''}`).join(' '),
     settings: config,
+    encryption: readEncryptionKey(config),
   };
 }

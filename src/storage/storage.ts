@@ -3,6 +3,7 @@
  * '/'-separated paths under the configured prefix (wal_005/..., basebackups_005/...).
  */
 import type { Readable } from 'node:stream';
+import type { EncryptionKey } from '../config/encryption.ts';
 import { WalshipError } from '../errors.ts';
 
 /** Small string-to-string metadata stored with an object (checksums, sizes). */
@@ -44,6 +45,12 @@ export interface StorageCapabilities {
   conditionalCreate: 'enforced' | 'best-effort';
   /** list() yields each object's metadata, so checking stored objects needs no request per object. */
   listingIncludesMetadata: boolean;
+  /**
+   * How deleteMany() removes many keys: 'batched' with requests of many keys
+   * each (S3 DeleteObjects, Azure's blob batch), 'parallel' with one request
+   * (or unlink) per key, several at once.
+   */
+  batchDelete: 'batched' | 'parallel';
 }
 
 export interface Storage {
@@ -60,6 +67,25 @@ export interface Storage {
   list(prefix: string): AsyncIterable<ObjectInfo>;
   /** Removes `key`; removing a missing key is not an error. */
   delete(key: string): Promise<void>;
+  /**
+   * Removes every key in `keys`, missing ones being no error, with the
+   * retry rules of single requests. After the first failure it starts no new
+   * request, and rejects once those in flight have settled.
+   */
+  deleteMany(keys: readonly string[]): Promise<void>;
+  /**
+   * The archive's client-side encryption key, configured with the storage:
+   * the stages encrypt what they store here with it and decrypt what they
+   * read (stages/transfer.ts). The backend itself never uses it.
+   */
+  readonly encryption?: EncryptionKey;
+}
+
+/** `keys` cut into batches of at most `size`, in order. */
+export function inBatches(keys: readonly string[], size: number): string[][] {
+  const batches: string[][] = [];
+  for (let start = 0; start < keys.length; start += size) batches.push(keys.slice(start, start + size));
+  return batches;
 }
 
 /** Rejects keys that could escape the prefix. */

@@ -12,9 +12,9 @@
  */
 import { createReadStream } from 'node:fs';
 import { availableParallelism } from 'node:os';
-import { mkdir, readdir, rename } from 'node:fs/promises';
+import { readdir, rename } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import type { CompressionSettings } from '../config/settings.ts';
+import type { ReadMethod } from '../config/settings.ts';
 import { describeError, NotFoundError } from '../errors.ts';
 import { fsyncDirectory, readStateFile, replaceFileQuickly, writeFileAtomically } from '../fs/durable.ts';
 import { isMissing, removeLeftover } from '../fs/missing.ts';
@@ -26,6 +26,7 @@ import type { StorageSpec } from '../storage/spec.ts';
 import { PidFile, runBackgroundLoop, spawnDetachedWalship } from './background.ts';
 import { fetchWalFile } from './fetch.ts';
 import { PREFETCHER_PID_FILE } from './spool.ts';
+import { makeDirectories } from '../fs/directories.ts';
 
 const REQUESTED_FILE = '.requested';
 /** A prefetcher with nothing new to do for this long exits. */
@@ -110,7 +111,7 @@ function prefetchConcurrency(window: number, localFileSystem: boolean): number {
 
 export interface PrefetcherSettings {
   storage: StorageSpec;
-  compression: CompressionSettings;
+  preferredMethod: ReadMethod;
   /** Segments kept downloaded ahead of recovery (WALG_DOWNLOAD_CONCURRENCY). */
   window: number;
   /** The prefetch area in the spool. */
@@ -129,7 +130,7 @@ export async function runPrefetcher(settings: PrefetcherSettings): Promise<void>
   if (!isValidSegmentSize(segmentSize)) return;
   const storage = await openStorage(settings.storage);
   const area = new PrefetchArea(settings.directory);
-  await mkdir(area.running, { recursive: true, mode: 0o700 });
+  await makeDirectories(area.running, 0o700);
   let requested = settings.after;
   await runBackgroundLoop({
     lock: area.lock,
@@ -158,7 +159,7 @@ export async function runPrefetcher(settings: PrefetcherSettings): Promise<void>
     },
     work: async (name) => {
       const running = join(area.running, name);
-      await fetchWalFile({ storage, compression: settings.compression }, name, running);
+      await fetchWalFile({ storage, preferredMethod: settings.preferredMethod }, name, running);
       await rename(running, join(area.directory, name));
       return 'done';
     },

@@ -14,9 +14,9 @@ import { readWalLongPageHeader } from '../postgres/wal-header.ts';
 import { requireWalFileName } from '../postgres/wal-name.ts';
 import { type ContentDigest, digestFile } from '../stages/checksum.ts';
 import { type Codec, codecFor, codecsPreferring } from '../stages/compress/codec.ts';
-import { expectedContent, integrityMetadata } from '../stages/object-metadata.ts';
+import { expectedContent } from '../stages/object-metadata.ts';
 import { Pipeline } from '../stages/pipeline.ts';
-import { contentStages, storedFormStages, upload } from '../stages/transfer.ts';
+import { contentStages, storedFormMetadata, storedFormStages, upload } from '../stages/transfer.ts';
 import type { ObjectMetadata, Storage } from '../storage/storage.ts';
 
 export interface WalPushSettings {
@@ -53,9 +53,10 @@ export async function pushWalFile(settings: WalPushSettings, path: string): Prom
   }
   const codec = codecFor(compression.method);
   const key = walKey(name, codec);
-  const stages = () => storedFormStages(codec, compression.level, { inThreadPool: settings.compressInThreadPool });
+  const stages = () => storedFormStages(storage, codec, compression.level, { inThreadPool: settings.compressInThreadPool });
   // The content's digest goes with the object, so it is known before the upload starts.
-  const store = (createOnly: boolean) => upload(storage, key, { file: path }, stages(), { metadata: integrityMetadata(digest), createOnly });
+  const metadata = await storedFormMetadata(storage, digest);
+  const store = (createOnly: boolean) => upload(storage, key, { file: path }, stages(), { metadata, createOnly });
 
   let copies = await findStoredCopies(storage, name);
   if (copies.length === 0) {
@@ -114,7 +115,7 @@ async function storedContentMatchesFile(storage: Storage, copy: StoredCopy, path
   try {
     const stored = await storage.get(copy.key);
     // Leaving the loop early stops the download.
-    for await (const chunk of new Pipeline(stored.body, contentStages(copy.codec, stored)).pieces()) {
+    for await (const chunk of new Pipeline(stored.body, contentStages(storage, copy.codec, stored)).pieces()) {
       if (local.length < chunk.length) local = Buffer.allocUnsafe(chunk.length);
       const { bytesRead } = await handle.read(local, 0, chunk.length, offset);
       if (bytesRead !== chunk.length || !local.subarray(0, bytesRead).equals(chunk)) return false;

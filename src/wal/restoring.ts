@@ -9,7 +9,7 @@
 import { readFile, stat } from 'node:fs/promises';
 import { basename } from 'node:path';
 import { storageConfigFile } from '../config/copies.ts';
-import type { CompressionSettings } from '../config/settings.ts';
+import type { ReadMethod } from '../config/settings.ts';
 import { describeError, NotFoundError } from '../errors.ts';
 import { log } from '../log/logger.ts';
 import { requireWalFileName } from '../postgres/wal-name.ts';
@@ -21,7 +21,7 @@ import { PREFETCH_AREA, spoolOf, spoolSubdirectory } from './spool.ts';
 
 export interface RestoringSettings {
   storage: StorageSpec;
-  compression: CompressionSettings;
+  preferredMethod: ReadMethod;
   /** Download the following segments in the background (WALSHIP_PREFETCH). */
   prefetch: boolean;
   /** WALSHIP_SPOOL_DIR, when set. */
@@ -48,7 +48,7 @@ export async function restoreWalFile(settings: RestoringSettings, name: string, 
     return 'restored';
   }
   try {
-    await fetchWalFile({ storage: await openStorage(settings.storage), compression: settings.compression }, name, destination);
+    await fetchWalFile({ storage: await openStorage(settings.storage), preferredMethod: settings.preferredMethod }, name, destination);
   } catch (error) {
     if (await fetchFromCopies(settings, name, destination, error)) return 'restored';
     if (!(error instanceof NotFoundError)) throw error;
@@ -102,7 +102,7 @@ async function fetchFromCopies(settings: RestoringSettings, name: string, destin
         log.info(`not asking copy ${path} for ${name}: it holds ${record ? `cluster ${record.systemIdentifier}'s archive` : 'no walship/archive.json'}, and this is cluster ${cluster}`);
         continue;
       }
-      await fetchWalFile({ storage, compression: settings.compression }, name, destination);
+      await fetchWalFile({ storage, preferredMethod: settings.preferredMethod }, name, destination);
       const why = primaryFailure instanceof NotFoundError ? 'the main storage does not hold it' : `the main storage failed: ${describeError(primaryFailure)}`;
       log.warning(`restored ${name} from copy ${path} (${storage.location}): ${why}`);
       return true;

@@ -8,13 +8,14 @@
  * directory instead. WALSHIP_SPOOL_DIR moves it.
  */
 import { constants, existsSync, readdirSync } from 'node:fs';
-import { access, mkdir } from 'node:fs/promises';
+import { access } from 'node:fs/promises';
 import { userInfo } from 'node:os';
 import { basename, dirname, isAbsolute, join, resolve } from 'node:path';
 import { crc32 } from 'node:zlib';
 import type { Config } from '../config/config.ts';
 import { WalshipError } from '../errors.ts';
 import { log } from '../log/logger.ts';
+import { makeDirectories } from '../fs/directories.ts';
 
 /** A cluster's spool, before it is created: WALSHIP_SPOOL_DIR, or the places the rule tries. */
 export interface SpoolDirectory {
@@ -110,7 +111,7 @@ export async function createSpoolDirectory(spool: SpoolDirectory, subdirectory =
     if (!path) continue;
     const directory = join(path, subdirectory);
     try {
-      await mkdir(directory, { recursive: true, mode: 0o700 });
+      await makeDirectories(directory, 0o700);
       // mkdir succeeds on a directory that exists, even one this user cannot write (left by a run as root).
       await access(directory, constants.W_OK | constants.X_OK);
       return directory;

@@ -11,6 +11,7 @@ import { libpq } from '../support/libpq.ts';
 import { postgresBin, walshipBinary } from '../support/paths.ts';
 import { makePostgresOwnedDirectory, PostgresCluster } from '../support/postgres.ts';
 import { run } from '../support/processes.ts';
+import { backupThenPassATarget, restoreToTarget } from '../support/scenarios.ts';
 
 describe('base backup round trip on Azure Blob storage (azurite)', () => {
   let emulator: Emulator;
@@ -38,27 +39,12 @@ describe('base backup round trip on Azure Blob storage (azurite)', () => {
   });
 
   it('pushes a backup in parts and restores it to a point in time', async () => {
-    const pushed = await walship(['backup-push', '--json']);
-    assert.equal(pushed.code, 0, pushed.stderr);
-    const backup = JSON.parse(pushed.stdout) as { backup_name: string; parts: number };
-    assert.ok(backup.parts >= 2, `expected several parts, got ${backup.parts}`);
-
-    await primary.sql('CREATE TABLE marker AS SELECT g AS id FROM generate_series(1, 500) g');
-    const target = await primary.sql("SELECT to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.US') || '+00'");
-    await primary.sql('INSERT INTO marker SELECT g FROM generate_series(501, 700) g');
-    await primary.switchAndWaitArchived();
+    const { backup, target } = await backupThenPassATarget(walship, primary);
 
     const listed = JSON.parse((await walship(['backup-list', '--json'])).stdout) as { backup_name: string }[];
     assert.deepEqual(listed.map((entry) => entry.backup_name), [backup.backup_name]);
 
-    const dataDir = join(restoreRoot, 'data');
-    const fetched = await walship(['backup-fetch', dataDir, 'LATEST', '--recovery-target-time', target, '--recovery-target-action', 'promote']);
-    assert.equal(fetched.code, 0, fetched.stderr);
+    ({ restored } = await restoreToTarget(walship, join(restoreRoot, 'data'), restoreRoot, target));
     assert.equal(statSync(join(restoreRoot, '.walship-data', 'walship-recovery.json')).mode & 0o777, 0o600);
-    restored = await PostgresCluster.adopt(dataDir, restoreRoot, { settings: { archive_mode: 'off' } });
-    await restored.start();
-    await restored.waitPromoted();
-    assert.equal(await restored.sql('SELECT count(*) FROM marker'), '500');
-    assert.equal(await restored.sql('SELECT count(*) FROM pgbench_accounts'), '100000');
   });
 });

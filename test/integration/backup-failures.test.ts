@@ -131,17 +131,17 @@ describe('backup failures', () => {
     assert.match(result.stderr, /part_001\.tar is corrupt: SHA-256 [0-9a-f]{64} does not match the stored [0-9a-f]{64}/);
   });
 
-  it('lists the other backups when one sentinel is not walship\'s (WAL-G\'s, or damaged)', async () => {
+  it('lists the other backups when one sentinel cannot be read (no finish time in it or in a metadata.json)', async () => {
     const foreign = 'base_0000000100000000000000A0';
     writeFileSync(join(archive, BACKUPS, `${foreign}_backup_stop_sentinel.json`), JSON.stringify({ LSN: 33554472, FinishLSN: 33554720, UserData: {} }));
     const listed = await walship(['backup-list', '--json']);
     assert.equal(listed.code, 0, listed.stderr);
     const names = (JSON.parse(listed.stdout) as { backup_name: string }[]).map((backup) => backup.backup_name);
     assert.ok(names.length >= 3 && !names.includes(foreign), names.join(', '));
-    assert.match(listed.stderr, new RegExp(`skipping backup ${foreign}: .* is not a walship backup sentinel`));
+    assert.match(listed.stderr, new RegExp(`skipping backup ${foreign}: .* is not a backup sentinel walship can read: it has no finish time, nor has its metadata\\.json`));
     const fetched = await walship(['backup-fetch', join(scratch, 'foreign'), foreign]);
     assert.equal(fetched.code, 1);
-    assert.match(fetched.stderr, /is not a walship backup sentinel \(written by another tool or damaged\)/);
+    assert.match(fetched.stderr, /is not a backup sentinel walship can read: it has no finish time/);
   });
 
   it('refuses a cluster with more than one tablespace, saying what to do', async () => {

@@ -1,13 +1,14 @@
 // The README's recipes, run as written on a real PostgreSQL 15: the crontab
-// line for backups, as cron runs it; restoring the newest state after the data
-// files broke; and bringing back rows deleted by mistake and a dropped table
-// from a side copy restored to a point in time. Each command comes from the
-// README's marked code blocks; the test substitutes only the machine's paths
-// (and a port and a time) with its own, and plays the service manager's part
-// (systemctl) with its own cluster.
+// lines for backups, for backups with retention, for the nightly verification,
+// for the weekly drill and for the nightly copy, as cron runs them; restoring the newest state
+// after the data files broke; and bringing back rows deleted by mistake and a
+// dropped table from a side copy restored to a point in time. Each command
+// comes from the README's marked code blocks; the test substitutes only the
+// machine's paths (and a port and a time) with its own, and plays the service
+// manager's part (systemctl) with its own cluster.
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { userInfo } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -44,6 +45,18 @@ function substitute(text: string, replacements: [literal: string | RegExp, value
   for (const [literal, value] of replacements) text = text.replaceAll(literal, () => value);
   assert.doesNotMatch(text, /\/etc\/|\/var\/|\/usr\/local\//, `a path of the machine is left in:\n${text}`);
   return text;
+}
+
+/** The command of the README's one-line crontab recipe `name`, as cron runs it, with the machine's paths replaced. */
+function cronCommand(name: string, replacements: [literal: string, value: string][]): string {
+  const line = recipe(name).trim();
+  assert.equal(line.split('\n').length, 1, 'one crontab line');
+  const fields = line.split(/\s+/);
+  assert.match(fields.slice(0, 5).join(' '), /^[\d*,/-]+( [\d*,/-]+){4}$/, 'five time fields, then the command (a user crontab has no user field)');
+  const command = line.replace(/^(\S+\s+){5}/, '');
+  // cron turns an unescaped % into a newline and feeds what follows to stdin.
+  assert.doesNotMatch(command, /(^|[^\\])%/, 'an unescaped % would cut the command short');
+  return substitute(command.replaceAll('\\%', '%'), replacements);
 }
 
 /** Runs a shell script as the PostgreSQL OS user with exactly `env`, as cron or a login shell would. */
@@ -95,14 +108,7 @@ describe("the README's crontab line, run as cron runs it", () => {
     primary = await startArchivingPrimary({ WALG_FILE_PREFIX: archive });
     writeConfig(config, { WALG_FILE_PREFIX: archive, ...libpq(primary) });
 
-    const line = recipe('crontab').trim();
-    assert.equal(line.split('\n').length, 1, 'one crontab line');
-    const fields = line.split(/\s+/);
-    assert.match(fields.slice(0, 5).join(' '), /^[\d*,/-]+( [\d*,/-]+){4}$/, 'five time fields, then the command (a user crontab has no user field)');
-    const cronCommand = line.replace(/^(\S+\s+){5}/, '');
-    // cron turns an unescaped % into a newline and feeds what follows to stdin.
-    assert.doesNotMatch(cronCommand, /(^|[^\\])%/, 'an unescaped % would cut the command short');
-    command = substitute(cronCommand.replaceAll('\\%', '%'), [
+    command = cronCommand('crontab', [
       ['/usr/local/bin/walship', walshipBinary],
       ['/etc/walship.yaml', config],
       ['/var/log/postgresql/walship-backup-push.log', log],
@@ -154,16 +160,197 @@ describe("the README's crontab line, run as cron runs it", () => {
   });
 });
 
-describe("the README's nightly copy line, run as cron runs it", () => {
+describe("the README's nightly crontab line with retention, run as cron runs it", () => {
+  let archive: string;
   let home: string;
+  let config: string;
+  let log: string;
   let primary: PostgresCluster;
   let command: string;
+
+  const runAsCron = () => runAsPostgresUser(command, { HOME: home, PATH: '/usr/bin:/bin' }, home);
+  const countBackups = () => backupCount({ WALG_FILE_PREFIX: archive });
+
+  before(async () => {
+    archive = makePostgresOwnedDirectory('walship-archive-');
+    home = makePostgresOwnedDirectory('walship-home-');
+    config = join(home, 'walship.yaml');
+    log = join(home, 'walship-nightly.log');
+    primary = await startArchivingPrimary({ WALG_FILE_PREFIX: archive });
+    // The README's rules keep 7 daily backups: two nights' backups in one test are one day, so the test keeps the newest 2.
+    writeConfig(config, { WALG_FILE_PREFIX: archive, WALSHIP_RETAIN_LAST: '2', ...libpq(primary) });
+    command = cronCommand('crontab-retention', [
+      ['/usr/local/bin/walship', walshipBinary],
+      ['/etc/walship.yaml', config],
+      ['/var/log/postgresql/walship-nightly.log', log],
+    ]);
+  });
+
+  after(async () => {
+    await primary?.destroy();
+    rmSync(archive, { recursive: true, force: true });
+    rmSync(home, { recursive: true, force: true });
+  });
+
+  it('is the line delete --help shows', async () => {
+    const help = await check(walshipBinary, ['delete', '--help']);
+    const line = recipe('crontab-retention').trim();
+    assert.ok(help.split('\n').some((shown) => shown.trim() === line), `delete --help does not show the README's line:\n${help}`);
+  });
+
+  it('takes a backup, then deletes what the rules in the config file do not keep, and prints nothing', async () => {
+    for (const expected of [1, 2, 2]) {
+      const cron = await runAsCron();
+      assert.equal(cron.code, 0, cron.stderr);
+      assert.equal(cron.stdout + cron.stderr, '');
+      assert.equal(await countBackups(), expected);
+    }
+    assert.match(readFileSync(log, 'utf8'), /^Deleted 1 backup, 1 backup folder and \d+ WAL files: /m);
+  });
+
+  it('deletes nothing when the backup fails, and prints one line for cron to mail', async () => {
+    await primary.stop();
+    const cron = await runAsCron();
+    assert.equal(cron.stdout, `walship backup-push or delete failed with exit 1 (75: an earlier run still holds the lock); see ${log}\n`);
+    assert.equal(await countBackups(), 2);
+  });
+});
+
+describe("the README's weekly drill line, run as cron runs it", () => {
+  let archive: string;
+  let home: string;
+  let checks: string;
+  let log: string;
+  let primary: PostgresCluster;
+  let command: string;
+
+  const runAsCron = () => runAsPostgresUser(command, { HOME: home, PATH: '/usr/bin:/bin' }, home);
+  const writeChecks = (rows: number) => writeFileSync(checks, `SELECT count(*) = ${rows} FROM marker;\n`);
+
+  before(async () => {
+    archive = makePostgresOwnedDirectory('walship-archive-');
+    home = makePostgresOwnedDirectory('walship-home-');
+    const config = join(home, 'walship.yaml');
+    checks = join(home, 'drill-checks.sql');
+    log = join(home, 'walship-drill.log');
+    writeConfig(config, { WALG_FILE_PREFIX: archive });
+    writeChecks(1000);
+    giveToPostgres(checks);
+    primary = await startArchivingPrimary({ WALG_FILE_PREFIX: archive });
+    await primary.sql("CREATE TABLE marker AS SELECT g AS id FROM generate_series(1, 1000) g");
+    await backupPush(config, primary);
+    await primary.switchAndWaitArchived();
+
+    command = cronCommand('crontab-drill', [
+      ['/usr/local/bin/walship', walshipBinary],
+      ['/etc/walship.yaml', config],
+      ['/etc/walship/drill-checks.sql', checks],
+      ['/var/log/postgresql/walship-drill.log', log],
+    ]);
+  });
+
+  after(async () => {
+    await primary?.destroy();
+    rmSync(archive, { recursive: true, force: true });
+    rmSync(home, { recursive: true, force: true });
+  });
+
+  it('is the line drill --help shows', async () => {
+    const help = await check(walshipBinary, ['drill', '--help']);
+    const line = recipe('crontab-drill').trim();
+    assert.ok(help.split('\n').some((shown) => shown.trim() === line), `drill --help does not show the README's line:\n${help}`);
+  });
+
+  it('passes and prints nothing, so cron mails nothing; the verdict is in the log', async () => {
+    const cron = await runAsCron();
+    assert.equal(cron.code, 0, cron.stderr);
+    assert.equal(cron.stdout + cron.stderr, '');
+    assert.match(readFileSync(log, 'utf8'), /^WALSHIP OK - drill of base_[0-9A-F]{24} passed 7 checks: RTO /m);
+  });
+
+  it('prints one line for cron to mail when a check fails, with its exit code, and logs the verdict', async () => {
+    writeChecks(999);
+    const cron = await runAsCron();
+    assert.equal(cron.stdout, `walship drill failed with exit 2 (1 WARNING, 2 CRITICAL, 3 UNKNOWN, 75: an earlier run still holds the lock); see ${log}\n`);
+    assert.equal(cron.stderr, '');
+    assert.match(readFileSync(log, 'utf8'), /^WALSHIP CRITICAL - check-sql: .*drill-checks\.sql, line 1 returned "f", not true/m);
+  });
+});
+
+describe("the README's nightly dump line, run as cron runs it", () => {
+  let archive: string;
+  let home: string;
+  let config: string;
+  let log: string;
+  let primary: PostgresCluster;
+  let command: string;
+
+  const runAsCron = () => runAsPostgresUser(command, { HOME: home, PATH: '/usr/bin:/bin' }, home);
+  const countDumps = async () => {
+    const listed = await run(walshipBinary, ['dump-list', '--json'], { asPostgres: true, env: { ...process.env, WALG_FILE_PREFIX: archive } });
+    assert.equal(listed.code, 0, listed.stderr);
+    return (JSON.parse(listed.stdout) as unknown[]).length;
+  };
+
+  before(async () => {
+    archive = makePostgresOwnedDirectory('walship-archive-');
+    home = makePostgresOwnedDirectory('walship-home-');
+    config = join(home, 'walship.yaml');
+    log = join(home, 'walship-dump-push.log');
+    primary = await PostgresCluster.init();
+    await primary.start();
+    await primary.sql('CREATE DATABASE shop');
+    writeConfig(config, { WALG_FILE_PREFIX: archive, ...libpq(primary) });
+    const line = recipe('dump-crontab').trim();
+    assert.equal(line.split('\n').length, 1, 'one crontab line');
+    assert.doesNotMatch(line, /(^|[^\\])%/, 'an unescaped % would cut the command short');
+    command = substitute(line.replace(/^(\S+\s+){5}/, ''), [
+      ['/usr/local/bin/walship', walshipBinary],
+      ['/etc/walship.yaml', config],
+      ['/var/log/postgresql/walship-dump-push.log', log],
+      ['/usr/lib/postgresql/15/bin', postgresBin],
+    ]);
+  });
+
+  after(async () => {
+    await primary?.destroy();
+    rmSync(archive, { recursive: true, force: true });
+    rmSync(home, { recursive: true, force: true });
+  });
+
+  it('is the line dump-push --help shows', async () => {
+    const help = await check(walshipBinary, ['dump-push', '--help']);
+    assert.ok(help.split('\n').some((shown) => shown.trim() === recipe('dump-crontab').trim()), `dump-push --help does not show the README's line:\n${help}`);
+  });
+
+  it('takes a dump set and prints nothing; when the server is down, prints one line for cron to mail and logs why', async () => {
+    const cron = await runAsCron();
+    assert.equal(cron.code, 0, cron.stderr);
+    assert.equal(cron.stdout + cron.stderr, '');
+    assert.equal(await countDumps(), 1);
+    assert.match(readFileSync(log, 'utf8'), /dump-push: dump_\d{8}T\d{6}Z: 2 databases and the globals/);
+
+    await primary.stop();
+    const failed = await runAsCron();
+    assert.equal(failed.stdout, `walship dump-push failed with exit 1 (75: an earlier run still holds the lock); see ${log}\n`);
+    assert.match(readFileSync(log, 'utf8'), /^walship dump-push: ERROR: .+$/m);
+    assert.equal(await countDumps(), 1);
+  });
+});
+
+describe("the README's nightly copy line, run as cron runs it", () => {
+  let home: string;
+  let archive: string;
   let copy: string;
   let log: string;
+  let primary: PostgresCluster;
+  let command: string;
+
+  const runAsCron = () => runAsPostgresUser(command, { HOME: home, PATH: '/usr/bin:/bin' }, home);
 
   before(async () => {
     home = makePostgresOwnedDirectory('walship-home-');
-    const archive = join(home, 'nas');
+    archive = join(home, 'nas');
     copy = join(home, 's3');
     for (const directory of [archive, copy]) {
       mkdirSync(directory);
@@ -178,8 +365,7 @@ describe("the README's nightly copy line, run as cron runs it", () => {
     await primary.start();
     await backupPush(config, primary);
     await primary.switchAndWaitArchived();
-    const line = recipe('crontab-copy').trim();
-    command = substitute(line.replace(/^(\S+\s+){5}/, ''), [
+    command = cronCommand('crontab-copy', [
       ['/usr/local/bin/walship', walshipBinary],
       ['/etc/walship.yaml', config],
       ['/var/log/postgresql/walship-copy.log', log],
@@ -197,11 +383,24 @@ describe("the README's nightly copy line, run as cron runs it", () => {
   });
 
   it('copies the backup to the copy and prints nothing, so cron mails nothing', async () => {
-    const cron = await runAsPostgresUser(command, { HOME: home, PATH: '/usr/bin:/bin' }, home);
+    const cron = await runAsCron();
     assert.equal(cron.code, 0, cron.stderr);
     assert.equal(cron.stdout + cron.stderr, '');
     assert.equal(await backupCount({ WALG_FILE_PREFIX: copy }), 1);
     assert.match(readFileSync(log, 'utf8'), /copy file:\/\/.* -> file:\/\/.*: copied \d+ WAL files? .* and 1 backup/);
+  });
+
+  it('prints one line for cron to mail when the copy holds other content under a name, and logs which', async () => {
+    await primary.sql('CREATE TABLE after_copy AS SELECT 1 AS id');
+    const segment = await primary.switchAndWaitArchived();
+    // What the copy would be sent next is already there, with other bytes.
+    const stored = readdirSync(join(archive, 'wal_005')).find((name) => name.startsWith(segment))!;
+    writeFileSync(join(copy, 'wal_005', stored), 'not this segment');
+    const cron = await runAsCron();
+    assert.equal(cron.stdout, `walship copy failed with exit 1 (75: an earlier run still holds the lock); see ${log}\n`);
+    assert.equal(cron.stderr, '');
+    assert.match(readFileSync(log, 'utf8'), new RegExp(`ERROR: wal_005/${stored.replaceAll('.', '\\.')}: .* holds 16 bytes under this name, the source \\d+; not overwritten`));
+    assert.equal(readFileSync(join(copy, 'wal_005', stored), 'utf8'), 'not this segment');
   });
 });
 
@@ -377,5 +576,55 @@ describe("the README's point-in-time recipe brings back rows deleted by mistake 
     assert.deepEqual(filesUnder(home).filter((path) => path.endsWith('.dump')), []);
     assert.deepEqual(filesUnder(archive).sort(), keysBefore);
     assert.equal(readFileSync(externalPidFile, 'utf8').trim(), String(primary.pid()), "production's external PID file is its own");
+  });
+});
+
+describe("the README's nightly backup-verify line, run as cron runs it", () => {
+  let archive: string;
+  let home: string;
+  let log: string;
+  let primary: PostgresCluster;
+  let command: string;
+
+  const runAsCron = () => runAsPostgresUser(command, { HOME: home, PATH: '/usr/bin:/bin' }, home);
+
+  before(async () => {
+    archive = makePostgresOwnedDirectory('walship-archive-');
+    home = makePostgresOwnedDirectory('walship-home-');
+    const config = join(home, 'walship.yaml');
+    log = join(home, 'walship-backup-verify.log');
+    primary = await startArchivingPrimary({ WALG_FILE_PREFIX: archive });
+    writeConfig(config, { WALG_FILE_PREFIX: archive, ...libpq(primary) });
+    await backupPush(config, primary);
+    const line = recipe('crontab-verify').trim();
+    assert.ok((await check(walshipBinary, ['backup-verify', '--help'])).split('\n').some((shown) => shown.trim() === line), 'backup-verify --help shows the line');
+    command = cronCommand('crontab-verify', [
+      ['/usr/local/bin/walship', walshipBinary],
+      ['/etc/walship.yaml', config],
+      ['/var/log/postgresql/walship-backup-verify.log', log],
+    ]);
+  });
+
+  after(async () => {
+    await primary?.destroy();
+    rmSync(archive, { recursive: true, force: true });
+    rmSync(home, { recursive: true, force: true });
+  });
+
+  it('prints nothing for a sound backup, and logs the verdict', async () => {
+    const cron = await runAsCron();
+    assert.equal(cron.code, 0, cron.stderr);
+    assert.equal(cron.stdout + cron.stderr, '');
+    assert.match(readFileSync(log, 'utf8'), /^WALSHIP OK - base_[0-9A-F]{24}: \d+ files match backup_manifest/m);
+  });
+
+  it('prints one line for cron to mail when the backup is damaged', async () => {
+    const backups = join(archive, 'basebackups_005');
+    const name = readdirSync(backups).find((entry) => !entry.endsWith('.json'))!;
+    rmSync(join(backups, name, 'tar_partitions', 'part_001.tar.zst'));
+    const cron = await runAsCron();
+    assert.equal(cron.stdout, `walship backup-verify: exit 2 (1 WARNING, 2 CRITICAL, 3 UNKNOWN, 75: an earlier run still holds the lock); see ${log}\n`);
+    assert.equal(cron.stderr, '');
+    assert.match(readFileSync(log, 'utf8'), new RegExp(`^WALSHIP CRITICAL - ${name}: .*part_001\\.tar\\.zst is missing`, 'm'));
   });
 });

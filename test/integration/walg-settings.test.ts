@@ -13,13 +13,14 @@ import { asWalSegment } from '../support/wal.ts';
 const root = mkdtempSync(join(tmpdir(), 'walship-walg-settings-'));
 after(() => rmSync(root, { recursive: true, force: true }));
 
-/** Every setting WAL-G reads to encrypt or decrypt (internal/config/config.go, internal/configure.go). */
-const ENCRYPTION_SETTINGS = [
-  'WALG_LIBSODIUM_KEY', 'WALG_LIBSODIUM_KEY_PATH', 'WALG_LIBSODIUM_KEY_TRANSFORM',
-  'WALG_PGP_KEY', 'WALG_PGP_KEY_PATH', 'WALG_PGP_KEY_PASSPHRASE', 'GPG_KEY_ID', 'WALG_GPG_KEY_ID', 'WALE_GPG_KEY_ID',
-  'WALG_CSE_KMS_ID', 'WALG_CSE_KMS_REGION', 'YC_CSE_KMS_KEY_ID', 'YC_SERVICE_ACCOUNT_KEY_FILE',
-  'WALG_ENVELOPE_PGP_KEY', 'WALG_ENVELOPE_PGP_KEY_PATH', 'WALG_ENVELOPE_PGP_YC_CSE_KMS_KEY_ID',
-  'WALG_ENVELOPE_PGP_YC_SERVICE_ACCOUNT_KEY_FILE', 'WALG_ENVELOPE_PGP_YC_ENDPOINT', 'WALG_ENVELOPE_CACHE_EXPIRATION',
+/** Every setting WAL-G reads to encrypt or decrypt but libsodium's (internal/config/config.go, internal/configure.go), and how walship names it. */
+const ENCRYPTION_SETTINGS: [setting: string, kind: string][] = [
+  ...['WALG_PGP_KEY', 'WALG_PGP_KEY_PATH', 'WALG_PGP_KEY_PASSPHRASE', 'GPG_KEY_ID', 'WALG_GPG_KEY_ID', 'WALE_GPG_KEY_ID'].map((name): [string, string] => [name, 'OpenPGP']),
+  ...['WALG_CSE_KMS_ID', 'WALG_CSE_KMS_REGION', 'YC_CSE_KMS_KEY_ID', 'YC_SERVICE_ACCOUNT_KEY_FILE'].map((name): [string, string] => [name, 'KMS']),
+  ...[
+    'WALG_ENVELOPE_PGP_KEY', 'WALG_ENVELOPE_PGP_KEY_PATH', 'WALG_ENVELOPE_PGP_YC_CSE_KMS_KEY_ID',
+    'WALG_ENVELOPE_PGP_YC_SERVICE_ACCOUNT_KEY_FILE', 'WALG_ENVELOPE_PGP_YC_ENDPOINT', 'WALG_ENVELOPE_CACHE_EXPIRATION',
+  ].map((name): [string, string] => [name, 'OpenPGP']),
 ];
 const SECRET = 'not-a-real-key-5b7e0c1d9a2f4e6b';
 const SEGMENT = '000000010000000000000005';
@@ -73,10 +74,10 @@ beforeEach(() => {
 });
 
 describe('WAL-G settings walship cannot honour', () => {
-  it('every encryption setting makes wal-push, wal-fetch, backup-push and backup-fetch refuse without touching storage', async () => {
+  it('every encryption setting but libsodium makes wal-push, wal-fetch, backup-push and backup-fetch refuse without touching storage', async () => {
     const before = snapshot(archive);
-    for (const name of ENCRYPTION_SETTINGS) {
-      const pattern = new RegExp(`encryption is not supported yet: ${name} is set, and walship would store the archive unencrypted; unset it or keep using WAL-G for this archive`);
+    for (const [name, kind] of ENCRYPTION_SETTINGS) {
+      const pattern = new RegExp(`${kind} encryption is not supported yet: ${name} is set, and walship would store the archive unencrypted; unset it and use WAL-G's libsodium encryption`);
       await Promise.all(
         COMMANDS.map(async (command) => {
           const args = command.args();
@@ -93,8 +94,8 @@ describe('WAL-G settings walship cannot honour', () => {
     for (const command of COMMANDS) {
       const args = command.args();
       // Without the key each of these would fail otherwise: no such archive, no server to back up.
-      const result = await walship(args, { WALG_FILE_PREFIX: join(root, 'no-such-archive'), PGHOST: join(root, 'no-such-socket-dir'), WALG_LIBSODIUM_KEY: SECRET });
-      assertRefused(result, command.failure, /^walship \S+: ERROR: encryption is not supported yet: WALG_LIBSODIUM_KEY is set/, args[0]!);
+      const result = await walship(args, { WALG_FILE_PREFIX: join(root, 'no-such-archive'), PGHOST: join(root, 'no-such-socket-dir'), WALG_PGP_KEY: SECRET });
+      assertRefused(result, command.failure, /^walship \S+: ERROR: OpenPGP encryption is not supported yet: WALG_PGP_KEY is set/, args[0]!);
     }
   });
 
@@ -107,15 +108,15 @@ describe('WAL-G settings walship cannot honour', () => {
     for (const command of COMMANDS) {
       const args = command.args();
       assertRefused(await walship(['--config', yaml, ...args], {}), command.failure, new RegExp(`WALG_PGP_KEY_PATH \\(in ${yaml}\\) is set`), `${args[0]} --config yaml`);
-      assertRefused(await walship(['--config', json, ...args], {}), command.failure, new RegExp(`walg_libsodium_key \\(in ${json}\\) is set`), `${args[0]} --config json`);
+      assertRefused(await walship(['--config', json, ...args], {}), command.failure, new RegExp(`walg_libsodium_key \\(in ${json}\\) is set, and walship would ignore it; rename it WALG_LIBSODIUM_KEY`), `${args[0]} --config json`);
     }
     assert.deepEqual(snapshot(archive), before);
   });
 
   it('wal-fetch on a standby refuses with exit 1, so the standby retries instead of stopping', async () => {
     writeFileSync(join(dataDir, 'standby.signal'), '');
-    const result = await walship(['wal-fetch', SEGMENT, 'pg_wal/RECOVERYXLOG'], { WALG_LIBSODIUM_KEY: SECRET });
-    assertRefused(result, 1, /encryption is not supported yet/, 'wal-fetch on a standby');
+    const result = await walship(['wal-fetch', SEGMENT, 'pg_wal/RECOVERYXLOG'], { WALG_PGP_KEY: SECRET });
+    assertRefused(result, 1, /OpenPGP encryption is not supported yet/, 'wal-fetch on a standby');
   });
 
   it('refuses the other settings that change what is stored, each with its reason', async () => {

@@ -127,6 +127,7 @@ for (const backend of backends) {
 
     test('declares what it does: a listing carries metadata exactly where the backend says so', async () => {
       assert.equal(storage.capabilities.localFileSystem, backend.name === 'file');
+      assert.equal(storage.capabilities.batchDelete, /^(s3|azure)/.test(backend.name) ? 'batched' : 'parallel');
       const metadata = { [METADATA_SIZE]: '4' };
       await storage.put('listed-metadata/object', Readable.from([Buffer.from('wal!')]), { metadata });
       const [listed] = await collect(storage.list('listed-metadata/'));
@@ -138,6 +139,21 @@ for (const backend of backends) {
       await storage.delete('delete/object');
       assert.equal(await storage.head('delete/object'), undefined);
       await storage.delete('delete/object');
+    });
+
+    test('deleteMany removes more keys than one batch request takes, metadata and all; missing keys are no error', async () => {
+      const keys = Array.from({ length: 1010 }, (_, index) => `delete-many/wal_005/${String(index).padStart(24, '0')}`);
+      await forEachConcurrently(keys, 16, (key) => storage.put(key, Readable.from([Buffer.from(key)]), { metadata: { [METADATA_SIZE]: String(key.length) } }));
+      await storage.put('delete-many-sibling/kept', Readable.from([Buffer.from('x')]));
+      await storage.deleteMany([...keys, 'delete-many/never-stored']);
+      assert.deepEqual(await collect(storage.list('delete-many/')), []);
+      assert.equal(await storage.head(keys[0]!), undefined);
+      assert.ok(await storage.head('delete-many-sibling/kept'));
+      // The metadata went with its object: a new object under the key has none.
+      await storage.put(keys[0]!, Readable.from([Buffer.from('new')]));
+      assert.deepEqual((await storage.head(keys[0]!))?.metadata, {});
+      await storage.deleteMany(keys.slice(0, 3));
+      await storage.deleteMany([]);
     });
 
     test('keys outside the prefix cannot be addressed', async () => {

@@ -83,14 +83,20 @@ function accepts(port: number): Promise<boolean> {
   });
 }
 
-/** s3rver with one bucket. It needs the legacy OpenSSL provider for ListObjectsV2 paging. */
-export async function startS3rver(): Promise<Emulator> {
+/**
+ * s3rver with one bucket. It needs the legacy OpenSSL provider for
+ * ListObjectsV2 paging. `fast` runs it through s3rver-fast.ts, whose
+ * deletes and listings do not scan whole folders (benchmarks).
+ */
+export async function startS3rver(options: { fast?: boolean } = {}): Promise<Emulator> {
   const workDir = mkdtempSync(join(tmpdir(), 'walship-s3rver-'));
   const port = await freePort();
   const server = new EmulatorProcess(
     nodeBinary,
-    ['--openssl-legacy-provider', packageFile('s3rver/bin/s3rver.js'), '--address', '127.0.0.1', '--port', String(port),
-      '--directory', join(workDir, 'data'), '--configure-bucket', EMULATOR_BUCKET, '--silent'],
+    options.fast
+      ? ['--openssl-legacy-provider', join(projectRoot, 'test/support/s3rver-fast.ts'), String(port), join(workDir, 'data'), EMULATOR_BUCKET]
+      : ['--openssl-legacy-provider', packageFile('s3rver/bin/s3rver.js'), '--address', '127.0.0.1', '--port', String(port),
+        '--directory', join(workDir, 'data'), '--configure-bucket', EMULATOR_BUCKET, '--silent'],
     workDir,
   );
   await server.waitListening(port, 's3rver');
@@ -169,7 +175,7 @@ export async function startGcsEmulator(): Promise<Emulator> {
 }
 
 export const startEmulator: Record<Emulator['kind'], () => Promise<Emulator>> = {
-  s3: startS3rver,
+  s3: () => startS3rver(),
   azure: startAzurite,
   gcs: startGcsEmulator,
 };

@@ -10,8 +10,8 @@ import type { Socket } from 'node:net';
 import { freePort } from './processes.ts';
 
 export type Fault =
-  /** An error answer: S3's XML error body with `code` and `message`, or `json` as the body (GCS's errors). */
-  | { kind: 'status'; status: number; code?: string; message?: string; json?: object }
+  /** An answer of that status, not forwarded: S3's XML error body with `code` and `message`, or `json` (GCS's errors), or `xml` as the body (say, a DeleteObjects result with per-key errors). */
+  | { kind: 'status'; status: number; code?: string; message?: string; json?: object; xml?: string }
   /** Drops the connection without answering. */
   | { kind: 'reset' }
   /** Forwards the request, sends the headers and some of the body, then drops the connection. */
@@ -31,6 +31,8 @@ export interface FaultRule {
   url?: RegExp;
   /** How many matching requests get the fault; forever when absent. */
   times?: number;
+  /** How many matching requests pass unharmed before the fault applies (default 0). */
+  after?: number;
 }
 
 export class FaultProxy {
@@ -87,6 +89,10 @@ export class FaultProxy {
       (candidate) => (candidate.method ?? method) === method && (candidate.url?.test(url) ?? true) && (candidate.times ?? 1) > 0,
     );
     if (!rule) return undefined;
+    if (rule.after) {
+      rule.after--;
+      return undefined;
+    }
     if (rule.times !== undefined) rule.times--;
     this.seen.faults++;
     return rule.fault;
@@ -110,7 +116,7 @@ export class FaultProxy {
       request.once('end', () => {
         const body = fault.json
           ? JSON.stringify(fault.json)
-          : `<?xml version="1.0" encoding="UTF-8"?><Error><Code>${fault.code ?? 'InternalError'}</Code><Message>${fault.message ?? 'injected fault'}</Message></Error>`;
+          : fault.xml ?? `<?xml version="1.0" encoding="UTF-8"?><Error><Code>${fault.code ?? 'InternalError'}</Code><Message>${fault.message ?? 'injected fault'}</Message></Error>`;
         response.writeHead(fault.status, {
           'content-type': fault.json ? 'application/json' : 'application/xml',
           'content-length': Buffer.byteLength(body),

@@ -55,3 +55,39 @@ export async function restoreWithWalFetch(dataDir: string, root: string, env: Re
   assert.match(readFileSync(restored.logFile, 'utf8'), /archive recovery complete/);
   return restored;
 }
+
+type Walship = (args: string[]) => Promise<{ code: number; stdout: string; stderr: string }>;
+
+export interface PointInTime {
+  /** backup-push --json's output, and what it printed on stderr. */
+  backup: { backup_name: string; parts: number };
+  pushed: { stdout: string; stderr: string };
+  /** A time after the 500 rows of `marker` and before the 200 after them. */
+  target: string;
+  lastArchived: string;
+}
+
+/** Takes a base backup (in several parts), writes 500 rows, notes the time, writes 200 more and archives them all. */
+export async function backupThenPassATarget(walship: Walship, primary: PostgresCluster): Promise<PointInTime> {
+  const pushed = await walship(['backup-push', '--json']);
+  assert.equal(pushed.code, 0, pushed.stderr);
+  const backup = JSON.parse(pushed.stdout) as PointInTime['backup'];
+  assert.ok(backup.parts >= 2, `expected several parts, got ${backup.parts}`);
+  await primary.sql('CREATE TABLE marker AS SELECT g AS id FROM generate_series(1, 500) g');
+  const target = await primary.sql("SELECT to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.US') || '+00'");
+  await primary.sql('INSERT INTO marker SELECT g FROM generate_series(501, 700) g');
+  const lastArchived = await primary.switchAndWaitArchived();
+  return { backup, pushed, target, lastArchived };
+}
+
+/** backup-fetch of the latest backup to `target` into `dataDir`, started and promoted: exactly the 500 rows are back. */
+export async function restoreToTarget(walship: Walship, dataDir: string, root: string, target: string): Promise<{ restored: PostgresCluster; fetched: { stdout: string; stderr: string } }> {
+  const fetched = await walship(['backup-fetch', dataDir, 'LATEST', '--recovery-target-time', target, '--recovery-target-action', 'promote']);
+  assert.equal(fetched.code, 0, fetched.stderr);
+  const restored = await PostgresCluster.adopt(dataDir, root, { settings: { archive_mode: 'off' } });
+  await restored.start();
+  await restored.waitPromoted();
+  assert.equal(await restored.sql('SELECT count(*) FROM marker'), '500');
+  assert.equal(await restored.sql('SELECT count(*) FROM pgbench_accounts'), '100000');
+  return { restored, fetched };
+}

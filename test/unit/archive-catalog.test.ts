@@ -11,6 +11,7 @@ import { type BackupSentinel, writeBackupDocuments } from '../../src/archive/bac
 import { ArchiveCatalog } from '../../src/archive/catalog.ts';
 import { partKey, walKey } from '../../src/archive/layout.ts';
 import { chooseBackup } from '../../src/archive/select.ts';
+import { type WalIntegrity, walIntegrity } from '../../src/archive/wal-integrity.ts';
 import { log } from '../../src/log/logger.ts';
 import { parseLsn } from '../../src/postgres/lsn.ts';
 import { segmentName } from '../../src/postgres/wal-name.ts';
@@ -18,6 +19,7 @@ import { codecFor } from '../../src/stages/compress/codec.ts';
 import { Pipeline } from '../../src/stages/pipeline.ts';
 import { FileStorage } from '../../src/storage/file.ts';
 import type { Storage } from '../../src/storage/storage.ts';
+import { describeTimelines, timelinesText } from '../../src/verify/wal-show.ts';
 import { walLongPageHeader } from '../support/wal.ts';
 
 const MiB = 1 << 20;
@@ -68,6 +70,7 @@ function watched(inner: Storage): Storage & { listings: string[]; reads: string[
     put: inner.put.bind(inner),
     head: inner.head.bind(inner),
     delete: inner.delete.bind(inner),
+    deleteMany: inner.deleteMany.bind(inner),
     get: (key: string) => {
       wrapper.reads.push(key);
       return inner.get(key);
@@ -115,10 +118,12 @@ describe('the archive catalog', () => {
       warnings.restore();
     }
     assert.deepEqual(warnings.lines, [
-      'skipping backup base_000000020000000000000005: basebackups_005/base_000000020000000000000005_backup_stop_sentinel.json is not a walship backup sentinel (written by another tool or damaged)',
+      'skipping backup base_000000020000000000000005: basebackups_005/base_000000020000000000000005_backup_stop_sentinel.json is not a backup sentinel walship can read: it has no valid LSN and FinishLSN',
     ]);
     assert.deepEqual(counted.listings, ['basebackups_005/'], 'one listing, of the backups only');
-    assert.equal(counted.reads.length, 4, 'each sentinel read once');
+    assert.equal(counted.reads.filter((key) => key.endsWith('_backup_stop_sentinel.json')).length, 4, 'each sentinel read once');
+    assert.equal(counted.reads.filter((key) => key.endsWith('/metadata.json')).length, 3, "each backup's metadata.json (WAL-G's permanent mark) read once, where there is one");
+    assert.equal(counted.reads.length, 7);
     assert.deepEqual(
       catalog.incompleteBackups().map(({ name, objects, bytes }) => ({ name, objects, bytes })),
       [{ name: 'base_000000010000000000000040', objects: 2, bytes: 500 }],
@@ -251,5 +256,45 @@ describe('the archive catalog', () => {
 
     const failing: Storage = { ...watched(storage), get: async () => Promise.reject(new Error('connection reset')) };
     await assert.rejects(ArchiveCatalog.load(failing), /connection reset/);
+  });
+});
+
+describe('the WAL recovery needs along a timeline (wal-integrity.ts, wal-show)', () => {
+  it('starts at the oldest backup on the history, follows it across the switch, and gives each segment its status', async () => {
+    const { storage } = await emptyArchive();
+    // Timeline 2 branched off timeline 1 at 0/5000100 (in segment 5); timeline 1 went on to segment 6.
+    await putCompressed(storage, 'wal_005/00000002.history.zst', '1\t0/5000100\tno recovery target specified\n');
+    for (const segment of [1n, 2n, 3n, 4n, 5n, 6n]) await putCompressed(storage, walKey(segmentName(1, segment, 16 * MiB), codecFor('zstd')), walLongPageHeader());
+    for (const segment of [5n, 6n, 8n, 9n]) await putCompressed(storage, walKey(segmentName(2, segment, 16 * MiB), codecFor('zstd')), walLongPageHeader());
+    await putBackup(storage, { BackupName: 'base_000000010000000000000002', LSN: '0/2000028', FinishTime: '2026-12-01T10:00:00Z' });
+    await putBackup(storage, { BackupName: 'base_000000010000000000000006', LSN: '0/6000028', FinishTime: '2026-12-01T12:00:00Z' });
+    await putBackup(storage, { BackupName: 'base_000000020000000000000008', LSN: '0/8000028', Timeline: 2, FinishTime: '2026-12-01T13:00:00Z' });
+    const catalog = await ArchiveCatalog.load(storage);
+
+    // The backup of timeline 1 past the switch is no start for timeline 2.
+    assert.deepEqual(catalog.backupsOnHistoryOf(2).map((backup) => backup.BackupName), ['base_000000010000000000000002', 'base_000000020000000000000008']);
+    assert.deepEqual(catalog.backupsOnHistoryOf(1).map((backup) => backup.BackupName), ['base_000000010000000000000002', 'base_000000010000000000000006']);
+
+    const runs = (integrity: WalIntegrity) => integrity.runs.map((run) => `${run.timeline}:${run.first}-${run.last} ${run.status}`);
+    const toNewest = walIntegrity(catalog, { timeline: 2, windows: { delayed: 0, uploading: 0 } });
+    assert.deepEqual([toNewest.from, toNewest.through], [{ segment: 2n, backup: 'base_000000010000000000000002' }, 9n]);
+    assert.deepEqual(runs(toNewest), ['1:2-4 FOUND', '2:5-6 FOUND', '2:7-7 MISSING_LOST', '2:8-9 FOUND']);
+    assert.deepEqual(toNewest.counts, { FOUND: 7, MISSING_DELAYED: 0, MISSING_UPLOADING: 0, MISSING_LOST: 1 });
+    // To a server's position past the newest segment stored.
+    const toServer = walIntegrity(catalog, { timeline: 2, through: 11n, windows: { delayed: 1, uploading: 1 } });
+    assert.deepEqual(runs(toServer).slice(-3), ['2:8-9 FOUND', '2:10-10 MISSING_UPLOADING', '2:11-11 MISSING_DELAYED']);
+    assert.deepEqual(runs(walIntegrity(catalog, { timeline: 2, through: 11n, archivedThrough: 10n, windows: { delayed: 1, uploading: 1 } })).slice(-2), ['2:10-10 MISSING_LOST', '2:11-11 MISSING_DELAYED']);
+    // Timeline 1 alone, from its own oldest backup.
+    assert.deepEqual(runs(walIntegrity(catalog, { timeline: 1, windows: { delayed: 0, uploading: 0 } })), ['1:2-6 FOUND']);
+
+    const timelines = describeTimelines(catalog);
+    assert.deepEqual(
+      timelines.map((timeline) => [timeline.timeline, timeline.parent, timeline.switchPoint, timeline.first, timeline.last, timeline.stored, timeline.status, timeline.backups]),
+      [
+        [1, undefined, undefined, 1n, 6n, 6, 'OK', ['base_000000010000000000000002', 'base_000000010000000000000006']],
+        [2, 1, parseLsn('0/5000100'), 5n, 9n, 4, 'LOST_SEGMENTS', ['base_000000020000000000000008']],
+      ],
+    );
+    assert.match(timelinesText(catalog, timelines), /^timeline 2 is missing 000000020000000000000007$/m);
   });
 });

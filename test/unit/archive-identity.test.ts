@@ -68,6 +68,7 @@ function watched(inner: Storage, options: { fail?: boolean; missingOnce?: string
       return inner.list(prefix);
     },
     delete: (key: string) => count(() => inner.delete(key)),
+    deleteMany: (keys: readonly string[]) => count(() => inner.deleteMany(keys)),
   };
   return wrapper;
 }

@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { classifyKey } from '../../src/archive/layout.ts';
 import { type WalIndex, WalIndexBuilder } from '../../src/archive/wal-index.ts';
+import { type IntegrityWindows, segmentStatuses } from '../../src/archive/wal-integrity.ts';
 import { segmentName } from '../../src/postgres/wal-name.ts';
 
 const MiB = 1 << 20;
@@ -107,5 +108,46 @@ describe('the WAL index', () => {
     assert.deepEqual(index.otherFiles('history').map((other) => other.key), ['wal_005/00000002.history.zst']);
     assert.deepEqual(index.otherFiles().map((other) => other.file.kind), ['partial', 'history', 'backup']);
     assert.equal(index.segmentName(2, 5n), '000000020000000000000005');
+  });
+});
+
+describe("WAL-G's segment statuses (wal-integrity.ts)", () => {
+  /** Timeline 1 holding `stored` of segments 1 to 20, checked through `through`. */
+  const statuses = (stored: bigint[], windows: IntegrityWindows, options: { through?: bigint; archivedThrough?: bigint } = {}) => {
+    const index = indexOf(stored.map((segment) => ({ key: key(1, segment) })));
+    const path = [{ timeline: 1, first: 1n, last: options.through ?? 20n }];
+    return segmentStatuses(index, path, windows, options.archivedThrough).map((run) => `${run.first}-${run.last} ${run.status}`);
+  };
+  const allBut = (...missing: bigint[]) => [...Array(20).keys()].map((index) => BigInt(index + 1)).filter((segment) => !missing.includes(segment));
+
+  it('finds every segment stored as one run', () => {
+    assert.deepEqual(statuses(allBut(), { delayed: 0, uploading: 16 }), ['1-20 FOUND']);
+  });
+
+  it('counts missing segments among the newest `uploading` ones as uploading, older ones as lost', () => {
+    assert.deepEqual(statuses(allBut(18n, 19n), { delayed: 0, uploading: 16 }), ['1-17 FOUND', '18-19 MISSING_UPLOADING', '20-20 FOUND']);
+    // The scan from the newest segment spends the window on found segments too.
+    assert.deepEqual(statuses(allBut(18n, 19n), { delayed: 0, uploading: 2 }), ['1-17 FOUND', '18-18 MISSING_LOST', '19-19 MISSING_UPLOADING', '20-20 FOUND']);
+    assert.deepEqual(statuses(allBut(3n), { delayed: 0, uploading: 16 }), ['1-2 FOUND', '3-3 MISSING_LOST', '4-20 FOUND']);
+  });
+
+  it('counts missing segments past the newest found one as delayed, up to the delayed window', () => {
+    // Stored to 18, needed to 22: 21 and 22 delayed, then the uploading window from 20 back.
+    const windows = { delayed: 2, uploading: 3 };
+    assert.deepEqual(statuses(allBut(19n, 20n), windows, { through: 22n }), ['1-18 FOUND', '19-20 MISSING_UPLOADING', '21-22 MISSING_DELAYED']);
+    assert.deepEqual(statuses(allBut(17n, 19n, 20n), windows, { through: 22n }), ['1-16 FOUND', '17-17 MISSING_LOST', '18-18 FOUND', '19-20 MISSING_UPLOADING', '21-22 MISSING_DELAYED']);
+    assert.deepEqual(statuses(allBut(), { delayed: 0, uploading: 0 }, { through: 21n }), ['1-20 FOUND', '21-21 MISSING_LOST']);
+  });
+
+  it('counts a missing segment the archiver reported stored as lost, whatever the windows', () => {
+    assert.deepEqual(statuses(allBut(18n, 19n), { delayed: 5, uploading: 16 }, { archivedThrough: 18n }), ['1-17 FOUND', '18-18 MISSING_LOST', '19-19 MISSING_UPLOADING', '20-20 FOUND']);
+    assert.deepEqual(statuses(allBut(), { delayed: 5, uploading: 16 }, { through: 23n, archivedThrough: 21n }), ['1-20 FOUND', '21-21 MISSING_LOST', '22-23 MISSING_DELAYED']);
+  });
+
+  it('follows the path across timelines, in recovery order', () => {
+    const index = indexOf([...[1n, 2n, 4n].map((segment) => ({ key: key(1, segment) })), ...[5n, 6n, 7n].map((segment) => ({ key: key(2, segment) }))]);
+    const path = [{ timeline: 1, first: 1n, last: 4n }, { timeline: 2, first: 5n, last: 8n }];
+    const runs = segmentStatuses(index, path, { delayed: 1, uploading: 2 }).map((run) => `${run.timeline}:${run.first}-${run.last} ${run.status}`);
+    assert.deepEqual(runs, ['1:1-2 FOUND', '1:3-3 MISSING_LOST', '1:4-4 FOUND', '2:5-7 FOUND', '2:8-8 MISSING_DELAYED']);
   });
 });

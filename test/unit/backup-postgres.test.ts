@@ -6,11 +6,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { parseBackupLabel } from '../../src/postgres/backup-label.ts';
-import { backupEndLsn, checkFilesAgainstManifest, parseWalRanges } from '../../src/postgres/backup-manifest.ts';
+import { backupEndLsn, checkFilesAgainstManifest, fileChecksum, parseManifest, parseWalRanges } from '../../src/postgres/backup-manifest.ts';
 import { parseControlFile } from '../../src/postgres/control-file.ts';
+import { backupManifest } from '../support/manifest.ts';
 import {
   chooseRecoveryTarget,
-  parseRecoveryTargetTime,
+  parseTimeWithOffset,
   quoteSettingValue,
   renderRecoverySettings,
   shellQuote,
@@ -72,7 +73,7 @@ describe('backup_manifest', () => {
       writeFileSync(join(directory, 'global', 'pg_control'), Buffer.alloc(8192));
       writeFileSync(join(directory, 'PG_VERSION'), '15\n');
       writeFileSync(join(directory, 'odd name'), 'abc');
-      const manifest = (files: object[]) => JSON.stringify({ 'PostgreSQL-Backup-Manifest-Version': 1, Files: files });
+      const manifest = (files: object[]) => backupManifest(files);
       const good = [
         { Path: 'global/pg_control', Size: 8192 },
         { Path: 'PG_VERSION', Size: 3 },
@@ -83,9 +84,54 @@ describe('backup_manifest', () => {
         'base/1/1259 is missing',
         'PG_VERSION has 3 bytes, the manifest says 4',
       ]);
-      await assert.rejects(checkFilesAgainstManifest(directory, '{"Files": 1}'), /backup_manifest .* is unreadable/);
+      await assert.rejects(checkFilesAgainstManifest(directory, Buffer.from('{"Files": 1}')), /backup_manifest in .* is not a backup manifest/);
+      const tampered = Buffer.from(manifest(good).toString().replace('"Size":3', '"Size":4'));
+      assert.deepEqual((await checkFilesAgainstManifest(directory, tampered))[0]?.replace(/[0-9a-f]{64}/g, 'X'), 'backup_manifest: its Manifest-Checksum X does not match its content (SHA-256 X)');
     } finally {
       rmSync(directory, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('backup_manifest in full', () => {
+  it('reads files, encoded paths, algorithms and WAL ranges, and checks the Manifest-Checksum', () => {
+    const bytes = backupManifest(
+      [
+        { Path: 'backup_label', Size: 225, 'Last-Modified': '2026-12-01 20:58:13 GMT', 'Checksum-Algorithm': 'CRC32C', Checksum: 'C7B1CB1C' },
+        { 'Encoded-Path': Buffer.from('odd name').toString('hex'), Size: 3, 'Last-Modified': '2026-12-01 20:58:13 GMT' },
+      ],
+      [{ Timeline: 1, 'Start-LSN': '0/2000028', 'End-LSN': '0/2000138' }],
+    );
+    const manifest = parseManifest(bytes, 'backup_manifest');
+    assert.deepEqual(manifest.files, [
+      { path: 'backup_label', size: 225, algorithm: 'CRC32C', checksum: 'c7b1cb1c' },
+      { path: 'odd name', size: 3, algorithm: 'NONE', checksum: undefined },
+    ]);
+    assert.deepEqual(manifest.walRanges, [{ timeline: 1, startLsn: 0x2000028n, endLsn: 0x2000138n }]);
+    assert.equal(manifest.checksumProblem, undefined);
+    const edited = Buffer.from(bytes.toString().replace('225', '226'));
+    assert.match(parseManifest(edited, 'backup_manifest').checksumProblem!, /^its Manifest-Checksum [0-9a-f]{64} does not match its content/);
+    assert.throws(() => parseManifest(Buffer.from('{"Files": []}'), 'part_001.tar.zst: backup_manifest'), /^WalshipError: part_001\.tar\.zst: backup_manifest is not a backup manifest: no Files or WAL-Ranges list$/);
+  });
+
+  it("computes files' checksums as the manifest writes them: CRC-32C little-endian, SHA in hex", async () => {
+    const checksumOf = async (algorithm: 'CRC32C' | 'SHA256' | 'NONE', pieces: string[]) => {
+      const checksum = await fileChecksum(algorithm);
+      checksum.start();
+      for (const piece of pieces) checksum.update(Buffer.from(piece));
+      return checksum.finish();
+    };
+    // CRC-32C of "123456789" is 0xE3069283 (RFC 3720); PostgreSQL writes its bytes as they lie in memory.
+    assert.equal(await checksumOf('CRC32C', ['1234', '56789']), '839206e3');
+    assert.equal(await checksumOf('SHA256', ['a', 'bc']), 'ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad');
+    assert.equal(await checksumOf('NONE', ['abc']), undefined);
+    // One instance serves file after file.
+    const reused = await fileChecksum('CRC32C');
+    for (const content of ['x', '123456789']) {
+      reused.start();
+      reused.update(Buffer.from(content));
+      if (content !== 'x') assert.equal(reused.finish(), '839206e3');
+      else reused.finish();
     }
   });
 });
@@ -108,17 +154,17 @@ describe('pg_control', () => {
 
 describe('recovery targets', () => {
   it('keeps a target time to the microsecond and normalizes its offset', () => {
-    assert.equal(parseRecoveryTargetTime('2024-05-01 10:00:00.123456+00').value, '2024-05-01 10:00:00.123456+00:00');
-    assert.equal(parseRecoveryTargetTime('2024-05-01T10:00:00Z').value, '2024-05-01 10:00:00+00:00');
-    assert.equal(parseRecoveryTargetTime('2024-05-01 12:30:00+0230').value, '2024-05-01 12:30:00+02:30');
-    assert.equal(parseRecoveryTargetTime('2024-05-01 12:00:00+02').epochMs, Date.UTC(2024, 4, 1, 10));
-    assert.equal(parseRecoveryTargetTime('2024-05-01 10:00:00.250-01:00').epochMs, Date.UTC(2024, 4, 1, 11, 0, 0, 250));
+    assert.equal(parseTimeWithOffset('2024-05-01 10:00:00.123456+00', '--recovery-target-time').value, '2024-05-01 10:00:00.123456+00:00');
+    assert.equal(parseTimeWithOffset('2024-05-01T10:00:00Z', '--recovery-target-time').value, '2024-05-01 10:00:00+00:00');
+    assert.equal(parseTimeWithOffset('2024-05-01 12:30:00+0230', '--recovery-target-time').value, '2024-05-01 12:30:00+02:30');
+    assert.equal(parseTimeWithOffset('2024-05-01 12:00:00+02', '--recovery-target-time').epochMs, Date.UTC(2024, 4, 1, 10));
+    assert.equal(parseTimeWithOffset('2024-05-01 10:00:00.250-01:00', '--recovery-target-time').epochMs, Date.UTC(2024, 4, 1, 11, 0, 0, 250));
   });
 
   it('refuses a time without an offset, or an impossible one', () => {
-    assert.throws(() => parseRecoveryTargetTime('2024-05-01 10:00:00'), /UTC offset/);
-    assert.throws(() => parseRecoveryTargetTime('yesterday'), /UTC offset/);
-    assert.throws(() => parseRecoveryTargetTime('2024-02-30 10:00:00+00'), /not a valid date/);
+    assert.throws(() => parseTimeWithOffset('2024-05-01 10:00:00', '--recovery-target-time'), /UTC offset/);
+    assert.throws(() => parseTimeWithOffset('yesterday', '--recovery-target-time'), /UTC offset/);
+    assert.throws(() => parseTimeWithOffset('2024-02-30 10:00:00+00', '--recovery-target-time'), /not a valid date/);
   });
 
   it('allows at most one target, each validated', () => {

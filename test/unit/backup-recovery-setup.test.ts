@@ -1,7 +1,8 @@
 // What backup-fetch hands the restored server, and how backup-list prints.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { backupRow, plainTable, prettyTable } from '../../src/backup/list.ts';
+import { backupRow } from '../../src/backup/list.ts';
+import { plainTable, prettyTable } from '../../src/util/table.ts';
 import { carriedSettings, chooseArchiving, describeArchiving, requireOutsideDataDirectory } from '../../src/backup/recovery-setup.ts';
 import type { BackupSentinel } from '../../src/archive/backups.ts';
 import { Config } from '../../src/config/config.ts';
@@ -76,7 +77,14 @@ describe('backup-list tables', () => {
     const lines = prettyTable([backupRow(sentinel, true)]).split('\n');
     assert.equal(lines.length, 5);
     assert.match(lines[0]!, /^\+-+\+/);
-    assert.match(lines[1]!, /^\| NAME +\| MODIFIED .*\| PERMANENT \|$/);
-    assert.match(lines[3]!, /\| 3.00 MiB +\| 1.00 MiB +\| 0 +\| yes +\|$/);
+    assert.match(lines[1]!, /^\| NAME +\| MODIFIED .*\| PERMANENT \| WRITTEN_BY \| LAST_DRILL \| DRILL_RESULT \| DRILL_RTO \|$/);
+    assert.match(lines[3]!, /\| 3.00 MiB +\| 1.00 MiB +\| 0 +\| yes +\| walship +\| - +\| - +\| - +\|$/);
+  });
+
+  it("shows a backup's last drill with --detail only", () => {
+    const drill = { backup: sentinel.BackupName, finished_at: '2026-01-08T04:31:15.000Z', result: 'OK', rto_seconds: 75, report: 'walship/drills/x.json' };
+    assert.deepEqual(backupRow(sentinel, false, drill), backupRow(sentinel, false));
+    const row = backupRow(sentinel, true, drill);
+    assert.deepEqual([row.last_drill, row.drill_result, row.drill_rto], ['2026-01-08T04:31:15.000Z', 'OK', '1:15']);
   });
 });

@@ -90,8 +90,10 @@ describe('compression stages', () => {
     assert.equal(codecForExtension('zst')?.method, 'zstd');
     assert.equal(codecForExtension('br')?.method, 'brotli');
     assert.equal(codecForExtension('')?.method, 'none');
-    assert.equal(codecForExtension('lz4'), undefined);
-    assert.deepEqual(codecsPreferring('brotli').map((codec) => codec.method), ['brotli', 'zstd', 'none']);
+    assert.equal(codecForExtension('lz4')?.method, 'lz4');
+    assert.equal(codecForExtension('lzma')?.method, 'lzma');
+    assert.equal(codecForExtension('gz'), undefined);
+    assert.deepEqual(codecsPreferring('brotli').map((codec) => codec.method), ['brotli', 'zstd', 'none', 'lz4', 'lzma']);
   });
 });
 

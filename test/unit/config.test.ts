@@ -6,7 +6,7 @@ import { after, describe, it } from 'node:test';
 import { Config, loadConfig } from '../../src/config/config.ts';
 import { parseFlatYaml, parseJsonConfig } from '../../src/config/config-file.ts';
 import { readCopyPaths, storageConfigFile } from '../../src/config/copies.ts';
-import { readCompression, readLogging, readPreventWalOverwrite } from '../../src/config/settings.ts';
+import { readCompression, readLogging, readPreferredMethod, readPreventWalOverwrite } from '../../src/config/settings.ts';
 import { ConfigError } from '../../src/errors.ts';
 import { openConfigured } from '../support/storage.ts';
 
@@ -60,7 +60,11 @@ describe('settings validation', () => {
   it('defaults to zstd level 1 and validates methods and levels', () => {
     assert.deepEqual(readCompression(new Config({})), { method: 'zstd', level: 1 });
     assert.deepEqual(readCompression(new Config({ WALG_COMPRESSION_METHOD: 'NONE', WALG_COMPRESSION_LEVEL: '99' })), { method: 'none', level: 0 });
-    assert.throws(() => readCompression(new Config({ WALG_COMPRESSION_METHOD: 'lz4' })), /WALG_COMPRESSION_METHOD="lz4" is invalid: expected one of zstd, brotli, none/);
+    assert.throws(() => readCompression(new Config({ WALG_COMPRESSION_METHOD: 'lz4' })), /WALG_COMPRESSION_METHOD="lz4" is invalid: expected one of zstd, brotli, none \(walship reads WAL-G's lz4 objects, but does not write them\)/);
+    // Readers only choose what to look for first: WAL-G's configuration restores as it is.
+    assert.equal(readPreferredMethod(new Config({ WALG_COMPRESSION_METHOD: 'LZ4' })), 'lz4');
+    assert.equal(readPreferredMethod(new Config({})), 'zstd');
+    assert.throws(() => readPreferredMethod(new Config({ WALG_COMPRESSION_METHOD: 'gzip' })), /expected one of zstd, brotli, none, lz4, lzma/);
     assert.throws(() => readCompression(new Config({ WALG_COMPRESSION_LEVEL: '1.5' })), /WALG_COMPRESSION_LEVEL="1.5" is invalid/);
     assert.throws(() => readCompression(new Config({ WALG_COMPRESSION_LEVEL: '23' })), /from -7 to 22/);
   });
@@ -116,6 +120,7 @@ describe('copies (WALSHIP_COPIES)', () => {
       else process.env.WALG_FILE_PREFIX = previous;
     }
     assert.throws(() => storageConfigFile(join(directory, 'missing.yaml')), /cannot read config file .*missing\.yaml \(ENOENT\): check WALSHIP_COPIES/);
-    assert.throws(() => storageConfigFile(configFile('sodium.yaml', 'WALG_FILE_PREFIX: /x\nWALG_LIBSODIUM_KEY: k\n')), /encryption is not supported yet: WALG_LIBSODIUM_KEY \(in .*sodium\.yaml\) is set/);
+    // A copy of an encrypted archive names the key in its own file, to restore from it.
+    assert.equal(storageConfigFile(configFile('sodium.yaml', 'WALG_FILE_PREFIX: /x\nWALG_LIBSODIUM_KEY: k\n')).get('WALG_LIBSODIUM_KEY'), 'k');
   });
 });

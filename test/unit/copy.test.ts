@@ -40,7 +40,7 @@ async function putRecord(storage: Storage, systemIdentifier = SYSTEM_IDENTIFIER)
 async function putWal(storage: Storage, name: string, content: Buffer = randomBytes(3000), method: 'zstd' | 'brotli' | 'none' = 'zstd'): Promise<string> {
   const codec = codecFor(method);
   const digest = { algorithm: 'crc32' as const, checksum: crc32(content).toString(16).padStart(8, '0'), size: content.length };
-  await upload(storage, walKey(name, codec), Readable.from([content]), storedFormStages(codec, 1), { metadata: integrityMetadata(digest) });
+  await upload(storage, walKey(name, codec), Readable.from([content]), storedFormStages(storage, codec, 1), { metadata: integrityMetadata(digest, false) });
   return walKey(name, codec);
 }
 
@@ -124,7 +124,7 @@ describe('walship copy', () => {
     const target = await archive();
     // Same length, other bytes: only the recorded checksums tell.
     const walPath = join(source.directory, walKey(segment(2), codecFor('zstd')));
-    writeFileSync(walPath, await zstdOf(randomBytes(3000)));
+    writeFileSync(walPath, await zstdOf(source.storage, randomBytes(3000)));
     const partPath = join(source.directory, partKey(source.second.BackupName, 'part_002.tar.zst'));
     writeFileSync(partPath, randomBytes(5000));
     const report = await copy(source.storage, target.storage);
@@ -217,14 +217,14 @@ describe('walship copy', () => {
       const { source, target } = await afterRetention();
       const before = await keys(target.storage);
       const report = await copy(source.storage, target.storage);
-      assert.deepEqual([report.pruned, report.problems], [{ walFiles: 0, backups: [], folders: [] }, []]);
+      assert.deepEqual([report.pruned, report.problems], [{ walFiles: 0, backups: [], folders: [], dumps: [], dumpFolders: [] }, []]);
       assert.deepEqual(await keys(target.storage), before);
     });
 
     it('deletes what retention deleted at the source, and nothing the source holds', async () => {
       const { source, target } = await afterRetention();
       const report = await copy(source.storage, target.storage, { prune: true });
-      assert.deepEqual(report.pruned, { walFiles: 5, backups: [source.first.BackupName], folders: [] });
+      assert.deepEqual(report.pruned, { walFiles: 5, backups: [source.first.BackupName], folders: [], dumps: [], dumpFolders: [] });
       assert.deepEqual(report.keptByPrune, []);
       assert.deepEqual(await keys(target.storage), await keys(source.storage));
     });
@@ -248,15 +248,15 @@ describe('walship copy', () => {
       const { source, target } = await afterRetention();
       await source.storage.delete(sentinelKey(source.second.BackupName));
       const report = await copy(source.storage, target.storage, { prune: true });
-      assert.deepEqual(report.pruned, { walFiles: 0, backups: [], folders: [] });
+      assert.deepEqual(report.pruned, { walFiles: 0, backups: [], folders: [], dumps: [], dumpFolders: [] });
       assert.match(report.keptByPrune.join('\n'), /no WAL pruned: .* holds no complete backup/);
     });
   });
 });
 
-async function zstdOf(content: Buffer): Promise<Buffer> {
+async function zstdOf(storage: Storage, content: Buffer): Promise<Buffer> {
   const { Pipeline } = await import('../../src/stages/pipeline.ts');
   const chunks: Buffer[] = [];
-  for await (const piece of new Pipeline(Readable.from([content]), storedFormStages(codecFor('zstd'), 1)).pieces()) chunks.push(piece);
+  for await (const piece of new Pipeline(Readable.from([content]), storedFormStages(storage, codecFor('zstd'), 1)).pieces()) chunks.push(piece);
   return Buffer.concat(chunks);
 }

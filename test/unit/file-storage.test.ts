@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
@@ -76,6 +76,24 @@ describe('file storage', () => {
     assert.ok(!(await keys('')).some((key) => key.startsWith('.')));
   });
 
+  it('lists a folder of many thousand objects in key order, with its sizes, folders within it in their place', async () => {
+    const storage = await FileStorage.open(directory);
+    const folder = join(directory, 'many');
+    mkdirSync(join(folder, '7f-folder'), { recursive: true });
+    // Names in no order, more than one sorted run's worth (file.ts sorts 4096 names at a time), sizes telling them apart.
+    const sizeOf = (name: string) => (parseInt(name, 16) % 7) + 1;
+    const names = Array.from({ length: 4500 }, (_, index) => `${((index * 7919) % 10_000).toString(16).padStart(4, '0')}-${index % 3}`);
+    for (const name of names) writeFileSync(join(folder, name), 'x'.repeat(sizeOf(name)));
+    writeFileSync(join(folder, '7f-folder', 'inside'), 'x');
+    writeFileSync(join(folder, '.hidden-temp'), 'x');
+    const listed: { key: string; size: number }[] = [];
+    for await (const info of storage.list('many/')) listed.push({ key: info.key, size: info.size });
+    const expected = [...names.map((name) => `many/${name}`), 'many/7f-folder/inside'].sort();
+    assert.deepEqual(listed.map((info) => info.key), expected);
+    assert.deepEqual(listed.filter((info) => info.key !== 'many/7f-folder/inside').map((info) => info.size), expected.filter((key) => !key.includes('folder')).map((key) => sizeOf(key.slice('many/'.length))));
+    rmSync(folder, { recursive: true });
+  });
+
   it('deletes objects and their metadata; deleting twice is fine', async () => {
     const storage = await FileStorage.open(directory);
     await storage.put('del/x', Readable.from([Buffer.from('x')]), { metadata: { walship_size: '1' } });
@@ -84,6 +102,19 @@ describe('file storage', () => {
     assert.equal(await storage.head('del/x'), undefined);
     await storage.put('del/x', Readable.from([Buffer.from('y')]), { createOnly: true });
     assert.deepEqual((await storage.head('del/x'))?.metadata, {});
+  });
+
+  it('removes the folders a deleteMany empties, in both trees, but never a top-level one', async () => {
+    const storage = await FileStorage.open(directory);
+    const keys = ['basebackups_005/base_000000010000000000000002/tar_partitions/part_001.tar.zst', 'basebackups_005/base_000000010000000000000002/metadata.json'];
+    for (const key of [...keys, 'basebackups_005/base_000000010000000000000004/metadata.json']) {
+      await storage.put(key, Readable.from([Buffer.from(key)]), { metadata: { walship_size: '1' } });
+    }
+    await storage.deleteMany(keys);
+    assert.deepEqual(readdirSync(join(directory, 'basebackups_005')), ['base_000000010000000000000004']);
+    assert.deepEqual(readdirSync(join(directory, '.walship/metadata/basebackups_005')), ['base_000000010000000000000004']);
+    await storage.deleteMany(['basebackups_005/base_000000010000000000000004/metadata.json']);
+    assert.deepEqual(readdirSync(join(directory, 'basebackups_005')), []);
   });
 
   it('rejects keys that would escape the prefix', async () => {

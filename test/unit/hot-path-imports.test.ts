@@ -37,4 +37,11 @@ describe('the archive_command and restore_command path', () => {
     assert.ok(loaded.has('postgres/wal-name.ts'), 'the closure follows imports');
     assert.deepEqual(SURVEY_MODULES.filter((module) => loaded.has(module)), []);
   });
+
+  it('loads libsodium only when a key is configured: no module on the path imports it statically', () => {
+    const loaded = staticClosure(HOT_PATH_ENTRIES);
+    assert.ok(loaded.has('stages/encrypt/secretstream.ts'), 'the encryption stage is on the path');
+    const importers = [...loaded].filter((module) => /^(?:import|export)\s+(?!type\s)(?:[^;]*?\sfrom\s+)?'sodium-native';/m.test(readFileSync(join(source, module), 'utf8')));
+    assert.deepEqual(importers, []);
+  });
 });

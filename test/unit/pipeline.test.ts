@@ -12,7 +12,7 @@ import { after, describe, it } from 'node:test';
 import { zstdDecompressSync } from 'node:zlib';
 import { IntegrityError, WalshipError } from '../../src/errors.ts';
 import { DigestStage, SizeStage, VerifyStage } from '../../src/stages/checksum.ts';
-import { type Codec, codecFor, zstdCodec } from '../../src/stages/compress/codec.ts';
+import { type WritableCodec, codecFor, zstdCodec } from '../../src/stages/compress/codec.ts';
 import { createZstd, type Zstd } from '../../src/stages/compress/zstd.ts';
 import { Pipeline, type Source, type Stage, type TransformStage } from '../../src/stages/pipeline.ts';
 import { downloadToFile, upload } from '../../src/stages/transfer.ts';
@@ -89,7 +89,7 @@ function failingStage(error: Error, afterBytes = 100_000): TransformStage {
 
 const nativeZstd = zstdCodec(createZstd());
 const fallbackZstd = zstdCodec(createZstd(async () => undefined));
-const codecs: [string, Codec][] = [
+const codecs: [string, WritableCodec][] = [
   ['zstd (zstd-napi)', nativeZstd],
   ['zstd (node:zlib fallback)', fallbackZstd],
   ['brotli', codecFor('brotli')],

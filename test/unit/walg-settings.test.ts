@@ -13,17 +13,27 @@ import { projectRoot } from '../support/paths.ts';
 const check = (env: Record<string, string>, file = new Map<string, string>(), filePath?: string) => () => refuseUnhonouredSettings(new Config(env, file, filePath));
 
 describe('WAL-G settings walship cannot honour', () => {
-  it('refuses encryption with one line naming the setting, never its value', () => {
+  it('refuses OpenPGP encryption with one line naming the setting, never its value', () => {
     assert.throws(
-      check({ WALG_LIBSODIUM_KEY: 'secret-key-value-0123456789abcdef' }),
+      check({ WALG_PGP_KEY: 'secret-key-value-0123456789abcdef' }),
       (error: Error) =>
         error instanceof ConfigError &&
-        error.message === 'encryption is not supported yet: WALG_LIBSODIUM_KEY is set, and walship would store the archive unencrypted; unset it or keep using WAL-G for this archive',
+        error.message ===
+          "OpenPGP encryption is not supported yet: WALG_PGP_KEY is set, and walship would store the archive unencrypted; unset it and use WAL-G's libsodium encryption (WALG_LIBSODIUM_KEY or WALG_LIBSODIUM_KEY_PATH) for a new archive, or keep using WAL-G for this one",
     );
   });
 
+  it('accepts the libsodium settings, and refuses them in another letter case, which walship would ignore', () => {
+    assert.doesNotThrow(check({ WALG_LIBSODIUM_KEY: 'secret-key-value-0123456789abcdef', WALG_LIBSODIUM_KEY_TRANSFORM: 'none' }));
+    assert.throws(
+      check({}, new Map([['walg_libsodium_key', 'secret-key-value-0123456789abcdef']]), '/etc/walship.json'),
+      /^ConfigError: walship reads this setting only as WALG_LIBSODIUM_KEY: walg_libsodium_key \(in \/etc\/walship\.json\) is set, and walship would ignore it; rename it WALG_LIBSODIUM_KEY$/,
+    );
+    assert.throws(check({ Walg_Libsodium_Key_Transform: 'hex' }), /rename it WALG_LIBSODIUM_KEY_TRANSFORM$/);
+  });
+
   it('names the config file a refused setting came from, whatever its letter case', () => {
-    assert.throws(check({}, new Map([['walg_pgp_key_path', '/etc/key.asc']]), '/etc/walship.yaml'), /encryption is not supported yet: walg_pgp_key_path \(in \/etc\/walship\.yaml\) is set/);
+    assert.throws(check({}, new Map([['walg_pgp_key_path', '/etc/key.asc']]), '/etc/walship.yaml'), /OpenPGP encryption is not supported yet: walg_pgp_key_path \(in \/etc\/walship\.yaml\) is set/);
   });
 
   it('refuses only the values that ask for what walship does not do', () => {

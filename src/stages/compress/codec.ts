@@ -1,6 +1,7 @@
 /**
  * Compression methods as stages. Each method owns a file extension, which
- * archive/layout.ts puts into object keys.
+ * archive/layout.ts puts into object keys. walship writes zstd, brotli or
+ * nothing (WALG_COMPRESSION_METHOD); it also reads WAL-G's lz4 and lzma.
  */
 import { constants, createBrotliCompress, createBrotliDecompress } from 'node:zlib';
 import type { CompressionMethod } from '../../config/settings.ts';
@@ -13,14 +14,21 @@ export interface CompressOptions {
   inThreadPool?: boolean;
 }
 
+/** A stored form walship reads. */
 export interface Codec {
-  method: CompressionMethod;
+  /** The method's name, as WALG_COMPRESSION_METHOD spells it. */
+  method: string;
   /** The object-name suffix, without the dot; '' for uncompressed objects. */
   extension: string;
-  /** The compression stage; undefined when the method stores content as it is. */
-  compress(level: number, options?: CompressOptions): TransformStage | undefined;
   /** The decompression stage for the object `what` (named when it turns out damaged). */
   decompress(what: string): TransformStage | undefined;
+}
+
+/** A stored form walship also writes. */
+export interface WritableCodec extends Codec {
+  method: CompressionMethod;
+  /** The compression stage; undefined when the method stores content as it is. */
+  compress(level: number, options?: CompressOptions): TransformStage | undefined;
 }
 
 /** Pieces handed to the thread pool: each hand-off costs, so they are large. */
@@ -31,7 +39,7 @@ function cannotDecompress(what: string, error: unknown): IntegrityError {
 }
 
 /** zstd's stages, with its fast paths: reading a file itself, and decompressing straight to the consumer. */
-export function zstdCodec(zstd: Zstd = createZstd()): Codec {
+export function zstdCodec(zstd: Zstd = createZstd()): WritableCodec {
   return {
     method: 'zstd',
     extension: 'zst',
@@ -51,7 +59,7 @@ export function zstdCodec(zstd: Zstd = createZstd()): Codec {
   };
 }
 
-const codecs: Record<CompressionMethod, Codec> = {
+const writable: Record<CompressionMethod, WritableCodec> = {
   zstd: zstdCodec(),
   brotli: {
     method: 'brotli',
@@ -76,18 +84,39 @@ const codecs: Record<CompressionMethod, Codec> = {
   },
 };
 
-/** Extensions other tools write that walship recognises but cannot read. */
-export const UNREADABLE_EXTENSIONS = ['lz4', 'lzma'];
+/** WAL-G's other methods; their decoders load only when such an object is read. */
+const readOnly: Codec[] = [
+  {
+    method: 'lz4',
+    extension: 'lz4',
+    decompress: (what) => ({
+      name: 'decompress',
+      transform: async () => new (await import('./lz4.ts')).Lz4FrameDecoder(),
+      describeFailure: (error) => cannotDecompress(what, error),
+    }),
+  },
+  {
+    method: 'lzma',
+    extension: 'lzma',
+    decompress: (what) => ({
+      name: 'decompress',
+      transform: async () => (await import('./lzma.ts')).createLzmaAloneDecoder(),
+      describeFailure: (error) => cannotDecompress(what, error),
+    }),
+  },
+];
 
-export function codecFor(method: CompressionMethod): Codec {
-  return codecs[method];
+const codecs: Codec[] = [...Object.values(writable), ...readOnly];
+
+export function codecFor(method: CompressionMethod): WritableCodec {
+  return writable[method];
 }
 
 export function codecForExtension(extension: string): Codec | undefined {
-  return Object.values(codecs).find((codec) => codec.extension === extension);
+  return codecs.find((codec) => codec.extension === extension);
 }
 
 /** Every codec, with `preferred` first: the order in which fetch looks for an object. */
-export function codecsPreferring(preferred: CompressionMethod): Codec[] {
-  return [codecs[preferred], ...Object.values(codecs).filter((codec) => codec.method !== preferred)];
+export function codecsPreferring(preferred: string): Codec[] {
+  return [...codecs.filter((codec) => codec.method === preferred), ...codecs.filter((codec) => codec.method !== preferred)];
 }

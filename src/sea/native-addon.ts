@@ -1,18 +1,21 @@
 /**
- * Inside the single executable, zstd-napi's native addon is an embedded asset.
- * It is written once to a private cache file (named by its hash) and loaded
- * from there. Any failure (no writable cache, a noexec mount) throws, and the
- * caller falls back to node:zlib's zstd.
+ * Inside the single executable, native addons (zstd-napi's, sodium-native's, lzma-native's)
+ * are embedded assets. Each is written once to a private cache file (named by
+ * its hash) and loaded from there. Any failure (no writable cache, a noexec
+ * mount) throws: the caller falls back (zstd to node:zlib) or says why it
+ * cannot go on (encryption, reading .lzma objects).
  */
-import { existsSync, lstatSync, mkdirSync, statSync } from 'node:fs';
+import { existsSync, lstatSync, statSync } from 'node:fs';
 import { homedir, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { getRawAsset, isSea } from 'node:sea';
-import { replaceFileQuicklySync } from '../../fs/durable.ts';
+import { replaceFileQuicklySync } from '../fs/durable.ts';
+import { makeDirectoriesSync } from '../fs/directories.ts';
 
-declare const WALSHIP_ZSTD_ADDON_HASH: string;
+/** Each embedded addon's asset name and the start of its SHA-256, set by scripts/build.ts. */
+declare const WALSHIP_ADDON_HASHES: Record<string, string>;
 
-/** Where the addon may be cached, best first. */
+/** Where addons may be cached, best first. */
 function cacheCandidates(): string[] {
   const { WALSHIP_CACHE_DIR, XDG_CACHE_HOME, HOME } = process.env;
   return [
@@ -26,7 +29,7 @@ function cacheCandidates(): string[] {
 /** Creates `directory` if needed and checks that only this user can write to it. */
 function isPrivateDirectory(directory: string): boolean {
   try {
-    mkdirSync(directory, { recursive: true, mode: 0o700 });
+    makeDirectoriesSync(directory, 0o700);
     const stats = lstatSync(directory);
     // A directory someone else controls could swap the library under us.
     return stats.isDirectory() && stats.uid === process.getuid?.() && (stats.mode & 0o022) === 0;
@@ -35,14 +38,15 @@ function isPrivateDirectory(directory: string): boolean {
   }
 }
 
-export function loadZstdBindingFromAsset(): unknown {
+/** The exports of the embedded addon `asset` ('zstd-napi.node'), cached as <name>-<hash>.node. */
+export function loadAddonFromAsset(asset: string): unknown {
   if (!isSea()) throw new Error('not running as a single executable');
-  const asset = getRawAsset('zstd-napi.node');
+  const bytes = getRawAsset(asset);
   const candidates = cacheCandidates();
   const directory = candidates.find(isPrivateDirectory);
   if (!directory) throw new Error(`no private, writable cache directory among ${candidates.join(', ')}`);
-  const path = join(directory, `zstd-napi-${WALSHIP_ZSTD_ADDON_HASH}.node`);
-  if (!existsSync(path) || statSync(path).size !== asset.byteLength) replaceFileQuicklySync(path, new Uint8Array(asset), 0o700);
+  const path = join(directory, `${asset.replace(/\.node$/, '')}-${WALSHIP_ADDON_HASHES[asset]}.node`);
+  if (!existsSync(path) || statSync(path).size !== bytes.byteLength) replaceFileQuicklySync(path, new Uint8Array(bytes), 0o700);
   const module = { exports: {} as unknown };
   process.dlopen(module, path);
   return module.exports;

@@ -1,0 +1,83 @@
+/**
+ * Logical dumps: `walship dump-push` next to `pg_dump -Fc -Z 1 -f file`
+ * (pg_dump's own gzip, level 1), and `walship dump-restore` (streamed from
+ * file storage) next to `pg_restore` from the local file, on a pgbench
+ * database, in the same run. Every contender runs as the postgres OS user
+ * under GNU time (peak RSS), alternating round by round; figures are medians.
+ *
+ *   npm run bench -- dump          (scale 50; --quick: scale 10)
+ */
+import { execFileSync } from 'node:child_process';
+import { rmSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { PostgresCluster } from '../../src/postgres/cluster.ts';
+import { libpq } from '../../test/support/libpq.ts';
+import { postgresBin } from '../../test/support/paths.ts';
+import { LOCAL_CLUSTER, makePostgresOwnedDirectory } from '../../test/support/postgres.ts';
+import { type BenchContext, type BenchReport, markdownTable, median, ratio, rotated, serverEnvironment, timeShell } from './common.ts';
+
+interface Contender {
+  name: string;
+  kind: 'dump' | 'restore';
+  /** The command, run with /bin/sh as postgres; the restore target is dropped first. */
+  command: string;
+}
+
+export async function benchDump(context: BenchContext): Promise<BenchReport> {
+  const scale = context.quick ? 10 : 50;
+  const rounds = Math.max(context.rounds, context.quick ? 1 : 3);
+  const archive = makePostgresOwnedDirectory('walship-bench-dumps-');
+  const file = join(context.root, 'bench.dump');
+  const cluster = await PostgresCluster.init({ ...LOCAL_CLUSTER, settings: { checkpoint_timeout: '30min', max_wal_size: '4GB' } });
+  try {
+    await cluster.start();
+    await cluster.sql('CREATE DATABASE bench');
+    context.log(`dump: pgbench -i -s ${scale}`);
+    await cluster.client('pgbench', ['-i', '-s', String(scale), '-q', 'bench']);
+    const size = Number(await cluster.sql("SELECT pg_database_size('bench')"));
+    const env = serverEnvironment({ ...libpq(cluster), PATH: `${postgresBin}:/usr/bin:/bin`, WALG_FILE_PREFIX: archive });
+    const fresh = 'dropdb --if-exists restored';
+    const contenders: Contender[] = [
+      { name: 'pg_dump -Fc -Z 1 -f file', kind: 'dump', command: `rm -f ${file} && pg_dump -Fc -Z 1 -d bench -f ${file}` },
+      { name: 'walship dump-push', kind: 'dump', command: `${context.walship} dump-push --dbname bench` },
+      { name: 'pg_restore -d db file', kind: 'restore', command: `${fresh} && createdb restored && pg_restore --exit-on-error -d restored ${file}` },
+      { name: 'walship dump-restore', kind: 'restore', command: `${fresh} && ${context.walship} dump-restore "$(${context.walship} dump-list --json | sed 's/.*"dump_name":"\\([^"]*\\)".*/\\1/')" bench --create --target-dbname restored` },
+    ];
+    const runs = new Map<string, { ms: number; rssMiB: number }[]>(contenders.map((contender) => [contender.name, []]));
+    for (let round = 0; round < rounds; round++) {
+      // Dumps first (the restores read what they wrote), each pair rotated so neither always goes first.
+      for (const kind of ['dump', 'restore'] as const) {
+        for (const contender of rotated(contenders.filter((candidate) => candidate.kind === kind), round)) {
+          const measured = await timeShell(contender.command, { cwd: context.root, env, scratch: context.root });
+          if (measured.code !== 0) throw new Error(`${contender.command} exited ${measured.code}: ${measured.stderr}`);
+          runs.get(contender.name)!.push({ ms: measured.ms, rssMiB: measured.maxRssKiB / 1024 });
+          context.log(`dump round ${round + 1}: ${contender.name}: ${(measured.ms / 1000).toFixed(2)} s`);
+        }
+      }
+    }
+    const listed = JSON.parse(execFileSync(context.walship, ['dump-list', '--json'], { env, encoding: 'utf8' })) as { databases: { uncompressed_size: number; compressed_size: number }[] }[];
+    const stored = listed.at(-1)!.databases[0]!;
+    const pgDumpBytes = statSync(file).size;
+    const MiB = 2 ** 20;
+    const rows = contenders.map((contender) => {
+      const times = runs.get(contender.name)!;
+      const ms = median(times.map((run) => run.ms));
+      const baseline = median(runs.get(contender.kind === 'dump' ? contenders[0]!.name : contenders[2]!.name)!.map((run) => run.ms));
+      const output = contender.kind === 'restore' ? '' : `${((contender.name.startsWith('walship') ? stored.compressed_size : pgDumpBytes) / MiB).toFixed(0)} MiB`;
+      return [contender.name, `${(ms / 1000).toFixed(2)} s`, `${(stored.uncompressed_size / MiB / (ms / 1000)).toFixed(0)} MiB/s`, ratio(baseline, ms), output, `${Math.max(...times.map((run) => run.rssMiB)).toFixed(0)} MiB`];
+    });
+    return {
+      title: 'Logical dumps: dump-push vs pg_dump -Fc -Z 1, dump-restore vs pg_restore',
+      lines: [
+        `pgbench scale ${scale} in database bench (${(size / MiB).toFixed(0)} MiB on disk; its uncompressed pg_dump -Fc file is ${(stored.uncompressed_size / MiB).toFixed(0)} MiB),`,
+        `${rounds} rounds, medians; throughput = the uncompressed dump file's size / wall time; ratio = against pg_dump -Z 1 (dumps) or pg_restore from its file (restores).`,
+        'walship dump-push: pg_dump -Fc -Z 0 compressed with zstd 1 into file storage, fsynced; dump-restore: streamed from storage into pg_restore in one transaction, database created first.',
+        '',
+        ...markdownTable(['contender', 'time', 'throughput', 'ratio', 'output', 'peak RSS'], rows),
+      ],
+    };
+  } finally {
+    await cluster.destroy();
+    rmSync(archive, { recursive: true, force: true });
+  }
+}

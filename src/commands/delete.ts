@@ -1,0 +1,155 @@
+/**
+ * delete VERB [MODIFIER] [ARGUMENT]: WAL-G's retention verbs (retain, before,
+ * everything, target, garbage) and GFS rules. Prints the plan; deletes only
+ * with --confirm.
+ */
+import { isBackupName } from '../archive/layout.ts';
+import type { Config } from '../config/config.ts';
+import { ConfigError, ExitCode } from '../errors.ts';
+import { parseTimeWithOffset } from '../postgres/recovery-settings.ts';
+import { deleteBackups } from '../retention/delete.ts';
+import { hasRules, type KeepRules, parseDuration, PERIODS } from '../retention/gfs.ts';
+import type { Boundary, RetentionRequest, Selection } from '../retention/plan.ts';
+import { planJson, planText } from '../retention/render.ts';
+import { openStorage } from '../storage/open.ts';
+import { storageSpecFrom } from '../storage/spec.ts';
+import type { CommandContext } from './command.ts';
+
+interface DeleteOptions {
+  confirm?: boolean;
+  json?: boolean;
+  after?: string;
+  force?: boolean;
+  keepLast?: string;
+  keepDaily?: string;
+  keepWeekly?: string;
+  keepMonthly?: string;
+  keepYearly?: string;
+  keepWithin?: string;
+  pitrWindow?: string;
+  incompleteAge?: string;
+}
+
+const VERBS = ['retain', 'before', 'everything', 'target', 'garbage'];
+const DEFAULT_INCOMPLETE_AGE = '24h';
+/** The settings a nightly `delete retain` takes its rules from, by rule. */
+const RETAIN_SETTINGS = { last: 'WALSHIP_RETAIN_LAST', daily: 'WALSHIP_RETAIN_DAILY', weekly: 'WALSHIP_RETAIN_WEEKLY', monthly: 'WALSHIP_RETAIN_MONTHLY', yearly: 'WALSHIP_RETAIN_YEARLY' } as const;
+const KEEP_OPTIONS = { last: 'keepLast', daily: 'keepDaily', weekly: 'keepWeekly', monthly: 'keepMonthly', yearly: 'keepYearly' } as const;
+
+/** A count of backups or periods: a whole number of at least 1. */
+function count(text: string, name: string): number {
+  if (!/^\d+$/.test(text.trim()) || Number(text) < 1 || !Number.isSafeInteger(Number(text))) {
+    throw new ConfigError(`${name} "${text}" is not a count: give a whole number of at least 1`);
+  }
+  return Number(text);
+}
+
+/** Takes the leading modifier (FULL, FORCE, ...) if there is one; one the verb does not take is refused. */
+function takeModifier(verb: string, args: string[], allowed: string[]): string | undefined {
+  const [first = ''] = args;
+  if (allowed.includes(first)) return args.shift();
+  if (allowed.includes(first.toUpperCase())) throw new ConfigError(`delete ${verb}: write the modifier in capitals, as WAL-G takes it: ${first.toUpperCase()}`);
+  if (/^[A-Z_]{2,}$/.test(first)) throw new ConfigError(`delete ${verb}: unknown modifier ${first}: use ${allowed.join(' or ')}`);
+  return undefined;
+}
+
+function noMoreArguments(verb: string, args: string[], usage: string): void {
+  if (args.length > 0) throw new ConfigError(`delete ${verb}: unexpected "${args.join(' ')}": the form is delete ${usage}`);
+}
+
+function boundary(text: string, verb: string): Boundary {
+  if (text.startsWith('base_')) {
+    if (!isBackupName(text)) throw new ConfigError(`delete ${verb}: "${text}" is not a backup name: expected base_ and a 24-hex-digit WAL segment, as backup-list shows`);
+    return { kind: 'backup', name: text };
+  }
+  try {
+    return { kind: 'time', text, epochMs: parseTimeWithOffset(text, `delete ${verb}`).epochMs };
+  } catch (error) {
+    if (!(error instanceof ConfigError)) throw error;
+    throw new ConfigError(`delete ${verb}: "${text}" is neither a backup name (base_..., as backup-list shows) nor a time with a UTC offset such as 2026-11-30 12:00:00+01`);
+  }
+}
+
+/** The GFS rules from --keep-*, else from the WALSHIP_RETAIN_* settings. */
+function keepRules(options: DeleteOptions, config: Config): KeepRules {
+  const rules: KeepRules = {};
+  for (const rule of ['last', ...PERIODS] as const) {
+    const value = options[KEEP_OPTIONS[rule]];
+    if (value !== undefined) rules[rule] = count(value, `--keep-${rule}`);
+  }
+  if (options.keepWithin !== undefined) rules.within = parseDuration(options.keepWithin, '--keep-within');
+  if (hasRules(rules)) return rules;
+  for (const rule of ['last', ...PERIODS] as const) {
+    const value = config.get(RETAIN_SETTINGS[rule]);
+    if (value !== undefined) rules[rule] = count(value, config.origin(RETAIN_SETTINGS[rule]));
+  }
+  const within = config.get('WALSHIP_RETAIN_WITHIN');
+  if (within !== undefined) rules.within = parseDuration(within, config.origin('WALSHIP_RETAIN_WITHIN'));
+  return rules;
+}
+
+function parseSelection(args: string[], options: DeleteOptions, config: Config): Selection {
+  const [verb, ...rest] = args;
+  const keepOptions = [
+    ...Object.entries(KEEP_OPTIONS).filter(([, key]) => options[key] !== undefined).map(([rule]) => `--keep-${rule}`),
+    ...(options.keepWithin !== undefined ? ['--keep-within'] : []),
+  ];
+  const retainOnly = [...keepOptions, ...(options.after !== undefined ? ['--after'] : [])];
+  if (verb !== 'retain' && retainOnly.length > 0) throw new ConfigError(`${retainOnly[0]} is for delete retain only`);
+  if (verb !== 'target' && options.force) throw new ConfigError('--force is for delete target only (delete everything takes FORCE)');
+  switch (verb) {
+    case 'retain': {
+      takeModifier(verb, rest, ['FULL', 'FIND_FULL']);
+      const countText = rest.shift();
+      noMoreArguments(verb, rest, 'retain [FULL|FIND_FULL] N [--after NAME|TIME], or retain --keep-...');
+      if (countText !== undefined && keepOptions.length > 0) throw new ConfigError(`delete retain: give a count or ${keepOptions[0]}, not both`);
+      const rules = countText !== undefined ? { last: count(countText, 'delete retain') } : keepRules(options, config);
+      if (!hasRules(rules)) {
+        throw new ConfigError('delete retain needs a rule: a count (retain 7), --keep-last/daily/weekly/monthly/yearly/within, or the WALSHIP_RETAIN_* settings');
+      }
+      return { verb, rules, after: options.after === undefined ? undefined : boundary(options.after, 'retain --after') };
+    }
+    case 'before': {
+      takeModifier(verb, rest, ['FIND_FULL']);
+      const target = rest.shift();
+      if (target === undefined) throw new ConfigError('delete before needs a backup name or a time: delete before [FIND_FULL] NAME|TIME');
+      noMoreArguments(verb, rest, 'before [FIND_FULL] NAME|TIME');
+      return { verb, boundary: boundary(target, verb) };
+    }
+    case 'everything': {
+      const force = takeModifier(verb, rest, ['FORCE']) !== undefined;
+      noMoreArguments(verb, rest, 'everything [FORCE]');
+      return { verb, force };
+    }
+    case 'target': {
+      takeModifier(verb, rest, ['FIND_FULL']);
+      const name = rest.shift();
+      if (name === undefined) throw new ConfigError('delete target needs a backup name: delete target [FIND_FULL] NAME');
+      noMoreArguments(verb, rest, 'target [FIND_FULL] NAME');
+      if (!isBackupName(name)) throw new ConfigError(`delete target: "${name}" is not a backup name: expected base_ and a 24-hex-digit WAL segment, as backup-list shows`);
+      return { verb, name, force: options.force ?? false };
+    }
+    case 'garbage': {
+      const scope = takeModifier(verb, rest, ['ARCHIVES', 'BACKUPS']);
+      noMoreArguments(verb, rest, 'garbage [ARCHIVES|BACKUPS]');
+      return { verb, scope: scope === 'ARCHIVES' ? 'archives' : scope === 'BACKUPS' ? 'backups' : 'all' };
+    }
+    default:
+      throw new ConfigError(`delete: unknown verb "${verb ?? ''}": use one of ${VERBS.join(', ')}`);
+  }
+}
+
+export async function run({ config }: CommandContext, args: string[], options: DeleteOptions): Promise<number> {
+  const pitrWindow = options.pitrWindow ?? config.get('WALSHIP_PITR_WINDOW');
+  const incompleteAge = options.incompleteAge ?? config.get('WALSHIP_INCOMPLETE_BACKUP_AGE');
+  const request: RetentionRequest = {
+    selection: parseSelection(args, options, config),
+    pitrWindow: pitrWindow === undefined ? undefined : parseDuration(pitrWindow, options.pitrWindow !== undefined ? '--pitr-window' : config.origin('WALSHIP_PITR_WINDOW')),
+    incompleteAge: parseDuration(incompleteAge ?? DEFAULT_INCOMPLETE_AGE, options.incompleteAge !== undefined ? '--incomplete-age' : config.origin('WALSHIP_INCOMPLETE_BACKUP_AGE'), { allowZero: true }),
+  };
+  const timeZone = Intl.DateTimeFormat().resolvedOptions().timeZone;
+  const storage = await openStorage(storageSpecFrom(config));
+  const outcome = await deleteBackups(storage, request, { confirm: options.confirm ?? false, now: Date.now(), timeZone });
+  process.stdout.write(options.json ? `${JSON.stringify(planJson(outcome))}\n` : planText(outcome, timeZone));
+  return ExitCode.ok;
+}

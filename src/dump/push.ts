@@ -1,0 +1,201 @@
+/**
+ * dump-push: a logical dump set streamed straight into storage.
+ *
+ *   pg_dumpall --globals-only        -> globals.sql.zst
+ *   per database, one at a time:
+ *     psql exports a snapshot; pg_dump -Fc -Z 0 --snapshot
+ *       -> content SHA-256 -> compress -> stored SHA-256 -> storage.put
+ *   then the sentinel, only once every object is durable and every program
+ *   has exited successfully.
+ *
+ * No local file, and memory does not grow with the databases: one stream is
+ * in flight at a time. Any failure stops the set: its objects are removed and
+ * no sentinel is written, so it never exists.
+ */
+import { hostname } from 'node:os';
+import { encryptionFields } from '../archive/backups.ts';
+import { type DumpedDatabase, type DumpedObject, type DumpSentinel, deleteDumpObjects, writeDumpSentinel } from '../archive/dumps.ts';
+import type { ArchiveIdentity } from '../archive/identity.ts';
+import { dumpDatabaseObject, dumpGlobalsObject, dumpNameAt, dumpObjectKey, dumpPrefix, dumpSentinelKey } from '../archive/layout.ts';
+import type { CompressionSettings } from '../config/settings.ts';
+import { ConfigError, WalshipError } from '../errors.ts';
+import { log } from '../log/logger.ts';
+import {
+  describeProgramFailure,
+  type DumpClient,
+  type DumpServer,
+  exportSnapshot,
+  inspectServerForDump,
+  pgDumpVersion,
+  startGlobalsDump,
+  startPgDump,
+} from '../postgres/dump.ts';
+import type { RunningProgram } from '../postgres/programs.ts';
+import { Progress, transferSummary } from '../progress/progress.ts';
+import { DigestStage } from '../stages/checksum.ts';
+import { coalesceStage } from '../stages/coalesce.ts';
+import { reclaimStage } from '../stages/reclaim.ts';
+import { codecFor } from '../stages/compress/codec.ts';
+import type { WatchStage } from '../stages/pipeline.ts';
+import { storedFormEncryption, storedFormStages, upload } from '../stages/transfer.ts';
+import type { Storage } from '../storage/storage.ts';
+import { VERSION } from '../version.ts';
+
+export interface DumpPushSettings {
+  storage: Storage;
+  compression: CompressionSettings;
+  client: DumpClient;
+  /** The databases to dump, or every one that accepts connections (templates aside). */
+  databases: string[] | 'all';
+  /** The cluster the archive belongs to: a dump of any other is refused before any data moves. */
+  identity: ArchiveIdentity;
+  permanent: boolean;
+  userData: unknown;
+  /** Aborting stops the running program and fails the push (Ctrl-C, SIGTERM). */
+  signal?: AbortSignal;
+}
+
+/** pg_dump's output is handed on, and compressed output written, in chunks of at least these sizes. */
+const READ_CHUNK = 256 << 10;
+const WRITE_CHUNK = 256 << 10;
+/** pg_dump's output is read in fresh buffers: their memory is reclaimed this often (stages/reclaim.ts). */
+const RECLAIM_EVERY = 4 << 20;
+
+/** Takes the dump set; resolves to its sentinel once it is durable in storage. */
+export async function pushDumpSet(settings: DumpPushSettings): Promise<DumpSentinel> {
+  const { storage, client, signal } = settings;
+  const server = await inspectServerForDump(client);
+  const databases = chooseDatabases(server, settings.databases);
+  await settings.identity.requireCluster({ systemIdentifier: server.systemIdentifier, segmentSize: server.walSegmentSize }, 'the server is');
+  const dumpVersion = await pgDumpVersion(client);
+  if (!server.superuser) {
+    log.warning('the dumping role is not a superuser, so it cannot read role passwords: the globals hold the roles without them (pg_dumpall --no-role-passwords)');
+  }
+  signal?.throwIfAborted();
+
+  const startTime = new Date();
+  const name = dumpNameAt(startTime);
+  if (await storage.head(dumpSentinelKey(name))) throw new WalshipError(`dump set ${name} already exists in ${storage.location}: another dump-push started in the same second; run it again`);
+  for await (const object of storage.list(dumpPrefix(name))) {
+    throw new WalshipError(`dump set ${name} is being written by another dump-push (${object.key} exists): run it again`);
+  }
+  const sizes = databases.map((database) => server.databases.find((known) => known.name === database)?.size);
+  const codec = codecFor(settings.compression.method);
+  const progress = new Progress({ label: `dump-push ${name}`, total: sizes.every((size) => size !== undefined) ? sizes.reduce((sum, size) => sum + size, 0) : undefined, estimated: true });
+  try {
+    const globals = await dumpInto(settings, name, dumpGlobalsObject(codec), { what: 'the globals', program: 'pg_dumpall' }, progress, () =>
+      startGlobalsDump(client, server.superuser),
+    );
+    const dumped: DumpedDatabase[] = [];
+    for (const database of databases) {
+      signal?.throwIfAborted();
+      const snapshot = await exportSnapshot(client, database);
+      try {
+        const object = await dumpInto(settings, name, dumpDatabaseObject(database, codec), { what: `database "${database}"`, program: 'pg_dump' }, progress, () =>
+          startPgDump(client, database, snapshot.id),
+        );
+        dumped.push({ ...object, Database: database, SnapshotTime: snapshot.time, PgVersion: server.versionNumber, PgDumpVersion: dumpVersion, SystemIdentifier: server.systemIdentifier });
+      } finally {
+        await snapshot.release();
+      }
+    }
+    const all = [globals, ...dumped];
+    const sentinel: DumpSentinel = {
+      DumpName: name,
+      StartTime: startTime.toISOString(),
+      FinishTime: new Date().toISOString(),
+      Hostname: hostname(),
+      PgVersion: server.versionNumber,
+      PgDumpVersion: dumpVersion,
+      SystemIdentifier: server.systemIdentifier,
+      UncompressedSize: all.reduce((sum, object) => sum + object.UncompressedSize, 0),
+      CompressedSize: all.reduce((sum, object) => sum + object.CompressedSize, 0),
+      Compression: settings.compression.method,
+      IsPermanent: settings.permanent,
+      UserData: settings.userData,
+      Globals: { ...globals, RolePasswords: server.superuser },
+      Databases: dumped,
+      ...encryptionFields(await storedFormEncryption(storage)),
+      WalshipVersion: VERSION,
+    };
+    await writeDumpSentinel(storage, sentinel, { createOnly: true });
+    progress.finish(`dump-push: ${name}: ${dumped.length} database${dumped.length === 1 ? '' : 's'} and the globals, ${transferSummary(sentinel.UncompressedSize, sentinel.CompressedSize, progress.elapsedMs)}`);
+    return sentinel;
+  } catch (error) {
+    progress.finish();
+    await removeIncomplete(storage, name);
+    if (signal?.aborted) throw new WalshipError('dump-push was interrupted: no dump set was stored');
+    throw error instanceof WalshipError ? new WalshipError(`${error.message}; no dump set was stored`, { cause: error }) : error;
+  }
+}
+
+/** The databases to dump; one the server does not have is a ConfigError naming those it has. */
+function chooseDatabases(server: DumpServer, requested: string[] | 'all'): string[] {
+  const known = server.databases.map((database) => database.name);
+  if (requested === 'all') {
+    if (known.length === 0) throw new WalshipError('the server has no database that accepts connections: nothing to dump');
+    return known;
+  }
+  const unknown = requested.filter((database) => !known.includes(database));
+  if (unknown.length > 0) {
+    throw new ConfigError(`--dbname ${unknown.join(', ')}: no such database on the server (or it refuses connections, or is a template); it has: ${known.join(', ') || 'none'}`);
+  }
+  return [...new Set(requested)];
+}
+
+/** Streams one program's output into `object` of dump set `name`; fails, naming `source.what`, unless the program exits 0. */
+async function dumpInto(
+  settings: DumpPushSettings,
+  name: string,
+  object: string,
+  source: { what: string; program: string },
+  progress: Progress,
+  start: () => RunningProgram,
+): Promise<DumpedObject> {
+  const program = start();
+  const stop = () => program.stop();
+  settings.signal?.addEventListener('abort', stop, { once: true });
+  const counted: WatchStage = { name: 'progress', update: (piece) => progress.advance(piece.length), finish: () => undefined };
+  const codec = codecFor(settings.compression.method);
+  const stages = [
+    // pg_dump writes pieces of about 16 KiB: gathered first, each later stage makes a tenth of the calls.
+    coalesceStage(READ_CHUNK),
+    reclaimStage(RECLAIM_EVERY),
+    counted,
+    new DigestStage('sha256', 'content'),
+    ...storedFormStages(settings.storage, codec, settings.compression.level),
+    codec.method === 'none' ? undefined : coalesceStage(WRITE_CHUNK),
+    new DigestStage('sha256', 'stored'),
+  ];
+  try {
+    const transfer = await upload(settings.storage, dumpObjectKey(name, object), program.output, stages, { createOnly: true }).catch(async (error: unknown) => {
+      // The program's own failure (a lost connection, a permission) explains a short stream better than storage does.
+      program.stop();
+      const status = await program.exited;
+      throw status.code !== 0 && !settings.signal?.aborted ? new WalshipError(`${source.what}: ${describeProgramFailure(source.program, status)}`, { cause: error }) : error;
+    });
+    const status = await program.exited;
+    if (status.code !== 0) throw new WalshipError(`${source.what}: ${describeProgramFailure(source.program, status)}`);
+    return {
+      Object: object,
+      UncompressedSize: transfer.result('content-size'),
+      CompressedSize: transfer.result('stored-size'),
+      SHA256: transfer.result('stored-sha256'),
+      ContentSHA256: transfer.result('content-sha256'),
+    };
+  } finally {
+    settings.signal?.removeEventListener('abort', stop);
+    program.stop();
+  }
+}
+
+async function removeIncomplete(storage: Storage, name: string): Promise<void> {
+  try {
+    await deleteDumpObjects(storage, name);
+  } catch (cleanupError) {
+    log.warning(`could not remove the incomplete dump set's objects; they have no sentinel, so they are never listed or restored`, {
+      dump: name,
+      reason: (cleanupError as Error).message,
+    });
+  }
+}

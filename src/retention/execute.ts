@@ -1,0 +1,138 @@
+/**
+ * Carries out a retention plan so that a delete killed at any point leaves
+ * every listed backup restorable, and running it again finishes the job:
+ *
+ *   1. a record under walship/deleting/ for each backup to delete, then its
+ *      sentinel: the backup leaves backup-list at once, and the record says
+ *      its folder may go even while its objects are young;
+ *   2. the folders: those backups' other objects and the folders earlier
+ *      deletes left, streamed from one listing of basebackups_005/ in
+ *      batches; incomplete folders old enough to go; then the records;
+ *   3. the drill reports the plan prunes;
+ *   4. the WAL, streamed from one listing of wal_005/ in batches, only
+ *      once no backup whose WAL it is remains listed.
+ *
+ * A storage error stops the run: no new request starts, and it is reported.
+ */
+import { Readable } from 'node:stream';
+import { deleteBackupObjects } from '../archive/backups.ts';
+import { BACKUP_PREFIX, backupPrefix, classifyKey, deletionRecordKey, sentinelKey, WAL_PREFIX } from '../archive/layout.ts';
+import { segmentNumberOfName } from '../postgres/wal-name.ts';
+import type { Storage } from '../storage/storage.ts';
+import { forEachConcurrently } from '../util/concurrency.ts';
+import { subtractDuration } from './gfs.ts';
+import { type RetentionPlan, type RetentionRequest, walSegmentGoes } from './plan.ts';
+
+export interface Deleted {
+  backups: number;
+  /** Backup folders removed: the deleted backups', and leftovers. */
+  folders: number;
+  walFiles: number;
+  drillReports: number;
+  objects: number;
+  bytes: number;
+}
+
+/** Keys per deleteMany() call: a few requests' worth, so the next batch is listed while one is deleted. */
+const DELETE_BATCH = 4000;
+/** Records written, and backup folders emptied, at once. */
+const RECORD_CONCURRENCY = 8;
+const FOLDER_CONCURRENCY = 4;
+
+export async function executePlan(
+  storage: Storage,
+  plan: RetentionPlan,
+  request: RetentionRequest,
+  context: { now: number; segmentSize: number; onDeleted(objects: number, bytes: number): void },
+): Promise<Deleted> {
+  const deleted: Deleted = { backups: 0, folders: 0, walFiles: 0, drillReports: 0, objects: 0, bytes: 0 };
+  const count = (objects: number, bytes: number) => {
+    deleted.objects += objects;
+    deleted.bytes += bytes;
+    context.onDeleted(objects, bytes);
+  };
+
+  const backups = plan.backups.filter((decision) => decision.action === 'delete').map((decision) => decision.backup);
+  const record = (name: string) => Readable.from([Buffer.from(`${JSON.stringify({ Backup: name, Began: new Date(context.now).toISOString() })}\n`)]);
+  await forEachConcurrently(backups, RECORD_CONCURRENCY, (backup) => storage.put(deletionRecordKey(backup.BackupName), record(backup.BackupName)));
+  await storage.deleteMany(backups.map((backup) => sentinelKey(backup.BackupName)));
+  deleted.backups = backups.length;
+  count(backups.length, 0);
+
+  // Folders of deleted backups, and those earlier deletes left: from one listing of basebackups_005/.
+  const begun = new Set([...backups.map((backup) => backup.BackupName), ...plan.folders.filter((folder) => folder.deletionBegun).map((folder) => folder.name)]);
+  const foldersSeen = new Set<string>();
+  if (begun.size > 0) {
+    await deleteListed(storage, BACKUP_PREFIX, (key) => {
+      const kind = classifyKey(key);
+      if (kind.kind !== 'backup-object' || !begun.has(kind.backup)) return false;
+      foldersSeen.add(kind.backup);
+      return true;
+    }, count);
+  }
+  // An incomplete folder goes only if it is still one, and still old: a backup-push may have resumed or finished since the listing.
+  const youngerThan = subtractDuration(context.now, request.incompleteAge);
+  const incomplete = plan.folders.filter((folder) => folder.action === 'delete' && !folder.deletionBegun).map((folder) => folder.name);
+  await forEachConcurrently(incomplete, FOLDER_CONCURRENCY, async (name) => {
+    if ((await storage.head(sentinelKey(name))) || (await hasObjectSince(storage, name, youngerThan))) return;
+    const removed = await deleteBackupObjects(storage, name);
+    count(removed.objects, removed.bytes);
+    foldersSeen.add(name);
+  });
+  deleted.folders = foldersSeen.size;
+  await storage.deleteMany([...new Set([...begun, ...plan.finishedDeletionRecords, ...plan.staleDeletionRecords])].map(deletionRecordKey));
+  await storage.deleteMany(plan.drillReports.map((report) => report.key));
+  deleted.drillReports = plan.drillReports.length;
+  count(plan.drillReports.length, 0);
+
+  if (plan.wal.everything || plan.wal.deletions.length > 0 || plan.wal.otherFiles > 0) {
+    deleted.walFiles = await deleteListed(storage, WAL_PREFIX, (key) => {
+      const kind = classifyKey(key);
+      if (kind.kind !== 'wal') return false;
+      const { file } = kind;
+      return file.segment === undefined ? plan.wal.everything : walSegmentGoes(plan.wal, file.timeline, segmentNumberOfName(file.segment, context.segmentSize));
+    }, count);
+  }
+  return deleted;
+}
+
+async function hasObjectSince(storage: Storage, backup: string, since: number): Promise<boolean> {
+  for await (const object of storage.list(backupPrefix(backup))) if (object.lastModified.getTime() > since) return true;
+  return false;
+}
+
+/**
+ * Streams the listing of `prefix` and deletes the keys `selected` picks, in
+ * batches, one batch in flight while the next is listed; returns how many.
+ * After a failure no new batch starts.
+ */
+async function deleteListed(storage: Storage, prefix: string, selected: (key: string) => boolean, count: (objects: number, bytes: number) => void): Promise<number> {
+  let deleted = 0;
+  let failure: { error: unknown } | undefined;
+  let inFlight: Promise<void> = Promise.resolve();
+  const flush = async (batch: { keys: string[]; bytes: number }) => {
+    await inFlight;
+    if (failure) throw failure.error;
+    inFlight = storage.deleteMany(batch.keys).then(
+      () => {
+        deleted += batch.keys.length;
+        count(batch.keys.length, batch.bytes);
+      },
+      (error: unknown) => void (failure ??= { error }),
+    );
+  };
+  let batch = { keys: [] as string[], bytes: 0 };
+  for await (const object of storage.list(prefix)) {
+    if (!selected(object.key)) continue;
+    batch.keys.push(object.key);
+    batch.bytes += object.size;
+    if (batch.keys.length === DELETE_BATCH) {
+      await flush(batch);
+      batch = { keys: [], bytes: 0 };
+    }
+  }
+  await flush(batch);
+  await inFlight;
+  if (failure) throw failure.error;
+  return deleted;
+}

@@ -1,0 +1,99 @@
+/**
+ * s3rver whose deletes and listings cost the same whatever a folder holds,
+ * for the benchmarks (the tests run s3rver as it is). s3rver reads a whole
+ * folder after each deleted key to see whether it became empty, and for
+ * each page of a listing walks the bucket from its start with a stat per
+ * file: deleting 1,000 keys from a folder of 20,000 takes over a minute, and
+ * listing 100,000 keys half an hour, so a benchmark would measure that.
+ * Here a delete removes empty folders with rmdir, which fails at once on a
+ * folder that is not empty; a flat listing (no delimiter) takes file types
+ * from the directory entries, skips what sorts before the page's start
+ * without looking at it, and stops at the page's end. The order and the
+ * answers are s3rver's own. Usage (as s3rver's own command, with the legacy
+ * OpenSSL provider): node test/support/s3rver-fast.ts PORT DIRECTORY BUCKET.
+ * Relies on s3rver internals: its version is pinned in package.json.
+ */
+import { readdirSync } from 'node:fs';
+import { rmdir, unlink } from 'node:fs/promises';
+import { createRequire } from 'node:module';
+import { join } from 'node:path';
+
+const require = createRequire(import.meta.url);
+const S3rver = require('s3rver');
+const FilesystemStore = require('s3rver/lib/stores/filesystem.js');
+const S3Object = require('s3rver/lib/models/object.js');
+
+const OBJECT_SUFFIX = '._S3rver_object';
+const [port, directory, bucket] = process.argv.slice(2);
+const ignore = (codes: string[]) => (error: NodeJS.ErrnoException) => {
+  if (!codes.includes(error.code ?? '')) throw error;
+};
+
+FilesystemStore.prototype.deleteObject = async function deleteObject(this: typeof FilesystemStore.prototype, name: string, key: string) {
+  await Promise.all(['object', 'object.md5', 'metadata.json'].map((resource) => unlink(this.getResourcePath(name, key, resource)).catch(ignore(['ENOENT']))));
+  const parts = key.split('/').slice(0, -1);
+  for (; parts.length > 0; parts.pop()) {
+    const removed = await rmdir(join(this.getBucketPath(name), ...parts)).then(() => true, ignore(['ENOTEMPTY', 'EEXIST', 'ENOENT']));
+    if (!removed) break;
+  }
+};
+
+interface ListOptions {
+  delimiter?: string;
+  startAfter?: string;
+  prefix?: string;
+  maxKeys?: number;
+}
+
+const listObjects = FilesystemStore.prototype.listObjects;
+FilesystemStore.prototype.listObjects = async function flatListing(this: typeof FilesystemStore.prototype, name: string, options: ListOptions) {
+  const { delimiter = '', startAfter = '', prefix = '', maxKeys = Infinity } = options;
+  if (delimiter !== '' || process.platform === 'win32') return listObjects.call(this, name, options);
+  const keys: string[] = [];
+  let isTruncated = false;
+  // The walk s3rver does (entries in readdir's sorted order, folders before their files only as names sort), pruned.
+  const visit = (path: string, folder: string): boolean => {
+    let entries = readdirSync(path, { withFileTypes: true });
+    // Names sort as s3rver's walk meets them; those sorting before the start's name in this folder hold nothing after it.
+    const startName = startAfter.startsWith(folder) ? startAfter.slice(folder.length).split('/')[0]! : '';
+    if (startName !== '') entries = entries.slice(firstNotBefore(entries, startName));
+    for (const entry of entries) {
+      if (entry.isDirectory()) {
+        const subfolder = `${folder}${entry.name}/`;
+        if (!subfolder.startsWith(prefix) && !prefix.startsWith(subfolder)) continue;
+        if (subfolder < startAfter && !startAfter.startsWith(subfolder)) continue;
+        if (!visit(join(path, entry.name), subfolder)) return false;
+      } else if (entry.name.endsWith(OBJECT_SUFFIX)) {
+        const key = folder + entry.name.slice(0, -OBJECT_SUFFIX.length);
+        if (key <= startAfter || !key.startsWith(prefix)) continue;
+        if (keys.length === maxKeys) {
+          isTruncated = true;
+          return false;
+        }
+        keys.push(key);
+      }
+    }
+    return true;
+  };
+  visit(this.getBucketPath(name), '');
+  const metadata = await Promise.all(keys.map((key) => this.getMetadata(name, key).catch(ignore(['ENOENT']))));
+  return {
+    objects: keys.flatMap((key, index) => (metadata[index] === undefined ? [] : [new S3Object(name, key, null, metadata[index])])),
+    commonPrefixes: [],
+    isTruncated,
+  };
+};
+
+/** The index of the first entry whose name is not before `name` (entries are sorted by name). */
+function firstNotBefore(entries: { name: string }[], name: string): number {
+  let low = 0;
+  let high = entries.length;
+  while (low < high) {
+    const middle = (low + high) >> 1;
+    if (entries[middle]!.name < name) low = middle + 1;
+    else high = middle;
+  }
+  return low;
+}
+
+await new S3rver({ address: '127.0.0.1', port: Number(port), directory, configureBuckets: [{ name: bucket }], silent: true }).run();
