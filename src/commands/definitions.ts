@@ -296,12 +296,12 @@ missing, no such backup); 3 UNKNOWN (could not check: storage unreachable, bad c
   },
   {
     name: 'copy',
-    summary: 'Bring copies of the archive up to date: every complete backup and WAL file they lack, checked on arrival',
+    summary: 'Bring copies of the archive up to date: every complete backup, dump set and WAL file they lack, checked on arrival',
     arguments: [],
     options: [
       ['-t, --to <file>', "a target's config file (default: each copy WALSHIP_COPIES names)"],
       ['-f, --from <file>', "the source's config file (default: the storage configured, as for every command)"],
-      ['--all', 'every complete backup and all WAL (the default)'],
+      ['--all', 'every complete backup and dump set, and all WAL (the default)'],
       ['--wal', 'WAL and timeline history files only'],
       ['--backup <name>', 'one backup, and the WAL from its start on'],
       ['-b, --backup-name <name>', "WAL-G's name for --backup"],
@@ -320,12 +320,14 @@ missing, no such backup); 3 UNKNOWN (could not check: storage unreachable, bad c
     ],
     notes: `Copies: WALSHIP_COPIES lists the config files of further storages (comma- or colon-separated),
 each with its own prefix and credentials. copy lists each side once, relays what the target lacks
-as stored (no recompression), checks every object on arrival (WAL against its recorded CRC-32,
-backup parts against the SHA-256 in the sentinel) and writes a backup's sentinel last. It never
-replaces an object at the target. Settings: WALG_UPLOAD_CONCURRENCY (objects at once, default 16;
+as stored (no recompression; encrypted stays encrypted), checks every object on arrival (WAL
+against its recorded CRC-32, decrypted with the source's key; backup parts and dump objects
+against the SHA-256 in their sentinel; WAL-G's parts decoded on the side) and writes a backup's
+or dump set's sentinel last. It never replaces an object at the target. Settings: WALG_UPLOAD_CONCURRENCY (objects at once, default 16;
 backup parts at most 4).
 Exit codes: 0 every target is up to date; 1 failure (a target holds different content under a
-name, a source object fails its check, a storage error, bad configuration).`,
+name, a source object fails its check, a target configured with another encryption key, a
+storage error, bad configuration).`,
     load: () => import('./copy.ts'),
   },
   {
