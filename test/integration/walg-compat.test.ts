@@ -145,6 +145,18 @@ describe('sharing an archive with WAL-G', () => {
     return name;
   }
 
+  /** An empty file archive for walship copy --to, and its config file. */
+  function copyTarget(prefix: string): { copyConfig: string; copyArchive: string } {
+    const copyRoot = makePostgresOwnedDirectory(prefix);
+    cleanups.push(() => rmSync(copyRoot, { recursive: true, force: true }));
+    const copyConfig = join(copyRoot, 'copy.yaml');
+    const copyArchive = join(copyRoot, 'archive');
+    mkdirSync(copyArchive);
+    writeFileSync(copyConfig, `WALG_FILE_PREFIX: ${copyArchive}\n`);
+    execFileSync('chown', ['-R', 'postgres:', copyRoot]);
+    return { copyConfig, copyArchive };
+  }
+
   before(async () => {
     root = makePostgresOwnedDirectory('walship-walg-');
     archive = join(root, 'archive');
@@ -236,13 +248,7 @@ describe('sharing an archive with WAL-G', () => {
   });
 
   it('copy takes the WAL-G backup whole, sentinel last, with its lz4 and lzma WAL; PostgreSQL recovers from the copy alone', async () => {
-    const copyRoot = makePostgresOwnedDirectory('walship-walg-copy-');
-    cleanups.push(() => rmSync(copyRoot, { recursive: true, force: true }));
-    const copyConfig = join(copyRoot, 'copy.yaml');
-    const copyArchive = join(copyRoot, 'archive');
-    mkdirSync(copyArchive);
-    writeFileSync(copyConfig, `WALG_FILE_PREFIX: ${copyArchive}\n`);
-    execFileSync('chown', ['-R', 'postgres:', copyRoot]);
+    const { copyConfig, copyArchive } = copyTarget('walship-walg-copy-');
     const copied = await walship(['copy', '--to', copyConfig, '--json']);
     assert.equal(copied.code, 0, copied.stderr);
     const report = (JSON.parse(copied.stdout) as { targets: { report: { backups: { copied: string[] } } }[] }).targets[0]!.report;
@@ -282,13 +288,7 @@ describe('sharing an archive with WAL-G', () => {
   });
 
   it('copy checks what a WAL-G part allows, its LZ4 frames: a damaged part is not copied and the backup gets no sentinel at the copy', async () => {
-    const copyRoot = makePostgresOwnedDirectory('walship-walg-damaged-');
-    cleanups.push(() => rmSync(copyRoot, { recursive: true, force: true }));
-    const copyConfig = join(copyRoot, 'copy.yaml');
-    const copyArchive = join(copyRoot, 'archive');
-    mkdirSync(copyArchive);
-    writeFileSync(copyConfig, `WALG_FILE_PREFIX: ${copyArchive}\n`);
-    execFileSync('chown', ['-R', 'postgres:', copyRoot]);
+    const { copyConfig, copyArchive } = copyTarget('walship-walg-damaged-');
     const part = join(archive, 'basebackups_005', walgBackup, 'tar_partitions', 'part_002.tar.lz4');
     const original = readFileSync(part);
     const damaged = Buffer.from(original);
