@@ -2,7 +2,7 @@
  * walship copy: bring one target storage up to date with a source.
  *
  *   1. both archives' identity: never mix two clusters' archives
- *   2. one listing of each side's basebackups_005/ (the archive catalog, sentinels read)
+ *   2. one listing of each side's basebackups_005/ and dumps_005/ (the archive catalog, sentinels read)
  *   3. one listing of each side's wal_005/, joined as they come (archive/difference.ts):
  *      each WAL file the target lacks is relayed as stored, checked on the way
  *   4. each complete backup the target lacks: its parts (checked against the
@@ -595,7 +595,7 @@ async function pruneDumps(settings: CopySettings, dumps: DumpSetPair, report: Co
     report.pruned.dumps.push(name);
     if (!dryRun) await deleteDumpSet(target, name);
   }
-  const atSource = new Set([...dumps.sourceCatalog.dumpSets().map((dump) => dump.DumpName), ...dumps.sourceCatalog.incompleteDumps().map((folder) => folder.name)]);
+  const atSource = new Set([...held, ...dumps.sourceCatalog.incompleteDumps().map((folder) => folder.name)]);
   for (const folder of dumps.targetCatalog.incompleteDumps()) {
     if (atSource.has(folder.name) || report.pruned.dumps.includes(folder.name)) continue;
     report.pruned.dumpFolders.push(folder.name);
