@@ -1,8 +1,6 @@
 // Builds dist/walship: esbuild bundles src/cli.ts into one CommonJS file, and
 // Node's single executable application support injects it (with the native
 // addons of zstd-napi, sodium-native and lzma-native as assets) into a copy of the pinned Node runtime.
-// The V8 flags walship runs with, set first: V8 only accepts code caches made under the same flags.
-import '../src/util/exit-safety.ts';
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { chmodSync, copyFileSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
@@ -12,6 +10,13 @@ import { build, type Plugin } from 'esbuild';
 import { Script } from 'node:vm';
 import { createRequire } from 'node:module';
 import { wrapCommonJs } from '../src/sea/embedded-module.ts';
+import { MAIN_THREAD_COMPILATION } from '../src/util/exit-safety.ts';
+import { setFlagsFromString } from 'node:v8';
+
+// The binary starts with these V8 flags (its execArgv below), and V8 accepts a
+// code cache only if it was made under the same flag values: this process
+// makes the embedded modules' caches, the SEA step the main script's.
+for (const flag of MAIN_THREAD_COMPILATION) setFlagsFromString(flag);
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const seaConfig = JSON.parse(readFileSync(join(root, 'pkg.config.json'), 'utf8'));
@@ -131,8 +136,8 @@ try {
   });
 
   const stagedSeaConfig = join(staging, 'sea-config.json');
-  writeFileSync(stagedSeaConfig, JSON.stringify({ ...seaConfig, main: bundle, output: blob, assets: { ...addonFiles, ...embeddedAssets } }));
-  execFileSync(process.execPath, ['--experimental-sea-config', stagedSeaConfig], { cwd: root, stdio: ['ignore', 'ignore', 'inherit'] });
+  writeFileSync(stagedSeaConfig, JSON.stringify({ ...seaConfig, main: bundle, output: blob, execArgv: MAIN_THREAD_COMPILATION, assets: { ...addonFiles, ...embeddedAssets } }));
+  execFileSync(process.execPath, [...MAIN_THREAD_COMPILATION, '--experimental-sea-config', stagedSeaConfig], { cwd: root, stdio: ['ignore', 'ignore', 'inherit'] });
   copyFileSync(process.execPath, binary);
   chmodSync(binary, 0o755);
   try {

@@ -10,7 +10,7 @@ import { ensureDebianPackages } from './lib/system-packages.ts';
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const step = (title: string) => console.error(`\n== ${title}`);
 
-ensureDebianPackages('postgresql-15', 'python3-nacl', 'lz4', 'xz-utils');
+ensureDebianPackages('postgresql-15', 'python3-nacl', 'lz4', 'xz-utils', 'prometheus');
 
 step('type check (tsc)');
 execFileSync(process.execPath, [join(root, 'node_modules/typescript/bin/tsc'), '-p', root, '--noEmit'], { stdio: 'inherit' });

@@ -5,7 +5,6 @@
  * holds no command code, so --help needs none; each command module is
  * imported only when it runs, which keeps archive_command's start-up cost low.
  */
-import './util/exit-safety.ts';
 import type { Command } from 'commander';
 import { type CommandDefinition, commands, ENVIRONMENT_HELP, GLOBAL_WALG_FLAGS, type WalgFlag } from './commands/definitions.ts';
 import { loadConfig } from './config/config.ts';
@@ -158,6 +157,7 @@ async function main(argv: string[]): Promise<number> {
     const config = loadConfig({ configPath });
     const logging = readLogging(config);
     log.configure({ ...logging, command: selected.definition.name });
+    log.debug(`walship ${VERSION} on Node ${process.version}`, { v8Flags: process.execArgv.join(' ') });
     refuseUnhonouredSettings(config);
     applyWalgFlags(selected);
     const module = await selected.definition.load();

@@ -22,6 +22,7 @@ import { type ArchiverPeak, benchDrain, benchReplay, benchSustained, type DrainR
 import { benchDump } from './dump.ts';
 import { createWalFixture, type WalFixture } from './fixture.ts';
 import { benchRetention } from './retention.ts';
+import { benchStatus } from './status.ts';
 import { fileTarget, s3Target, type Target } from './targets.ts';
 import { benchCopy } from './copy.ts';
 import { benchWalPush } from './wal-push.ts';
@@ -121,6 +122,12 @@ const BENCHMARKS: Benchmark[] = [
     summary: 'delete retain on a synthetic archive: plan time and RSS over 1,000,000 WAL objects, delete rates on file storage and s3rver',
     backlog: () => 0,
     run: async (context) => [await benchRetention(context)],
+  },
+  {
+    name: 'status',
+    summary: 'walship status on a synthetic archive of 100,000 WAL objects and 400 backups: time, CPU and peak RSS on file storage and s3rver',
+    backlog: () => 0,
+    run: async (context) => [await benchStatus(context)],
   },
 ];
 

@@ -1,5 +1,5 @@
 // Installs the Debian packages a script needs (PostgreSQL 15, pgBackRest, the libsodium reference,
-// the lz4 and xz tools that make WAL-G's formats) when they are missing, so the README's commands work on a fresh machine.
+// the lz4 and xz tools that make WAL-G's formats, promtool) when they are missing, so the README's commands work on a fresh machine.
 import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 
@@ -11,6 +11,8 @@ const packages = {
   'xz-utils': '/usr/bin/xz',
   'gnuplot-nox': '/usr/bin/gnuplot',
   rclone: '/usr/bin/rclone',
+  // promtool: the tests check the shipped alert rules and status's Prometheus output with it.
+  prometheus: '/usr/bin/promtool',
   // libsodium's own secretstream for Debian's /usr/bin/python3: the tests' independent reference.
   'python3-nacl': '/usr/lib/python3/dist-packages/nacl/bindings/crypto_secretstream.py',
 } as const;

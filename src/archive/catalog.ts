@@ -11,9 +11,11 @@
 import { NotFoundError, WalshipError } from '../errors.ts';
 import { log } from '../log/logger.ts';
 import { isValidSegmentSize, parseLsn, segmentNumberOfLsn } from '../postgres/lsn.ts';
+import { recordedEncryption } from '../stages/object-metadata.ts';
 import type { ObjectInfo, Storage } from '../storage/storage.ts';
 import { forEachConcurrently } from '../util/concurrency.ts';
 import { type BackupSentinel, decodeSentinel, readMetadataDocument, readSentinelDocument, systemIdentifierOf } from './backups.ts';
+import { type AttemptRef, attemptsOf } from './attempts.ts';
 import { type DrillReportRef, drillReportsToPrune } from './drills.ts';
 import { type DumpSentinel, readDumpSentinelDocument, validDumpSentinel } from './dumps.ts';
 import { readArchiveRecord } from './identity.ts';
@@ -32,6 +34,15 @@ export interface CatalogOptions {
   /** Also list walship/ (its records and drill reports) when wal_005/ or basebackups_005/ is left out; with both, it is listed anyway. */
   records?: boolean;
 }
+
+/** The objects and bytes of one kind in the listing. */
+export interface StorageUse {
+  objects: number;
+  bytes: number;
+}
+
+/** What the listing held, by kind: WAL, backups (sentinels included), dump sets, walship's records, anything else. */
+export type StorageUseByKind = Record<'wal' | 'backups' | 'dumps' | 'walship' | 'other', StorageUse>;
 
 /** A backup folder without a sentinel: an upload in progress, or one that failed and left objects behind. */
 export interface IncompleteBackup {
@@ -98,6 +109,13 @@ export class ArchiveCatalog {
   readonly walshipRecords: readonly string[];
   /** Objects that are neither WAL, backups nor walship's records. */
   readonly otherObjects: { count: number; bytes: number };
+  /** The listing's objects and bytes by kind (of the folders listed). */
+  readonly storageUse: StorageUseByKind;
+  /**
+   * WAL objects whose listed metadata records them stored unencrypted; undefined
+   * when the backend's listing holds no metadata (capabilities.listingIncludesMetadata).
+   */
+  readonly unencryptedWal: number | undefined;
   private readonly drills: readonly DrillReportRef[];
   private readonly sentinels: readonly SentinelRecord[];
   private readonly incomplete: readonly IncompleteBackup[];
@@ -113,6 +131,8 @@ export class ArchiveCatalog {
     segmentSizeSource: string;
     walshipRecords: string[];
     otherObjects: { count: number; bytes: number };
+    storageUse: StorageUseByKind;
+    unencryptedWal: number | undefined;
     drills: DrillReportRef[];
     sentinels: SentinelRecord[];
     incomplete: IncompleteBackup[];
@@ -125,6 +145,8 @@ export class ArchiveCatalog {
     this.segmentSizeSource = parts.segmentSizeSource;
     this.walshipRecords = parts.walshipRecords;
     this.otherObjects = parts.otherObjects;
+    this.storageUse = parts.storageUse;
+    this.unencryptedWal = parts.unencryptedWal;
     this.drills = parts.drills;
     this.sentinels = parts.sentinels;
     this.incomplete = parts.incomplete;
@@ -147,6 +169,13 @@ export class ArchiveCatalog {
     const walshipRecords: string[] = [];
     const drills: DrillReportRef[] = [];
     const otherObjects = { count: 0, bytes: 0 };
+    const use = (): StorageUse => ({ objects: 0, bytes: 0 });
+    const storageUse: StorageUseByKind = { wal: use(), backups: use(), dumps: use(), walship: use(), other: use() };
+    let unencryptedWal = storage.capabilities.listingIncludesMetadata ? 0 : undefined;
+    const count = (kind: keyof StorageUseByKind, object: ObjectInfo) => {
+      storageUse[kind].objects++;
+      storageUse[kind].bytes += object.size;
+    };
     /** One segment to read the segment size from, should nothing record it. */
     let sampleSegment: { key: string; extension: string } | undefined;
     let identityListed = false;
@@ -158,18 +187,25 @@ export class ArchiveCatalog {
     const note = (object: ObjectInfo) => {
       const kind = classifyKey(object.key);
       if (kind.kind === 'wal' && withWal) {
+        count('wal', object);
+        if (unencryptedWal !== undefined && object.metadata && recordedEncryption(object.metadata).method === 'none') unencryptedWal++;
         wal.add(kind.file, kind.extension, object);
         if (!sampleSegment && kind.file.kind === 'segment') sampleSegment = { key: object.key, extension: kind.extension };
       } else if (kind.kind === 'sentinel' && withBackups) {
+        count('backups', object);
         sentinelNames.push(kind.backup);
       } else if (kind.kind === 'backup-object' && withBackups) {
+        count('backups', object);
         noteFolderObject(folders, kind.backup, object);
         if (kind.path === 'metadata.json') withMetadata.add(kind.backup);
       } else if (kind.kind === 'dump-sentinel') {
         if (withDumps) dumpNames.push(kind.dump);
+        count('dumps', object);
       } else if (kind.kind === 'dump-object') {
         if (withDumps) noteFolderObject(dumpFolders, kind.dump, object);
+        count('dumps', object);
       } else if (kind.kind === 'walship') {
+        count('walship', object);
         walshipRecords.push(kind.path);
         identityListed ||= object.key === ARCHIVE_IDENTITY_KEY;
         const drill = parseDrillReportKey(object.key);
@@ -177,6 +213,7 @@ export class ArchiveCatalog {
       } else {
         otherObjects.count++;
         otherObjects.bytes += object.size;
+        count('other', object);
       }
     };
     for await (const object of storage.list(prefix)) note(object);
@@ -209,6 +246,8 @@ export class ArchiveCatalog {
       segmentSizeSource: size.source,
       walshipRecords,
       otherObjects,
+      storageUse,
+      unencryptedWal,
       drills,
       sentinels,
       incomplete: withoutSentinel(folders, sentinelNames),
@@ -302,6 +341,11 @@ export class ArchiveCatalog {
   /** The drill reports stored (listed with the whole archive, or with `records`), in listing order: by time. */
   drillReports(): readonly DrillReportRef[] {
     return this.drills;
+  }
+
+  /** The attempts of cron's jobs recorded under walship/attempts/ (listed with the whole archive, or with `records`), oldest first. */
+  attempts(): AttemptRef[] {
+    return attemptsOf(this.walshipRecords.map((path) => `${WALSHIP_PREFIX}${path}`));
   }
 
   /**

@@ -14,7 +14,9 @@
  *   dumps_005/<dump>/databases/<database>.dump[.<extension>]   pg_dump -Fc of one database
  *   walship/archive.json                                   walship's records: the archive's identity,
  *   walship/deleting/<backup>.json                         the backups a delete has begun to remove,
- *   walship/drills/<time>_<backup>.json                    and restore drill reports, named to sort by time
+ *   walship/drills/<time>_<backup>.json                    restore drill reports, named to sort by time,
+ *   walship/attempts/<job>/<time>_<id>_<phase>.json        and the attempts of cron's jobs (backup-push, delete,
+ *                                                          drill, dump-push, copy), named by their start time
  */
 import { parseWalFileName, type WalFileName } from '../postgres/wal-name.ts';
 
@@ -37,6 +39,11 @@ const DELETING_FOLDER = 'deleting';
 /** Restore drill reports (drills.ts). */
 export const DRILL_REPORT_PREFIX = `${WALSHIP_FOLDER}/drills/`;
 const DRILL_REPORT = /^(\d{8})T(\d{6})(\.\d{3})Z_(base_[0-9A-F]{24})\.json$/;
+/** The attempts of the jobs cron runs (attempts.ts): one folder per job. */
+export const ATTEMPT_PREFIX = `${WALSHIP_FOLDER}/attempts/`;
+export const ATTEMPT_PHASES = ['started', 'succeeded', 'failed'] as const;
+export type AttemptPhase = (typeof ATTEMPT_PHASES)[number];
+const ATTEMPT_RECORD = /^([a-z][a-z-]*)\/(\d{8}T\d{6}\.\d{3}Z)_([0-9a-f]{8})_(started|succeeded|failed)\.json$/;
 
 const SENTINEL_SUFFIX = '_backup_stop_sentinel.json';
 const DUMP_SENTINEL_SUFFIX = '_dump_sentinel.json';
@@ -172,7 +179,7 @@ export function dumpObjectExtension(object: string): string {
 
 /** walship/drills/20261201T205813.589Z_base_000000010000000000000004.json: the time (UTC, to the millisecond) first, so names sort by time. */
 export function drillReportKey(backup: string, time: Date): string {
-  return `${DRILL_REPORT_PREFIX}${time.toISOString().replace(/[-:]/g, '')}_${backup}.json`;
+  return `${DRILL_REPORT_PREFIX}${compactTime(time)}_${backup}.json`;
 }
 
 /** The backup and time a drill report's key names; undefined for any other key. */
@@ -182,6 +189,41 @@ export function parseDrillReportKey(key: string): { backup: string; time: Date }
   const [, day, clock, fraction, backup] = match;
   const time = new Date(`${day!.slice(0, 4)}-${day!.slice(4, 6)}-${day!.slice(6)}T${clock!.slice(0, 2)}:${clock!.slice(2, 4)}:${clock!.slice(4)}${fraction}Z`);
   return Number.isNaN(time.getTime()) ? undefined : { backup: backup!, time };
+}
+
+/** A compact UTC time to the millisecond, 20261201T205813.589Z: names that start with it sort by time. */
+function compactTime(time: Date): string {
+  return time.toISOString().replace(/[-:]/g, '');
+}
+
+function parseCompactTime(text: string): Date {
+  return new Date(`${text.slice(0, 4)}-${text.slice(4, 6)}-${text.slice(6, 11)}:${text.slice(11, 13)}:${text.slice(13)}`);
+}
+
+/** One record of a job's attempt: written at its start, and again at its end with the result. */
+export interface AttemptKey {
+  job: string;
+  started: Date;
+  /** Tells apart attempts that started in the same millisecond. */
+  id: string;
+  phase: AttemptPhase;
+}
+
+export function attemptFolder(job: string): string {
+  return `${ATTEMPT_PREFIX}${job}/`;
+}
+
+/** walship/attempts/backup-push/20261201T021500.123Z_5f3a9c01_failed.json. */
+export function attemptKey({ job, started, id, phase }: AttemptKey): string {
+  return `${attemptFolder(job)}${compactTime(started)}_${id}_${phase}.json`;
+}
+
+/** What an attempt record's key names; undefined for any other key. */
+export function parseAttemptKey(key: string): AttemptKey | undefined {
+  const match = key.startsWith(ATTEMPT_PREFIX) ? ATTEMPT_RECORD.exec(key.slice(ATTEMPT_PREFIX.length)) : null;
+  if (!match) return undefined;
+  const started = parseCompactTime(match[2]!);
+  return Number.isNaN(started.getTime()) ? undefined : { job: match[1]!, started, id: match[3]!, phase: match[4] as AttemptPhase };
 }
 
 export type KeyKind =

@@ -11,6 +11,7 @@
  * one the server's archiver reported stored is lost whatever the windows.
  */
 import { parseLsn, segmentNumberOfLsn, segmentStartLsn } from '../postgres/lsn.ts';
+import { parseWalFileName, segmentNumberOfName } from '../postgres/wal-name.ts';
 import type { ArchiveCatalog } from './catalog.ts';
 import type { SegmentRange, WalIndex } from './wal-index.ts';
 
@@ -67,6 +68,27 @@ export function walIntegrity(catalog: ArchiveCatalog, request: IntegrityRequest)
 }
 
 const LAST_LSN = 0xffff_ffff_ffff_ffffn;
+/** Missing runs named in a verdict; the rest are counted. */
+const NAMED_RUNS = 3;
+
+/**
+ * The segment the archiver stored last, as a number on `timeline`'s history
+ * (a .backup file's segment; a .partial file's predecessor), when it is on it.
+ */
+export function archivedSegment(catalog: ArchiveCatalog, timeline: number, lastArchivedWal: string | undefined): bigint | undefined {
+  const file = lastArchivedWal === undefined ? undefined : parseWalFileName(lastArchivedWal);
+  if (!file?.segment || !catalog.timelines().ancestry(timeline).some((span) => span.timeline === file.timeline)) return undefined;
+  const segment = segmentNumberOfName(file.segment, catalog.segmentSize);
+  return file.kind === 'partial' ? segment - 1n : segment;
+}
+
+/** The first few runs by name ("A", "A to B"), and how many more. */
+export function namedRuns(segmentName: (timeline: number, segment: bigint) => string, runs: readonly StatusRun[]): string {
+  const named = runs.slice(0, NAMED_RUNS).map((run) =>
+    run.first === run.last ? segmentName(run.timeline, run.first) : `${segmentName(run.timeline, run.first)} to ${segmentName(run.timeline, run.last)}`,
+  );
+  return runs.length > NAMED_RUNS ? `${named.join(', ')} and ${runs.length - NAMED_RUNS} more stretches` : named.join(', ');
+}
 
 /**
  * The status of every segment of `path` (ranges in recovery order, as

@@ -1,5 +1,6 @@
 /** backup-push [data_directory]: take a base backup with pg_basebackup and stream it into storage. */
 import { resolve } from 'node:path';
+import { recordAttempt } from '../archive/attempts.ts';
 import { ArchiveIdentity } from '../archive/identity.ts';
 import { backupJson } from '../backup/list.ts';
 import { pushBackup } from '../backup/push.ts';
@@ -28,7 +29,7 @@ export async function run({ config }: CommandContext, [dataDirectory]: string[],
   const storage = await openStorage(spec);
 
   // Ctrl-C or a service manager's SIGTERM stops pg_basebackup and removes the partial upload.
-  const sentinel = await interruptible((signal) =>
+  const push = () => interruptible((signal) =>
     pushBackup({
       storage,
       compression,
@@ -42,6 +43,7 @@ export async function run({ config }: CommandContext, [dataDirectory]: string[],
       signal,
     }),
   );
+  const sentinel = await recordAttempt(storage, 'backup-push', push);
   if (options.json) process.stdout.write(`${JSON.stringify(backupJson(sentinel))}\n`);
   return ExitCode.ok;
 }

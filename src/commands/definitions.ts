@@ -518,7 +518,7 @@ restore_command = this walship's wal-fetch. It replays the archive to its end (o
 and is promoted inside the scratch directory. Recovery that stops short of what the archive
 holds is CRITICAL. Then: every database accepts a connection, amcheck's bt_index_check passes
 on every B-tree index, every table reads (pg_dumpall), and each --check-sql statement returns
-true. The report is stored under walship/drills/ (the drill's only write to storage);
+true. The report is stored under walship/drills/ (with its attempt's record, the drill's only writes to storage);
 backup-list --detail and --json show each backup's last drill. The scratch server is stopped
 and its directory removed, also on failure and on SIGINT or SIGTERM, unless --keep.
 Run it as the PostgreSQL OS user (it refuses root), with as much free space in --scratch as
@@ -529,6 +529,43 @@ recover to the end of the archive or the target, or pass a check); 3 UNKNOWN (co
 check: storage unreachable, bad configuration, no space, no PostgreSQL programs, interrupted).`,
     check: true,
     load: () => import('./drill.ts'),
+  },
+  {
+    name: 'status',
+    summary: 'Are my backups OK? Backups, failed attempts, the recovery window, drills, the archiver, storage use (a check: exit 0 to 3)',
+    arguments: [],
+    options: [
+      ['--json', 'print the full result as JSON after the verdict line'],
+      ['--prometheus <file>', "write the figures in Prometheus's text format to FILE, atomically (node_exporter's textfile collector); - prints them alone on stdout"],
+      ['--max-backup-age <duration>', 'CRITICAL when the newest backup is older (default 26h; WALSHIP_MAX_BACKUP_AGE)'],
+      ['--max-archive-lag <duration>', "CRITICAL when archiving is further behind the server (default 15m; WALSHIP_MAX_ARCHIVE_LAG)"],
+      ['--max-drill-age <duration>', 'CRITICAL when the last restore drill is older (default 8d; WALSHIP_MAX_DRILL_AGE)'],
+      ['--max-dump-age <duration>', 'CRITICAL when the newest dump set is older (default 26h, checked only when the archive has dump sets or this is given; WALSHIP_MAX_DUMP_AGE)'],
+    ],
+    walgFlags: [TARGET_STORAGE],
+    examples: [
+      'walship status',
+      'walship status --json',
+      'walship status --max-backup-age 50h --max-drill-age 15d',
+      "# Nagios/Icinga: command_line  sudo -u postgres /usr/local/bin/walship --config /etc/walship.yaml status",
+      "# node_exporter's textfile collector, every 5 minutes from the postgres user's crontab (the README explains each part):",
+      '*/5 * * * * PATH=/usr/lib/postgresql/15/bin:/usr/bin:/bin /usr/bin/flock -n -E 75 /var/log/postgresql/walship-status.log /usr/local/bin/walship --config /etc/walship.yaml status --prometheus /var/lib/prometheus/node-exporter/walship.prom >>/var/log/postgresql/walship-status.log 2>&1 || [ $? -le 3 ] || echo "walship status could not run (75: an earlier run still holds the lock); see /var/log/postgresql/walship-status.log"',
+    ],
+    notes: `One listing of the storage and, when the libpq settings (PGHOST, PGPORT, PGUSER, ...) reach a
+server, one query of pg_stat_archiver. CRITICAL: no backup, the newest older than --max-backup-age,
+the last backup-push (or dump-push) attempt failed or never ended, WAL segments missing between
+the oldest backup and the newest segment (wal-verify's integrity logic), archive_command failing
+(its last failure newer than its last success), archiving behind by more than --max-archive-lag,
+the last drill not OK or older than --max-drill-age, the newest dump set too old. WARNING: no
+drill yet, the newest backup never drilled, the last delete or drill attempt failed, objects
+stored unencrypted although a key is configured.
+Durations: a number and a unit, s m h d (90s, 15m, 26h, 8d, 1d12h).
+Exit codes (monitoring-plugin convention; the first line on stdout is the verdict, but with
+--prometheus -, where stdout holds the metrics alone and the verdict goes to stderr):
+0 OK; 1 WARNING; 2 CRITICAL; 3 UNKNOWN (could not check: storage unreachable, bad configuration;
+--prometheus FILE then says walship_status 3).`,
+    check: true,
+    load: () => import('./status.ts'),
   },
 ];
 
@@ -555,6 +592,8 @@ Configuration (environment variables, or the same keys in --config FILE):
                             them in the background after each wal-push)
   WALSHIP_RETAIN_LAST, _DAILY, _WEEKLY, _MONTHLY, _YEARLY, _WITHIN
                             the rules of a bare "delete retain" (see delete --help)
+  WALSHIP_MAX_BACKUP_AGE, _ARCHIVE_LAG, _DRILL_AGE, _DUMP_AGE
+                            status's thresholds (26h, 15m, 8d, 26h; see status --help)
   WALG_LOG_LEVEL            ERROR, WARNING (default), NORMAL or DEVEL
   WALG_LOG_FORMAT           text (default) or json
   WALG_CONFIG_PATH          config file (JSON or YAML), like --config
@@ -565,4 +604,4 @@ README has the full reference and lists both.
 
 Exit codes: 0 success, 1 failure, 74 (wal-fetch) not in the archive,
 255 (wal-fetch outside standby mode) error that must stop recovery. Checks (wal-verify,
-backup-verify): 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN.`;
+backup-verify, drill, status): 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN.`;

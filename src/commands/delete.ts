@@ -3,11 +3,13 @@
  * everything, target, garbage) and GFS rules. Prints the plan; deletes only
  * with --confirm.
  */
+import { recordAttempt } from '../archive/attempts.ts';
 import { isBackupName } from '../archive/layout.ts';
 import type { Config } from '../config/config.ts';
 import { ConfigError, ExitCode } from '../errors.ts';
 import { parseTimeWithOffset } from '../postgres/recovery-settings.ts';
 import { deleteBackups } from '../retention/delete.ts';
+import { incompleteAgeSetting, parseCount, pitrWindowSetting, retainRulesFromSettings } from '../retention/settings.ts';
 import { hasRules, type KeepRules, parseDuration, PERIODS } from '../retention/gfs.ts';
 import type { Boundary, RetentionRequest, Selection } from '../retention/plan.ts';
 import { planJson, planText } from '../retention/render.ts';
@@ -31,18 +33,7 @@ interface DeleteOptions {
 }
 
 const VERBS = ['retain', 'before', 'everything', 'target', 'garbage'];
-const DEFAULT_INCOMPLETE_AGE = '24h';
-/** The settings a nightly `delete retain` takes its rules from, by rule. */
-const RETAIN_SETTINGS = { last: 'WALSHIP_RETAIN_LAST', daily: 'WALSHIP_RETAIN_DAILY', weekly: 'WALSHIP_RETAIN_WEEKLY', monthly: 'WALSHIP_RETAIN_MONTHLY', yearly: 'WALSHIP_RETAIN_YEARLY' } as const;
 const KEEP_OPTIONS = { last: 'keepLast', daily: 'keepDaily', weekly: 'keepWeekly', monthly: 'keepMonthly', yearly: 'keepYearly' } as const;
-
-/** A count of backups or periods: a whole number of at least 1. */
-function count(text: string, name: string): number {
-  if (!/^\d+$/.test(text.trim()) || Number(text) < 1 || !Number.isSafeInteger(Number(text))) {
-    throw new ConfigError(`${name} "${text}" is not a count: give a whole number of at least 1`);
-  }
-  return Number(text);
-}
 
 /** Takes the leading modifier (FULL, FORCE, ...) if there is one; one the verb does not take is refused. */
 function takeModifier(verb: string, args: string[], allowed: string[]): string | undefined {
@@ -75,17 +66,10 @@ function keepRules(options: DeleteOptions, config: Config): KeepRules {
   const rules: KeepRules = {};
   for (const rule of ['last', ...PERIODS] as const) {
     const value = options[KEEP_OPTIONS[rule]];
-    if (value !== undefined) rules[rule] = count(value, `--keep-${rule}`);
+    if (value !== undefined) rules[rule] = parseCount(value, `--keep-${rule}`);
   }
   if (options.keepWithin !== undefined) rules.within = parseDuration(options.keepWithin, '--keep-within');
-  if (hasRules(rules)) return rules;
-  for (const rule of ['last', ...PERIODS] as const) {
-    const value = config.get(RETAIN_SETTINGS[rule]);
-    if (value !== undefined) rules[rule] = count(value, config.origin(RETAIN_SETTINGS[rule]));
-  }
-  const within = config.get('WALSHIP_RETAIN_WITHIN');
-  if (within !== undefined) rules.within = parseDuration(within, config.origin('WALSHIP_RETAIN_WITHIN'));
-  return rules;
+  return hasRules(rules) ? rules : retainRulesFromSettings(config);
 }
 
 function parseSelection(args: string[], options: DeleteOptions, config: Config): Selection {
@@ -103,7 +87,7 @@ function parseSelection(args: string[], options: DeleteOptions, config: Config):
       const countText = rest.shift();
       noMoreArguments(verb, rest, 'retain [FULL|FIND_FULL] N [--after NAME|TIME], or retain --keep-...');
       if (countText !== undefined && keepOptions.length > 0) throw new ConfigError(`delete retain: give a count or ${keepOptions[0]}, not both`);
-      const rules = countText !== undefined ? { last: count(countText, 'delete retain') } : keepRules(options, config);
+      const rules = countText !== undefined ? { last: parseCount(countText, 'delete retain') } : keepRules(options, config);
       if (!hasRules(rules)) {
         throw new ConfigError('delete retain needs a rule: a count (retain 7), --keep-last/daily/weekly/monthly/yearly/within, or the WALSHIP_RETAIN_* settings');
       }
@@ -140,16 +124,17 @@ function parseSelection(args: string[], options: DeleteOptions, config: Config):
 }
 
 export async function run({ config }: CommandContext, args: string[], options: DeleteOptions): Promise<number> {
-  const pitrWindow = options.pitrWindow ?? config.get('WALSHIP_PITR_WINDOW');
-  const incompleteAge = options.incompleteAge ?? config.get('WALSHIP_INCOMPLETE_BACKUP_AGE');
   const request: RetentionRequest = {
     selection: parseSelection(args, options, config),
-    pitrWindow: pitrWindow === undefined ? undefined : parseDuration(pitrWindow, options.pitrWindow !== undefined ? '--pitr-window' : config.origin('WALSHIP_PITR_WINDOW')),
-    incompleteAge: parseDuration(incompleteAge ?? DEFAULT_INCOMPLETE_AGE, options.incompleteAge !== undefined ? '--incomplete-age' : config.origin('WALSHIP_INCOMPLETE_BACKUP_AGE'), { allowZero: true }),
+    pitrWindow: pitrWindowSetting(config, options.pitrWindow),
+    incompleteAge: incompleteAgeSetting(config, options.incompleteAge),
   };
   const timeZone = Intl.DateTimeFormat().resolvedOptions().timeZone;
   const storage = await openStorage(storageSpecFrom(config));
-  const outcome = await deleteBackups(storage, request, { confirm: options.confirm ?? false, now: Date.now(), timeZone });
+  const confirm = options.confirm ?? false;
+  const plan = () => deleteBackups(storage, request, { confirm, now: Date.now(), timeZone });
+  // A dry run is no attempt of the job: only a delete that deletes is recorded.
+  const outcome = confirm ? await recordAttempt(storage, 'delete', plan) : await plan();
   process.stdout.write(options.json ? `${JSON.stringify(planJson(outcome))}\n` : planText(outcome, timeZone));
   return ExitCode.ok;
 }

@@ -1,5 +1,6 @@
 /** dump-push [--dbname DB ...|--all]: a logical dump set (pg_dump per database and the globals) streamed into storage. */
 import { resolve } from 'node:path';
+import { recordAttempt } from '../archive/attempts.ts';
 import { ArchiveIdentity } from '../archive/identity.ts';
 import { readCompression, readUserData } from '../config/settings.ts';
 import { dumpJson } from '../dump/list.ts';
@@ -28,7 +29,7 @@ export async function run({ config }: CommandContext, _args: string[], options: 
   const spec = storageSpecFrom(config);
   const storage = await openStorage(spec);
   // Ctrl-C or a service manager's SIGTERM stops pg_dump and removes the partial upload.
-  const sentinel = await interruptible((signal) =>
+  const push = () => interruptible((signal) =>
     pushDumpSet({
       storage,
       compression,
@@ -40,6 +41,7 @@ export async function run({ config }: CommandContext, _args: string[], options: 
       signal,
     }),
   );
+  const sentinel = await recordAttempt(storage, 'dump-push', push);
   if (options.json) process.stdout.write(`${JSON.stringify(dumpJson(sentinel))}\n`);
   return ExitCode.ok;
 }

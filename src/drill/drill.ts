@@ -5,7 +5,7 @@
  *   does -> start it on a socket of its own, replaying the archive through
  *   this walship's wal-fetch -> judge where recovery ended against what the
  *   archive holds -> run the checks -> stop the server, remove the directory
- *   -> store the report (the drill's only write to storage).
+ *   -> store the report (the drill's only write to storage but its attempt's record, which the command makes).
  *
  * The scratch server never archives (archive_mode = off): the history file
  * of the timeline it promotes to stays in its own pg_wal.
@@ -29,9 +29,7 @@ import { serverProgramDirectory } from '../postgres/programs.ts';
 import { describeRecoveryTarget, type RecoveryTarget } from '../postgres/recovery-settings.ts';
 import { type SqlStatement, splitSqlScript } from '../postgres/sql-script.ts';
 import { formatBytes } from '../progress/progress.ts';
-import { openStorage } from '../storage/open.ts';
 import { StorageRequestError } from '../storage/requests.ts';
-import { storageSpecFrom } from '../storage/spec.ts';
 import type { Storage } from '../storage/storage.ts';
 import { interruptible, unlessAborted } from '../util/process.ts';
 import { VERSION } from '../version.ts';
@@ -43,6 +41,8 @@ import { DRILL_PROGRAMS, interrupted, Scratch } from './scratch.ts';
 
 export interface DrillSettings {
   config: Config;
+  /** The configured storage, opened. */
+  storage: Storage;
   /** A backup name, or LATEST. */
   backup: string;
   target: RecoveryTarget | undefined;
@@ -71,7 +71,7 @@ export async function runDrill(settings: DrillSettings): Promise<DrillResult> {
     throw new ConfigError('walship drill runs PostgreSQL, which refuses to run as root: run it as the PostgreSQL OS user, for example sudo -u postgres walship drill ...');
   }
   const checkSql = settings.checkSqlFile === undefined ? undefined : await readCheckSql(settings.checkSqlFile);
-  const storage = await openStorage(storageSpecFrom(settings.config));
+  const { storage } = settings;
   const startedAt = new Date();
   // What recovery must reach is what the archive holds now, before the scratch server asks for any of it.
   const catalog = await ArchiveCatalog.load(storage);

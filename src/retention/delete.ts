@@ -26,7 +26,7 @@ export async function deleteBackups(storage: Storage, request: RetentionRequest,
   const { selection } = request;
   const withWal = selection.verb !== 'target' && !(selection.verb === 'garbage' && selection.scope === 'backups');
   const catalog = await ArchiveCatalog.load(storage, { wal: withWal, records: true });
-  const plan = makePlan(catalog, storage.location, request, options);
+  const plan = planRetention(catalog, storage.location, request, options);
   if (!options.confirm) return { plan };
 
   const planned = plan.folders.filter((folder) => folder.action === 'delete').reduce((sum, folder) => sum + folder.bytes, 0) +
@@ -45,7 +45,8 @@ export async function deleteBackups(storage: Storage, request: RetentionRequest,
   }
 }
 
-function makePlan(catalog: ArchiveCatalog, location: string, request: RetentionRequest, options: DeleteOptions): RetentionPlan {
+/** What `request` would delete now from what `catalog` holds. */
+export function planRetention(catalog: ArchiveCatalog, location: string, request: RetentionRequest, options: Pick<DeleteOptions, 'now' | 'timeZone'>): RetentionPlan {
   const context = { now: options.now, timeZone: options.timeZone };
   const backups = catalog.backups();
   const decisions = planBackups(backups, request.selection, context);

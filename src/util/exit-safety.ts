@@ -3,14 +3,16 @@
  * while compiling in the background waits for the main thread to collect
  * garbage; if the main thread is already exiting, it waits to join that thread
  * and both wait forever (nodejs/node#64274, still open for Node 24.21). An
- * archive_command that never exits stops archiving, so walship compiles on the
- * main thread only. Measured under CPU load: 5 of 20 backup-push runs hung
- * without this, none of 60 with it (scripts/soak/exit-hangs.sh); it costs
- * about 2 ms of start-up.
+ * archive_command that never exits stops archiving, and a look-ahead pusher
+ * that never exits stays in memory for good, so walship compiles on the main
+ * thread only: Sparkplug, Maglev and TurboFan alike.
  *
- * Imported first by the entry point, so it runs before any command code.
+ * The flags must be given at start-up: the single executable has them as its
+ * `execArgv` (scripts/build.ts), the test runner on its command line. V8 makes
+ * its compile dispatchers as the isolate starts, so `v8.setFlagsFromString`
+ * afterwards changes the flags' values but not the dispatchers: with it, a
+ * hung pusher was found joining a concurrent Maglev job, and `--trace-opt`
+ * shows Maglev and TurboFan jobs still `kConcurrent`. From the command line
+ * they are `kSynchronous`.
  */
 export const MAIN_THREAD_COMPILATION = ['--no-concurrent-sparkplug', '--no-concurrent-recompilation', '--no-concurrent-osr'];
-
-const v8 = process.getBuiltinModule('node:v8');
-for (const flag of MAIN_THREAD_COMPILATION) v8.setFlagsFromString(flag);

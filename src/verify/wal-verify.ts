@@ -9,13 +9,12 @@
  * without one, integrity runs to the newest segment stored, and says so.
  */
 import { ArchiveCatalog } from '../archive/catalog.ts';
-import { type IntegrityWindows, type SegmentStatus, type StatusRun, walIntegrity } from '../archive/wal-integrity.ts';
+import { archivedSegment, type IntegrityWindows, namedRuns, type SegmentStatus, type StatusRun, walIntegrity } from '../archive/wal-integrity.ts';
 import { plainTable } from '../util/table.ts';
 import { type CheckResult, type CheckState, type Finding, summarize, worstState } from '../checks/verdict.ts';
 import { describeError } from '../errors.ts';
 import { formatLsn, segmentNumberOfLsn } from '../postgres/lsn.ts';
 import { queryWalPosition, type ServerWalPosition } from '../postgres/wal-position.ts';
-import { parseWalFileName, segmentNumberOfName } from '../postgres/wal-name.ts';
 import type { Storage } from '../storage/storage.ts';
 
 export const WAL_CHECKS = ['integrity', 'timeline'] as const;
@@ -32,8 +31,6 @@ export interface WalVerifySettings {
 }
 
 const SERVER_TIMEOUT_MS = 60_000;
-/** Missing runs named in a verdict; the rest are counted. */
-const NAMED_RUNS = 3;
 
 type Position = { from: 'server'; server: ServerWalPosition } | { from: 'storage'; reason: string };
 
@@ -130,17 +127,6 @@ function historyFinding(catalog: ArchiveCatalog, timeline: number): Finding | un
     : { state: 'WARNING', message: `${file} is not in storage yet` };
 }
 
-/**
- * The segment the archiver stored last, as a number on `timeline`'s history
- * (a .backup file's segment; a .partial file's predecessor), when it is on it.
- */
-function archivedSegment(catalog: ArchiveCatalog, timeline: number, lastArchivedWal: string | undefined): bigint | undefined {
-  const file = lastArchivedWal === undefined ? undefined : parseWalFileName(lastArchivedWal);
-  if (!file?.segment || !catalog.timelines().ancestry(timeline).some((span) => span.timeline === file.timeline)) return undefined;
-  const segment = segmentNumberOfName(file.segment, catalog.segmentSize);
-  return file.kind === 'partial' ? segment - 1n : segment;
-}
-
 function checkTimeline(catalog: ArchiveCatalog, position: Position) {
   const highest = catalog.wal.namedTimelines().at(-1);
   if (position.from === 'storage') {
@@ -167,14 +153,6 @@ function checkTimeline(catalog: ArchiveCatalog, position: Position) {
 
 function runRow(segmentName: (timeline: number, segment: bigint) => string, run: StatusRun): Record<string, string> {
   return { TLI: String(run.timeline), START: segmentName(run.timeline, run.first), END: segmentName(run.timeline, run.last), SEGMENTS: String(run.last - run.first + 1n), STATUS: run.status };
-}
-
-/** The first few runs by name ("A", "A to B"), and how many more. */
-function namedRuns(segmentName: (timeline: number, segment: bigint) => string, runs: readonly StatusRun[]): string {
-  const named = runs.slice(0, NAMED_RUNS).map((run) =>
-    run.first === run.last ? segmentName(run.timeline, run.first) : `${segmentName(run.timeline, run.first)} to ${segmentName(run.timeline, run.last)}`,
-  );
-  return runs.length > NAMED_RUNS ? `${named.join(', ')} and ${runs.length - NAMED_RUNS} more stretches` : named.join(', ');
 }
 
 function plural(count: number, noun: string): string {

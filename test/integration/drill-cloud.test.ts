@@ -1,7 +1,7 @@
 // walship drill against an object store (s3rver): the scratch server's
 // restore_command fetches the WAL from S3 with the settings the drill hands
 // it, the drill passes, and the bucket afterwards holds exactly what it held
-// before plus the drill report.
+// before plus the drill report and the records of the attempt.
 import assert from 'node:assert/strict';
 import { mkdirSync, readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
@@ -51,7 +51,7 @@ describe('walship drill on S3 (s3rver)', () => {
     rmSync(root, { recursive: true, force: true });
   });
 
-  it('drill LATEST: OK, and the bucket gains the report only', async () => {
+  it('drill LATEST: OK, and the bucket gains the report and the attempt\'s records only', async () => {
     const scratch = join(root, 'scratch');
     mkdirSync(scratch);
     giveToPostgres(scratch);
@@ -63,10 +63,12 @@ describe('walship drill on S3 (s3rver)', () => {
     assert.match(result.stdout.split('\n')[0]!, /^WALSHIP OK - drill of base_[0-9A-F]{24} passed 6 checks: RTO /);
     assert.match(result.stdout, /\n  recovery +OK +[\d.]+ s  recovery reached the end of the archive at /);
 
-    const added = (await keys()).filter((key) => !before.includes(key));
+    const attempts = (await keys()).filter((key) => !before.includes(key) && key.startsWith('walship/attempts/'));
+    assert.deepEqual(attempts.map((key) => key.replace(/\/\d{8}T\d{6}\.\d{3}Z_[0-9a-f]{8}_/, '/')).sort(), ['walship/attempts/drill/started.json', 'walship/attempts/drill/succeeded.json']);
+    const added = (await keys()).filter((key) => !before.includes(key) && !attempts.includes(key));
     assert.equal(added.length, 1, added.join(', '));
     assert.match(added[0]!, /^walship\/drills\/\d{8}T\d{6}\.\d{3}Z_base_[0-9A-F]{24}\.json$/);
-    assert.deepEqual((await keys()).filter((key) => !added.includes(key)), before);
+    assert.deepEqual((await keys()).filter((key) => !added.includes(key) && !attempts.includes(key)), before);
     assert.deepEqual(readdirSync(scratch), []);
     assert.equal(primary.pid(), pid);
 

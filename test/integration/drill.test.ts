@@ -20,6 +20,8 @@ import { check, freePort, giveToPostgres, isRoot, POSTGRES_USER, run } from '../
 import { startArchivingPrimary } from '../support/scenarios.ts';
 
 const DRILL_REPORTS = 'walship/drills';
+/** The record of each drill attempt (status reads them). */
+const ATTEMPTS = 'walship/attempts';
 
 /** Whether a process runs: a zombie (dead, not yet reaped by init) does not. */
 function runs(pid: number): boolean {
@@ -53,11 +55,11 @@ describe('walship drill on file storage', () => {
   const walship = (args: string[], extraEnv: Record<string, string> = {}) =>
     run(walshipBinary, args, { asPostgres: true, env: { ...process.env, ...env, ...libpq(primary), ...extraEnv } });
 
-  /** Every object under the prefix but the drill reports (and walship's temp files). */
+  /** Every object under the prefix but the drill reports and attempt records (and walship's temp files). */
   const archiveKeys = () =>
     filesUnder(archive)
       .map((path) => path.slice(archive.length + 1))
-      .filter((key) => !key.startsWith(`${DRILL_REPORTS}/`) && !key.startsWith('.walship/tmp/'))
+      .filter((key) => !key.startsWith(`${DRILL_REPORTS}/`) && !key.startsWith(`${ATTEMPTS}/`) && !key.startsWith('.walship/tmp/'))
       .sort();
 
   const reportKeys = () => (existsSync(join(archive, DRILL_REPORTS)) ? readdirSync(join(archive, DRILL_REPORTS)).sort() : []);
@@ -69,7 +71,7 @@ describe('walship drill on file storage', () => {
     return path;
   }
 
-  /** Runs a drill that must leave production running, the archive as it was but for one report, and no scratch directory. */
+  /** Runs a drill that must leave production running, the archive as it was but for one report and its attempt's records, and no scratch directory. */
   async function drill(args: string[], extraEnv: Record<string, string> = {}) {
     const keysBefore = archiveKeys();
     const reportsBefore = reportKeys().length;

@@ -18,12 +18,12 @@ import { startArchivingPrimary } from '../support/scenarios.ts';
 
 const IDENTITY = join('walship', 'archive.json');
 
-/** Every file under `directory` with a digest of its content, except walship's temp files. */
+/** Every file under `directory` with a digest of its content, except walship's temp files and the record of each attempt (status reports a refused backup-push). */
 function listing(directory: string): string[] {
   if (!existsSync(directory)) return [];
   return readdirSync(directory, { recursive: true })
     .map(String)
-    .filter((name) => !name.startsWith('.walship/tmp') && statSync(join(directory, name)).isFile())
+    .filter((name) => !name.startsWith('.walship/tmp') && !name.startsWith('walship/attempts/') && statSync(join(directory, name)).isFile())
     .sort()
     .map((name) => `${name} ${createHash('sha256').update(readFileSync(join(directory, name))).digest('hex')}`);
 }

@@ -158,6 +158,27 @@ describe("the README's crontab line, run as cron runs it", () => {
     assert.match(readFileSync(log, 'utf8'), /^walship backup-push: ERROR: .+$/m);
     assert.equal(await countBackups(), 1);
   });
+
+  it("then the status line (status --help's) writes the textfile, CRITICAL for the failed attempt, and prints nothing for cron to mail", async () => {
+    const line = recipe('crontab-status').trim();
+    assert.ok((await check(walshipBinary, ['status', '--help'])).split('\n').some((shown) => shown.trim() === line), 'status --help shows the line');
+    const textfile = join(home, 'walship.prom');
+    const statusLog = join(home, 'walship-status.log');
+    const status = cronCommand('crontab-status', [
+      ['/usr/local/bin/walship', walshipBinary],
+      ['/etc/walship.yaml', config],
+      ['/var/lib/prometheus/node-exporter/walship.prom', textfile],
+      ['/var/log/postgresql/walship-status.log', statusLog],
+      ['/usr/lib/postgresql/15/bin', postgresBin],
+    ]);
+    const cron = await runAsPostgresUser(status, { HOME: home, PATH: '/usr/bin:/bin' }, home);
+    assert.equal(cron.code, 0, cron.stdout + cron.stderr);
+    assert.equal(cron.stdout + cron.stderr, '');
+    const text = readFileSync(textfile, 'utf8');
+    assert.match(text, /^walship_status 2$/m);
+    assert.match(text, /^walship_backup_last_attempt_success 0$/m);
+    assert.match(readFileSync(statusLog, 'utf8'), /^WALSHIP CRITICAL - last backup-push attempt failed/m);
+  });
 });
 
 describe("the README's nightly crontab line with retention, run as cron runs it", () => {

@@ -9,6 +9,7 @@ import { after, beforeEach, describe, it } from 'node:test';
 import { projectRoot, walshipBinary } from '../support/paths.ts';
 import { freePort, run } from '../support/processes.ts';
 import { asWalSegment } from '../support/wal.ts';
+import { MAIN_THREAD_COMPILATION } from '../../src/util/exit-safety.ts';
 
 const root = mkdtempSync(join(tmpdir(), 'walship-cli-'));
 after(() => rmSync(root, { recursive: true, force: true }));
@@ -284,6 +285,14 @@ describe('walship help and version', () => {
       assert.equal(commandHelp.code, 0);
       assert.match(commandHelp.stdout, new RegExp(`Examples:\\n.*walship ${command}`));
     }
+  });
+});
+
+describe("the binary's V8 flags", () => {
+  it('compile on the main thread from start-up (src/util/exit-safety.ts), where V8 makes its compile dispatchers', async () => {
+    const result = await walship(['backup-list'], { WALG_FILE_PREFIX: '/nonexistent/walship-flags', WALG_LOG_LEVEL: 'DEVEL' });
+    const flags = /v8Flags=(.*)$/m.exec(result.stderr)?.[1]?.split(' ') ?? [];
+    for (const flag of MAIN_THREAD_COMPILATION) assert.ok(flags.includes(flag), `${flag} missing from the binary's execArgv: ${result.stderr}`);
   });
 });
 

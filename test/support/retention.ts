@@ -11,7 +11,7 @@ import assert from 'node:assert/strict';
 import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { backupPrefix, classifyKey, sentinelKey } from '../../src/archive/layout.ts';
+import { ATTEMPT_PREFIX, backupPrefix, classifyKey, sentinelKey } from '../../src/archive/layout.ts';
 import { Config } from '../../src/config/config.ts';
 import { parseLsn, segmentNumberOfLsn } from '../../src/postgres/lsn.ts';
 import { segmentNumberOfName } from '../../src/postgres/wal-name.ts';
@@ -30,11 +30,11 @@ export interface RetentionBackend {
 const SEGMENT_SIZE = 1 << 20;
 const PHASES = ['first', 'second', 'between', 'after-target', 'last'];
 
-/** Every object under the archive's prefix: key and size. */
+/** Every object under the archive's prefix, but the record of each attempt (a confirmed delete leaves its own): key and size. */
 export async function listing(settings: Record<string, string>): Promise<Map<string, number>> {
   const storage = await openConfigured(new Config(settings));
   const objects = new Map<string, number>();
-  for await (const object of storage.list('')) objects.set(object.key, object.size);
+  for await (const object of storage.list('')) if (!object.key.startsWith(ATTEMPT_PREFIX)) objects.set(object.key, object.size);
   return objects;
 }
 
