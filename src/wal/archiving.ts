@@ -72,7 +72,8 @@ async function handToCopies(records: ArchivedRecords, settings: ArchivingSetting
   if (settings.copies.length === 0) return;
   try {
     const copies = new CopyQueue(records.directory);
-    if (queue) await copies.add(name, settings.copies);
+    // A file pushed ahead was queued by the pusher, for the copies it knew of: the ones configured since get it here.
+    if (queue || (await copies.configure(settings.copies))) await copies.add(name, settings.copies);
     if (await copies.forwarder.holder()) return;
     spawnDetachedWalship(['wal-copy-ahead', records.directory], settings.configPath, join(records.directory, 'forwarder.log'));
   } catch (error) {

@@ -255,6 +255,10 @@ describe('copies of a file archive on S3 (s3rver)', () => {
     assert.deepEqual(pruned.json.targets[0]!.report!.pruned.backups, [firstBackup]);
     assert.ok(pruned.json.targets[0]!.report!.pruned.walFiles > 0);
     for (const key of gone) assert.equal(await copy.head(key), undefined, `${key} is pruned`);
-    for await (const object of main.list('')) assert.ok(await copy.head(object.key), `${object.key} stays at the copy`);
+    // walship/ records (attempts of cron jobs, drill reports) are the main storage's own; the identity travels.
+    for await (const object of main.list('')) {
+      if (object.key.startsWith('walship/') && object.key !== 'walship/archive.json') continue;
+      assert.ok(await copy.head(object.key), `${object.key} stays at the copy`);
+    }
   });
 });

@@ -36,13 +36,18 @@ export class CopyQueue {
     this.forwarder = new PidFile(join(recordsDirectory, FORWARDER_PID_FILE));
   }
 
+  /** Notes that `copies` are the copies now; true when they were not (a pusher started before may not have queued for them). */
+  async configure(copies: readonly string[]): Promise<boolean> {
+    const configured = JSON.stringify(copies);
+    if ((await readStateFile(join(this.root, CONFIGURED_FILE))) === configured) return false;
+    await mkdir(this.root, { recursive: true, mode: 0o700 });
+    await replaceFileQuickly(join(this.root, CONFIGURED_FILE), configured);
+    return true;
+  }
+
   /** Queues `name` for each of `copies` (config files), and notes that they are the copies now. */
   async add(name: string, copies: readonly string[]): Promise<void> {
-    const configured = JSON.stringify(copies);
-    if ((await readStateFile(join(this.root, CONFIGURED_FILE))) !== configured) {
-      await mkdir(this.root, { recursive: true, mode: 0o700 });
-      await replaceFileQuickly(join(this.root, CONFIGURED_FILE), configured);
-    }
+    await this.configure(copies);
     await Promise.all(copies.map(async (copy) => {
       const marker = join(this.directoryOf(copy), name);
       try {

@@ -80,7 +80,12 @@ export async function runPusher(settings: PusherSettings): Promise<void> {
   const identity = new ArchiveIdentity(storage, settings.storage.prefixSetting, records);
   const { localFileSystem } = storage.capabilities;
   const concurrency = pusherConcurrency(settings.uploadConcurrency, localFileSystem);
-  const copies = settings.copies.length > 0 ? new CopyQueue(settings.recordsDirectory) : undefined;
+  // The copies as the last wal-push was configured: a copy added after the pusher started gets its uploads too.
+  const copies = new CopyQueue(settings.recordsDirectory);
+  const copiesNow = async () => {
+    const configured = await copies.configured();
+    return configured.length > 0 ? configured : settings.copies;
+  };
   let waitingCount = 0;
   await runBackgroundLoop({
     lock: records.pusher,
@@ -107,7 +112,9 @@ export async function runPusher(settings: PusherSettings): Promise<void> {
         await pushWalFile({ storage, compression, preventOverwrite, identity, compressInThreadPool }, path);
         await records.record(name, path);
         // Every wal-push makes sure the copies' forwarder runs.
-        await copies?.add(name, settings.copies).catch((error: unknown) => log.info(`${name} reaches the copies with the next walship copy: ${describeError(error)}`));
+        await copiesNow()
+          .then((targets) => (targets.length > 0 ? copies.add(name, targets) : undefined))
+          .catch((error: unknown) => log.info(`${name} reaches the copies with the next walship copy: ${describeError(error)}`));
         return 'done';
       } finally {
         await claim.release();
