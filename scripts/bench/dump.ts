@@ -9,6 +9,7 @@
  */
 import { execFileSync } from 'node:child_process';
 import { rmSync, statSync } from 'node:fs';
+import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import { PostgresCluster } from '../../src/postgres/cluster.ts';
 import { libpq } from '../../test/support/libpq.ts';
@@ -43,15 +44,15 @@ export async function benchDump(context: BenchContext): Promise<BenchReport> {
       { name: 'pg_restore -d db file', kind: 'restore', command: `${fresh} && createdb restored && pg_restore --exit-on-error -d restored ${file}` },
       { name: 'walship dump-restore', kind: 'restore', command: `${fresh} && ${context.walship} dump-restore "$(${context.walship} dump-list --json | sed 's/.*"dump_name":"\\([^"]*\\)".*/\\1/')" bench --create --target-dbname restored` },
     ];
-    const runs = new Map<string, { ms: number; rssMiB: number }[]>(contenders.map((contender) => [contender.name, []]));
+    const runs = new Map<string, { ms: number; cpuMs: number; rssMiB: number }[]>(contenders.map((contender) => [contender.name, []]));
     for (let round = 0; round < rounds; round++) {
       // Dumps first (the restores read what they wrote), each pair rotated so neither always goes first.
       for (const kind of ['dump', 'restore'] as const) {
         for (const contender of rotated(contenders.filter((candidate) => candidate.kind === kind), round)) {
           const measured = await timeShell(contender.command, { cwd: context.root, env, scratch: context.root });
           if (measured.code !== 0) throw new Error(`${contender.command} exited ${measured.code}: ${measured.stderr}`);
-          runs.get(contender.name)!.push({ ms: measured.ms, rssMiB: measured.maxRssKiB / 1024 });
-          context.log(`dump round ${round + 1}: ${contender.name}: ${(measured.ms / 1000).toFixed(2)} s`);
+          runs.get(contender.name)!.push({ ms: measured.ms, cpuMs: measured.cpuMs, rssMiB: measured.maxRssKiB / 1024 });
+          context.log(`dump round ${round + 1}: ${contender.name}: ${(measured.ms / 1000).toFixed(2)} s, CPU ${(measured.cpuMs / 1000).toFixed(2)} s, load ${loadavg()[0]!.toFixed(1)}`);
         }
       }
     }
@@ -64,7 +65,7 @@ export async function benchDump(context: BenchContext): Promise<BenchReport> {
       const ms = median(times.map((run) => run.ms));
       const baseline = median(runs.get(contender.kind === 'dump' ? contenders[0]!.name : contenders[2]!.name)!.map((run) => run.ms));
       const output = contender.kind === 'restore' ? '' : `${((contender.name.startsWith('walship') ? stored.compressed_size : pgDumpBytes) / MiB).toFixed(0)} MiB`;
-      return [contender.name, `${(ms / 1000).toFixed(2)} s`, `${(stored.uncompressed_size / MiB / (ms / 1000)).toFixed(0)} MiB/s`, ratio(baseline, ms), output, `${Math.max(...times.map((run) => run.rssMiB)).toFixed(0)} MiB`];
+      return [contender.name, `${(ms / 1000).toFixed(2)} s`, `${(median(times.map((run) => run.cpuMs)) / 1000).toFixed(2)} s`, `${(stored.uncompressed_size / MiB / (ms / 1000)).toFixed(0)} MiB/s`, ratio(baseline, ms), output, `${Math.max(...times.map((run) => run.rssMiB)).toFixed(0)} MiB`];
     });
     return {
       title: 'Logical dumps: dump-push vs pg_dump -Fc -Z 1, dump-restore vs pg_restore',
@@ -73,7 +74,9 @@ export async function benchDump(context: BenchContext): Promise<BenchReport> {
         `${rounds} rounds, medians; throughput = the uncompressed dump file's size / wall time; ratio = against pg_dump -Z 1 (dumps) or pg_restore from its file (restores).`,
         'walship dump-push: pg_dump -Fc -Z 0 compressed with zstd 1 into file storage, fsynced; dump-restore: streamed from storage into pg_restore in one transaction, database created first.',
         '',
-        ...markdownTable(['contender', 'time', 'throughput', 'ratio', 'output', 'peak RSS'], rows),
+        `load average ${loadavg().map((load) => load.toFixed(1)).join(' ')} at the end; CPU = user + system of the contender's processes (pg_dump and walship, pg_restore; not the server's backend), median.`,
+        '',
+        ...markdownTable(['contender', 'time', 'CPU', 'throughput', 'ratio', 'output', 'peak RSS'], rows),
       ],
     };
   } finally {

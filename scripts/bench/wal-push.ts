@@ -62,7 +62,7 @@ function spread<T>(items: T[], count: number): T[] {
 export async function benchWalPush(context: BenchContext, fixture: WalFixture): Promise<BenchReport> {
   const { cluster } = fixture;
   const home = postgresDirectory(join(context.root, 'wal-push'));
-  const archive = postgresDirectory(join(home, 'walship-archive'));
+  const walshipArchive = postgresDirectory(join(home, 'walship-archive'));
   const floorOut = postgresDirectory(join(home, 'zstd-out'));
   const pgbackrest = configurePgBackRest({ home: join(home, 'pgbackrest'), dataDir: cluster.dataDir, socketDir: cluster.root, port: cluster.port, compressLevel: LEVEL });
   await createStanza(pgbackrest, cluster);
@@ -85,16 +85,20 @@ export async function benchWalPush(context: BenchContext, fixture: WalFixture): 
     if (!name) throw new Error(`pgbackrest stored no ${segment} in ${directory}`);
     return join(directory, name);
   };
-  // walship, encrypted, then each variant (other settings or another build), all archiving to the same place.
-  const walships: Contender[] = [undefined, ENCRYPTED, ...context.variants].map((variant) => ({
-    name: `walship wal-push${variant ? ` [${variant.name}]` : ''}`,
-    command: (segment) => withSettings(variant?.settings ?? {}, `${variant?.walship ?? context.walship} wal-push pg_wal/${segment}`),
-    output: (segment) => join(archive, 'wal_005', `${segment}.zst`),
-    cleanup: (segment) => {
-      rmSync(join(archive, 'wal_005', `${segment}.zst`));
-      rmSync(join(archive, '.walship', 'metadata', 'wal_005', `${segment}.zst.json`), { force: true });
-    },
-  }));
+  // walship, encrypted, then each variant (other settings or another build), each into an archive of its own:
+  // an archive records its encryption, and refuses objects stored otherwise.
+  const walships: Contender[] = [undefined, ENCRYPTED, ...context.variants].map((variant, index) => {
+    const archive = index === 0 ? walshipArchive : postgresDirectory(join(home, `walship-archive-${index}`));
+    return {
+      name: `walship wal-push${variant ? ` [${variant.name}]` : ''}`,
+      command: (segment) => withSettings({ WALG_FILE_PREFIX: archive, ...variant?.settings }, `${variant?.walship ?? context.walship} wal-push pg_wal/${segment}`),
+      output: (segment) => join(archive, 'wal_005', `${segment}.zst`),
+      cleanup: (segment) => {
+        rmSync(join(archive, 'wal_005', `${segment}.zst`));
+        rmSync(join(archive, '.walship', 'metadata', 'wal_005', `${segment}.zst.json`), { force: true });
+      },
+    };
+  });
   const contenders: Contender[] = [
     ...walships,
     {
@@ -111,7 +115,7 @@ export async function benchWalPush(context: BenchContext, fixture: WalFixture): 
       cleanup: (segment) => rmSync(join(floorOut, `${segment}.zst`)),
     },
   ];
-  const env = serverEnvironment({ WALG_FILE_PREFIX: archive, WALG_COMPRESSION_LEVEL: String(LEVEL) });
+  const env = serverEnvironment({ WALG_FILE_PREFIX: walshipArchive, WALG_COMPRESSION_LEVEL: String(LEVEL) });
 
   const iterations = context.quick ? 12 : 40;
   const warmup = 2;
@@ -147,6 +151,7 @@ export async function benchWalPush(context: BenchContext, fixture: WalFixture): 
         name,
         fixed(medians.get(name)!),
         fixed(p90),
+        fixed(median(list.map((sample) => sample.cpuMs))),
         name === walship ? '1.00x' : ratio(medians.get(walship)!, medians.get(name)!),
         fixed(median(list.map((sample) => sample.bytes)) / 2 ** 20, 2),
         fixed(median(list.map((sample) => sample.rssKiB)) / 1024, 0),
@@ -157,7 +162,7 @@ export async function benchWalPush(context: BenchContext, fixture: WalFixture): 
     `Foreground time of one archive_command call for a 16 MiB segment, zstd level ${LEVEL} everywhere, file storage on the same file system as pg_wal. ` +
       `${iterations} runs per contender and workload (after ${warmup} warm-up runs), interleaved in rotated order; whole processes timed from spawn to exit.`,
     '',
-    ...markdownTable(['workload', 'contender', 'median ms', 'p90 ms', 'walship / this (median)', 'stored MiB', 'peak RSS MiB'], rows),
+    ...markdownTable(['workload', 'contender', 'median ms', 'p90 ms', 'median CPU ms', 'walship / this (median)', 'stored MiB', 'peak RSS MiB'], rows),
     '',
     'Aims: walship at most 1.2x pgBackRest (issue 2) and at most 1.2x the zstd + fsync floor (issue 5); encryption adds under 10% (issue 16).',
   ];

@@ -19,7 +19,7 @@ import { type AttemptRef, attemptsOf } from './attempts.ts';
 import { type DrillReportRef, drillReportsToPrune } from './drills.ts';
 import { type DumpSentinel, readDumpSentinelDocument, validDumpSentinel } from './dumps.ts';
 import { readArchiveRecord } from './identity.ts';
-import { ARCHIVE_IDENTITY_KEY, BACKUP_PREFIX, backupOfDeletionRecord, classifyKey, DUMP_PREFIX, dumpSentinelKey, parseDrillReportKey, sentinelKey, WAL_PREFIX, WALSHIP_PREFIX } from './layout.ts';
+import { ARCHIVE_IDENTITY_KEY, BACKUP_PREFIX, backupOfDeletionRecord, classifyKey, DUMP_PREFIX, dumpOfDeletionRecord, dumpSentinelKey, parseDrillReportKey, parseDumpDrillReportKey, sentinelKey, WAL_PREFIX, WALSHIP_PREFIX } from './layout.ts';
 import { readStoredHistory, readStoredSegmentHeader } from './stored-wal.ts';
 import { type HistoryEntry, parseHistory, TimelineGraph } from './timelines.ts';
 import { type SegmentRange, type WalIndex, WalIndexBuilder, type WalOtherFile } from './wal-index.ts';
@@ -117,6 +117,8 @@ export class ArchiveCatalog {
    */
   readonly unencryptedWal: number | undefined;
   private readonly drills: readonly DrillReportRef[];
+  /** Dump drill reports, named by their dump set in `backup`'s place. */
+  private readonly dumpDrills: readonly DrillReportRef[];
   private readonly sentinels: readonly SentinelRecord[];
   private readonly incomplete: readonly IncompleteBackup[];
   private readonly dumpSentinels: readonly SentinelRecord[];
@@ -134,6 +136,7 @@ export class ArchiveCatalog {
     storageUse: StorageUseByKind;
     unencryptedWal: number | undefined;
     drills: DrillReportRef[];
+    dumpDrills: DrillReportRef[];
     sentinels: SentinelRecord[];
     incomplete: IncompleteBackup[];
     dumpSentinels: SentinelRecord[];
@@ -148,6 +151,7 @@ export class ArchiveCatalog {
     this.storageUse = parts.storageUse;
     this.unencryptedWal = parts.unencryptedWal;
     this.drills = parts.drills;
+    this.dumpDrills = parts.dumpDrills;
     this.sentinels = parts.sentinels;
     this.incomplete = parts.incomplete;
     this.dumpSentinels = parts.dumpSentinels;
@@ -168,6 +172,7 @@ export class ArchiveCatalog {
     const dumpFolders = new Map<string, IncompleteDump>();
     const walshipRecords: string[] = [];
     const drills: DrillReportRef[] = [];
+    const dumpDrills: DrillReportRef[] = [];
     const otherObjects = { count: 0, bytes: 0 };
     const use = (): StorageUse => ({ objects: 0, bytes: 0 });
     const storageUse: StorageUseByKind = { wal: use(), backups: use(), dumps: use(), walship: use(), other: use() };
@@ -210,6 +215,8 @@ export class ArchiveCatalog {
         identityListed ||= object.key === ARCHIVE_IDENTITY_KEY;
         const drill = parseDrillReportKey(object.key);
         if (drill) drills.push({ key: object.key, ...drill });
+        const dumpDrill = parseDumpDrillReportKey(object.key);
+        if (dumpDrill) dumpDrills.push({ key: object.key, backup: dumpDrill.dump, time: dumpDrill.time });
       } else {
         otherObjects.count++;
         otherObjects.bytes += object.size;
@@ -249,6 +256,7 @@ export class ArchiveCatalog {
       storageUse,
       unencryptedWal,
       drills,
+      dumpDrills,
       sentinels,
       incomplete: withoutSentinel(folders, sentinelNames),
       dumpSentinels,
@@ -307,6 +315,11 @@ export class ArchiveCatalog {
     return this.completeDumps;
   }
 
+  /** Every dump set with a sentinel, readable or not, by name. */
+  dumpSentinelNames(): string[] {
+    return this.dumpSentinels.map((record) => record.backup);
+  }
+
   /** Dump set folders without a sentinel, by name: retention's garbage once they are old enough. */
   incompleteDumps(): readonly IncompleteDump[] {
     return this.incompleteDumpFolders;
@@ -333,6 +346,11 @@ export class ArchiveCatalog {
     return this.walshipRecords.map(backupOfDeletionRecord).filter((name) => name !== undefined).sort();
   }
 
+  /** Dump sets a delete has begun to remove (walship/deleting/), by name. */
+  dumpDeletionsBegun(): string[] {
+    return this.walshipRecords.map(dumpOfDeletionRecord).filter((name) => name !== undefined).sort();
+  }
+
   /** Sentinels that could not be read at all (damaged, not JSON), with the reason. */
   unreadableSentinels(): { backup: string; reason: string }[] {
     return this.sentinels.flatMap(({ backup, problem }) => (problem === undefined ? [] : [{ backup, reason: problem }]));
@@ -355,6 +373,11 @@ export class ArchiveCatalog {
    */
   drillReportsToPrune(keptBackups: Iterable<string> = this.sentinels.map((record) => record.backup), now = new Date()): DrillReportRef[] {
     return drillReportsToPrune(this.drills, new Set(keptBackups), now);
+  }
+
+  /** The same for dump drill reports (`drill --dump`), given the dump sets that stay. */
+  dumpDrillReportsToPrune(keptDumps: Iterable<string>, now = new Date()): DrillReportRef[] {
+    return drillReportsToPrune(this.dumpDrills, new Set(keptDumps), now);
   }
 
   timelines(): TimelineGraph {

@@ -10,7 +10,7 @@ import { IntegrityError } from '../errors.ts';
 import { log } from '../log/logger.ts';
 import type { Storage } from '../storage/storage.ts';
 import { forEachConcurrently } from '../util/concurrency.ts';
-import { DRILL_REPORT_PREFIX, drillReportKey, parseDrillReportKey } from './layout.ts';
+import { DRILL_REPORT_PREFIX, drillReportKey, parseDrillReportKey, parseDumpDrillReportKey } from './layout.ts';
 
 /** A stored report, as the key names it. */
 export interface DrillReportRef {
@@ -30,6 +30,17 @@ export interface DrillReportSummary {
   rto_seconds: number | null;
 }
 
+/** What every dump drill report (`drill --dump`) holds, and what dump-list shows of it; the drill stores more. */
+export interface DumpDrillSummary {
+  /** A dump drill's report says so: its keys and fields never pass for a backup's. */
+  kind: 'dump';
+  dump: string;
+  finished_at: string;
+  result: string;
+  /** Dump set chosen to every database restored; null when the restore failed. */
+  rto_seconds: number | null;
+}
+
 /** Days a report is kept once its backup is gone, counted from the drill. */
 export const DRILL_REPORT_RETENTION_DAYS = 90;
 const DAY_MS = 86_400_000;
@@ -38,7 +49,15 @@ const READ_CONCURRENCY = 8;
 
 /** Stores `report` (create-only) under a key of its backup and finish time; returns the key. */
 export async function storeDrillReport(storage: Storage, report: DrillReportSummary): Promise<string> {
-  const key = drillReportKey(report.backup, new Date(report.finished_at));
+  return storeReport(storage, drillReportKey(report.backup, new Date(report.finished_at)), report);
+}
+
+/** Stores a dump drill's report (create-only) under a key of its dump set and finish time; returns the key. */
+export async function storeDumpDrillReport(storage: Storage, report: DumpDrillSummary): Promise<string> {
+  return storeReport(storage, drillReportKey(report.dump, new Date(report.finished_at)), report);
+}
+
+async function storeReport(storage: Storage, key: string, report: object): Promise<string> {
   await storage.put(key, Readable.from([Buffer.from(`${JSON.stringify(report, null, 2)}\n`)]), { createOnly: true });
   return key;
 }
@@ -83,6 +102,31 @@ export async function lastDrills(storage: Storage): Promise<Map<string, DrillRep
       if (!(error instanceof IntegrityError)) throw error;
       log.warning(`${error.message}: ${backup} is shown without its last drill; delete the report or drill the backup again`);
     }
+  });
+  return summaries;
+}
+
+/** The newest dump drill report of each dump set that has one, with its key; a damaged one is skipped with a warning. */
+export async function lastDumpDrills(storage: Storage): Promise<Map<string, DumpDrillSummary & { report: string }>> {
+  const newest = new Map<string, { key: string; time: Date }>();
+  for await (const object of storage.list(DRILL_REPORT_PREFIX)) {
+    const parsed = parseDumpDrillReportKey(object.key);
+    const known = parsed && newest.get(parsed.dump);
+    if (parsed && (!known || known.time <= parsed.time)) newest.set(parsed.dump, { key: object.key, time: parsed.time });
+  }
+  const summaries = new Map<string, DumpDrillSummary & { report: string }>();
+  await forEachConcurrently(newest, READ_CONCURRENCY, async ([dump, { key }]) => {
+    let report: Partial<DumpDrillSummary> | undefined;
+    try {
+      report = JSON.parse(await text((await storage.get(key)).body)) as Partial<DumpDrillSummary>;
+    } catch (error) {
+      if (!(error instanceof SyntaxError)) throw error;
+    }
+    if (report?.kind !== 'dump' || typeof report.finished_at !== 'string' || typeof report.result !== 'string') {
+      log.warning(`${key} is not a walship dump drill report: it is damaged; ${dump} is shown without its last drill`);
+      return;
+    }
+    summaries.set(dump, { kind: 'dump', dump, finished_at: report.finished_at, result: report.result, rto_seconds: typeof report.rto_seconds === 'number' ? report.rto_seconds : null, report: key });
   });
   return summaries;
 }

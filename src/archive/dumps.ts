@@ -146,20 +146,8 @@ export async function deleteDumpObjects(storage: Storage, name: string): Promise
     keys.push(object.key);
     bytes += object.size;
   }
-  for (const key of keys) await storage.delete(key);
+  await storage.deleteMany(keys);
   return { objects: keys.length, bytes };
-}
-
-/**
- * Deletes a dump set, for retention: the sentinel first, so the set stops
- * existing at once, then its objects. Stopped between the two, the objects
- * are a folder without a sentinel, which the catalog reports as incomplete
- * (ArchiveCatalog.incompleteDumps) for garbage collection.
- */
-export async function deleteDumpSet(storage: Storage, name: string): Promise<{ objects: number; bytes: number }> {
-  await storage.delete(dumpSentinelKey(requireDumpName(name)));
-  const removed = await deleteDumpObjects(storage, name);
-  return { objects: removed.objects + 1, bytes: removed.bytes };
 }
 
 /** dump-mark: sets or clears the permanent flag by rewriting the sentinel. */

@@ -13,8 +13,8 @@
  *   dumps_005/<dump>/globals.sql[.<extension>]             pg_dumpall --globals-only
  *   dumps_005/<dump>/databases/<database>.dump[.<extension>]   pg_dump -Fc of one database
  *   walship/archive.json                                   walship's records: the archive's identity,
- *   walship/deleting/<backup>.json                         the backups a delete has begun to remove,
- *   walship/drills/<time>_<backup>.json                    restore drill reports, named to sort by time,
+ *   walship/deleting/<backup or dump>.json                 the backups and dump sets a delete has begun to remove,
+ *   walship/drills/<time>_<backup or dump>.json            restore drill reports, named to sort by time,
  *   walship/attempts/<job>/<time>_<id>_<phase>.json        and the attempts of cron's jobs (backup-push, delete,
  *                                                          drill, dump-push, copy), named by their start time
  */
@@ -39,6 +39,7 @@ const DELETING_FOLDER = 'deleting';
 /** Restore drill reports (drills.ts). */
 export const DRILL_REPORT_PREFIX = `${WALSHIP_FOLDER}/drills/`;
 const DRILL_REPORT = /^(\d{8})T(\d{6})(\.\d{3})Z_(base_[0-9A-F]{24})\.json$/;
+const DUMP_DRILL_REPORT = /^(\d{8})T(\d{6})(\.\d{3})Z_(dump_\d{8}T\d{6}Z)\.json$/;
 /** The attempts of the jobs cron runs (attempts.ts): one folder per job. */
 export const ATTEMPT_PREFIX = `${WALSHIP_FOLDER}/attempts/`;
 export const ATTEMPT_PHASES = ['started', 'succeeded', 'failed'] as const;
@@ -85,15 +86,26 @@ export function backupPrefix(backup: string): string {
   return `${BACKUP_PREFIX}${backup}/`;
 }
 
-/** The record that `delete` has begun to remove `backup`, so its folder goes even when it is young. */
-export function deletionRecordKey(backup: string): string {
-  return `${WALSHIP_FOLDER}/${DELETING_FOLDER}/${backup}.json`;
+/** The record that `delete` has begun to remove a backup or a dump set, so its folder goes even when it is young. */
+export function deletionRecordKey(name: string): string {
+  return `${WALSHIP_FOLDER}/${DELETING_FOLDER}/${name}.json`;
+}
+
+/** The name in a deletion record's path (a path under walship/), if it is such a record. */
+function nameOfDeletionRecord(path: string): string {
+  return path.startsWith(`${DELETING_FOLDER}/`) && path.endsWith('.json') ? path.slice(DELETING_FOLDER.length + 1, -'.json'.length) : '';
 }
 
 /** The backup a walship record (a path under walship/) says a delete has begun to remove, if it is such a record. */
 export function backupOfDeletionRecord(path: string): string | undefined {
-  const name = path.startsWith(`${DELETING_FOLDER}/`) && path.endsWith('.json') ? path.slice(DELETING_FOLDER.length + 1, -'.json'.length) : '';
+  const name = nameOfDeletionRecord(path);
   return isBackupName(name) ? name : undefined;
+}
+
+/** The dump set a walship record says a delete has begun to remove, if it is such a record. */
+export function dumpOfDeletionRecord(path: string): string | undefined {
+  const name = nameOfDeletionRecord(path);
+  return isDumpName(name) ? name : undefined;
 }
 
 export function filesMetadataKey(backup: string): string {
@@ -178,17 +190,28 @@ export function dumpObjectExtension(object: string): string {
 }
 
 /** walship/drills/20261201T205813.589Z_base_000000010000000000000004.json: the time (UTC, to the millisecond) first, so names sort by time. */
-export function drillReportKey(backup: string, time: Date): string {
-  return `${DRILL_REPORT_PREFIX}${compactTime(time)}_${backup}.json`;
+export function drillReportKey(drilled: string, time: Date): string {
+  return `${DRILL_REPORT_PREFIX}${compactTime(time)}_${drilled}.json`;
 }
 
-/** The backup and time a drill report's key names; undefined for any other key. */
+/** The backup and time a drill report's key names; undefined for any other key (a dump set's report included). */
 export function parseDrillReportKey(key: string): { backup: string; time: Date } | undefined {
-  const match = key.startsWith(DRILL_REPORT_PREFIX) ? DRILL_REPORT.exec(key.slice(DRILL_REPORT_PREFIX.length)) : null;
+  const parsed = parseReportKey(key, DRILL_REPORT);
+  return parsed && { backup: parsed.name, time: parsed.time };
+}
+
+/** The dump set and time a dump drill report's key (drillReportKey of a dump name) names; undefined for any other key. */
+export function parseDumpDrillReportKey(key: string): { dump: string; time: Date } | undefined {
+  const parsed = parseReportKey(key, DUMP_DRILL_REPORT);
+  return parsed && { dump: parsed.name, time: parsed.time };
+}
+
+function parseReportKey(key: string, form: RegExp): { name: string; time: Date } | undefined {
+  const match = key.startsWith(DRILL_REPORT_PREFIX) ? form.exec(key.slice(DRILL_REPORT_PREFIX.length)) : null;
   if (!match) return undefined;
-  const [, day, clock, fraction, backup] = match;
+  const [, day, clock, fraction, name] = match;
   const time = new Date(`${day!.slice(0, 4)}-${day!.slice(4, 6)}-${day!.slice(6)}T${clock!.slice(0, 2)}:${clock!.slice(2, 4)}:${clock!.slice(4)}${fraction}Z`);
-  return Number.isNaN(time.getTime()) ? undefined : { backup: backup!, time };
+  return Number.isNaN(time.getTime()) ? undefined : { name: name!, time };
 }
 
 /** A compact UTC time to the millisecond, 20261201T205813.589Z: names that start with it sort by time. */

@@ -14,6 +14,7 @@
 import { isAbsolute, join, relative, sep } from 'node:path';
 import { Readable } from 'node:stream';
 import type { Config } from '../config/config.ts';
+import { readEncryptionKey } from '../config/encryption.ts';
 import { ConfigError } from '../errors.ts';
 import { writeFileAtomically } from '../fs/durable.ts';
 import {
@@ -36,6 +37,9 @@ export function carriedSettings(config: Config): Record<string, string> {
   for (const name of config.names().sort()) {
     if (CARRIED_SETTINGS.test(name) && name !== 'WALG_CONFIG_PATH') settings[name] = config.get(name)!;
   }
+  // An inline key goes as the 32 bytes it makes, in hex: JSON text cannot carry bytes that are not UTF-8.
+  const key = settings.WALG_LIBSODIUM_KEY !== undefined ? readEncryptionKey(config) : undefined;
+  if (key) Object.assign(settings, { WALG_LIBSODIUM_KEY: Buffer.from(key.bytes()).toString('hex'), WALG_LIBSODIUM_KEY_TRANSFORM: 'hex' });
   return settings;
 }
 

@@ -339,6 +339,24 @@ storage error, bad configuration).`,
     load: () => import('./wal-copy-ahead.ts'),
   },
   {
+    name: 'encryption-on',
+    summary: 'Start encrypting an archive recorded as unencrypted: its new objects, with the configured key (WALG_LIBSODIUM_KEY...)',
+    arguments: [],
+    options: [['--json', 'print the result as JSON on stdout']],
+    examples: [
+      'WALG_LIBSODIUM_KEY_PATH=/etc/walship/libsodium.key WALG_LIBSODIUM_KEY_TRANSFORM=hex walship encryption-on',
+      'walship --config /etc/walship.yaml encryption-on',
+    ],
+    notes: `walship/archive.json records how the archive is encrypted, and walship refuses to write into it
+otherwise: a host without the key, or with another key, stores nothing, and a host with a key stores
+nothing in an archive recorded as unencrypted until this command records the switch. Older objects
+stay as they are (readable: their metadata says unencrypted). Hosts that write without the key
+stop within a minute with an error naming WALG_LIBSODIUM_KEY. Give every host the key first.
+Exit codes: 0 recorded (or already recorded with this key, or no archive.json yet: the first push
+records the key); 1 failure (no key configured, the archive encrypted with another key).`,
+    load: () => import('./encryption-on.ts'),
+  },
+  {
     name: 'dump-push',
     summary: 'Take a logical dump set (pg_dump -Fc of each database, and the globals) and stream it into storage (the sentinel is written last)',
     arguments: [],
@@ -454,7 +472,8 @@ with --create or is missing without it, pg_restore failed: the error line says w
       ['--keep-within <duration>', 'retain: keep every backup finished within this span before the newest one (e.g. 14d)'],
       ['--pitr-window <duration>', 'keep point-in-time recovery only from backups finished within this span; older kept backups stay restorable to their end (default: from every kept backup)'],
       ['--incomplete-age <duration>', 'garbage, everything: leave backup folders without a sentinel whose newest object is younger than this (default 24h: a backup-push may be writing them)'],
-      ['--force', 'target: delete a permanent backup too'],
+      ['--force', 'target: delete a permanent backup (with --dumps: dump set) too'],
+      ['--dumps', 'apply the verb to dump sets (dump-push) instead of backups; no backup and no WAL is touched'],
     ],
     walgFlags: [
       { flags: '--use-sentinel-time', ignoredBecause: 'walship always orders backups by the finish time their sentinel records' },
@@ -470,6 +489,9 @@ with --create or is missing without it, pg_restore failed: the error line says w
       'walship delete before base_000000010000000000000010 --confirm',
       'walship delete target base_000000010000000000000004 --confirm',
       'walship delete garbage --confirm',
+      'walship delete retain 14 --dumps --confirm                 (dump sets: keep the newest 14, and the permanent ones)',
+      'walship delete retain --keep-daily 7 --keep-monthly 6 --dumps --confirm',
+      'walship delete target dump_20261130T021500Z --dumps --confirm',
       "# nightly in the postgres user's crontab, the rules in the config file (WALSHIP_RETAIN_DAILY: 7 ...); the README explains each part:",
       `15 2 * * * PATH=/usr/lib/postgresql/15/bin:/usr/bin:/bin /usr/bin/flock -n -E 75 /var/log/postgresql/walship-nightly.log /bin/sh -c '/usr/local/bin/walship --config /etc/walship.yaml backup-push && /usr/local/bin/walship --config /etc/walship.yaml delete retain --confirm' >>/var/log/postgresql/walship-nightly.log 2>&1 || echo "walship backup-push or delete failed with exit $? (75: an earlier run still holds the lock); see /var/log/postgresql/walship-nightly.log"`,
     ],
@@ -480,6 +502,10 @@ start to their finish LSN; the newest complete backup; timeline history files; e
 from the start of the oldest kept backup on (point-in-time recovery from each kept backup to the
 end of the archive, unless --pitr-window). Drill reports go with their backup once 90 days old,
 but the newest report of all.
+--dumps: the same verbs and rules over dump sets, by finish time; permanent dump sets (dump-mark)
+and the newest one are always kept; no backup and no WAL is touched. Without --dumps, dump sets
+are left alone, by delete everything too; delete garbage also removes the folders of incomplete
+dump sets (no sentinel) older than --incomplete-age.
 GFS rules are restic's: each keeps the newest backup of each of its last N days (weeks, months,
 years) that have a backup, and the oldest backup while it has periods to spare; rules add up. Days
 are taken in the machine's time zone (TZ), like cron. Durations: 36h, 14d, 2w, 6m, 1y.
@@ -503,12 +529,15 @@ running it again finishes the job).`,
       ['--pg-bin <dir>', "PostgreSQL's programs (default: those of the backup's version, /usr/lib/postgresql/NN/bin, or PATH)"],
       ['--check-sql <file>', 'SQL statements that must each return a single true value (\\c DATABASE lines switch databases)'],
       ['--keep', 'keep the restored cluster, stopped, and print how to start and remove it'],
+      ['--dump [name]', 'drill a dump set instead: NAME from dump-list, or LATEST (the default); restored into a new server, then the same checks'],
       ['--json', 'print the full report as JSON after the verdict line'],
     ],
     examples: [
       'sudo -u postgres walship --config /etc/walship.yaml drill',
       'walship drill LATEST --check-sql /etc/walship/drill-checks.sql',
       'walship drill base_000000010000000000000004 --recovery-target-time "2024-05-01 09:59:00+00" --json',
+      'walship drill --dump                              (the newest dump set)',
+      'walship drill --dump dump_20240501T021500Z --check-sql /etc/walship/drill-checks.sql',
       "# the postgres user's crontab: a drill every Sunday at 04:30 (the README explains each part):",
       '30 4 * * 0 PATH=/usr/bin:/bin /usr/bin/flock -n -E 75 /var/log/postgresql/walship-drill.log /usr/local/bin/walship --config /etc/walship.yaml drill --check-sql /etc/walship/drill-checks.sql >>/var/log/postgresql/walship-drill.log 2>&1 || echo "walship drill failed with exit $? (1 WARNING, 2 CRITICAL, 3 UNKNOWN, 75: an earlier run still holds the lock); see /var/log/postgresql/walship-drill.log"',
     ],
@@ -523,8 +552,13 @@ backup-list --detail and --json show each backup's last drill. The scratch serve
 and its directory removed, also on failure and on SIGINT or SIGTERM, unless --keep.
 Run it as the PostgreSQL OS user (it refuses root), with as much free space in --scratch as
 the backup's size.
+--dump: a new cluster is made with initdb (data page checksums on) in --scratch and started
+the same way; the dump set's globals and every database are restored with dump-restore's
+code (each object's SHA-256 checked), then the same checks run. Its report is stored under
+walship/drills/ as a dump drill (dump-list --detail and --json show each set's last drill).
+The programs are those of the dump's server version (initdb, pg_restore, ...).
 Exit codes (monitoring-plugin convention; the first line on stdout is the verdict):
-0 OK; 1 WARNING (the report could not be stored); 2 CRITICAL (the backup does not restore,
+0 OK; 1 WARNING (the report could not be stored); 2 CRITICAL (the backup or dump set does not restore,
 recover to the end of the archive or the target, or pass a check); 3 UNKNOWN (could not
 check: storage unreachable, bad configuration, no space, no PostgreSQL programs, interrupted).`,
     check: true,

@@ -4,7 +4,7 @@
  * with --confirm.
  */
 import { recordAttempt } from '../archive/attempts.ts';
-import { isBackupName } from '../archive/layout.ts';
+import { isBackupName, isDumpName } from '../archive/layout.ts';
 import type { Config } from '../config/config.ts';
 import { ConfigError, ExitCode } from '../errors.ts';
 import { parseTimeWithOffset } from '../postgres/recovery-settings.ts';
@@ -30,6 +30,7 @@ interface DeleteOptions {
   keepWithin?: string;
   pitrWindow?: string;
   incompleteAge?: string;
+  dumps?: boolean;
 }
 
 const VERBS = ['retain', 'before', 'everything', 'target', 'garbage'];
@@ -48,16 +49,25 @@ function noMoreArguments(verb: string, args: string[], usage: string): void {
   if (args.length > 0) throw new ConfigError(`delete ${verb}: unexpected "${args.join(' ')}": the form is delete ${usage}`);
 }
 
-function boundary(text: string, verb: string): Boundary {
-  if (text.startsWith('base_')) {
-    if (!isBackupName(text)) throw new ConfigError(`delete ${verb}: "${text}" is not a backup name: expected base_ and a 24-hex-digit WAL segment, as backup-list shows`);
-    return { kind: 'backup', name: text };
-  }
+/** What a name argument must be: a backup's, or with --dumps a dump set's. */
+const NAMES = {
+  backups: { noun: 'backup', list: 'backup name (base_..., as backup-list shows)', valid: isBackupName, expected: 'base_ and a 24-hex-digit WAL segment, as backup-list shows', other: 'dump_', otherIs: 'a dump set name: add --dumps' },
+  dumps: { noun: 'dump set', list: 'dump set name (dump_..., as dump-list shows)', valid: isDumpName, expected: 'dump_ and a UTC time such as dump_20240501T021500Z, as dump-list shows', other: 'base_', otherIs: 'a backup name, and --dumps deletes dump sets only: drop --dumps' },
+};
+
+function setName(text: string, verb: string, names: (typeof NAMES)[keyof typeof NAMES]): string {
+  if (text.startsWith(names.other)) throw new ConfigError(`delete ${verb}: "${text}" is ${names.otherIs}`);
+  if (!names.valid(text)) throw new ConfigError(`delete ${verb}: "${text}" is not a ${names.noun} name: expected ${names.expected}`);
+  return text;
+}
+
+function boundary(text: string, verb: string, names: (typeof NAMES)[keyof typeof NAMES]): Boundary {
+  if (text.startsWith('base_') || text.startsWith('dump_')) return { kind: 'set', name: setName(text, verb, names) };
   try {
     return { kind: 'time', text, epochMs: parseTimeWithOffset(text, `delete ${verb}`).epochMs };
   } catch (error) {
     if (!(error instanceof ConfigError)) throw error;
-    throw new ConfigError(`delete ${verb}: "${text}" is neither a backup name (base_..., as backup-list shows) nor a time with a UTC offset such as 2026-11-30 12:00:00+01`);
+    throw new ConfigError(`delete ${verb}: "${text}" is neither a ${names.list} nor a time with a UTC offset such as 2026-11-30 12:00:00+01`);
   }
 }
 
@@ -74,6 +84,7 @@ function keepRules(options: DeleteOptions, config: Config): KeepRules {
 
 function parseSelection(args: string[], options: DeleteOptions, config: Config): Selection {
   const [verb, ...rest] = args;
+  const names = options.dumps ? NAMES.dumps : NAMES.backups;
   const keepOptions = [
     ...Object.entries(KEEP_OPTIONS).filter(([, key]) => options[key] !== undefined).map(([rule]) => `--keep-${rule}`),
     ...(options.keepWithin !== undefined ? ['--keep-within'] : []),
@@ -91,14 +102,14 @@ function parseSelection(args: string[], options: DeleteOptions, config: Config):
       if (!hasRules(rules)) {
         throw new ConfigError('delete retain needs a rule: a count (retain 7), --keep-last/daily/weekly/monthly/yearly/within, or the WALSHIP_RETAIN_* settings');
       }
-      return { verb, rules, after: options.after === undefined ? undefined : boundary(options.after, 'retain --after') };
+      return { verb, rules, after: options.after === undefined ? undefined : boundary(options.after, 'retain --after', names) };
     }
     case 'before': {
       takeModifier(verb, rest, ['FIND_FULL']);
       const target = rest.shift();
       if (target === undefined) throw new ConfigError('delete before needs a backup name or a time: delete before [FIND_FULL] NAME|TIME');
       noMoreArguments(verb, rest, 'before [FIND_FULL] NAME|TIME');
-      return { verb, boundary: boundary(target, verb) };
+      return { verb, boundary: boundary(target, verb, names) };
     }
     case 'everything': {
       const force = takeModifier(verb, rest, ['FORCE']) !== undefined;
@@ -108,13 +119,13 @@ function parseSelection(args: string[], options: DeleteOptions, config: Config):
     case 'target': {
       takeModifier(verb, rest, ['FIND_FULL']);
       const name = rest.shift();
-      if (name === undefined) throw new ConfigError('delete target needs a backup name: delete target [FIND_FULL] NAME');
+      if (name === undefined) throw new ConfigError(`delete target needs a ${names.noun} name: delete target [FIND_FULL] NAME${options.dumps ? ' --dumps' : ''}`);
       noMoreArguments(verb, rest, 'target [FIND_FULL] NAME');
-      if (!isBackupName(name)) throw new ConfigError(`delete target: "${name}" is not a backup name: expected base_ and a 24-hex-digit WAL segment, as backup-list shows`);
-      return { verb, name, force: options.force ?? false };
+      return { verb, name: setName(name, verb, names), force: options.force ?? false };
     }
     case 'garbage': {
       const scope = takeModifier(verb, rest, ['ARCHIVES', 'BACKUPS']);
+      if (scope !== undefined && options.dumps) throw new ConfigError(`delete garbage ${scope} --dumps: garbage --dumps takes no modifier (it removes the folders of incomplete dump sets); drop ${scope} or --dumps`);
       noMoreArguments(verb, rest, 'garbage [ARCHIVES|BACKUPS]');
       return { verb, scope: scope === 'ARCHIVES' ? 'archives' : scope === 'BACKUPS' ? 'backups' : 'all' };
     }
@@ -124,9 +135,11 @@ function parseSelection(args: string[], options: DeleteOptions, config: Config):
 }
 
 export async function run({ config }: CommandContext, args: string[], options: DeleteOptions): Promise<number> {
+  if (options.dumps && options.pitrWindow !== undefined) throw new ConfigError('--pitr-window is about WAL, and delete --dumps never deletes WAL: drop one of them');
   const request: RetentionRequest = {
     selection: parseSelection(args, options, config),
-    pitrWindow: pitrWindowSetting(config, options.pitrWindow),
+    dumps: options.dumps ?? false,
+    pitrWindow: options.dumps ? undefined : pitrWindowSetting(config, options.pitrWindow),
     incompleteAge: incompleteAgeSetting(config, options.incompleteAge),
   };
   const timeZone = Intl.DateTimeFormat().resolvedOptions().timeZone;

@@ -27,7 +27,9 @@ export function parseJsonConfig(text: string, path: string): Map<string, string>
   try {
     parsed = JSON.parse(text);
   } catch (error) {
-    throw new ConfigError(`config file ${path} is not valid JSON: ${(error as Error).message}`);
+    // Only where: the parser's message may quote the text around the mistake, a key's or a password's.
+    const where = /\(line \d+ column \d+\)/.exec((error as Error).message)?.[0];
+    throw new ConfigError(`config file ${path} is not valid JSON${where ? ` ${where.slice(1, -1).replace('line', 'at line')}` : ''}: check its quotes, commas and braces`);
   }
   if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
     throw new ConfigError(`config file ${path} must hold one JSON object of "SETTING": value pairs`);

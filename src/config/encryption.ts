@@ -1,7 +1,7 @@
 /**
  * The archive's client-side encryption key, read with WAL-G's exact rules
  * (internal/crypto/libsodium, internal/configure.go):
- *   WALG_LIBSODIUM_KEY       the key as given, not trimmed
+ *   WALG_LIBSODIUM_KEY       the key as given, not trimmed: its bytes, even where they are not UTF-8
  *   WALG_LIBSODIUM_KEY_PATH  a file holding it, trimmed of white space as Go's strings.TrimSpace does
  *   WALG_LIBSODIUM_KEY_TRANSFORM
  *     none (default)  the bytes themselves: at least 25, zero-padded or cut to 32
@@ -71,12 +71,55 @@ export function readEncryptionKey(config: Config): EncryptionKey | undefined {
     return undefined;
   }
   if (inline !== undefined) {
-    // An environment variable or a config file value is text: its UTF-8 bytes, as Go's []byte(string).
-    return new EncryptionKey(transformKey(Buffer.from(inline, 'utf8'), transform, config.origin('WALG_LIBSODIUM_KEY')), 'WALG_LIBSODIUM_KEY');
+    return new EncryptionKey(transformKey(inlineKeyBytes(config, inline), transform, config.origin('WALG_LIBSODIUM_KEY')), 'WALG_LIBSODIUM_KEY');
   }
   const file = config.absolutePath('WALG_LIBSODIUM_KEY_PATH')!;
   const origin = `${config.origin('WALG_LIBSODIUM_KEY_PATH')}=${file}`;
   return new EncryptionKey(transformKey(trimSpace(readKeyFile(file, origin)), transform, `the key in ${origin}`), `WALG_LIBSODIUM_KEY_PATH=${file}`);
+}
+
+/**
+ * WALG_LIBSODIUM_KEY's bytes, as WAL-G takes them (a Go string is bytes).
+ * Text is its UTF-8 bytes; but Node decodes the environment as UTF-8 and
+ * replaces bytes that are not with U+FFFD, so such a key is read back from
+ * the environment walship started with (/proc/self/environ), as bytes.
+ */
+function inlineKeyBytes(config: Config, inline: string): Buffer {
+  if (!inline.includes(REPLACEMENT_CHARACTER)) return Buffer.from(inline, 'utf8');
+  const origin = config.origin('WALG_LIBSODIUM_KEY');
+  if (origin !== 'WALG_LIBSODIUM_KEY') {
+    throw new ConfigError(
+      `${origin} holds bytes that are not UTF-8 (or U+FFFD), which a config file cannot give exactly (WAL-G refuses such a YAML file): put the key in a key file (WALG_LIBSODIUM_KEY_PATH), whose bytes are read as they are`,
+    );
+  }
+  const raw = startingEnvironment('WALG_LIBSODIUM_KEY').find((value) => value.toString('utf8') === inline);
+  if (!raw) {
+    throw new ConfigError(
+      'WALG_LIBSODIUM_KEY holds bytes that are not UTF-8 (or U+FFFD), and walship cannot read them exactly here: put the key in a key file (WALG_LIBSODIUM_KEY_PATH), or give it as hex or base64 (WALG_LIBSODIUM_KEY_TRANSFORM)',
+    );
+  }
+  return raw;
+}
+
+const REPLACEMENT_CHARACTER = '\uFFFD';
+
+/** The values `name` had, as bytes, in the environment this process started with; none where it cannot be read. */
+function startingEnvironment(name: string): Buffer[] {
+  let environ: Buffer;
+  try {
+    environ = readFileSync('/proc/self/environ');
+  } catch {
+    return [];
+  }
+  const prefix = Buffer.from(`${name}=`);
+  const values: Buffer[] = [];
+  for (let start = 0, end; start < environ.length; start = end + 1) {
+    end = environ.indexOf(0, start);
+    if (end < 0) end = environ.length;
+    const entry = environ.subarray(start, end);
+    if (entry.subarray(0, prefix.length).equals(prefix)) values.push(Buffer.from(entry.subarray(prefix.length)));
+  }
+  return values;
 }
 
 /** The key file's bytes; refused when other users may read it or replace it. */

@@ -1,7 +1,8 @@
 /**
  * walship copy: bring one target storage up to date with a source.
  *
- *   1. both archives' identity: never mix two clusters' archives
+ *   1. both archives' identity: never mix two clusters' archives, nor two
+ *      encryptions; the target gets the source's record of both
  *   2. one listing of each side's basebackups_005/ and dumps_005/ (the archive catalog, sentinels read)
  *   3. one listing of each side's wal_005/, joined as they come (archive/difference.ts):
  *      each WAL file the target lacks is relayed as stored, checked on the way
@@ -23,7 +24,7 @@ import { isDeepStrictEqual } from 'node:util';
 import { type BackupSentinel, deleteBackupObjects, partEncryption } from '../archive/backups.ts';
 import { ArchiveCatalog } from '../archive/catalog.ts';
 import { joinWal, type StoredWalObject, type WalGroup } from '../archive/difference.ts';
-import { deleteDumpObjects, deleteDumpSet, type DumpSentinel } from '../archive/dumps.ts';
+import { deleteDumpObjects, type DumpSentinel } from '../archive/dumps.ts';
 import { backupPrefix, dumpObjectKey, dumpPrefix, dumpSentinelKey, metadataKey, partExtension, partKey, partsPrefix, sentinelKey } from '../archive/layout.ts';
 import { IntegrityError, NotFoundError, WalshipError } from '../errors.ts';
 import { log } from '../log/logger.ts';
@@ -37,7 +38,7 @@ import type { Stage } from '../stages/pipeline.ts';
 import { relayStages } from '../stages/transfer.ts';
 import type { ObjectInfo, Storage, StoredObject } from '../storage/storage.ts';
 import { forEachConcurrently, InFlight } from '../util/concurrency.ts';
-import { copyArchiveRecord, readRecords, requireSameCluster, requireSameKey } from './identity.ts';
+import { followArchiveRecord, readRecords, requireSameCluster, requireSameKey } from './identity.ts';
 import { relay, type RelayOutcome } from './relay.ts';
 
 /** What to copy: everything, the WAL alone, or one backup and the WAL from its start on. */
@@ -96,7 +97,7 @@ export async function copyArchive(settings: CopySettings): Promise<CopyReport> {
   const [sourceCatalog, targetCatalog] = await Promise.all([ArchiveCatalog.load(source, { wal: false, dumps: true }), ArchiveCatalog.load(target, { wal: false, dumps: true })]);
   const sourceSide = { storage: source, record: sourceRecord, origins: sourceCatalog.backupOrigins() };
   requireSameCluster(sourceSide, { storage: target, record: targetRecord, origins: targetCatalog.backupOrigins() });
-  if (!dryRun) await copyArchiveRecord(sourceSide, { storage: target, record: targetRecord });
+  await followArchiveRecord(sourceSide, { storage: target, record: targetRecord }, !dryRun);
 
   const backups = new BackupSet(sourceCatalog, targetCatalog, source.location, sourceRecord?.walSegmentSize);
   const copied = backups.selected(selection);
@@ -593,7 +594,9 @@ async function pruneDumps(settings: CopySettings, dumps: DumpSetPair, report: Co
       continue;
     }
     report.pruned.dumps.push(name);
-    if (!dryRun) await deleteDumpSet(target, name);
+    if (dryRun) continue;
+    await target.delete(dumpSentinelKey(name));
+    await deleteDumpObjects(target, name);
   }
   const atSource = new Set([...held, ...dumps.sourceCatalog.incompleteDumps().map((folder) => folder.name)]);
   for (const folder of dumps.targetCatalog.incompleteDumps()) {

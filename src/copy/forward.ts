@@ -13,6 +13,7 @@
  * than the backlog limit loses its oldest files to the next `walship copy`,
  * which finds them in the listings.
  */
+import { RECHECK_MS } from '../archive/identity.ts';
 import { openStoredWal } from '../archive/stored-wal.ts';
 import type { CompressionMethod } from '../config/settings.ts';
 import { describeError, IntegrityError } from '../errors.ts';
@@ -23,7 +24,7 @@ import type { StorageSpec } from '../storage/spec.ts';
 import type { Storage } from '../storage/storage.ts';
 import { runBackgroundLoop } from '../wal/background.ts';
 import { CopyQueue } from '../wal/lookahead/copy-queue.ts';
-import { copyArchiveRecord, OtherClusterError, readRecords, requireSameCluster } from './identity.ts';
+import { followArchiveRecord, OtherArchiveError, readRecords, requireSameCluster } from './identity.ts';
 import { relay } from './relay.ts';
 
 export interface ForwarderSettings {
@@ -56,8 +57,10 @@ class CopyState {
   /** The copy's config file, which names its queue. */
   readonly path: string;
   private readonly open: () => Promise<Storage>;
-  /** Opened, and checked to hold this cluster's archive. */
-  private storage: Promise<Storage> | undefined;
+  private opened: Promise<Storage> | undefined;
+  /** Opened, and checked to hold this cluster's archive, at checkedAt. */
+  private checked: Promise<Storage> | undefined;
+  private checkedAt = 0;
   pausedUntil = 0;
   private failures = 0;
 
@@ -66,16 +69,23 @@ class CopyState {
     this.open = open;
   }
 
+  /** The copy, its record of the archive checked and brought up to date again every RECHECK_MS (encryption-on may switch the source's). */
   target(source: Storage): Promise<Storage> {
-    this.storage ??= (async () => {
-      const target = await this.open();
+    if (this.checked && Date.now() - this.checkedAt >= RECHECK_MS) this.checked = undefined;
+    this.checked ??= (async () => {
+      this.checkedAt = Date.now();
+      this.opened ??= this.open();
+      const target = await this.opened;
       const [sourceRecord, targetRecord] = await readRecords(source, target);
       requireSameCluster({ storage: source, record: sourceRecord }, { storage: target, record: targetRecord });
-      await copyArchiveRecord({ storage: source, record: sourceRecord }, { storage: target, record: targetRecord });
+      await followArchiveRecord({ storage: source, record: sourceRecord }, { storage: target, record: targetRecord });
       return target;
     })();
-    this.storage.catch(() => (this.storage = undefined));
-    return this.storage;
+    this.checked.catch(() => {
+      this.opened = undefined;
+      this.checked = undefined;
+    });
+    return this.checked;
   }
 
   succeeded(): void {
@@ -85,7 +95,7 @@ class CopyState {
 
   /** Pauses the copy, and says so once per outage. */
   failed(error: unknown, waiting: number): void {
-    const refused = error instanceof OtherClusterError;
+    const refused = error instanceof OtherArchiveError;
     if (this.failures === 0) (refused ? log.error : log.warning).call(log, `copy ${this.path} failed, ${waiting} WAL file${waiting === 1 ? '' : 's'} wait for it (retrying): ${describeError(error)}`);
     this.failures++;
     this.pausedUntil = Date.now() + (refused ? REFUSED_PAUSE_MS : Math.min(MAX_PAUSE_MS, RETRY_AFTER_MS * 2 ** this.failures));

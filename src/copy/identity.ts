@@ -2,11 +2,12 @@
  * A copy holds the archive of the same cluster as its source, or nothing
  * yet: each side's walship/archive.json (or, without one, its backups'
  * sentinels) names the cluster, and two that differ are never mixed. A target
- * without the record gets the source's first, so it is a complete archive
- * that wal-push and backup-push would check like the source.
+ * gets the source's record (the cluster, and how the archive is encrypted)
+ * before anything else, so it is a complete archive that wal-push and
+ * backup-push check like the source.
  */
 import type { BackupOrigin } from '../archive/catalog.ts';
-import { type ArchiveRecord, readArchiveRecord } from '../archive/identity.ts';
+import { type ArchiveRecord, compareCopyEncryption, describeRecordedEncryption, readArchiveRecord } from '../archive/identity.ts';
 import { ARCHIVE_IDENTITY_KEY } from '../archive/layout.ts';
 import { NotFoundError, WalshipError } from '../errors.ts';
 import { keyIdOf } from '../stages/encrypt/encryption.ts';
@@ -31,15 +32,15 @@ function clusterOf(side: ArchiveSide): { systemIdentifier: string; evidence: str
   return origin && { systemIdentifier: origin.systemIdentifier, evidence: `backup ${origin.backup}` };
 }
 
-/** A copy's storage holds the archive of another cluster. */
-export class OtherClusterError extends WalshipError {}
+/** A copy's storage holds another archive: another cluster's, or one in another encryption. */
+export class OtherArchiveError extends WalshipError {}
 
 /** Refuses, with one line, to copy between archives of two clusters. */
 export function requireSameCluster(source: ArchiveSide, target: ArchiveSide): void {
   const from = clusterOf(source);
   const to = clusterOf(target);
   if (from && to && from.systemIdentifier !== to.systemIdentifier) {
-    throw new OtherClusterError(
+    throw new OtherArchiveError(
       `${target.storage.location} holds the archive of the cluster with system identifier ${to.systemIdentifier} (${to.evidence}), but ${source.storage.location} that of cluster ${from.systemIdentifier} (${from.evidence}): give each cluster's copy a prefix of its own; nothing was copied`,
     );
   }
@@ -60,20 +61,38 @@ export async function requireSameKey(source: Storage, target: Storage): Promise<
   }
 }
 
-/** Gives the target the source's walship/archive.json when it has none; true when it was copied. */
-export async function copyArchiveRecord(source: ArchiveSide, target: ArchiveSide): Promise<boolean> {
-  if (!source.record || target.record) return false;
+/**
+ * Gives the target the source's walship/archive.json when it has none, and
+ * again when the source's record of its encryption moved on (a record
+ * written before walship kept it, or `encryption-on`'s switch): wal-push,
+ * backup-push and encryption-on against the copy then accept and refuse
+ * exactly as against the source. It is the one object a copy replaces: a
+ * record, rewritten in place at the source too. A target that records
+ * another encryption is refused, also in a dry run (`write` false).
+ */
+export async function followArchiveRecord(source: ArchiveSide, target: ArchiveSide, write = true): Promise<'copied' | 'updated' | undefined> {
+  if (!source.record) return undefined;
+  const standing = target.record ? compareCopyEncryption(target.record.encryption, source.record.encryption) : 'behind';
+  if (standing === 'other') {
+    throw new OtherArchiveError(
+      `${ARCHIVE_IDENTITY_KEY} in ${target.storage.location} records the archive as ${describeRecordedEncryption(target.record!.encryption)}, but in ${source.storage.location} as ${describeRecordedEncryption(source.record.encryption)}: a copy holds the objects as the source stored them, so give this copy a prefix of its own; nothing was copied`,
+    );
+  }
+  if (standing === 'up-to-date' || !write) return undefined;
   let stored;
   try {
     stored = await source.storage.get(ARCHIVE_IDENTITY_KEY);
   } catch (error) {
-    if (error instanceof NotFoundError) return false; // removed since it was read
+    if (error instanceof NotFoundError) return undefined; // removed since it was read
     throw error;
   }
-  const outcome = await relay(stored, target.storage);
+  const outcome = await relay(stored, target.storage, { replace: target.record !== undefined });
   if (outcome.kind === 'different') {
-    // Another process recorded a cluster meanwhile: check it again.
-    requireSameCluster(source, { storage: target.storage, record: await readArchiveRecord(target.storage) });
+    // Another process recorded the archive meanwhile: check it again.
+    const recorded = { storage: target.storage, record: await readArchiveRecord(target.storage) };
+    requireSameCluster(source, recorded);
+    return followArchiveRecord(source, recorded);
   }
-  return outcome.kind === 'copied';
+  if (outcome.kind !== 'copied') return undefined;
+  return target.record ? 'updated' : 'copied';
 }

@@ -66,10 +66,15 @@ export interface DrillResult {
 /** The scratch server never archives, whatever the restored configuration says. */
 const NO_ARCHIVING = { off: true, reason: 'a restore drill: the scratch server must never archive' };
 
-export async function runDrill(settings: DrillSettings): Promise<DrillResult> {
+/** A drill runs PostgreSQL, which refuses root. */
+export function refuseRoot(): void {
   if (process.getuid?.() === 0) {
     throw new ConfigError('walship drill runs PostgreSQL, which refuses to run as root: run it as the PostgreSQL OS user, for example sudo -u postgres walship drill ...');
   }
+}
+
+export async function runDrill(settings: DrillSettings): Promise<DrillResult> {
+  refuseRoot();
   const checkSql = settings.checkSqlFile === undefined ? undefined : await readCheckSql(settings.checkSqlFile);
   const { storage } = settings;
   const startedAt = new Date();
@@ -78,7 +83,7 @@ export async function runDrill(settings: DrillSettings): Promise<DrillResult> {
   const sentinel = await chooseBackup(storage, settings.backup, settings.target, catalog);
   const chosenAt = performance.now();
   const binDirectory = await serverProgramDirectory(settings.pgBin, Math.floor(sentinel.PgVersion / 10000), DRILL_PROGRAMS);
-  const scratch = await Scratch.create(settings.scratchParent, sentinel);
+  const scratch = await Scratch.create(settings.scratchParent, { name: `backup ${sentinel.BackupName}`, bytes: sentinel.UncompressedSize });
 
   const checks: CheckResult[] = [];
   const facts = {
@@ -169,13 +174,20 @@ export async function runDrill(settings: DrillSettings): Promise<DrillResult> {
   };
   const verdict = drillVerdict(partial);
   const report: DrillReport = { ...partial, result: verdict.state, summary: verdict.summary };
+  return { ...(await storingReport(verdict, report, () => storeDrillReport(storage, report))), kept };
+}
+
+/** The verdict and the report with its key once stored; a report that cannot be stored makes the verdict at least WARNING. */
+export async function storingReport<R extends object>(
+  verdict: { state: CheckState; summary: string },
+  report: R,
+  store: () => Promise<string>,
+): Promise<{ state: CheckState; summary: string; report: R & { report_key?: string } }> {
   try {
-    const key = await storeDrillReport(storage, report);
-    return { ...verdict, report: { ...report, report_key: key }, kept };
+    return { ...verdict, report: { ...report, report_key: await store() } };
   } catch (error) {
     if (!(error instanceof WalshipError)) throw error;
-    const state = worstState([verdict.state, 'WARNING']);
-    return { state, summary: `${verdict.summary}; the report could not be stored: ${error.message}`, report, kept };
+    return { state: worstState([verdict.state, 'WARNING']), summary: `${verdict.summary}; the report could not be stored: ${error.message}`, report };
   }
 }
 
@@ -207,7 +219,8 @@ async function restore(storage: Storage, settings: DrillSettings, sentinel: Back
   return { state: 'OK', message: `${formatBytes(sentinel.UncompressedSize)} restored: each part's SHA-256 and the files checked against backup_manifest` };
 }
 
-async function runChecks(
+/** The checks on a ready scratch server: connections, amcheck, the full read, --check-sql. */
+export async function runChecks(
   server: PostgresCluster,
   context: {
     checkSql: { path: string; statements: SqlStatement[] } | undefined;
@@ -231,7 +244,7 @@ async function runChecks(
   if (checkSql) await timed('check-sql', () => run(runCheckSql(server, checkSql.statements, checkSql.path)));
 }
 
-async function readCheckSql(path: string): Promise<{ path: string; statements: SqlStatement[] }> {
+export async function readCheckSql(path: string): Promise<{ path: string; statements: SqlStatement[] }> {
   const text = await readFile(path, 'utf8').catch((error: unknown) => {
     throw new ConfigError(`--check-sql ${path}: ${isMissing(error) ? 'no such file' : describeError(error)}`);
   });

@@ -2,7 +2,7 @@
  * A drill's report: stored under walship/drills/ (archive/drills.ts), printed
  * whole with --json, and as the verdict line and one line per check otherwise.
  */
-import type { DrillReportSummary } from '../archive/drills.ts';
+import type { DrillReportSummary, DumpDrillSummary } from '../archive/drills.ts';
 import { type CheckState, summarize } from '../checks/verdict.ts';
 import { formatDuration } from '../progress/progress.ts';
 
@@ -63,6 +63,46 @@ export function drillDetails(report: DrillReport & { report_key?: string }): str
     report.recovery_point
       ? `recovery point ${report.recovery_point} (the last transaction replayed), data age ${seconds(report.data_age_seconds)}`
       : 'recovery point: no transaction was replayed after the backup',
+    report.report_key ? `report stored as ${report.report_key}` : 'no report stored',
+  ];
+}
+
+/** A dump drill's report (`drill --dump`): the dump set restored into a new cluster, then the same checks. */
+export interface DumpDrillReport extends DumpDrillSummary {
+  summary: string;
+  started_at: string;
+  host: string;
+  storage: string;
+  walship_version: string;
+  postgres_version: string | null;
+  /** The databases of the dump set, each restored. */
+  databases: string[];
+  /** initdb and start of the scratch server. */
+  server_seconds: number | null;
+  /** The globals and every database restored. */
+  restore_seconds: number | null;
+  checks_seconds: number;
+  /** The oldest snapshot of the set's databases (the data is as of then), and its age when the drill finished. */
+  snapshot_time: string;
+  data_age_seconds: number;
+  data_checksums: boolean;
+  checks: CheckResult[];
+}
+
+export function dumpDrillVerdict(report: Omit<DumpDrillReport, 'result' | 'summary'>): { state: CheckState; summary: string } {
+  const findings = report.checks.map((check) => ({ state: check.state, message: `${check.name}: ${check.message}` }));
+  const ok = `dump drill of ${report.dump} passed ${report.checks.length} checks: ${report.databases.length} databases restored in ` +
+    `${formatDuration((report.rto_seconds ?? 0) * 1000)}, snapshot ${report.snapshot_time} (data age ${formatDuration(report.data_age_seconds * 1000)})`;
+  return summarize(findings, ok);
+}
+
+export function dumpDrillDetails(report: DumpDrillReport & { report_key?: string }): string[] {
+  const seconds = (value: number | null) => (value === null ? '-' : formatDuration(value * 1000));
+  const width = Math.max(...report.checks.map((check) => check.name.length));
+  return [
+    `dump set ${report.dump} (${report.databases.join(', ')}), restored into a new cluster`,
+    ...report.checks.map((check) => `  ${check.name.padEnd(width)}  ${check.state.padEnd(8)} ${seconds(check.seconds).padStart(7)}  ${check.message}`),
+    `restored in ${seconds(report.rto_seconds)} (new server ${seconds(report.server_seconds)}, globals and databases ${seconds(report.restore_seconds)}); checks ${seconds(report.checks_seconds)}`,
     report.report_key ? `report stored as ${report.report_key}` : 'no report stored',
   ];
 }

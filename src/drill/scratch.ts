@@ -9,7 +9,6 @@
 import { mkdtemp, rm, stat, statfs, writeFile } from 'node:fs/promises';
 import { userInfo } from 'node:os';
 import { join } from 'node:path';
-import type { BackupSentinel } from '../archive/backups.ts';
 import { ConfigError, describeError, WalshipError } from '../errors.ts';
 import { isMissing } from '../fs/missing.ts';
 import { log } from '../log/logger.ts';
@@ -24,6 +23,8 @@ import { helperPidFiles } from '../wal/spool.ts';
 
 /** The programs a drill runs, all from one PostgreSQL installation. */
 export const DRILL_PROGRAMS = ['pg_ctl', 'postgres', 'psql', 'pg_dumpall', 'pg_controldata'] as const;
+/** A dump drill makes its server with initdb and restores with pg_restore. */
+export const DUMP_DRILL_PROGRAMS = ['initdb', 'pg_ctl', 'postgres', 'psql', 'pg_dumpall', 'pg_dump', 'pg_restore'] as const;
 
 /** A Unix socket path is at most 107 bytes. */
 const MAX_SOCKET_PATH = 107;
@@ -50,8 +51,8 @@ export class Scratch {
     this.spool = join(root, 'spool');
   }
 
-  /** A new scratch directory in `parent`, refused at once when its file system cannot hold the restored backup. */
-  static async create(parent: string, sentinel: BackupSentinel): Promise<Scratch> {
+  /** A new scratch directory in `parent`, refused at once when its file system cannot hold what is restored (`needs`: the backup's or dump set's name and size). */
+  static async create(parent: string, needs: { name: string; bytes: number }): Promise<Scratch> {
     const stats = await stat(parent).catch((error: unknown) => {
       throw new ConfigError(`--scratch ${parent}: ${isMissing(error) ? 'no such directory' : describeError(error)}: give an existing directory`);
     });
@@ -62,9 +63,9 @@ export class Scratch {
     }
     const space = await statfs(parent);
     const free = space.bavail * space.bsize;
-    if (free < sentinel.UncompressedSize) {
+    if (free < needs.bytes) {
       throw new ConfigError(
-        `the file system of ${parent} has ${formatBytes(free)} free, but backup ${sentinel.BackupName} needs ${formatBytes(sentinel.UncompressedSize)} restored: free space there, or give another directory with --scratch DIR`,
+        `the file system of ${parent} has ${formatBytes(free)} free, but ${needs.name} needs ${formatBytes(needs.bytes)} restored: free space there, or give another directory with --scratch DIR`,
       );
     }
     return new Scratch(await mkdtemp(join(parent, DIRECTORY_PREFIX)));
@@ -92,6 +93,27 @@ export class Scratch {
     this.server = { cluster: server, binDirectory };
     await server.start({ wait: false });
     return { server, dataChecksums: hasDataChecksums(controlData) };
+  }
+
+  /**
+   * A new cluster (initdb, with data page checksums) for a dump drill,
+   * started with the same isolating settings, and ready when it returns.
+   */
+  async initServer(binDirectory: string): Promise<PostgresCluster> {
+    await writeFile(join(this.root, ISOLATED_HBA_FILE), ISOLATED_HBA, { mode: 0o600 });
+    await writeFile(join(this.root, ISOLATED_IDENT_FILE), '', { mode: 0o600 });
+    const server = await PostgresCluster.init({
+      binDirectory,
+      root: this.root,
+      dataChecksums: true,
+      env: { PGOPTIONS: SESSION_OPTIONS },
+      startSettings: isolatedServerSettings({ root: this.root, dataDirectory: this.dataDirectory, recoveryMinimums: {} }),
+      superuser: userInfo().username,
+      programTimeoutMs: NO_PROGRAM_TIMEOUT_MS,
+    });
+    this.server = { cluster: server, binDirectory };
+    await server.start();
+    return server;
   }
 
   /**

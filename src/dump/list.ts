@@ -1,14 +1,18 @@
 /**
  * dump-list output: one row per dump set, one row per database with
- * --detail, and JSON with every field for scripts.
+ * --detail (and the set's last drill), and JSON with every field for scripts.
  */
+import type { DumpDrillSummary } from '../archive/drills.ts';
 import type { DumpSentinel } from '../archive/dumps.ts';
 import { formatBytes } from '../progress/progress.ts';
 import type { Row } from '../util/table.ts';
 
 const GLOBALS = '(globals)';
 
-export function dumpRows(sentinel: DumpSentinel, detail: boolean): Row[] {
+/** A dump set's last drill (drill --dump), from its newest report. */
+export type LastDumpDrill = DumpDrillSummary & { report: string };
+
+export function dumpRows(sentinel: DumpSentinel, detail: boolean, drill?: LastDumpDrill): Row[] {
   if (!detail) {
     return [{
       name: sentinel.DumpName,
@@ -29,11 +33,13 @@ export function dumpRows(sentinel: DumpSentinel, detail: boolean): Row[] {
     pg_version: String(sentinel.PgVersion),
     hostname: sentinel.Hostname,
     permanent: sentinel.IsPermanent ? 'yes' : 'no',
+    last_drill: drill?.finished_at ?? '-',
+    drill_result: drill?.result ?? '-',
   }));
 }
 
 /** The JSON form: every field, with exact numbers, for scripts. */
-export function dumpJson(sentinel: DumpSentinel): Record<string, unknown> {
+export function dumpJson(sentinel: DumpSentinel, drill?: LastDumpDrill): Record<string, unknown> {
   return {
     dump_name: sentinel.DumpName,
     start_time: sentinel.StartTime,
@@ -63,5 +69,6 @@ export function dumpJson(sentinel: DumpSentinel): Record<string, unknown> {
       pg_dump_version: database.PgDumpVersion,
       system_identifier: database.SystemIdentifier,
     })),
+    last_drill: drill ? { time: drill.finished_at, result: drill.result, rto_seconds: drill.rto_seconds, report: drill.report } : null,
   };
 }

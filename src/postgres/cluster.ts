@@ -21,6 +21,10 @@ import { shellQuote } from './recovery-settings.ts';
 export interface ClusterOptions {
   /** Where initdb, pg_ctl, psql and pgbench are. */
   binDirectory: string;
+  /** init: the (empty) directory to make the cluster in, which destroy() removes; default a new temp directory. */
+  root?: string;
+  /** init: data page checksums (initdb -k). */
+  dataChecksums?: boolean;
   /** As root: the OS user who runs the server and its programs, and owns the cluster's files. */
   osUser?: string;
   /** Server settings written to postgresql.conf. */
@@ -84,12 +88,13 @@ export class PostgresCluster {
     this.env = { ...inherited, ...options.env, PGHOST: root, PGPORT: String(port), PGUSER: superuser, PGDATABASE: 'postgres' };
   }
 
-  /** initdb a new cluster in its own temp directory. */
+  /** initdb a new cluster in its own directory. */
   static async init(options: ClusterOptions): Promise<PostgresCluster> {
-    const root = makeOwnedDirectory('walship-pg-', options.osUser);
+    const root = options.root ?? makeOwnedDirectory('walship-pg-', options.osUser);
     const dataDir = join(root, 'data');
     const args = ['-D', dataDir, '-A', 'trust', '-U', options.superuser ?? SUPERUSER, '--no-sync', '-E', 'UTF8', '--locale=C'];
     if (options.walSegmentSizeMiB) args.push(`--wal-segsize=${options.walSegmentSizeMiB}`);
+    if (options.dataChecksums) args.push('--data-checksums');
     const cluster = new PostgresCluster(root, dataDir, await freePort(), options);
     await cluster.check('initdb', args);
     cluster.configure({
@@ -113,6 +118,11 @@ export class PostgresCluster {
   configure(settings: Record<string, string | number>): void {
     const lines = Object.entries(settings).map(([name, value]) => `${name} = ${quote(value)}\n`);
     appendFileSync(join(this.dataDir, 'postgresql.conf'), lines.join(''));
+  }
+
+  /** The libpq settings that reach this cluster, for client programs run elsewhere. */
+  get clientEnvironment(): NodeJS.ProcessEnv {
+    return { ...this.env };
   }
 
   get logFile(): string {

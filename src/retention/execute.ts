@@ -2,12 +2,13 @@
  * Carries out a retention plan so that a delete killed at any point leaves
  * every listed backup restorable, and running it again finishes the job:
  *
- *   1. a record under walship/deleting/ for each backup to delete, then its
- *      sentinel: the backup leaves backup-list at once, and the record says
- *      its folder may go even while its objects are young;
- *   2. the folders: those backups' other objects and the folders earlier
- *      deletes left, streamed from one listing of basebackups_005/ in
- *      batches; incomplete folders old enough to go; then the records;
+ *   1. a record under walship/deleting/ for each backup (or dump set) to
+ *      delete, then its sentinel: it leaves backup-list (dump-list) at once,
+ *      and the record says its folder may go even while its objects are young;
+ *   2. the folders: those sets' other objects and the folders earlier
+ *      deletes left, streamed from one listing of basebackups_005/ (or
+ *      dumps_005/) in batches; incomplete folders old enough to go; then the
+ *      records;
  *   3. the drill reports the plan prunes;
  *   4. the WAL, streamed from one listing of wal_005/ in batches, only
  *      once no backup whose WAL it is remains listed.
@@ -16,17 +17,21 @@
  */
 import { Readable } from 'node:stream';
 import { deleteBackupObjects } from '../archive/backups.ts';
-import { BACKUP_PREFIX, backupPrefix, classifyKey, deletionRecordKey, sentinelKey, WAL_PREFIX } from '../archive/layout.ts';
+import { deleteDumpObjects } from '../archive/dumps.ts';
+import { BACKUP_PREFIX, backupPrefix, classifyKey, deletionRecordKey, DUMP_PREFIX, dumpPrefix, dumpSentinelKey, sentinelKey, WAL_PREFIX } from '../archive/layout.ts';
 import { segmentNumberOfName } from '../postgres/wal-name.ts';
 import type { Storage } from '../storage/storage.ts';
 import { forEachConcurrently } from '../util/concurrency.ts';
 import { subtractDuration } from './gfs.ts';
-import { type RetentionPlan, type RetentionRequest, walSegmentGoes } from './plan.ts';
+import { type FolderDecision, type RetentionPlan, type RetentionRequest, walSegmentGoes } from './plan.ts';
 
 export interface Deleted {
   backups: number;
   /** Backup folders removed: the deleted backups', and leftovers. */
   folders: number;
+  dumpSets: number;
+  /** Dump set folders removed: the deleted sets', and leftovers. */
+  dumpFolders: number;
   walFiles: number;
   drillReports: number;
   objects: number;
@@ -39,48 +44,58 @@ const DELETE_BATCH = 4000;
 const RECORD_CONCURRENCY = 8;
 const FOLDER_CONCURRENCY = 4;
 
+/** Where the sets of one kind live: backups or dump sets. */
+interface SetLayout {
+  prefix: string;
+  sentinelKey(name: string): string;
+  folderPrefix(name: string): string;
+  /** The set an object under `prefix` belongs to, if it is one of a set's objects (not its sentinel). */
+  setOf(key: string): string | undefined;
+  deleteFolder(storage: Storage, name: string): Promise<{ objects: number; bytes: number }>;
+}
+
+const BACKUP_LAYOUT: SetLayout = {
+  prefix: BACKUP_PREFIX,
+  sentinelKey,
+  folderPrefix: backupPrefix,
+  setOf: (key) => {
+    const kind = classifyKey(key);
+    return kind.kind === 'backup-object' ? kind.backup : undefined;
+  },
+  deleteFolder: deleteBackupObjects,
+};
+
+const DUMP_LAYOUT: SetLayout = {
+  prefix: DUMP_PREFIX,
+  sentinelKey: dumpSentinelKey,
+  folderPrefix: dumpPrefix,
+  setOf: (key) => {
+    const kind = classifyKey(key);
+    return kind.kind === 'dump-object' ? kind.dump : undefined;
+  },
+  deleteFolder: deleteDumpObjects,
+};
+
 export async function executePlan(
   storage: Storage,
   plan: RetentionPlan,
   request: RetentionRequest,
   context: { now: number; segmentSize: number; onDeleted(objects: number, bytes: number): void },
 ): Promise<Deleted> {
-  const deleted: Deleted = { backups: 0, folders: 0, walFiles: 0, drillReports: 0, objects: 0, bytes: 0 };
+  const deleted: Deleted = { backups: 0, folders: 0, dumpSets: 0, dumpFolders: 0, walFiles: 0, drillReports: 0, objects: 0, bytes: 0 };
   const count = (objects: number, bytes: number) => {
     deleted.objects += objects;
     deleted.bytes += bytes;
     context.onDeleted(objects, bytes);
   };
+  const sets = { request, now: context.now, count };
 
-  const backups = plan.backups.filter((decision) => decision.action === 'delete').map((decision) => decision.backup);
-  const record = (name: string) => Readable.from([Buffer.from(`${JSON.stringify({ Backup: name, Began: new Date(context.now).toISOString() })}\n`)]);
-  await forEachConcurrently(backups, RECORD_CONCURRENCY, (backup) => storage.put(deletionRecordKey(backup.BackupName), record(backup.BackupName)));
-  await storage.deleteMany(backups.map((backup) => sentinelKey(backup.BackupName)));
-  deleted.backups = backups.length;
-  count(backups.length, 0);
-
-  // Folders of deleted backups, and those earlier deletes left: from one listing of basebackups_005/.
-  const begun = new Set([...backups.map((backup) => backup.BackupName), ...plan.folders.filter((folder) => folder.deletionBegun).map((folder) => folder.name)]);
-  const foldersSeen = new Set<string>();
-  if (begun.size > 0) {
-    await deleteListed(storage, BACKUP_PREFIX, (key) => {
-      const kind = classifyKey(key);
-      if (kind.kind !== 'backup-object' || !begun.has(kind.backup)) return false;
-      foldersSeen.add(kind.backup);
-      return true;
-    }, count);
-  }
-  // An incomplete folder goes only if it is still one, and still old: a backup-push may have resumed or finished since the listing.
-  const youngerThan = subtractDuration(context.now, request.incompleteAge);
-  const incomplete = plan.folders.filter((folder) => folder.action === 'delete' && !folder.deletionBegun).map((folder) => folder.name);
-  await forEachConcurrently(incomplete, FOLDER_CONCURRENCY, async (name) => {
-    if ((await storage.head(sentinelKey(name))) || (await hasObjectSince(storage, name, youngerThan))) return;
-    const removed = await deleteBackupObjects(storage, name);
-    count(removed.objects, removed.bytes);
-    foldersSeen.add(name);
-  });
-  deleted.folders = foldersSeen.size;
-  await storage.deleteMany([...new Set([...begun, ...plan.finishedDeletionRecords, ...plan.staleDeletionRecords])].map(deletionRecordKey));
+  const backups = plan.backups.filter((decision) => decision.action === 'delete').map((decision) => decision.backup.BackupName);
+  const dumps = plan.dumpSets.filter((decision) => decision.action === 'delete').map((decision) => decision.dump.DumpName);
+  const removedBackups = await deleteSets(storage, BACKUP_LAYOUT, backups, plan.folders, sets);
+  const removedDumps = await deleteSets(storage, DUMP_LAYOUT, dumps, plan.dumpFolders, sets);
+  Object.assign(deleted, { backups: backups.length, folders: removedBackups.folders, dumpSets: dumps.length, dumpFolders: removedDumps.folders });
+  await storage.deleteMany([...new Set([...removedBackups.begun, ...removedDumps.begun, ...plan.finishedDeletionRecords, ...plan.staleDeletionRecords])].map(deletionRecordKey));
   await storage.deleteMany(plan.drillReports.map((report) => report.key));
   deleted.drillReports = plan.drillReports.length;
   count(plan.drillReports.length, 0);
@@ -96,8 +111,48 @@ export async function executePlan(
   return deleted;
 }
 
-async function hasObjectSince(storage: Storage, backup: string, since: number): Promise<boolean> {
-  for await (const object of storage.list(backupPrefix(backup))) if (object.lastModified.getTime() > since) return true;
+/**
+ * Steps 1 and 2 for one kind of set: records, sentinels, then the folders
+ * of the deleted sets and of deletions begun earlier (from one listing), and
+ * the incomplete folders old enough to go. Returns the names whose records
+ * may now go, and how many folders were removed.
+ */
+async function deleteSets(
+  storage: Storage,
+  layout: SetLayout,
+  names: readonly string[],
+  folders: readonly FolderDecision[],
+  context: { request: RetentionRequest; now: number; count(objects: number, bytes: number): void },
+): Promise<{ begun: Set<string>; folders: number }> {
+  const record = (name: string) => Readable.from([Buffer.from(`${JSON.stringify({ Name: name, Began: new Date(context.now).toISOString() })}\n`)]);
+  await forEachConcurrently(names, RECORD_CONCURRENCY, (name) => storage.put(deletionRecordKey(name), record(name)));
+  await storage.deleteMany(names.map(layout.sentinelKey));
+  context.count(names.length, 0);
+
+  const begun = new Set([...names, ...folders.filter((folder) => folder.deletionBegun).map((folder) => folder.name)]);
+  const foldersSeen = new Set<string>();
+  if (begun.size > 0) {
+    await deleteListed(storage, layout.prefix, (key) => {
+      const name = layout.setOf(key);
+      if (name === undefined || !begun.has(name)) return false;
+      foldersSeen.add(name);
+      return true;
+    }, context.count);
+  }
+  // An incomplete folder goes only if it is still one, and still old: a push may have resumed or finished since the listing.
+  const youngerThan = subtractDuration(context.now, context.request.incompleteAge);
+  const incomplete = folders.filter((folder) => folder.action === 'delete' && !folder.deletionBegun).map((folder) => folder.name);
+  await forEachConcurrently(incomplete, FOLDER_CONCURRENCY, async (name) => {
+    if ((await storage.head(layout.sentinelKey(name))) || (await hasObjectSince(storage, layout.folderPrefix(name), youngerThan))) return;
+    const removed = await layout.deleteFolder(storage, name);
+    context.count(removed.objects, removed.bytes);
+    foldersSeen.add(name);
+  });
+  return { begun, folders: foldersSeen.size };
+}
+
+async function hasObjectSince(storage: Storage, folder: string, since: number): Promise<boolean> {
+  for await (const object of storage.list(folder)) if (object.lastModified.getTime() > since) return true;
   return false;
 }
 

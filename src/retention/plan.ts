@@ -13,18 +13,22 @@
  * backup on (all timelines: a segment number is a position in the one WAL
  * stream, whatever the timeline). Backups are ordered by finish time, never
  * by name: after pg_upgrade, names start over at timeline 1.
+ *
+ * Dump sets (`delete --dumps`) get the same verbs and rules, by finish time:
+ * permanent ones and the newest are kept; no backup and no WAL is touched.
  */
 import type { BackupSentinel } from '../archive/backups.ts';
 import type { ArchiveCatalog, IncompleteBackup } from '../archive/catalog.ts';
 import type { DrillReportRef } from '../archive/drills.ts';
+import type { DumpSentinel } from '../archive/dumps.ts';
 import type { SegmentRange, WalRun } from '../archive/wal-index.ts';
 import { ConfigError } from '../errors.ts';
 import { parseLsn, segmentNumberOfLsn } from '../postgres/lsn.ts';
 import { segmentNumberOfName } from '../postgres/wal-name.ts';
 import { type Duration, hasRules, type KeepRules, keptByRules, subtractDuration } from './gfs.ts';
 
-/** A backup by name, or a time; `retain --after` and `before` take either. */
-export type Boundary = { kind: 'backup'; name: string } | { kind: 'time'; text: string; epochMs: number };
+/** A backup or a dump set by name, or a time; `retain --after` and `before` take either. */
+export type Boundary = { kind: 'set'; name: string } | { kind: 'time'; text: string; epochMs: number };
 
 /** What the verbs ask for. `FULL` and `FIND_FULL` mean the same as nothing: walship has no delta backups. */
 export type Selection =
@@ -36,22 +40,31 @@ export type Selection =
 
 export interface RetentionRequest {
   selection: Selection;
+  /** The verb applies to dump sets (`delete --dumps`) instead of backups; then no backup and no WAL is touched. */
+  dumps?: boolean;
   /** Point-in-time recovery only from backups that finished within this span; older kept backups keep their own WAL only. */
   pitrWindow?: Duration;
-  /** Backup folders without a sentinel whose newest object is younger than this are left: a backup-push may be writing them. */
+  /** Folders without a sentinel whose newest object is younger than this are left: a backup-push or dump-push may be writing them. */
   incompleteAge: Duration;
 }
 
-export interface BackupDecision {
-  backup: BackupSentinel;
+interface Decision {
   finishTime: number;
   action: 'keep' | 'delete';
   reasons: string[];
+}
+
+export interface BackupDecision extends Decision {
+  backup: BackupSentinel;
   /** A kept backup whose point-in-time recovery is given up: it stays restorable to its own finish LSN only. */
   toItsEndOnly?: string;
 }
 
-/** A backup folder without a sentinel: the leftover of an earlier delete, or an incomplete backup-push. */
+export interface DumpDecision extends Decision {
+  dump: DumpSentinel;
+}
+
+/** A backup folder or a dump set's folder without a sentinel: the leftover of an earlier delete, or an incomplete push. */
 export interface FolderDecision {
   name: string;
   objects: number;
@@ -92,18 +105,23 @@ export interface WalPlan {
 
 export interface RetentionPlan {
   selection: Selection;
+  /** A plan over dump sets (`delete --dumps`): `backups` and `folders` are empty, and no WAL goes. */
+  dumps: boolean;
   location: string;
   /** The archive's WAL segment size, for segment names. */
   segmentSize: number;
   backups: BackupDecision[];
   folders: FolderDecision[];
-  /** Records of deletions begun earlier whose backup and folder are gone: removed with the plan. */
+  dumpSets: DumpDecision[];
+  /** Dump set folders without a sentinel that go or are left (`--dumps`, and `garbage`). */
+  dumpFolders: FolderDecision[];
+  /** Records of deletions begun earlier whose backup or dump set and folder are gone: removed with the plan. */
   finishedDeletionRecords: string[];
-  /** Records of deletions begun earlier whose backup still has its sentinel (the delete stopped before it): removed. */
+  /** Records of deletions begun earlier whose backup or dump set still has its sentinel (the delete stopped before it): removed. */
   staleDeletionRecords: string[];
   /** Drill reports that go: those of deleted backups drilled long enough ago, but the newest report (archive/drills.ts). */
   drillReports: DrillReportRef[];
-  /** Backup folders without a sentinel that this verb leaves alone (only `garbage` and `everything` remove them). */
+  /** Folders without a sentinel that this verb leaves alone (only `garbage` and `everything` remove them). */
   incompleteLeftAlone: number;
   wal: WalPlan;
   notes: string[];
@@ -114,15 +132,29 @@ export interface PlanContext {
   timeZone: string;
 }
 
-const describeBoundary = (boundary: Boundary) => (boundary.kind === 'backup' ? boundary.name : boundary.text);
-
-/** The finish time of the backup or the time a boundary names; an unknown backup name is a user error. */
-function boundaryTime(boundary: Boundary, byName: ReadonlyMap<string, BackupDecision>): number {
-  if (boundary.kind === 'time') return boundary.epochMs;
-  const named = byName.get(boundary.name);
-  if (!named) throw new ConfigError(`backup ${boundary.name} is not among the complete backups: backup-list shows their names`);
-  return named.finishTime;
+/** What the plan says of backups or of dump sets, in its decisions and its refusals. */
+export interface SetKind {
+  noun: string;
+  plural: string;
+  list: string;
+  mark: string;
+  push: string;
+  /** Why the newest complete one is always kept. */
+  newestKept: string;
 }
+
+export const BACKUPS: SetKind = { noun: 'backup', plural: 'backups', list: 'backup-list', mark: 'backup-mark', push: 'backup-push', newestKept: 'so that the archive stays restorable' };
+export const DUMP_SETS: SetKind = { noun: 'dump set', plural: 'dump sets', list: 'dump-list', mark: 'dump-mark', push: 'dump-push', newestKept: 'so that every database has a logical copy' };
+
+/** What a decision needs to know of its backup or dump set. */
+interface Candidate {
+  name: string;
+  permanent: boolean;
+  /** The system identifier: several clusters may share a prefix. */
+  cluster: string;
+}
+
+const describeBoundary = (boundary: Boundary) => (boundary.kind === 'set' ? boundary.name : boundary.text);
 
 /**
  * Decides, for every complete backup (oldest first by finish time), keep or
@@ -131,11 +163,28 @@ function boundaryTime(boundary: Boundary, byName: ReadonlyMap<string, BackupDeci
  * a target) is refused with one line, before anything is deleted.
  */
 export function planBackups(backups: readonly BackupSentinel[], selection: Selection, context: PlanContext): BackupDecision[] {
-  const decisions = backups
-    .map((backup) => ({ backup, finishTime: Date.parse(backup.FinishTime), action: 'keep' as BackupDecision['action'], reasons: [] as string[] }))
-    .sort((a, b) => a.finishTime - b.finishTime || a.backup.BackupName.localeCompare(b.backup.BackupName));
-  const byName = new Map(decisions.map((decision) => [decision.backup.BackupName, decision]));
-  const remove = (decision: BackupDecision, reason: string) => {
+  const decisions = backups.map((backup): BackupDecision => ({ backup, finishTime: Date.parse(backup.FinishTime), action: 'keep', reasons: [] }));
+  return decide(decisions, ({ backup }) => ({ name: backup.BackupName, permanent: backup.IsPermanent, cluster: backup.SystemIdentifier }), selection, context, BACKUPS);
+}
+
+/** The same for dump sets (`delete --dumps`): the same verbs and rules, permanent sets (dump-mark) and the newest one kept. */
+export function planDumps(sets: readonly DumpSentinel[], selection: Selection, context: PlanContext): DumpDecision[] {
+  const decisions = sets.map((dump): DumpDecision => ({ dump, finishTime: Date.parse(dump.FinishTime), action: 'keep', reasons: [] }));
+  return decide(decisions, ({ dump }) => ({ name: dump.DumpName, permanent: dump.IsPermanent, cluster: dump.SystemIdentifier }), selection, context, DUMP_SETS);
+}
+
+function decide<D extends Decision>(unordered: D[], candidate: (decision: D) => Candidate, selection: Selection, context: PlanContext, kind: SetKind): D[] {
+  const decisions = unordered.sort((a, b) => a.finishTime - b.finishTime || candidate(a).name.localeCompare(candidate(b).name));
+  const byName = new Map(decisions.map((decision) => [candidate(decision).name, decision]));
+  const unknown = (name: string) => new ConfigError(`${kind.noun} ${name} is not among the complete ${kind.plural}: ${kind.list} shows their names`);
+  /** The finish time of the set or the time a boundary names. */
+  const boundaryTime = (boundary: Boundary) => {
+    if (boundary.kind === 'time') return boundary.epochMs;
+    const named = byName.get(boundary.name);
+    if (!named) throw unknown(boundary.name);
+    return named.finishTime;
+  };
+  const remove = (decision: D, reason: string) => {
     decision.action = 'delete';
     decision.reasons = [reason];
   };
@@ -143,10 +192,10 @@ export function planBackups(backups: readonly BackupSentinel[], selection: Selec
   switch (selection.verb) {
     case 'retain': {
       if (!hasRules(selection.rules) && !selection.after) throw new ConfigError('delete retain needs a rule: a count, --keep-last/daily/weekly/monthly/yearly/within, or the WALSHIP_RETAIN_* settings');
-      const kept = keptByRules(decisions.map((decision) => ({ name: decision.backup.BackupName, time: decision.finishTime })), selection.rules, context.timeZone);
-      const after = selection.after && { time: boundaryTime(selection.after, byName), text: describeBoundary(selection.after) };
+      const kept = keptByRules(decisions.map((decision) => ({ name: candidate(decision).name, time: decision.finishTime })), selection.rules, context.timeZone);
+      const after = selection.after && { time: boundaryTime(selection.after), text: describeBoundary(selection.after) };
       for (const decision of decisions) {
-        const reasons = kept.get(decision.backup.BackupName) ?? [];
+        const reasons = kept.get(candidate(decision).name) ?? [];
         if (after && decision.finishTime >= after.time) reasons.push(`from ${after.text} on`);
         if (reasons.length > 0) decision.reasons = reasons;
         else remove(decision, 'kept by no rule');
@@ -154,7 +203,7 @@ export function planBackups(backups: readonly BackupSentinel[], selection: Selec
       break;
     }
     case 'before': {
-      const limit = boundaryTime(selection.boundary, byName);
+      const limit = boundaryTime(selection.boundary);
       const text = describeBoundary(selection.boundary);
       for (const decision of decisions) {
         if (decision.finishTime < limit) remove(decision, `finished before ${text}`);
@@ -163,61 +212,57 @@ export function planBackups(backups: readonly BackupSentinel[], selection: Selec
       break;
     }
     case 'everything': {
-      const permanent = decisions.filter((decision) => decision.backup.IsPermanent).map((decision) => decision.backup.BackupName);
+      const permanent = decisions.filter((decision) => candidate(decision).permanent).map((decision) => candidate(decision).name);
       if (permanent.length > 0 && !selection.force) {
-        throw new ConfigError(`delete everything refuses while permanent backups exist (${permanent.join(', ')}): unmark them with backup-mark --impermanent, or add FORCE to delete them too`);
+        throw new ConfigError(`delete everything refuses while permanent ${kind.plural} exist (${permanent.join(', ')}): unmark them with ${kind.mark} --impermanent, or add FORCE to delete them too`);
       }
-      for (const decision of decisions) remove(decision, selection.force && decision.backup.IsPermanent ? 'everything FORCE' : 'everything');
+      for (const decision of decisions) remove(decision, selection.force && candidate(decision).permanent ? 'everything FORCE' : 'everything');
       return decisions;
     }
     case 'target': {
       const target = byName.get(selection.name);
-      if (!target) throw new ConfigError(`backup ${selection.name} is not among the complete backups: backup-list shows their names`);
-      if (target.backup.IsPermanent && !selection.force) {
-        throw new ConfigError(`backup ${selection.name} is permanent: unmark it with backup-mark --impermanent first, or add --force to delete it anyway`);
+      if (!target) throw unknown(selection.name);
+      if (candidate(target).permanent && !selection.force) {
+        throw new ConfigError(`${kind.noun} ${selection.name} is permanent: unmark it with ${kind.mark} --impermanent first, or add --force to delete it anyway`);
       }
       for (const decision of decisions) decision.reasons = ['not the target'];
       remove(target, 'the target');
       break;
     }
     case 'garbage':
-      for (const decision of decisions) decision.reasons = ['complete: garbage keeps every complete backup'];
+      for (const decision of decisions) decision.reasons = [`complete: garbage keeps every complete ${kind.noun}`];
       break;
   }
 
   for (const decision of decisions) {
-    if (decision.backup.IsPermanent && !(selection.verb === 'target' && selection.force)) keepFor(decision, 'permanent');
+    if (candidate(decision).permanent && !(selection.verb === 'target' && selection.force)) keepFor(decision, 'permanent');
   }
-  for (const newest of newestOfEachCluster(decisions)) {
-    if (selection.verb === 'target' && newest.action === 'delete') {
-      throw new ConfigError(`backup ${selection.name} is the newest complete backup, which walship always keeps so that the archive stays restorable: take a newer backup first, or use delete everything`);
+  // The newest of each system identifier.
+  const newest = new Map<string, D>();
+  for (const decision of decisions) newest.set(candidate(decision).cluster, decision);
+  for (const decision of newest.values()) {
+    if (selection.verb === 'target' && decision.action === 'delete') {
+      throw new ConfigError(`${kind.noun} ${selection.name} is the newest complete ${kind.noun}, which walship always keeps ${kind.newestKept}: take a newer one first, or use delete everything`);
     }
-    keepFor(newest, 'newest complete backup');
+    keepFor(decision, `newest complete ${kind.noun}`);
   }
   return decisions;
 }
 
-function keepFor(decision: BackupDecision, reason: string): void {
+function keepFor(decision: Decision, reason: string): void {
   if (decision.action === 'delete') decision.reasons = [];
   decision.action = 'keep';
   if (!decision.reasons.includes(reason)) decision.reasons.push(reason);
 }
 
-/** The newest backup of each system identifier: several clusters may share a prefix. */
-function newestOfEachCluster(decisions: readonly BackupDecision[]): BackupDecision[] {
-  const newest = new Map<string, BackupDecision>();
-  for (const decision of decisions) newest.set(decision.backup.SystemIdentifier, decision);
-  return [...newest.values()];
-}
-
 /**
- * Backup folders without a sentinel. Those an earlier delete began (its
- * record is there, its sentinel gone) are always finished; other ones are
- * removed only by `garbage` (not ARCHIVES) and `everything`, and only once
- * their newest object is older than the limit, so a running backup-push
- * keeps its parts.
+ * Folders without a sentinel, of backups or (with DUMP_SETS) of dump sets.
+ * Those an earlier delete began (its record is there, its sentinel gone) are
+ * always finished; other ones are removed only by `garbage` (not ARCHIVES)
+ * and `everything`, and only once their newest object is older than the
+ * limit, so a running push keeps what it uploaded.
  */
-export function planFolders(incomplete: readonly IncompleteBackup[], deletionsBegun: ReadonlySet<string>, request: RetentionRequest, now: number): FolderDecision[] {
+export function planFolders(incomplete: readonly IncompleteBackup[], deletionsBegun: ReadonlySet<string>, request: RetentionRequest, now: number, kind = BACKUPS): FolderDecision[] {
   const { selection } = request;
   const removesIncomplete = selection.verb === 'everything' || (selection.verb === 'garbage' && selection.scope !== 'archives');
   const youngerThan = subtractDuration(now, request.incompleteAge);
@@ -226,9 +271,9 @@ export function planFolders(incomplete: readonly IncompleteBackup[], deletionsBe
     if (described.deletionBegun) return [{ ...described, action: 'delete', reason: 'left by an earlier delete, which removed its sentinel' }];
     if (!removesIncomplete) return [];
     if (folder.newest.getTime() > youngerThan) {
-      return [{ ...described, action: 'leave', reason: `no sentinel, but its newest object is younger than ${request.incompleteAge.text}: a backup-push may still be writing it` }];
+      return [{ ...described, action: 'leave', reason: `no sentinel, but its newest object is younger than ${request.incompleteAge.text}: a ${kind.push} may still be writing it` }];
     }
-    return [{ ...described, action: 'delete', reason: 'no sentinel: an incomplete backup' }];
+    return [{ ...described, action: 'delete', reason: `no sentinel: an incomplete ${kind.noun}` }];
   });
 }
 

@@ -1,6 +1,6 @@
 /**
  * Archiving one WAL file: verify its name and that its cluster owns the
- * archive, upload it compressed with a content checksum, and never replace
+ * archive (and that this host encrypts it as the archive is), upload it compressed with a content checksum, and never replace
  * different content already stored.
  */
 import { open } from 'node:fs/promises';
@@ -41,9 +41,11 @@ export async function pushWalFile(settings: WalPushSettings, path: string): Prom
   const { storage, compression } = settings;
   const name = basename(path);
   const wal = requireWalFileName(name);
-  // History and .backup files are text without a page header.
+  // History and .backup files are text without a page header: only their encryption is checked.
   if (wal.kind === 'segment' || wal.kind === 'partial') {
     await settings.identity.requireCluster(readWalLongPageHeader(path), `${path} was written by`);
+  } else {
+    await settings.identity.requireEncryption();
   }
   let digest: ContentDigest;
   try {

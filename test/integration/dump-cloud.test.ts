@@ -1,8 +1,8 @@
 // Logical dumps on an object store (s3rver): dump-push, dump-list, a table
 // and a role brought back by dump-restore streamed from the bucket, a
-// dump-fetch file restored by pg_restore -j 2, dump-mark; then retention over
-// dump sets (what delete's dump scope calls) and the newest set's age (what
-// status --max-dump-age reports).
+// dump-fetch file restored by pg_restore -j 2, dump-mark; then delete
+// retain 1 --dumps and the newest set's age (what status --max-dump-age
+// reports).
 import assert from 'node:assert/strict';
 import { rmSync } from 'node:fs';
 import { join } from 'node:path';
@@ -11,7 +11,7 @@ import { APP_ROLE, createShopAndCrm, roleState, tableContent, tableContents } fr
 import { type Emulator, startEmulator } from '../support/emulators.ts';
 import { libpq } from '../support/libpq.ts';
 import { ArchiveCatalog } from '../../src/archive/catalog.ts';
-import { applyDumpRetention, dumpAgeFinding, planDumpRetention } from '../../src/dump/retention.ts';
+import { dumpAgeFinding } from '../../src/dump/retention.ts';
 import { openConfigured } from '../support/storage.ts';
 import { loadConfig } from '../../src/config/config.ts';
 import { postgresBin, walshipBinary } from '../support/paths.ts';
@@ -80,9 +80,10 @@ describe('logical dumps on S3 (s3rver)', () => {
     const storage = await openConfigured(loadConfig({ env: env }));
     const load = () => ArchiveCatalog.load(storage, { wal: false, backups: false, dumps: true });
     const [permanent, middle, newest] = (await load()).dumpSets().map((set) => set.DumpName);
-    const plan = planDumpRetention((await load()).dumpSets(), { verb: 'retain', count: 1 });
-    assert.deepEqual(plan.filter((decision) => decision.action === 'delete').map((decision) => decision.dump.DumpName), [middle]);
-    await applyDumpRetention(storage, plan);
+    const deleted = await walship(['delete', 'retain', '1', '--dumps', '--confirm', '--json']);
+    assert.equal(deleted.code, 0, deleted.stderr);
+    const plan = JSON.parse(deleted.stdout) as { dump_sets: { dump_name: string; action: string }[] };
+    assert.deepEqual(plan.dump_sets.filter((set) => set.action === 'delete').map((set) => set.dump_name), [middle]);
     const after = await load();
     assert.deepEqual(after.dumpSets().map((set) => set.DumpName), [permanent, newest]);
     assert.deepEqual(after.incompleteDumps(), []);

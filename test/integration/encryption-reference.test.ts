@@ -128,3 +128,47 @@ describe("encryption against libsodium's reference (python3-nacl), in WAL-G's fo
     assert.deepEqual(readFileSync(join(dataDir, 'pg_wal', 'zstd.restored')), content);
   });
 });
+
+/**
+ * walship run with WALG_LIBSODIUM_KEY set to exactly `bytes` in its
+ * environment (a shell's printf makes them: Node's own environment is text).
+ */
+function walshipWithKeyBytes(args: string[], bytes: Buffer, env: Record<string, string>) {
+  const octal = [...bytes].map((byte) => `\\${byte.toString(8).padStart(3, '0')}`).join('');
+  const script = 'WALG_LIBSODIUM_KEY="$(printf "$KEY_OCTAL")"; export WALG_LIBSODIUM_KEY; unset KEY_OCTAL; exec "$@"';
+  return run('/bin/sh', ['-c', script, 'sh', walshipBinary, ...args], {
+    cwd: dataDir,
+    env: { PATH: process.env.PATH, HOME: process.env.HOME, WALG_FILE_PREFIX: archive, WALSHIP_PREFETCH: 'false', KEY_OCTAL: octal, ...env },
+  });
+}
+
+describe('an inline key taken as bytes, as WAL-G takes it (Go strings are bytes)', () => {
+  const cases: [name: string, bytes: Buffer][] = [
+    ['bytes that are not UTF-8', Buffer.concat([Buffer.from([0xff, 0xfe]), Buffer.from('not valid UTF-8 at all'), Buffer.from([0xc3, 0x28, 0xe2, 0x82])])],
+    ['multibyte characters, cut to 32 bytes inside one', Buffer.from('ключ архива, не короче 25 байт', 'utf8')],
+    ['a real U+FFFD among them', Buffer.from('replacement \uFFFD character, 32+ bytes', 'utf8')],
+  ];
+  for (const [name, bytes] of cases) {
+    it(`transform none, ${name}: the same key as the reference's, both ways`, async () => {
+      const key: KeyCase = { name, transform: 'none', text: '', inFile: false };
+      const referenceWith = (mode: 'encrypt' | 'decrypt', input: Buffer) => {
+        const result = spawnSync(PYTHON, [REFERENCE, mode, key.transform, '--key-bytes', bytes.toString('hex')], { input, maxBuffer: 64 << 20 });
+        assert.equal(result.status, 0, `the reference failed to ${mode}: ${result.stderr}`);
+        return result.stdout;
+      };
+      const content = randomBytes(20_000);
+      const fromWalship = nextHistoryFile();
+      writeFileSync(join(dataDir, 'pg_wal', fromWalship), content);
+      const pushed = await walshipWithKeyBytes(['wal-push', `pg_wal/${fromWalship}`], bytes, { WALG_COMPRESSION_METHOD: 'none', WALG_LOG_LEVEL: 'DEVEL' });
+      assert.equal(pushed.code, 0, pushed.stderr);
+      assert.ok(!Buffer.from(pushed.stderr).includes(bytes.subarray(2, 20)), 'the key is never printed');
+      assert.deepEqual(referenceWith('decrypt', readFileSync(join(archive, 'wal_005', fromWalship))), content, 'the reference decrypts walship');
+
+      const fromReference = nextHistoryFile();
+      writeFileSync(join(archive, 'wal_005', fromReference), referenceWith('encrypt', content));
+      const fetched = await walshipWithKeyBytes(['wal-fetch', fromReference, `pg_wal/${fromReference}.restored`], bytes, {});
+      assert.equal(fetched.code, 0, fetched.stderr);
+      assert.deepEqual(readFileSync(join(dataDir, 'pg_wal', `${fromReference}.restored`)), content, 'walship decrypts the reference');
+    });
+  }
+});

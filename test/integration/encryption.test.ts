@@ -20,6 +20,7 @@ import { libpq } from '../support/libpq.ts';
 import { postgresBin, walshipBinary } from '../support/paths.ts';
 import { makePostgresOwnedDirectory, PostgresCluster } from '../support/postgres.ts';
 import { giveToPostgres, run } from '../support/processes.ts';
+import { asWalSegment } from '../support/wal.ts';
 import { backupThenPassATarget, restoreToTarget } from '../support/scenarios.ts';
 import { openConfigured } from '../support/storage.ts';
 
@@ -162,5 +163,82 @@ for (const { kind, label } of BACKENDS) {
       assert.equal(healed.code, 0, healed.stderr);
       assert.ok(!healed.stderr.includes(KEY), 'not even at DEVEL');
     });
+
+    it('a host without the key, or with another key, stores nothing: wal-push and backup-push refuse with one line', async () => {
+      const history = join(workRoot, 'pg_wal-copy', '00000063.history');
+      mkdirSync(join(workRoot, 'pg_wal-copy'), { recursive: true });
+      writeFileSync(history, '1\t0/3000000\tno recovery target specified\n');
+      giveToPostgres(join(workRoot, 'pg_wal-copy'));
+      giveToPostgres(history);
+      const segment = join(primary.dataDir, 'pg_wal', lastArchived);
+      for (const [what, overrides, pattern] of [
+        ['no key', withoutKey, /ERROR: the archive in .+ is encrypted \(libsodium, key id [0-9a-f]{16}, as walship\/archive\.json records\), but no key is configured here: set WALG_LIBSODIUM_KEY or WALG_LIBSODIUM_KEY_PATH .*; nothing was stored$/m],
+        ['another key', withOtherKey, /ERROR: the archive in .+ is encrypted with another key \(key id [0-9a-f]{16}, as walship\/archive\.json records\) than the configured one \(WALG_LIBSODIUM_KEY, key id [0-9a-f]{16}\)/m],
+      ] as const) {
+        for (const args of [['wal-push', history], ['wal-push', segment], ['backup-push']]) {
+          const result = await walship(args, { ...overrides, WALG_LOG_LEVEL: 'DEVEL' });
+          assert.equal(result.code, 1, `${what}, ${args.join(' ')}: ${result.stderr}`);
+          assert.match(result.stderr, pattern, `${what}, ${args.join(' ')}`);
+          assert.equal(result.stderr.trim().split('\n').filter((line) => line.includes('ERROR')).length, 1, result.stderr);
+          assert.ok(!result.stderr.includes(KEY) && !result.stderr.includes(OTHER_KEY), 'no key printed');
+        }
+      }
+      const stored: string[] = [];
+      for await (const object of storage.list('')) stored.push(object.key);
+      assert.ok(!stored.some((key) => key.startsWith('wal_005/00000063.history')), 'no plaintext history file');
+      const pushed = await walship(['wal-push', history]);
+      assert.equal(pushed.code, 0, `with the key: ${pushed.stderr}`);
+      assert.equal((await storage.head('wal_005/00000063.history.zst'))?.metadata.walship_encryption, 'libsodium');
+    });
   });
 }
+
+describe('switching a plaintext archive to encryption, deliberately', () => {
+  let workRoot: string;
+  before(() => {
+    workRoot = makePostgresOwnedDirectory('walship-encryption-on-');
+  });
+  after(() => rmSync(workRoot, { recursive: true, force: true }));
+
+  it('refuses a key until encryption-on records the switch, then refuses hosts without it', async () => {
+    const archive = join(workRoot, 'archive');
+    const files = join(workRoot, 'files');
+    mkdirSync(archive);
+    mkdirSync(files);
+    const plain = { WALG_FILE_PREFIX: archive };
+    const keyed = { ...plain, WALG_LIBSODIUM_KEY: KEY, WALG_LIBSODIUM_KEY_TRANSFORM: 'hex' };
+    const walship = (args: string[], env: Record<string, string>) => run(walshipBinary, args, { env: { PATH: process.env.PATH!, ...env } });
+    const segment = (name: string) => {
+      const path = join(files, name);
+      writeFileSync(path, asWalSegment(randomBytes(16 << 20)));
+      return path;
+    };
+
+    assert.equal((await walship(['wal-push', segment('000000010000000000000001')], plain)).code, 0);
+    assert.equal(JSON.parse(readFileSync(join(archive, 'walship', 'archive.json'), 'utf8')).Encryption, 'none');
+    const second = segment('000000010000000000000002');
+    const refused = await walship(['wal-push', second], keyed);
+    assert.equal(refused.code, 1, refused.stderr);
+    assert.match(refused.stderr, /is recorded as unencrypted \(walship\/archive\.json\), but a key is configured here \(WALG_LIBSODIUM_KEY\): to encrypt its new objects from now on, run `walship encryption-on` once with this key/);
+    assert.ok(!existsSync(join(archive, 'wal_005', '000000010000000000000002.zst')), 'nothing stored');
+
+    const noKey = await walship(['encryption-on'], plain);
+    assert.equal(noKey.code, 1, noKey.stderr);
+    assert.match(noKey.stderr, /encryption-on encrypts the archive with the configured key, and none is: set WALG_LIBSODIUM_KEY/);
+    const switched = await walship(['encryption-on', '--json'], keyed);
+    assert.equal(switched.code, 0, switched.stderr);
+    const result = JSON.parse(switched.stdout);
+    assert.equal(result.outcome, 'switched');
+    assert.match(result.keyId, /^[0-9a-f]{16}$/);
+    assert.ok(!switched.stdout.includes(KEY) && !switched.stderr.includes(KEY));
+    assert.equal(JSON.parse((await walship(['encryption-on', '--json'], keyed)).stdout).outcome, 'already');
+
+    assert.equal((await walship(['wal-push', second], keyed)).code, 0);
+    const keyless = await walship(['wal-push', segment('000000010000000000000003')], plain);
+    assert.equal(keyless.code, 1, keyless.stderr);
+    assert.match(keyless.stderr, /is encrypted \(libsodium, key id [0-9a-f]{16}, as walship\/archive\.json records\), but no key is configured here/);
+    // The older object stays readable with the key: its metadata says unencrypted.
+    const fetched = await walship(['wal-fetch', '000000010000000000000001', join(files, 'RESTORED')], { ...keyed, WALSHIP_PREFETCH: 'false' });
+    assert.equal(fetched.code, 0, fetched.stderr);
+  });
+});

@@ -7,10 +7,11 @@
 // machine's paths (and a port and a time) with its own, and plays the service
 // manager's part (systemctl) with its own cluster.
 import assert from 'node:assert/strict';
-import { type ChildProcess, spawn } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { userInfo } from 'node:os';
 import { join } from 'node:path';
+import { zstdDecompressSync } from 'node:zlib';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, describe, it } from 'node:test';
 import { filesUnder } from '../support/files.ts';
@@ -19,6 +20,7 @@ import { postgresBin, projectRoot, walshipBinary } from '../support/paths.ts';
 import { makePostgresOwnedDirectory, PostgresCluster } from '../support/postgres.ts';
 import { check, freePort, giveToPostgres, isRoot, pidInFile, run } from '../support/processes.ts';
 import { startArchivingPrimary } from '../support/scenarios.ts';
+import { asWalSegment } from '../support/wal.ts';
 
 const README = readFileSync(join(projectRoot, 'README.md'), 'utf8');
 const OS_USER = isRoot ? 'postgres' : userInfo().username;
@@ -647,5 +649,136 @@ describe("the README's nightly backup-verify line, run as cron runs it", () => {
     assert.equal(cron.stdout, `walship backup-verify: exit 2 (1 WARNING, 2 CRITICAL, 3 UNKNOWN, 75: an earlier run still holds the lock); see ${log}\n`);
     assert.equal(cron.stderr, '');
     assert.match(readFileSync(log, 'utf8'), new RegExp(`^WALSHIP CRITICAL - ${name}: .*part_001\\.tar\\.zst is missing`, 'm'));
+  });
+});
+
+const userUid = (name: string) => Number(spawnSync('id', ['-u', name]).stdout.toString());
+
+describe("the README's encryption commands: the key, its settings, and changing keys", () => {
+  let root: string;
+  let primary: PostgresCluster;
+  let paths: { etc: string; key: string; key2: string; config: string; oldConfig: string; archive: string; archive2: string };
+  let replacements: [string, string][];
+
+  /** The README's commands as root runs them; `sudo -u postgres` as runuser does it, plain `sudo` as root itself. */
+  const runAsRoot = (script: string) =>
+    run('/bin/sh', ['-c', `sudo() { if [ "$1" = -u ]; then user=$2; shift 2; runuser -u "$user" -- "$@"; else "$@"; fi; }\nset -e\n${script}`], {
+      env: { PATH: `/usr/sbin:/sbin:/usr/bin:/bin`, HOME: root, ...libpq(primary) },
+      cwd: root,
+    });
+  /** What libsodium's reference, reading the key file as WAL-G does, decrypts of `stored`; undefined when it cannot. */
+  const referenceDecrypt = (keyFile: string, stored: Buffer): Buffer | undefined => {
+    const result = spawnSync('/usr/bin/python3', [join(projectRoot, 'test/support/libsodium-reference.py'), 'decrypt', 'hex', '--key-file', keyFile], { input: stored, maxBuffer: 64 << 20 });
+    return result.status === 0 ? result.stdout : undefined;
+  };
+  const walship = (args: string[]) => run(walshipBinary, args, { asPostgres: true, cwd: root, env: { PATH: `${postgresBin}:/usr/sbin:/sbin:/usr/bin:/bin`, HOME: root, WALSHIP_PREFETCH: 'false', ...libpq(primary) } });
+
+  before(async () => {
+    assert.ok(isRoot, 'the README runs these as root (sudo)');
+    root = makePostgresOwnedDirectory('walship-readme-encryption-');
+    const etc = join(root, 'etc-walship');
+    paths = {
+      etc,
+      key: join(etc, 'libsodium.key'),
+      key2: join(etc, 'libsodium-2.key'),
+      config: join(root, 'walship.yaml'),
+      oldConfig: join(root, 'walship-1.yaml'),
+      archive: join(root, 'archive'),
+      archive2: join(root, 'archive-2'),
+    };
+    mkdirSync(paths.archive);
+    giveToPostgres(paths.archive);
+    // Longest first: /etc/walship.yaml before /etc/walship.
+    replacements = [
+      ['/etc/walship-1.yaml', paths.oldConfig],
+      ['/etc/walship.yaml', paths.config],
+      ['/etc/walship', paths.etc],
+      ['/var/lib/walship-2', paths.archive2],
+      ['/var/lib/walship', paths.archive],
+      ['walship --config', `${walshipBinary} --config`],
+    ];
+    primary = await PostgresCluster.init({ settings: { archive_mode: 'on', archive_command: `${walshipBinary} --config ${paths.config} wal-push %p` } });
+  });
+
+  after(async () => {
+    await primary?.destroy();
+    rmSync(root, { recursive: true, force: true });
+  });
+
+  it('creates a random key readable by the postgres user only, which walship and the reference both use', async () => {
+    const created = await runAsRoot(substitute(recipe('encryption-key'), replacements));
+    assert.equal(created.code, 0, created.stderr);
+    assert.match(readFileSync(paths.key, 'utf8'), /^[0-9a-f]{64}\n$/);
+    const key = statSync(paths.key);
+    assert.equal(key.mode & 0o777, 0o600);
+    assert.equal(key.uid, userUid('postgres'));
+    assert.equal(statSync(paths.etc).mode & 0o777, 0o750);
+
+    const settings = substitute(recipe('encryption-config'), replacements);
+    assert.deepEqual(settings.split('\n').filter((line) => /^[A-Z]/.test(line)).map((line) => line.split(':')[0]), ['WALG_FILE_PREFIX', 'WALG_LIBSODIUM_KEY_PATH', 'WALG_LIBSODIUM_KEY_TRANSFORM'], "WAL-G's names");
+    writeFileSync(paths.config, settings, { mode: 0o600 });
+    giveToPostgres(paths.config);
+    await primary.start();
+    const segment = await primary.switchAndWaitArchived();
+    const stored = readFileSync(join(paths.archive, 'wal_005', `${segment}.zst`));
+    const decrypted = referenceDecrypt(paths.key, stored);
+    assert.ok(decrypted, 'the reference decrypts what walship archived, with the key file read as WAL-G reads it');
+    const content = zstdDecompressSync(decrypted);
+    assert.equal(content.length, 16 << 20);
+    assert.equal(content.readUInt16LE(0), 0xd110, "a PostgreSQL 15 segment's page header");
+    const fetched = await walship(['--config', paths.config, 'wal-fetch', segment, join(root, 'fetched')]);
+    assert.equal(fetched.code, 0, fetched.stderr);
+    assert.deepEqual(readFileSync(join(root, 'fetched')), content);
+    assert.equal(JSON.parse(readFileSync(join(paths.archive, 'walship', 'archive.json'), 'utf8')).Encryption, 'libsodium');
+  });
+
+  it('changes keys with a new prefix and a backup there, keeping the old prefix restorable', async () => {
+    const old = await primary.switchAndWaitArchived();
+    const rotated = await runAsRoot(substitute(recipe('encryption-rotate'), replacements));
+    assert.equal(rotated.code, 0, rotated.stderr);
+    assert.notEqual(readFileSync(paths.key2, 'utf8'), readFileSync(paths.key, 'utf8'));
+    assert.equal(statSync(paths.key2).mode & 0o777, 0o600);
+    assert.equal(statSync(paths.config).uid, userUid('postgres'), 'the edited config is still the postgres user\'s');
+    assert.equal(statSync(paths.config).mode & 0o777, 0o600);
+
+    const segment = await primary.switchAndWaitArchived();
+    const stored = readFileSync(join(paths.archive2, 'wal_005', `${segment}.zst`));
+    assert.ok(referenceDecrypt(paths.key2, stored), 'the next WAL file is in the new prefix, with the new key');
+    assert.equal(referenceDecrypt(paths.key, stored), undefined, 'and not with the old key');
+    const listed = await walship(['--config', paths.config, 'backup-list', '--json']);
+    assert.equal(listed.code, 0, listed.stderr);
+    assert.equal(JSON.parse(listed.stdout).length, 1, 'a base backup in the new prefix');
+
+    const fetched = await walship(['--config', paths.oldConfig, 'wal-fetch', old, join(root, 'old-fetched')]);
+    assert.equal(fetched.code, 0, `the old prefix restores with the old configuration: ${fetched.stderr}`);
+    assert.ok(referenceDecrypt(paths.key, readFileSync(join(paths.archive, 'wal_005', `${old}.zst`))));
+  });
+
+  it('switches a plaintext archive to encryption with the README\'s encryption-on command', async () => {
+    const archive = join(root, 'archive-3');
+    const files = join(root, 'files');
+    for (const directory of [archive, files]) {
+      mkdirSync(directory);
+      giveToPostgres(directory);
+    }
+    const plainConfig = join(root, 'plain.yaml');
+    const keyedConfig = join(root, 'keyed.yaml');
+    writeConfig(plainConfig, { WALG_FILE_PREFIX: archive });
+    writeConfig(keyedConfig, { WALG_FILE_PREFIX: archive, WALG_LIBSODIUM_KEY_PATH: paths.key, WALG_LIBSODIUM_KEY_TRANSFORM: 'hex' });
+    const segment = (name: string) => {
+      writeFileSync(join(files, name), asWalSegment(Buffer.alloc(16 << 20, 7)));
+      giveToPostgres(join(files, name));
+      return join(files, name);
+    };
+    assert.equal((await walship(['--config', plainConfig, 'wal-push', segment('000000010000000000000001')])).code, 0);
+    const refused = await walship(['--config', keyedConfig, 'wal-push', segment('000000010000000000000002')]);
+    assert.equal(refused.code, 1, refused.stderr);
+    assert.match(refused.stderr, /run `walship encryption-on` once with this key/);
+
+    const switched = await runAsRoot(substitute(recipe('encryption-on'), [['/etc/walship.yaml', keyedConfig], ['walship --config', `${walshipBinary} --config`]]));
+    assert.equal(switched.code, 0, switched.stderr);
+    assert.match(switched.stdout, /^the archive in file:\/\/\S+ is encrypted from now on \(libsodium, key id [0-9a-f]{16}\)\n$/);
+    assert.equal((await walship(['--config', keyedConfig, 'wal-push', join(files, '000000010000000000000002')])).code, 0);
+    assert.ok(referenceDecrypt(paths.key, readFileSync(join(archive, 'wal_005', '000000010000000000000002.zst'))), 'encrypted from then on');
   });
 });

@@ -4,9 +4,11 @@ An independent reference for WAL-G's libsodium encryption, on Debian's
 python3-nacl (libsodium's own crypto_secretstream_xchacha20poly1305), written
 from WAL-G's internal/crypto/libsodium and not from walship's code.
 
-  libsodium-reference.py encrypt|decrypt TRANSFORM (--key TEXT | --key-file PATH) < input > output
+  libsodium-reference.py encrypt|decrypt TRANSFORM (--key TEXT | --key-bytes HEX | --key-file PATH) < input > output
 
 TRANSFORM is WAL-G's WALG_LIBSODIUM_KEY_TRANSFORM: none, base64 or hex.
+--key-bytes gives the key setting's bytes in hex, for a setting that is not
+UTF-8 text: Go strings are bytes, and WAL-G takes the environment's as they are.
 """
 import base64
 import sys
@@ -20,10 +22,10 @@ MESSAGE = sodium.crypto_secretstream_xchacha20poly1305_TAG_MESSAGE
 FINAL = sodium.crypto_secretstream_xchacha20poly1305_TAG_FINAL
 
 
-def key_bytes(transform, text):
-    """WAL-G's keytransform.go: none pads or cuts to 32 bytes (at least 25), base64 and hex decode to exactly 32."""
+def key_bytes(transform, raw):
+    """WAL-G's keytransform.go on the setting's bytes: none pads or cuts to 32 bytes (at least 25), base64 and hex decode to exactly 32."""
+    text = raw.decode("latin-1")
     if transform == "none":
-        raw = text.encode("utf-8")
         if len(raw) < 25:
             sys.exit("key too short")
         key = raw[:32].ljust(32, b"\0")
@@ -73,7 +75,11 @@ def main():
     mode, transform, source, value = sys.argv[1:5]
     if source == "--key-file":
         with open(value, "rb") as file:
-            value = file.read().decode("utf-8").strip()  # WAL-G trims the key file
+            value = file.read().decode("utf-8").strip().encode("utf-8")  # WAL-G trims the key file
+    elif source == "--key-bytes":
+        value = bytes.fromhex(value)
+    else:
+        value = value.encode("utf-8")
     key = key_bytes(transform, value)
     data = sys.stdin.buffer.read()
     sys.stdout.buffer.write(encrypt(key, data) if mode == "encrypt" else decrypt(key, data))

@@ -7,12 +7,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { after, describe, it } from 'node:test';
-import { ArchiveIdentity, type VerifiedIdentityCache } from '../../src/archive/identity.ts';
+import { ArchiveIdentity, RECHECK_MS, switchOnEncryption, type VerifiedArchive, type VerifiedIdentityCache } from '../../src/archive/identity.ts';
 import { NotFoundError } from '../../src/errors.ts';
 import { codecFor } from '../../src/stages/compress/codec.ts';
+import { keyIdOf } from '../../src/stages/encrypt/encryption.ts';
 import { Pipeline } from '../../src/stages/pipeline.ts';
 import { FileStorage } from '../../src/storage/file.ts';
 import type { Storage } from '../../src/storage/storage.ts';
+import { withKey } from '../support/storage.ts';
 import { walLongPageHeader } from '../support/wal.ts';
 
 const root = mkdtempSync(join(tmpdir(), 'walship-identity-'));
@@ -75,14 +77,17 @@ function watched(inner: Storage, options: { fail?: boolean; missingOnce?: string
 
 class MemoryCache implements VerifiedIdentityCache {
   value: string | undefined;
+  verified: VerifiedArchive | undefined;
   constructor(value?: string) {
     this.value = value;
+    this.verified = value === undefined ? undefined : { systemIdentifier: value, encryption: 'none', verifiedAt: Date.now() };
   }
-  async verifiedSystemIdentifier(): Promise<string | undefined> {
-    return this.value;
+  async verifiedArchive(): Promise<VerifiedArchive | undefined> {
+    return this.verified;
   }
-  async rememberSystemIdentifier(systemIdentifier: string): Promise<void> {
-    this.value = systemIdentifier;
+  async rememberArchive(verified: VerifiedArchive): Promise<void> {
+    this.verified = verified;
+    this.value = verified.systemIdentifier;
   }
 }
 
@@ -188,5 +193,97 @@ describe('the archive identity', () => {
       new ArchiveIdentity(storage, 'WALG_FILE_PREFIX').requireCluster(cluster('111'), SOURCE),
       /walship\/archive\.json in file:.* is damaged \(no SystemIdentifier\): restore it with the system identifier of the cluster that archives here/,
     );
+  });
+});
+
+function recordOf(directory: string): Record<string, unknown> {
+  return JSON.parse(readFileSync(join(directory, 'walship', 'archive.json'), 'utf8'));
+}
+
+describe("the archive's encryption, recorded with its identity", () => {
+  it('refuses a host without the key, or with another key, in an archive recorded as encrypted, for every kind of file', async () => {
+    const { directory, storage } = await emptyArchive();
+    const keyed = withKey(storage, 'the archive key');
+    await new ArchiveIdentity(keyed, 'WALG_FILE_PREFIX').requireCluster(cluster('111'), SOURCE);
+    const keyId = await keyIdOf(keyed.encryption!);
+    assert.equal(recordOf(directory).Encryption, 'libsodium');
+    assert.equal(recordOf(directory).EncryptionKeyId, keyId);
+    assert.ok(!readFileSync(join(directory, 'walship', 'archive.json'), 'utf8').includes('the archive key'), 'never the key');
+
+    const keyless = new RegExp(
+      `: the archive in ${storage.location.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')} is encrypted \\(libsodium, key id ${keyId}, as walship/archive.json records\\), but no key is configured here: set WALG_LIBSODIUM_KEY or WALG_LIBSODIUM_KEY_PATH .*; nothing was stored$`,
+    );
+    await assert.rejects(new ArchiveIdentity(storage, 'WALG_FILE_PREFIX').requireCluster(cluster('111'), SOURCE), keyless);
+    await assert.rejects(new ArchiveIdentity(storage, 'WALG_FILE_PREFIX').requireEncryption(), keyless, 'a history file too');
+    await assert.rejects(
+      new ArchiveIdentity(withKey(storage, 'another key'), 'WALG_FILE_PREFIX').requireCluster(cluster('111'), SOURCE),
+      new RegExp(`is encrypted with another key \\(key id ${keyId}, as walship/archive.json records\\) than the configured one \\(WALG_LIBSODIUM_KEY, key id [0-9a-f]{16}\\): configure the archive's key, or change keys with a new prefix \\(WALG_FILE_PREFIX\\); nothing was stored$`),
+    );
+    await new ArchiveIdentity(withKey(storage, 'the archive key'), 'WALG_FILE_PREFIX').requireCluster(cluster('111'), SOURCE);
+    await new ArchiveIdentity(withKey(storage, 'the archive key'), 'WALG_FILE_PREFIX').requireEncryption();
+  });
+
+  it('refuses a key in an archive recorded as unencrypted until encryption-on switches it; keyless hosts follow within RECHECK_MS', async () => {
+    const { directory, storage } = await emptyArchive();
+    const cache = new MemoryCache();
+    await new ArchiveIdentity(storage, 'WALG_FILE_PREFIX', cache).requireCluster(cluster('222'), SOURCE);
+    assert.equal(recordOf(directory).Encryption, 'none');
+    const keyed = withKey(storage, 'the new key');
+    await assert.rejects(
+      new ArchiveIdentity(keyed, 'WALG_FILE_PREFIX').requireCluster(cluster('222'), SOURCE),
+      /is recorded as unencrypted \(walship\/archive\.json\), but a key is configured here \(WALG_LIBSODIUM_KEY\): to encrypt its new objects from now on, run `walship encryption-on` once with this key, .*; nothing was stored$/,
+    );
+    await assert.rejects(switchOnEncryption(storage, 'WALG_FILE_PREFIX'), /encryption-on encrypts the archive with the configured key, and none is: set WALG_LIBSODIUM_KEY/);
+
+    assert.deepEqual(await switchOnEncryption(keyed, 'WALG_FILE_PREFIX'), { outcome: 'switched', keyId: await keyIdOf(keyed.encryption!) });
+    assert.equal(recordOf(directory).SystemIdentifier, '222', 'the rest of the record kept');
+    assert.equal((await switchOnEncryption(keyed, 'WALG_FILE_PREFIX')).outcome, 'already');
+    await assert.rejects(switchOnEncryption(withKey(storage, 'a third key'), 'WALG_FILE_PREFIX'), /is encrypted with another key .*: change keys with a new prefix \(WALG_FILE_PREFIX\); nothing was changed$/);
+    await new ArchiveIdentity(keyed, 'WALG_FILE_PREFIX').requireCluster(cluster('222'), SOURCE);
+
+    // A keyless host's cached answer stands for RECHECK_MS, no longer.
+    await new ArchiveIdentity(storage, 'WALG_FILE_PREFIX', cache).requireCluster(cluster('222'), SOURCE);
+    cache.verified = { ...cache.verified!, verifiedAt: Date.now() - RECHECK_MS };
+    await assert.rejects(new ArchiveIdentity(storage, 'WALG_FILE_PREFIX', cache).requireCluster(cluster('222'), SOURCE), /is encrypted \(libsodium, key id/);
+  });
+
+  it('is recorded by the first writer in an archive whose record predates it, unless its newest backup is encrypted', async () => {
+    const legacy = async (sentinelEncryption?: string) => {
+      const { directory, storage } = await emptyArchive();
+      mkdirSync(join(directory, 'walship'));
+      writeFileSync(join(directory, 'walship', 'archive.json'), '{"SystemIdentifier": "333", "WalSegmentSize": 16777216}');
+      if (sentinelEncryption) {
+        mkdirSync(join(directory, 'basebackups_005'));
+        writeFileSync(
+          join(directory, 'basebackups_005', 'base_000000010000000000000002_backup_stop_sentinel.json'),
+          JSON.stringify({ LSN: 16777256, FinishLSN: 16777500, SystemIdentifier: 333, Version: 2, Writer: 'walship', FinishTime: '2026-01-01T00:00:00Z', ...JSON.parse(sentinelEncryption) }),
+        );
+      }
+      return { directory, storage };
+    };
+    const plain = await legacy();
+    await new ArchiveIdentity(plain.storage, 'WALG_FILE_PREFIX').requireEncryption();
+    assert.equal(recordOf(plain.directory).Encryption, 'none');
+    assert.equal(recordOf(plain.directory).SystemIdentifier, '333');
+
+    const keyed = await legacy();
+    await new ArchiveIdentity(withKey(keyed.storage, 'k'), 'WALG_FILE_PREFIX').requireCluster(cluster('333'), SOURCE);
+    assert.equal(recordOf(keyed.directory).Encryption, 'libsodium');
+
+    const keyId = await keyIdOf(withKey(plain.storage, 'k').encryption!);
+    const encrypted = await legacy(JSON.stringify({ Encryption: 'libsodium', EncryptionKeyId: keyId }));
+    await assert.rejects(
+      new ArchiveIdentity(encrypted.storage, 'WALG_FILE_PREFIX').requireCluster(cluster('333'), SOURCE),
+      new RegExp(`is encrypted \\(libsodium, key id ${keyId}, as backup base_000000010000000000000002 records\\), but no key is configured here`),
+    );
+    assert.equal(recordOf(encrypted.directory).Encryption, undefined, 'nothing recorded by a refused host');
+    await new ArchiveIdentity(withKey(encrypted.storage, 'k'), 'WALG_FILE_PREFIX').requireCluster(cluster('333'), SOURCE);
+    assert.equal(recordOf(encrypted.directory).EncryptionKeyId, keyId);
+  });
+
+  it('leaves an archive without a record alone for a file that names no cluster', async () => {
+    const { directory, storage } = await emptyArchive();
+    await new ArchiveIdentity(storage, 'WALG_FILE_PREFIX').requireEncryption();
+    assert.ok(!existsSync(join(directory, 'walship')), 'nothing recorded');
   });
 });

@@ -21,6 +21,15 @@ describe('settings carried into the restored cluster', () => {
       WALG_S3_PREFIX: 's3://bucket/path',
     });
   });
+
+  it('carries an inline key as the 32 bytes it makes, in hex, so JSON text loses none of its bytes', () => {
+    const given = Buffer.concat([Buffer.from('key of 25 bytes or more, '), Buffer.from([0xff, 0xfe])]);
+    const keyText = given.toString('latin1');
+    const carried = carriedSettings(new Config({ WALG_FILE_PREFIX: '/archive', WALG_LIBSODIUM_KEY: keyText, WALG_LIBSODIUM_KEY_TRANSFORM: 'none' }));
+    assert.deepEqual(carried, { WALG_FILE_PREFIX: '/archive', WALG_LIBSODIUM_KEY: Buffer.concat([Buffer.from(keyText, 'utf8'), Buffer.alloc(32)]).subarray(0, 32).toString('hex'), WALG_LIBSODIUM_KEY_TRANSFORM: 'hex' });
+    const path = { WALG_FILE_PREFIX: '/archive', WALG_LIBSODIUM_KEY_PATH: '/etc/walship/libsodium.key', WALG_LIBSODIUM_KEY_TRANSFORM: 'hex' };
+    assert.deepEqual(carriedSettings(new Config(path)), path, 'a key file is carried as its path');
+  });
 });
 
 describe('archiving of the restored server', () => {

@@ -40,6 +40,20 @@ describe('config files', () => {
     assert.throws(() => parseJsonConfig('{', 'f.json'), /is not valid JSON/);
   });
 
+  it('never quotes the text around a JSON mistake: it may be a key', () => {
+    const secret = 'supersecretkeymaterial12345678';
+    for (const text of [`{"WALG_LIBSODIUM_KEY": ${secret}}`, `{"WALG_LIBSODIUM_KEY": "${secret}" "x": 1}`, `{"A": 1,\n "WALG_LIBSODIUM_KEY": "${secret}\\q"}`]) {
+      assert.throws(
+        () => parseJsonConfig(text, 'f.json'),
+        (error: Error) => {
+          assert.match(error.message, /^config file f\.json is not valid JSON( at line \d+ column \d+)?: check its quotes, commas and braces$/);
+          for (let at = 0; at + 4 <= secret.length; at++) assert.ok(!error.message.includes(secret.slice(at, at + 4)), error.message);
+          return true;
+        },
+      );
+    }
+  });
+
   it('lets the environment override the file, and names the file in errors', () => {
     const path = configFile('walship.yaml', 'WALG_COMPRESSION_METHOD: brotli\nWALG_COMPRESSION_LEVEL: 99\n');
     const fromFile = loadConfig({ configPath: path, env: {} });

@@ -11,14 +11,17 @@ import { crc32 } from 'node:zlib';
 import { after, describe, it } from 'node:test';
 import { type BackupSentinel, markBackup, writeBackupDocuments } from '../../src/archive/backups.ts';
 import { joinWal } from '../../src/archive/difference.ts';
+import { ArchiveIdentity, switchOnEncryption } from '../../src/archive/identity.ts';
 import { ARCHIVE_IDENTITY_KEY, partKey, sentinelKey, walKey } from '../../src/archive/layout.ts';
 import { type CopyReport, type CopySettings, copyArchive } from '../../src/copy/copy.ts';
 import { log } from '../../src/log/logger.ts';
+import { keyIdOf } from '../../src/stages/encrypt/encryption.ts';
 import { codecFor } from '../../src/stages/compress/codec.ts';
 import { integrityMetadata } from '../../src/stages/object-metadata.ts';
 import { storedFormStages, upload } from '../../src/stages/transfer.ts';
 import { FileStorage } from '../../src/storage/file.ts';
 import type { Storage } from '../../src/storage/storage.ts';
+import { withKey } from '../support/storage.ts';
 
 const root = mkdtempSync(join(tmpdir(), 'walship-copy-'));
 after(() => rmSync(root, { recursive: true, force: true }));
@@ -31,8 +34,8 @@ async function archive(): Promise<{ directory: string; storage: FileStorage }> {
   return { directory, storage: await FileStorage.open(directory) };
 }
 
-async function putRecord(storage: Storage, systemIdentifier = SYSTEM_IDENTIFIER): Promise<void> {
-  const record = { SystemIdentifier: systemIdentifier, WalSegmentSize: 16 << 20, CreatedAt: '2026-11-01T00:00:00Z', WalshipVersion: '0.1.0' };
+async function putRecord(storage: Storage, systemIdentifier = SYSTEM_IDENTIFIER, encryption: Record<string, string> = {}): Promise<void> {
+  const record = { SystemIdentifier: systemIdentifier, WalSegmentSize: 16 << 20, CreatedAt: '2026-11-01T00:00:00Z', WalshipVersion: '0.1.0', ...encryption };
   await storage.put(ARCHIVE_IDENTITY_KEY, Readable.from([Buffer.from(JSON.stringify(record))]));
 }
 
@@ -155,6 +158,49 @@ describe('walship copy', () => {
     await putRecord(target.storage, '7000000000000000999');
     await assert.rejects(copy(source.storage, target.storage), /holds the archive of the cluster with system identifier 7000000000000000999.*nothing was copied/);
     assert.deepEqual(await keys(target.storage), [ARCHIVE_IDENTITY_KEY]);
+  });
+
+  it("carries the source's record of its encryption, so the copy accepts and refuses writes as the source does", async () => {
+    const source = await populatedSource();
+    const target = await archive();
+    await putRecord(source.storage, SYSTEM_IDENTIFIER, { Encryption: 'none' });
+    await copy(source.storage, target.storage);
+    const recordAt = (directory: string) => readFileSync(join(directory, ARCHIVE_IDENTITY_KEY), 'utf8');
+    assert.equal(recordAt(target.directory), recordAt(source.directory));
+    const facts = { systemIdentifier: SYSTEM_IDENTIFIER, segmentSize: 16 << 20 };
+    const keyed = withKey(target.storage, 'the archive key');
+    await assert.rejects(new ArchiveIdentity(keyed, 'WALG_FILE_PREFIX').requireCluster(facts, 'the server is'), /is recorded as unencrypted .*run `walship encryption-on`/);
+
+    // encryption-on at the source: the next copy (a dry run says nothing, writes nothing) gives the copy the switch.
+    await switchOnEncryption(withKey(source.storage, 'the archive key'), 'WALG_FILE_PREFIX');
+    await copy(source.storage, target.storage, { dryRun: true });
+    assert.match(recordAt(target.directory), /"Encryption":"none"/);
+    await copy(source.storage, target.storage);
+    assert.equal(recordAt(target.directory), recordAt(source.directory));
+    assert.equal(JSON.parse(recordAt(target.directory)).EncryptionKeyId, await keyIdOf(keyed.encryption!));
+    await new ArchiveIdentity(keyed, 'WALG_FILE_PREFIX').requireCluster(facts, 'the server is');
+    await assert.rejects(new ArchiveIdentity(target.storage, 'WALG_FILE_PREFIX').requireCluster(facts, 'the server is'), /is encrypted .*but no key is configured here/);
+  });
+
+  it('refuses a target that records another encryption than the source, also in a dry run, copying nothing', async () => {
+    const copyRecord = { Encryption: 'libsodium', EncryptionKeyId: 'bbbb' };
+    const cases: { source: Record<string, string>; says: string }[] = [
+      { source: { Encryption: 'libsodium', EncryptionKeyId: 'aaaa' }, says: 'encrypted \\(libsodium, key id aaaa\\)' },
+      { source: { Encryption: 'none' }, says: 'unencrypted' },
+    ];
+    for (const { source: sourceRecord, says } of cases) {
+      const source = await populatedSource();
+      await putRecord(source.storage, SYSTEM_IDENTIFIER, sourceRecord);
+      const target = await archive();
+      await putRecord(target.storage, SYSTEM_IDENTIFIER, copyRecord);
+      for (const dryRun of [true, false]) {
+        await assert.rejects(
+          copy(source.storage, target.storage, { dryRun }),
+          new RegExp(`walship/archive\\.json in .* records the archive as encrypted \\(libsodium, key id bbbb\\), but in .* as ${says}: .*nothing was copied`),
+        );
+      }
+      assert.deepEqual(await keys(target.storage), [ARCHIVE_IDENTITY_KEY]);
+    }
   });
 
   it('resumes a backup whose copy stopped before its sentinel, copying only the parts still missing', async () => {

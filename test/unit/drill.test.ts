@@ -9,8 +9,8 @@ import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { after, describe, it } from 'node:test';
 import { ArchiveCatalog } from '../../src/archive/catalog.ts';
-import { drillReportsToPrune, lastDrills, storeDrillReport } from '../../src/archive/drills.ts';
-import { ARCHIVE_IDENTITY_KEY, classifyKey, drillReportKey, parseDrillReportKey, walKey } from '../../src/archive/layout.ts';
+import { drillReportsToPrune, lastDrills, lastDumpDrills, storeDrillReport, storeDumpDrillReport } from '../../src/archive/drills.ts';
+import { ARCHIVE_IDENTITY_KEY, classifyKey, drillReportKey, parseDrillReportKey, parseDumpDrillReportKey, walKey } from '../../src/archive/layout.ts';
 import { Config } from '../../src/config/config.ts';
 import { judgeRecovery, type RecoveryOutcome } from '../../src/drill/recovery.ts';
 import { hasDataChecksums, parseControlData, recoveryMinimumSettings } from '../../src/postgres/control-file.ts';
@@ -158,6 +158,22 @@ describe('drill reports in storage', () => {
     assert.deepEqual(catalog.drillReportsToPrune(undefined, new Date('2027-06-01T00:00:00Z')).map((report) => report.key), [first]);
     assert.deepEqual(catalog.drillReportsToPrune([BACKUP], new Date('2027-06-01T00:00:00Z')), []);
     assert.deepEqual(await lastDrills(storage), new Map([[BACKUP, { ...summary('2026-11-08T00:00:00.000Z', 'OK'), report: second }]]));
+  });
+
+  it("keeps dump drill reports apart: never a backup's last drill or retention's, and the newest of each dump set read for dump-list", async () => {
+    const { storage } = await archive({ 1: [2, 3] });
+    const dump = 'dump_20261101T021500Z';
+    const summary = (finished: string, result: string) => ({ kind: 'dump' as const, dump, finished_at: finished, result, rto_seconds: 4 });
+    const backupReport = await storeDrillReport(storage, { backup: BACKUP, finished_at: '2026-11-01T00:00:00.000Z', result: 'OK', rto_seconds: 3 });
+    await storeDumpDrillReport(storage, summary('2026-11-02T00:00:00.000Z', 'CRITICAL'));
+    const newest = await storeDumpDrillReport(storage, summary('2026-11-09T00:00:00.000Z', 'OK'));
+    assert.equal(newest, `walship/drills/20261109T000000.000Z_${dump}.json`);
+    assert.equal(parseDrillReportKey(newest), undefined);
+    assert.deepEqual(parseDumpDrillReportKey(newest), { dump, time: new Date('2026-11-09T00:00:00.000Z') });
+    assert.equal(parseDumpDrillReportKey(backupReport), undefined);
+    assert.deepEqual([...(await lastDrills(storage)).keys()], [BACKUP]);
+    assert.deepEqual((await ArchiveCatalog.load(storage)).drillReports().map((report) => report.key), [backupReport]);
+    assert.deepEqual(await lastDumpDrills(storage), new Map([[dump, { ...summary('2026-11-09T00:00:00.000Z', 'OK'), report: newest }]]));
   });
 
   it("a damaged newest report leaves its backup without a last drill, and the others are read", async () => {

@@ -7,11 +7,16 @@ import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { describe, it } from 'node:test';
 import { ArchiveCatalog } from '../../src/archive/catalog.ts';
-import { deleteDumpSet, type DumpSentinel, writeDumpSentinel } from '../../src/archive/dumps.ts';
+import { storeDumpDrillReport } from '../../src/archive/drills.ts';
+import { type DumpSentinel, writeDumpSentinel } from '../../src/archive/dumps.ts';
 import { classifyKey, dumpDatabaseObject, dumpNameAt, dumpObjectExtension, dumpObjectKey, dumpSentinelKey, isDumpName } from '../../src/archive/layout.ts';
 import { ConfigError } from '../../src/errors.ts';
 import { describeEntry, parseToc, requireSchemas, selectTables } from '../../src/postgres/dump-toc.ts';
-import { applyDumpRetention, dumpAgeFinding, dumpGarbage, planDumpRetention } from '../../src/dump/retention.ts';
+import { dumpAgeFinding } from '../../src/dump/retention.ts';
+import { deleteBackups } from '../../src/retention/delete.ts';
+import { parseDuration } from '../../src/retention/gfs.ts';
+import { planDumps, type RetentionRequest, type Selection } from '../../src/retention/plan.ts';
+import { planText } from '../../src/retention/render.ts';
 import { FileStorage } from '../../src/storage/file.ts';
 import { assertSafeKey } from '../../src/storage/storage.ts';
 
@@ -83,7 +88,7 @@ describe('the TOC selection for --table', () => {
 });
 
 describe('dump sets in the catalog, under retention and monitoring', () => {
-  it('lists complete sets and folders without a sentinel, and retention deletes sentinel first', async () => {
+  it('lists complete sets and folders without a sentinel; delete --dumps deletes by plan, record and sentinel first, and garbage takes old folders', async () => {
     const directory = mkdtempSync(join(tmpdir(), 'walship-dump-unit-'));
     try {
       const storage = await FileStorage.open(directory);
@@ -93,36 +98,82 @@ describe('dump sets in the catalog, under retention and monitoring', () => {
         await writeDumpSentinel(storage, set, { createOnly: true });
       }
       await storage.put(dumpObjectKey('dump_20240504T021500Z', 'globals.sql.zst'), Readable.from([Buffer.from('half')]));
-      const catalog = await ArchiveCatalog.load(storage, { wal: false, backups: false, dumps: true });
+      const drilled = (dump: string, finished: string) => storeDumpDrillReport(storage, { kind: 'dump', dump, finished_at: finished, result: 'OK', rto_seconds: 1 });
+      const prunedReport = await drilled('dump_20240502T021500Z', '2024-05-02T03:00:00.000Z');
+      const keptReport = await drilled('dump_20240503T021500Z', '2024-05-03T03:00:00.000Z');
+      const load = () => ArchiveCatalog.load(storage, { wal: false, backups: false, dumps: true });
+      const catalog = await load();
       assert.deepEqual(catalog.dumpSets().map((set) => set.DumpName), sets.map((set) => set.DumpName));
       assert.deepEqual(catalog.incompleteDumps().map((folder) => folder.name), ['dump_20240504T021500Z']);
-      assert.deepEqual(dumpGarbage(catalog.incompleteDumps(), Date.now() + 3_600_000, 1_800_000).map((folder) => folder.name), ['dump_20240504T021500Z']);
-      assert.deepEqual(dumpGarbage(catalog.incompleteDumps(), Date.now(), 1_800_000), []);
       // Loaded for backups only, dump sets are neither read nor counted as foreign objects.
       assert.equal((await ArchiveCatalog.load(storage)).otherObjects.count, 0);
 
-      const plan = planDumpRetention(catalog.dumpSets(), { verb: 'retain', count: 1 });
-      assert.deepEqual(plan.map((decision) => [decision.dump.DumpName, decision.action, decision.reason]), [
-        ['dump_20240503T021500Z', 'keep', 'the newest dump set'],
-        ['dump_20240502T021500Z', 'delete', 'older than the 1 newest'],
+      const request = (selection: Selection, incompleteAge = '24h'): RetentionRequest => ({ selection, dumps: true, incompleteAge: parseDuration(incompleteAge, 'test', { allowZero: true }) });
+      const options = { now: Date.now(), timeZone: 'UTC' };
+      const dryRun = await deleteBackups(storage, request({ verb: 'retain', rules: { last: 1 } }), { ...options, confirm: false });
+      assert.deepEqual(dryRun.plan.dumpSets.map((decision) => [decision.dump.DumpName, decision.action, decision.reasons.join(', ')]), [
         ['dump_20240501T021500Z', 'keep', 'permanent'],
+        ['dump_20240502T021500Z', 'delete', 'kept by no rule'],
+        ['dump_20240503T021500Z', 'keep', 'newest 1, newest complete dump set'],
       ]);
-      assert.deepEqual(await applyDumpRetention(storage, plan), { sets: 1, objects: 2, bytes: 1 });
-      const after = await ArchiveCatalog.load(storage, { wal: false, backups: false, dumps: true });
+      assert.deepEqual(dryRun.plan.dumpFolders, [], 'retain leaves folders without a sentinel to garbage');
+      assert.match(planText(dryRun, 'UTC'), /Plan: delete 1 of 3 dump sets, 0 folders without a sentinel/);
+      assert.equal((await load()).dumpSets().length, 3, 'the dry run deletes nothing');
+
+      const confirmed = await deleteBackups(storage, request({ verb: 'retain', rules: { last: 1 } }), { ...options, confirm: true });
+      assert.deepEqual({ ...confirmed.deleted, ms: 0 }, { backups: 0, folders: 0, dumpSets: 1, dumpFolders: 1, walFiles: 0, drillReports: 1, objects: 3, bytes: 1, ms: 0 });
+      // The deleted set's drill report, more than 90 days old, went with it; the kept set's stays.
+      assert.equal(await storage.head(prunedReport), undefined);
+      assert.ok(await storage.head(keptReport));
+      const after = await load();
       assert.deepEqual(after.dumpSets().map((set) => set.DumpName), ['dump_20240501T021500Z', 'dump_20240503T021500Z']);
-      await deleteDumpSet(storage, 'dump_20240503T021500Z');
-      assert.deepEqual((await ArchiveCatalog.load(storage, { wal: false, backups: false, dumps: true })).dumpSets().map((set) => set.DumpName), ['dump_20240501T021500Z']);
+      assert.deepEqual(after.incompleteDumps().map((folder) => folder.name), ['dump_20240504T021500Z']);
+      assert.deepEqual(after.dumpDeletionsBegun(), [], 'the record goes with the folder');
+
+      // garbage --dumps: the young folder is left (a dump-push may be writing it); with a zero age limit it goes.
+      const young = await deleteBackups(storage, request({ verb: 'garbage', scope: 'all' }), { ...options, confirm: true });
+      assert.deepEqual(young.plan.dumpFolders.map((folder) => [folder.name, folder.action]), [['dump_20240504T021500Z', 'leave']]);
+      assert.equal(young.deleted?.dumpFolders, 0);
+      const old = await deleteBackups(storage, request({ verb: 'garbage', scope: 'all' }, '0h'), { ...options, confirm: true });
+      assert.equal(old.deleted?.dumpFolders, 1);
+      assert.deepEqual((await load()).incompleteDumps(), []);
+      assert.equal((await load()).dumpSets().length, 2, 'garbage never deletes a complete dump set');
     } finally {
       rmSync(directory, { recursive: true, force: true });
     }
   });
 
-  it('plans before and everything, refusing permanent sets without FORCE', () => {
-    const sets = [sentinel('dump_20240501T021500Z', '2024-05-01T02:20:00Z', { IsPermanent: true }), sentinel('dump_20240502T021500Z', '2024-05-02T02:20:00Z'), sentinel('dump_20240503T021500Z', '2024-05-03T02:20:00Z')];
-    const before = planDumpRetention(sets, { verb: 'before', time: Date.parse('2024-05-03T00:00:00Z') });
-    assert.deepEqual(before.map((decision) => decision.action), ['keep', 'delete', 'keep']);
-    assert.throws(() => planDumpRetention(sets, { verb: 'everything', force: false }), /permanent dump sets would be deleted \(dump_20240501T021500Z\)/);
-    assert.ok(planDumpRetention(sets, { verb: 'everything', force: true }).every((decision) => decision.action === 'delete'));
+  it('plans every verb over generated dump sets by finish time, never by name, refusing what would be unsafe', () => {
+    const context = { now: Date.parse('2024-06-01T12:00:00Z'), timeZone: 'UTC' };
+    // Thirty daily sets; the one named last finished first (a host whose clock ran ahead), and the 10th is permanent.
+    const sets = Array.from({ length: 30 }, (_, day) => {
+      const date = new Date(Date.parse('2024-05-01T02:15:00Z') + day * 86_400_000);
+      return sentinel(dumpNameAt(date), new Date(date.getTime() + 300_000).toISOString(), { IsPermanent: day === 9 });
+    });
+    sets[29] = { ...sets[29]!, FinishTime: '2024-04-30T00:00:00.000Z' };
+    const plan = (selection: Selection) => planDumps(sets, selection, context);
+    const deleted = (selection: Selection) => plan(selection).filter((decision) => decision.action === 'delete').map((decision) => decision.dump.DumpName);
+
+    const retained = plan({ verb: 'retain', rules: { last: 3 } });
+    assert.deepEqual(retained.map((decision) => decision.dump.DumpName)[0], 'dump_20240530T021500Z', 'ordered by finish time');
+    assert.deepEqual(retained.filter((decision) => decision.action === 'keep').map((decision) => decision.dump.DumpName), ['dump_20240510T021500Z', 'dump_20240527T021500Z', 'dump_20240528T021500Z', 'dump_20240529T021500Z']);
+    const weekly = plan({ verb: 'retain', rules: { weekly: 2 } }).filter((decision) => decision.action === 'keep');
+    assert.deepEqual(weekly.map((decision) => `${decision.dump.DumpName}: ${decision.reasons.join(', ')}`), [
+      'dump_20240510T021500Z: permanent',
+      'dump_20240526T021500Z: weekly 2024-W21',
+      'dump_20240529T021500Z: weekly 2024-W22, newest complete dump set',
+    ]);
+    assert.equal(deleted({ verb: 'before', boundary: { kind: 'set', name: 'dump_20240503T021500Z' } }).join(' '), 'dump_20240530T021500Z dump_20240501T021500Z dump_20240502T021500Z');
+    assert.deepEqual(deleted({ verb: 'before', boundary: { kind: 'time', text: '2024-05-02 00:00:00+00', epochMs: Date.parse('2024-05-02T00:00:00Z') } }), ['dump_20240530T021500Z', 'dump_20240501T021500Z']);
+    assert.deepEqual(deleted({ verb: 'target', name: 'dump_20240505T021500Z', force: false }), ['dump_20240505T021500Z']);
+    assert.deepEqual(deleted({ verb: 'garbage', scope: 'all' }), []);
+    assert.equal(deleted({ verb: 'everything', force: true }).length, 30);
+
+    assert.throws(() => plan({ verb: 'everything', force: false }), /^ConfigError: delete everything refuses while permanent dump sets exist \(dump_20240510T021500Z\): unmark them with dump-mark --impermanent, or add FORCE/);
+    assert.throws(() => plan({ verb: 'target', name: 'dump_20240510T021500Z', force: false }), /dump set dump_20240510T021500Z is permanent: unmark it with dump-mark --impermanent first, or add --force/);
+    assert.throws(() => plan({ verb: 'target', name: 'dump_20240529T021500Z', force: false }), /dump set dump_20240529T021500Z is the newest complete dump set, which walship always keeps/);
+    assert.throws(() => plan({ verb: 'target', name: 'dump_20990101T000000Z', force: false }), /dump set dump_20990101T000000Z is not among the complete dump sets: dump-list shows their names/);
+    assert.throws(() => plan({ verb: 'before', boundary: { kind: 'set', name: 'dump_20990101T000000Z' } }), /is not among the complete dump sets/);
   });
 
   it("reports the newest set's age against --max-dump-age", () => {

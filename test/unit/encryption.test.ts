@@ -57,6 +57,14 @@ describe('the key, with WAL-G rules', () => {
     }
   });
 
+  it('none, from a config file: a key that is not UTF-8 text (U+FFFD) is refused, never taken for other bytes', () => {
+    const text = 'replaced \uFFFD bytes, 25 bytes or more';
+    assert.throws(
+      () => keyOf({}, new Map([['WALG_LIBSODIUM_KEY', text]])),
+      refusal(/^WALG_LIBSODIUM_KEY \(in \/etc\/walship\.yaml\) holds bytes that are not UTF-8 \(or U\+FFFD\), which a config file cannot give exactly .*: put the key in a key file \(WALG_LIBSODIUM_KEY_PATH\)/, text),
+    );
+  });
+
   it('hex and base64: exactly 32 bytes, strictly decoded (the cases of WAL-G crypter_test.go)', () => {
     assert.equal(bytesOf({ WALG_LIBSODIUM_KEY: HEX_KEY, WALG_LIBSODIUM_KEY_TRANSFORM: 'hex' }).toString('hex'), HEX_KEY);
     assert.equal(bytesOf({ WALG_LIBSODIUM_KEY: HEX_KEY.toUpperCase(), WALG_LIBSODIUM_KEY_TRANSFORM: 'hex' }).toString('hex'), HEX_KEY);

@@ -71,7 +71,7 @@ describe('the retention plan', () => {
   it('honours each verb, and refuses what would delete what must stay, before anything is deleted', () => {
     const backups = [backup(2, 5), backup(4, 4, { IsPermanent: true }), backup(6, 3), backup(8, 2), backup(10, 1)];
     const plan = (selection: Selection) => actions(planBackups(backups, selection, context));
-    assert.deepEqual(plan({ verb: 'before', boundary: { kind: 'backup', name: backups[3]!.BackupName } }), [
+    assert.deepEqual(plan({ verb: 'before', boundary: { kind: 'set', name: backups[3]!.BackupName } }), [
       'delete 02: finished before base_000000010000000000000008',
       'keep 04: permanent',
       'delete 06: finished before base_000000010000000000000008',
@@ -92,7 +92,7 @@ describe('the retention plan', () => {
     refused({ verb: 'target', name: backups[1]!.BackupName, force: false }, /^ConfigError: backup base_000000010000000000000004 is permanent: unmark it with backup-mark --impermanent first, or add --force/);
     refused({ verb: 'target', name: backups[4]!.BackupName, force: true }, /is the newest complete backup, which walship always keeps/);
     refused({ verb: 'target', name: 'base_0000000100000000000000FF', force: false }, /^ConfigError: backup base_0000000100000000000000FF is not among the complete backups: backup-list shows their names$/);
-    refused({ verb: 'before', boundary: { kind: 'backup', name: 'base_0000000100000000000000FF' } }, /is not among the complete backups/);
+    refused({ verb: 'before', boundary: { kind: 'set', name: 'base_0000000100000000000000FF' } }, /is not among the complete backups/);
     refused({ verb: 'everything', force: false }, /^ConfigError: delete everything refuses while permanent backups exist \(base_000000010000000000000004\): unmark them with backup-mark --impermanent, or add FORCE/);
     refused({ verb: 'retain', rules: {} }, /delete retain needs a rule/);
   });

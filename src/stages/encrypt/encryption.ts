@@ -14,7 +14,7 @@ import { ENCRYPTION_METHOD, type RecordedEncryption } from '../object-metadata.t
 import type { TransformStage } from '../pipeline.ts';
 import { DecryptTransform, EncryptTransform, loadSodium } from './secretstream.ts';
 
-const KEY_SETTINGS = 'WALG_LIBSODIUM_KEY or WALG_LIBSODIUM_KEY_PATH (with WALG_LIBSODIUM_KEY_TRANSFORM)';
+export const KEY_SETTINGS = 'WALG_LIBSODIUM_KEY or WALG_LIBSODIUM_KEY_PATH (with WALG_LIBSODIUM_KEY_TRANSFORM)';
 /** Bytes of the key id: enough to tell keys apart, far too few to matter to anyone guessing the key. */
 const KEY_ID_BYTES = 8;
 const KEY_ID_CONTEXT = Buffer.from('walship key id');

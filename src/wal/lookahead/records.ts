@@ -5,7 +5,7 @@
  *   <name>         a record: <name> is durable in that archive
  *   <name>.claim   pid of the process uploading <name> now
  *   .pusher.pid    pid of the pusher
- *   .identity      the cluster the archive was verified to belong to
+ *   .identity      the cluster the archive was verified to belong to, and its encryption
  *
  * A record is only ever written after its upload is durable, and it names the
  * exact file (device, inode, size, mtime) and archive: a lost record costs one
@@ -15,7 +15,7 @@
 import { readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { VerifiedIdentityCache } from '../../archive/identity.ts';
+import type { VerifiedArchive, VerifiedIdentityCache } from '../../archive/identity.ts';
 import { readStateFile, replaceFileQuickly } from '../../fs/durable.ts';
 import { ignoreMissing, removeLeftover } from '../../fs/missing.ts';
 import { log } from '../../log/logger.ts';
@@ -69,14 +69,16 @@ export class ArchivedRecords implements VerifiedIdentityCache {
     await replaceFileQuickly(join(this.directory, name), JSON.stringify(record));
   }
 
-  /** The system identifier this archive was last verified to belong to, by a push from this cluster. */
-  async verifiedSystemIdentifier(): Promise<string | undefined> {
-    const cached = parseRecord<{ archive?: string; systemIdentifier?: string }>(await readStateFile(join(this.directory, IDENTITY_FILE)));
-    return cached?.archive === this.archive ? cached.systemIdentifier : undefined;
+  /** What a push from this cluster last verified about this archive. */
+  async verifiedArchive(): Promise<VerifiedArchive | undefined> {
+    const cached = parseRecord<Partial<VerifiedArchive> & { archive?: string }>(await readStateFile(join(this.directory, IDENTITY_FILE)));
+    if (cached?.archive !== this.archive) return undefined;
+    const { systemIdentifier, encryption, verifiedAt } = cached;
+    return typeof systemIdentifier === 'string' && typeof encryption === 'string' && typeof verifiedAt === 'number' ? { systemIdentifier, encryption, verifiedAt } : undefined;
   }
 
-  async rememberSystemIdentifier(systemIdentifier: string): Promise<void> {
-    await replaceFileQuickly(join(this.directory, IDENTITY_FILE), JSON.stringify({ archive: this.archive, systemIdentifier }));
+  async rememberArchive(verified: VerifiedArchive): Promise<void> {
+    await replaceFileQuickly(join(this.directory, IDENTITY_FILE), JSON.stringify({ archive: this.archive, ...verified }));
   }
 
   /** True when `path` was uploaded ahead to this archive; the record is used up either way. */
