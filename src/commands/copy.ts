@@ -1,7 +1,8 @@
 /** copy [--from FILE] [--to FILE] [--backup NAME|--wal|--all] [--prune]: bring copies of the archive up to date. */
+import { recordAttempt } from '../archive/attempts.ts';
 import { COPIES_SETTING, readCopyPaths, storageConfigFile } from '../config/copies.ts';
 import { readUploadConcurrency } from '../config/settings.ts';
-import { type CopySelection, copyToTargets, summaryLine } from '../copy/copy.ts';
+import { type CopySelection, copyToTargets, summaryLine, type TargetOutcome } from '../copy/copy.ts';
 import { ConfigError, ExitCode } from '../errors.ts';
 import { openStorage } from '../storage/open.ts';
 import { storageSpecFrom } from '../storage/spec.ts';
@@ -39,8 +40,9 @@ export async function run({ config }: CommandContext, _args: string[], options: 
   const [targets, namedBy] = options.to ? [[options.to], '--to'] : [readCopyPaths(config), COPIES_SETTING];
   if (targets.length === 0) throw new ConfigError('no copy to bring up to date: set WALSHIP_COPIES to the config files of the copies, or name one with --to FILE');
   const sourceSpec = storageSpecFrom(options.from ? storageConfigFile(options.from, '--from') : config);
-  const { outcomes, failed } = await copyToTargets({
-    source: await openStorage(sourceSpec),
+  const source = await openStorage(sourceSpec);
+  const copy = () => copyToTargets({
+    source,
     sourceIdentity: sourceSpec.identity,
     targets: targets.map((path) => ({
       path,
@@ -55,7 +57,20 @@ export async function run({ config }: CommandContext, _args: string[], options: 
     dryRun: options.dryRun ?? false,
     concurrency: readUploadConcurrency(config),
   });
+  // The attempt is recorded in the source, where status finds the last copy job; a dry run is no attempt.
+  const { outcomes, failed } = options.dryRun
+    ? await copy()
+    : await recordAttempt(source, 'copy', copy, (result) => (result.failed ? { result: 'failure', error: firstProblem(result.outcomes) } : { result: 'success' }));
   if (options.json) process.stdout.write(`${JSON.stringify({ targets: outcomes }, null, 2)}\n`);
   else if (options.dryRun) for (const outcome of outcomes) if ('report' in outcome) process.stdout.write(`${summaryLine(outcome.report)}\n`);
   return failed ? ExitCode.failure : ExitCode.ok;
+}
+
+/** The attempt record's one line for a failed copy: the first target's problem. */
+function firstProblem(outcomes: TargetOutcome[]): string {
+  for (const outcome of outcomes) {
+    if ('error' in outcome) return `${outcome.path}: ${outcome.error}`;
+    if (outcome.report.problems.length > 0) return `${outcome.path}: ${outcome.report.problems[0]}`;
+  }
+  return 'a target failed';
 }

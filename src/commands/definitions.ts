@@ -575,6 +575,7 @@ check: storage unreachable, bad configuration, no space, no PostgreSQL programs,
       ['--max-archive-lag <duration>', "CRITICAL when archiving is further behind the server (default 15m; WALSHIP_MAX_ARCHIVE_LAG)"],
       ['--max-drill-age <duration>', 'CRITICAL when the last restore drill is older (default 8d; WALSHIP_MAX_DRILL_AGE)'],
       ['--max-dump-age <duration>', 'CRITICAL when the newest dump set is older (default 26h, checked only when the archive has dump sets or this is given; WALSHIP_MAX_DUMP_AGE)'],
+      ['--max-copy-lag <duration>', 'WARNING when a copy lacks something older, CRITICAL past four times it (default 1h; WALSHIP_MAX_COPY_LAG)'],
     ],
     walgFlags: [TARGET_STORAGE],
     examples: [

@@ -15,8 +15,6 @@ import { joinWal } from '../archive/difference.ts';
 import { describeError, WalshipError } from '../errors.ts';
 import { parseLsn, segmentNumberOfLsn } from '../postgres/lsn.ts';
 import { segmentNumberOfName } from '../postgres/wal-name.ts';
-import type { CheckState, Finding } from '../checks/verdict.ts';
-import { formatDuration } from '../progress/progress.ts';
 import type { Storage } from '../storage/storage.ts';
 
 export interface CopyTargetToCheck {
@@ -54,6 +52,25 @@ export interface CopiesStatusOptions {
   /** WAL and backups younger than this do not count against 3-2-1 yet (status's --max-copy-lag). */
   maxLagMs: number;
   now?: number;
+  /** How long one copy may take to answer before it counts as unreachable. */
+  timeoutMs?: number;
+}
+
+/** A copy that does not answer in this time is unreachable: status must end in bounded time. */
+const COPY_TIMEOUT_MS = 30_000;
+
+class CopyTimeoutError extends WalshipError {}
+
+async function withinTime<T>(work: () => Promise<T>, timeoutMs: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new CopyTimeoutError(`no answer within ${timeoutMs / 1000}s`)), timeoutMs);
+  });
+  try {
+    return await Promise.race([work(), timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 export async function copiesStatus(main: Storage, copies: CopyTargetToCheck[], options: CopiesStatusOptions): Promise<CopiesStatus> {
@@ -66,8 +83,7 @@ export async function copiesStatus(main: Storage, copies: CopyTargetToCheck[], o
   const states: CopyState[] = [];
   for (const copy of copies) {
     try {
-      const storage = await copy.open();
-      states.push(await stateOf(copy.path, main, storage, mainCatalog, { newestBackup, newestStart, segmentSize, now, maxLagMs: options.maxLagMs }));
+      states.push(await withinTime(async () => stateOf(copy.path, main, await copy.open(), mainCatalog, { newestBackup, newestStart, segmentSize, now, maxLagMs: options.maxLagMs }), options.timeoutMs ?? COPY_TIMEOUT_MS));
     } catch (error) {
       if (!(error instanceof WalshipError)) throw error;
       states.push({ copy: copy.path, reachable: false, error: describeError(error) });
@@ -146,50 +162,4 @@ function sinceNewestBackup(segment: string, context: { newestStart: bigint | und
   } catch {
     return false; // not a segment with this segment size
   }
-}
-
-/**
- * What status makes of the copies: a copy that lags by more than `maxLagMs`
- * is a WARNING, by more than four times it CRITICAL; one that cannot be
- * listed is a WARNING (its lag is unknown); 3-2-1 not kept is a WARNING.
- */
-export function copyFindings(status: CopiesStatus, maxLagMs: number): Finding[] {
-  const findings: Finding[] = [];
-  for (const copy of status.copies) {
-    if (!copy.reachable) {
-      findings.push({ state: 'WARNING', message: `copy ${copy.copy} cannot be listed: ${copy.error}` });
-      continue;
-    }
-    const lagMs = copy.lagSeconds! * 1000;
-    const state: CheckState = lagMs > 4 * maxLagMs ? 'CRITICAL' : lagMs > maxLagMs ? 'WARNING' : 'OK';
-    const { backups, walFiles } = copy.missing!;
-    findings.push({
-      state,
-      message: state === 'OK' && backups + walFiles === 0
-        ? `copy ${copy.location} is up to date`
-        : `copy ${copy.location} lacks ${backups} backup${backups === 1 ? '' : 's'} and ${walFiles} WAL file${walFiles === 1 ? '' : 's'}, the oldest for ${formatDuration(copy.lagSeconds! * 1000)}`,
-    });
-  }
-  if (status.copies.length > 0) findings.push({ state: status.threeTwoOne.holds ? 'OK' : 'WARNING', message: `3-2-1 ${status.threeTwoOne.holds ? 'holds' : 'does not hold'}: ${status.threeTwoOne.reason}` });
-  return findings;
-}
-
-/** The Prometheus series for the copies: name, labels and value, for status --prometheus to print. */
-export function copyMetrics(status: CopiesStatus): { name: string; help: string; labels: Record<string, string>; value: number }[] {
-  const samples: { name: string; help: string; labels: Record<string, string>; value: number }[] = [];
-  for (const copy of status.copies) {
-    const labels = { copy: copy.copy };
-    samples.push({ name: 'walship_copy_up', help: 'Whether the copy could be listed', labels, value: copy.reachable ? 1 : 0 });
-    if (!copy.reachable) continue;
-    samples.push(
-      { name: 'walship_copy_lag_seconds', help: 'How long the oldest backup or WAL file the copy lacks has been in the main storage', labels, value: copy.lagSeconds! },
-      { name: 'walship_copy_missing_backups', help: 'Complete backups of the main storage the copy lacks', labels, value: copy.missing!.backups },
-      { name: 'walship_copy_missing_wal_files', help: 'WAL files of the main storage the copy lacks', labels, value: copy.missing!.walFiles },
-    );
-    if (copy.newestBackup) {
-      samples.push({ name: 'walship_copy_newest_backup_timestamp_seconds', help: 'Finish time of the newest backup the copy holds', labels, value: Date.parse(copy.newestBackup.finishTime) / 1000 });
-    }
-  }
-  samples.push({ name: 'walship_three_two_one', help: '1 when two storages hold the newest backup and the WAL since it, one off the host', labels: {}, value: status.threeTwoOne.holds ? 1 : 0 });
-  return samples;
 }

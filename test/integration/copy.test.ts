@@ -6,8 +6,8 @@
 // overwritten; WAL reaches the copy in the background after wal-push, which
 // never waits for a copy that hangs; --prune follows retention's deletions.
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { mkdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { spawn, spawnSync } from 'node:child_process';
+import { mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -15,7 +15,8 @@ import { after, before, describe, it } from 'node:test';
 import { readSentinel } from '../../src/archive/backups.ts';
 import { backupPrefix, partKey, sentinelKey, walKey } from '../../src/archive/layout.ts';
 import { Config } from '../../src/config/config.ts';
-import { copiesStatus, copyFindings } from '../../src/copy/status.ts';
+import { copiesStatus, type CopyState } from '../../src/copy/status.ts';
+import { copyFindings } from '../../src/status/copies.ts';
 import { parseLsn, segmentNumberOfLsn } from '../../src/postgres/lsn.ts';
 import { segmentNumberOfName } from '../../src/postgres/wal-name.ts';
 import { codecFor } from '../../src/stages/compress/codec.ts';
@@ -30,6 +31,12 @@ import { giveToPostgres, run } from '../support/processes.ts';
 import { openConfigured } from '../support/storage.ts';
 
 const zst = codecFor('zstd');
+
+interface StatusJson {
+  findings: { state: string; message: string }[];
+  copies: { copies: CopyState[]; three_two_one: { holds: boolean; reason: string } };
+  attempts: Record<string, { result: string }>;
+}
 
 interface CopyJson {
   targets: { path: string; report?: { wal: { files: number }; backups: { copied: string[]; objects: number }; pruned: { walFiles: number; backups: string[] } }; error?: string }[];
@@ -260,5 +267,71 @@ describe('copies of a file archive on S3 (s3rver)', () => {
       if (object.key.startsWith('walship/') && object.key !== 'walship/archive.json') continue;
       assert.ok(await copy.head(object.key), `${object.key} stays at the copy`);
     }
+  });
+  it('status reports each copy: up to date with 3-2-1 (OK), lagging past --max-copy-lag (WARNING, CRITICAL past four times), unreachable in bounded time (WARNING), no 3-2-1 with a local file copy alone', async () => {
+    proxy.clear();
+    const copied = await copyJson(['--to', copyConfig]);
+    assert.equal(copied.code, 0, copied.stderr);
+    const directConfig = join(root, 'walship-copy-direct.json');
+    const fileCopyConfig = join(root, 'walship-copy-file.json');
+    const statusConfig = join(root, 'walship-status.json');
+    const fileCopy = join(root, 'copy-file');
+    mkdirSync(fileCopy);
+    giveToPostgres(fileCopy);
+    writeFileSync(directConfig, JSON.stringify(emulator.settings('copy-a')));
+    writeFileSync(fileCopyConfig, JSON.stringify({ WALG_FILE_PREFIX: fileCopy }));
+    for (const path of [directConfig, fileCopyConfig]) giveToPostgres(path);
+    const status = async (copies: string, args: string[] = []) => {
+      writeFileSync(statusConfig, JSON.stringify({ WALG_FILE_PREFIX: archive, WALSHIP_PREFETCH: 'false', WALSHIP_COPIES: copies }));
+      giveToPostgres(statusConfig);
+      const started = Date.now();
+      const result = await run(walshipBinary, ['--config', statusConfig, 'status', '--json', ...args], { asPostgres: true, env: { ...process.env, ...libpq(primary), PATH: `${postgresBin}:${process.env.PATH}` } });
+      assert.match(result.stdout, /^WALSHIP (OK|WARNING|CRITICAL) - /, result.stderr);
+      const json = JSON.parse(result.stdout.split('\n').slice(1).join('\n')) as StatusJson;
+      const copyFinding = json.findings.find((finding) => finding.message.startsWith('copy '));
+      return { ...result, json, copyFinding, seconds: (Date.now() - started) / 1000 };
+    };
+
+    const healthy = await status(directConfig, ['--prometheus', join(root, 'walship.prom')]);
+    const [state] = healthy.json.copies.copies;
+    assert.deepEqual([state!.reachable, state!.missing], [true, { backups: 0, walFiles: 0, bytes: 0 }], JSON.stringify(state));
+    assert.ok(state!.newestBackup && state!.newestWal, JSON.stringify(state));
+    assert.equal(healthy.json.copies.three_two_one.holds, true, healthy.json.copies.three_two_one.reason);
+    assert.deepEqual(healthy.json.findings.filter((finding) => /^(copy |3-2-1)/.test(finding.message)), [], 'no finding about the copies');
+    assert.equal(healthy.json.attempts.copy?.result, 'success', 'walship copy recorded its attempt');
+    const text = readFileSync(join(root, 'walship.prom'), 'utf8');
+    for (const series of [`walship_copy_reachable{copy="${directConfig}"} 1`, `walship_copy_lag_seconds{copy="${directConfig}"} 0`, `walship_copy_missing_segments{copy="${directConfig}"} 0`, `walship_copy_missing_backups{copy="${directConfig}"} 0`, 'walship_3_2_1 1']) {
+      assert.ok(text.split('\n').includes(series), `${series} in\n${text}`);
+    }
+    const checked = spawnSync('promtool', ['check', 'metrics'], { input: text, encoding: 'utf8' });
+    assert.doesNotMatch(checked.stdout + checked.stderr, /copy|3_2_1|error/i, 'promtool accepts the copies\' series');
+
+    // A file storage is on the database host: with it the only copy, 3-2-1 does not hold.
+    assert.equal((await walship(['copy', '--to', fileCopyConfig])).code, 0);
+    const local = await status(fileCopyConfig);
+    assert.equal(local.json.copies.copies[0]!.missing!.walFiles, 0);
+    assert.equal(local.json.copies.three_two_one.holds, false);
+    assert.ok(local.json.findings.some((finding) => finding.state === 'WARNING' && /^3-2-1 does not hold: .*file storage on the database host/.test(finding.message)), JSON.stringify(local.json.findings));
+
+    // The copy down (every request hangs): unreachable, a WARNING, in bounded time.
+    proxy.inject({ fault: { kind: 'stall' } });
+    const down = await status(copyConfig);
+    assert.ok(down.seconds < 30, `status took ${down.seconds}s with the copy down`);
+    assert.equal(down.json.copies.copies[0]!.reachable, false);
+    assert.equal(down.copyFinding?.state, 'WARNING');
+    assert.match(down.copyFinding!.message, /is unreachable/);
+    assert.doesNotMatch(down.stdout, /secret|SECRET_ACCESS/i);
+
+    // WAL archived while the copy is down: its lag against --max-copy-lag.
+    await primary.sql('INSERT INTO marker SELECT g FROM generate_series(1, 100) g');
+    await primary.switchAndWaitArchived();
+    await sleep(5_000);
+    const within = await status(directConfig, ['--max-copy-lag', '1h']);
+    const lag = within.json.copies.copies[0]!.lagSeconds!;
+    assert.ok(within.json.copies.copies[0]!.missing!.walFiles >= 1 && lag >= 5, JSON.stringify(within.json.copies));
+    assert.equal(within.copyFinding, undefined, 'within the limit, no finding');
+    assert.equal((await status(directConfig, [`--max-copy-lag`, `${Math.floor(lag / 2)}s`])).copyFinding?.state, 'WARNING');
+    assert.equal((await status(directConfig, ['--max-copy-lag', '1s'])).copyFinding?.state, 'CRITICAL');
+    proxy.clear();
   });
 });
