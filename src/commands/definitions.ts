@@ -587,13 +587,16 @@ check: storage unreachable, bad configuration, no space, no PostgreSQL programs,
       '*/5 * * * * PATH=/usr/lib/postgresql/15/bin:/usr/bin:/bin /usr/bin/flock -n -E 75 /var/log/postgresql/walship-status.log /usr/local/bin/walship --config /etc/walship.yaml status --prometheus /var/lib/prometheus/node-exporter/walship.prom >>/var/log/postgresql/walship-status.log 2>&1 || [ $? -le 3 ] || echo "walship status could not run (75: an earlier run still holds the lock); see /var/log/postgresql/walship-status.log"',
     ],
     notes: `One listing of the storage and, when the libpq settings (PGHOST, PGPORT, PGUSER, ...) reach a
-server, one query of pg_stat_archiver. CRITICAL: no backup, the newest older than --max-backup-age,
+server, one query of pg_stat_archiver, and one listing of each copy WALSHIP_COPIES names (30 seconds
+at most each). CRITICAL: no backup, the newest older than --max-backup-age,
 the last backup-push (or dump-push) attempt failed or never ended, WAL segments missing between
 the oldest backup and the newest segment (wal-verify's integrity logic), archive_command failing
 (its last failure newer than its last success), archiving behind by more than --max-archive-lag,
-the last drill not OK or older than --max-drill-age, the newest dump set too old. WARNING: no
-drill yet, the newest backup never drilled, the last delete or drill attempt failed, objects
-stored unencrypted although a key is configured.
+the last drill not OK or older than --max-drill-age, the newest dump set too old, a copy lagging
+by more than four times --max-copy-lag. WARNING: no drill yet, the newest backup never drilled,
+the last delete, drill or copy attempt failed, objects stored unencrypted although a key is
+configured, a copy lagging by more than --max-copy-lag or unreachable, 3-2-1 not holding (two
+storages with the newest backup and the WAL since it, one not a file storage on the host).
 Durations: a number and a unit, s m h d (90s, 15m, 26h, 8d, 1d12h).
 Exit codes (monitoring-plugin convention; the first line on stdout is the verdict, but with
 --prometheus -, where stdout holds the metrics alone and the verdict goes to stderr):
