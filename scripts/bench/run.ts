@@ -24,6 +24,7 @@ import { createWalFixture, type WalFixture } from './fixture.ts';
 import { benchRetention } from './retention.ts';
 import { benchStatus } from './status.ts';
 import { fileTarget, s3Target, type Target } from './targets.ts';
+import { benchCopy } from './copy.ts';
 import { benchWalPush } from './wal-push.ts';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -98,6 +99,17 @@ const BENCHMARKS: Benchmark[] = [
     needs: ['drain'],
     backlog: () => 0,
     run: async (_context, shared) => [peakReport(shared.peaks)],
+  },
+  {
+    name: 'copy',
+    summary: 'walship copy of a backup and of 200 segments, file storage to s3rver, vs rclone copy; wal-push with a copy configured (last: its backup-push adds WAL to the fixture)',
+    backlog: (quick) => (quick ? 40 : 200),
+    run: async (context, shared) => {
+      const { targets, skipped } = await shared.targets();
+      const s3 = targets.find((target) => target.name === 's3rver');
+      if (!s3) throw new Error(`copy needs the s3rver target: ${skipped.join('; ')}`);
+      return [await benchCopy(context, await shared.fixture(), s3)];
+    },
   },
   {
     name: 'dump',

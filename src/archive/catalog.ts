@@ -333,6 +333,14 @@ export class ArchiveCatalog {
     });
   }
 
+  /**
+   * Every backup with a sentinel, whichever tool wrote it, by name, and its
+   * document; undefined where it could not be read at all.
+   */
+  sentinelDocuments(): ReadonlyMap<string, unknown> {
+    return new Map(this.sentinels.map(({ backup, document }) => [backup, document]));
+  }
+
   /** Backups a delete has begun to remove (walship/deleting/), by name: their folders go even while young. */
   deletionsBegun(): string[] {
     return this.walshipRecords.map(backupOfDeletionRecord).filter((name) => name !== undefined).sort();

@@ -90,6 +90,26 @@ function encryptionName(encryption: RecordedEncryption): string {
   return encryption.method === ENCRYPTION_METHOD ? `${ENCRYPTION_METHOD} ${encryption.keyId ?? ''}` : (encryption.method ?? 'none');
 }
 
+/**
+ * How a copy's record of the archive's encryption stands to its source's
+ * (both walship/archive.json of one cluster): up to date; behind (it
+ * records none yet, or "none" where the source switched encryption on with
+ * `encryption-on`), so the source's record replaces it; or another (another
+ * key, or unencrypted where the copy says encrypted), never mixed.
+ */
+export function compareCopyEncryption(copy: RecordedEncryption | undefined, source: RecordedEncryption | undefined): 'up-to-date' | 'behind' | 'other' {
+  if (!source || (copy && encryptionName(copy) === encryptionName(source))) return 'up-to-date';
+  if (!copy || (copy.method === 'none' && source.method === ENCRYPTION_METHOD)) return 'behind';
+  return 'other';
+}
+
+/** A record's encryption in a message. */
+export function describeRecordedEncryption(encryption: RecordedEncryption | undefined): string {
+  if (!encryption) return 'no encryption recorded';
+  if (encryption.method === ENCRYPTION_METHOD) return `encrypted (${ENCRYPTION_METHOD}, key id ${encryption.keyId})`;
+  return encryption.method === 'none' ? 'unencrypted' : `encrypted by "${encryption.method}"`;
+}
+
 export class ArchiveIdentity {
   private readonly storage: Storage;
   /** The setting that names the prefix, for the advice to pick another. */

@@ -1,20 +1,49 @@
 /**
- * Reading the little the archive model needs from stored WAL: the long page
- * header at the start of a segment (whose cluster, what segment size) and
- * the text of a timeline history file.
+ * Reading stored WAL: finding a WAL file's object under whichever extension
+ * it was stored with, and the little the archive model needs from it: the
+ * long page header at the start of a segment (whose cluster, what segment
+ * size) and the text of a timeline history file.
  */
 import { Readable } from 'node:stream';
-import { describeError } from '../errors.ts';
+import type { ReadMethod } from '../config/settings.ts';
+import { describeError, NotFoundError } from '../errors.ts';
 import { parseWalLongPageHeader, WAL_LONG_HEADER_SIZE, type WalLongPageHeader } from '../postgres/wal-header.ts';
-import { codecForExtension } from '../stages/compress/codec.ts';
+import { type Codec, codecForExtension, codecsPreferring } from '../stages/compress/codec.ts';
 import { Pipeline } from '../stages/pipeline.ts';
 import { contentStages } from '../stages/transfer.ts';
-import type { Storage } from '../storage/storage.ts';
+import type { Storage, StoredObject } from '../storage/storage.ts';
+import { walKey } from './layout.ts';
 
 /** History files list one line per ancestor: anything this large is not one. */
 const MAX_CONTENT_BYTES = 16 << 20;
 
 export type Reading<T> = T | { unreadable: string };
+
+/**
+ * The stored object of WAL file `name`, under the extension of `preferred`
+ * or else of any other method walship reads (stored before
+ * WALG_COMPRESSION_METHOD changed, say); undefined when none holds it.
+ */
+export async function openStoredWal(storage: Storage, name: string, preferred: ReadMethod): Promise<{ stored: StoredObject; codec: Codec } | undefined> {
+  const [first, ...others] = codecsPreferring(preferred);
+  const stored = await getIfPresent(storage, walKey(name, first!));
+  if (stored) return { stored, codec: first! };
+  const heads = await Promise.all(others.map((codec) => storage.head(walKey(name, codec))));
+  const index = heads.findIndex((head) => head !== undefined);
+  if (index < 0) return undefined;
+  const codec = others[index]!;
+  const found = await getIfPresent(storage, walKey(name, codec));
+  return found && { stored: found, codec };
+}
+
+async function getIfPresent(storage: Storage, key: string): Promise<StoredObject | undefined> {
+  try {
+    return await storage.get(key);
+  } catch (error) {
+    if (error instanceof NotFoundError) return undefined;
+    throw error;
+  }
+}
 
 /**
  * The page header of a stored segment or .partial file. A storage failure is

@@ -295,6 +295,50 @@ missing, no such backup); 3 UNKNOWN (could not check: storage unreachable, bad c
     load: () => import('./backup-mark.ts'),
   },
   {
+    name: 'copy',
+    summary: 'Bring copies of the archive up to date: every complete backup, dump set and WAL file they lack, checked on arrival',
+    arguments: [],
+    options: [
+      ['-t, --to <file>', "a target's config file (default: each copy WALSHIP_COPIES names)"],
+      ['-f, --from <file>', "the source's config file (default: the storage configured, as for every command)"],
+      ['--all', 'every complete backup and dump set, and all WAL (the default)'],
+      ['--wal', 'WAL and timeline history files only'],
+      ['--backup <name>', 'one backup, and the WAL from its start on'],
+      ['-b, --backup-name <name>', "WAL-G's name for --backup"],
+      ['-w, --without-history', 'only the WAL each copied backup needs to become consistent (WAL-G\'s flag)'],
+      ['--prune', 'also delete at the target what the source no longer holds, of the kinds retention deletes'],
+      ['--dry-run', 'say what would be copied and pruned; change nothing'],
+      ['--json', 'print each target\'s result as JSON on stdout'],
+    ],
+    examples: [
+      'walship --config /etc/walship.yaml copy                        # to every copy in WALSHIP_COPIES',
+      'walship copy --to /etc/walship-s3.yaml --dry-run',
+      'walship copy --from /etc/walship.yaml --to /etc/walship-s3.yaml --backup base_000000010000000000000004',
+      'walship copy --prune                                           # and follow retention\'s deletions',
+      '# nightly, after the backup (the postgres user\'s crontab; the README explains each part):',
+      '45 3 * * * /usr/bin/flock -n -E 75 /var/log/postgresql/walship-copy.log /usr/local/bin/walship --config /etc/walship.yaml copy --prune >>/var/log/postgresql/walship-copy.log 2>&1 || echo "walship copy failed with exit $? (75: an earlier run still holds the lock); see /var/log/postgresql/walship-copy.log"',
+    ],
+    notes: `Copies: WALSHIP_COPIES lists the config files of further storages (comma- or colon-separated),
+each with its own prefix and credentials. copy lists each side once, relays what the target lacks
+as stored (no recompression; encrypted stays encrypted), checks every object on arrival (WAL
+against its recorded CRC-32, decrypted with the source's key; backup parts and dump objects
+against the SHA-256 in their sentinel; WAL-G's parts decoded on the side) and writes a backup's
+or dump set's sentinel last. It never replaces an object at the target. Settings: WALG_UPLOAD_CONCURRENCY (objects at once, default 16;
+backup parts at most 4).
+Exit codes: 0 every target is up to date; 1 failure (a target holds different content under a
+name, a source object fails its check, a target configured with another encryption key, a
+storage error, bad configuration).`,
+    load: () => import('./copy.ts'),
+  },
+  {
+    name: 'wal-copy-ahead',
+    summary: 'Background forwarder started by wal-push: WAL to the copies (internal)',
+    arguments: [['records_directory', 'where look-ahead records and the copies\' queues are kept']],
+    examples: ['(started by wal-push; not for direct use)'],
+    hidden: true,
+    load: () => import('./wal-copy-ahead.ts'),
+  },
+  {
     name: 'encryption-on',
     summary: 'Start encrypting an archive recorded as unencrypted: its new objects, with the configured key (WALG_LIBSODIUM_KEY...)',
     arguments: [],
@@ -531,6 +575,7 @@ check: storage unreachable, bad configuration, no space, no PostgreSQL programs,
       ['--max-archive-lag <duration>', "CRITICAL when archiving is further behind the server (default 15m; WALSHIP_MAX_ARCHIVE_LAG)"],
       ['--max-drill-age <duration>', 'CRITICAL when the last restore drill is older (default 8d; WALSHIP_MAX_DRILL_AGE)'],
       ['--max-dump-age <duration>', 'CRITICAL when the newest dump set is older (default 26h, checked only when the archive has dump sets or this is given; WALSHIP_MAX_DUMP_AGE)'],
+      ['--max-copy-lag <duration>', 'WARNING when a copy lacks something older, CRITICAL past four times it (default 1h; WALSHIP_MAX_COPY_LAG)'],
     ],
     walgFlags: [TARGET_STORAGE],
     examples: [
@@ -542,13 +587,16 @@ check: storage unreachable, bad configuration, no space, no PostgreSQL programs,
       '*/5 * * * * PATH=/usr/lib/postgresql/15/bin:/usr/bin:/bin /usr/bin/flock -n -E 75 /var/log/postgresql/walship-status.log /usr/local/bin/walship --config /etc/walship.yaml status --prometheus /var/lib/prometheus/node-exporter/walship.prom >>/var/log/postgresql/walship-status.log 2>&1 || [ $? -le 3 ] || echo "walship status could not run (75: an earlier run still holds the lock); see /var/log/postgresql/walship-status.log"',
     ],
     notes: `One listing of the storage and, when the libpq settings (PGHOST, PGPORT, PGUSER, ...) reach a
-server, one query of pg_stat_archiver. CRITICAL: no backup, the newest older than --max-backup-age,
+server, one query of pg_stat_archiver, and one listing of each copy WALSHIP_COPIES names (30 seconds
+at most each). CRITICAL: no backup, the newest older than --max-backup-age,
 the last backup-push (or dump-push) attempt failed or never ended, WAL segments missing between
 the oldest backup and the newest segment (wal-verify's integrity logic), archive_command failing
 (its last failure newer than its last success), archiving behind by more than --max-archive-lag,
-the last drill not OK or older than --max-drill-age, the newest dump set too old. WARNING: no
-drill yet, the newest backup never drilled, the last delete or drill attempt failed, objects
-stored unencrypted although a key is configured.
+the last drill not OK or older than --max-drill-age, the newest dump set too old, a copy lagging
+by more than four times --max-copy-lag. WARNING: no drill yet, the newest backup never drilled,
+the last delete, drill or copy attempt failed, objects stored unencrypted although a key is
+configured, a copy lagging by more than --max-copy-lag or unreachable, 3-2-1 not holding (two
+storages with the newest backup and the WAL since it, one not a file storage on the host).
 Durations: a number and a unit, s m h d (90s, 15m, 26h, 8d, 1d12h).
 Exit codes (monitoring-plugin convention; the first line on stdout is the verdict, but with
 --prometheus -, where stdout holds the metrics alone and the verdict goes to stderr):
@@ -578,6 +626,8 @@ Configuration (environment variables, or the same keys in --config FILE):
                             and 4 over a network (1 turns look-ahead off)
   TOTAL_BG_UPLOADED_LIMIT, PG_READY_RENAME            look-ahead archiving (32, true)
   WALG_DOWNLOAD_CONCURRENCY, WALSHIP_PREFETCH        prefetching in recovery (10, true)
+  WALSHIP_COPIES            config files of copies of the archive (walship copy; WAL reaches
+                            them in the background after each wal-push)
   WALSHIP_RETAIN_LAST, _DAILY, _WEEKLY, _MONTHLY, _YEARLY, _WITHIN
                             the rules of a bare "delete retain" (see delete --help)
   WALSHIP_MAX_BACKUP_AGE, _ARCHIVE_LAG, _DRILL_AGE, _DUMP_AGE

@@ -1,5 +1,6 @@
 /** status: are my backups OK? A check (exit 0 to 3) over the archive and, when reached, the server; --prometheus for node_exporter. */
 import { CHECK_EXIT_CODES, reportCheck, verdictLine } from '../checks/verdict.ts';
+import { COPIES_SETTING, readCopyPaths, storageConfigFile } from '../config/copies.ts';
 import { readIntegrityWindows } from '../config/settings.ts';
 import { WalshipError } from '../errors.ts';
 import { findPostgresProgram, libpqEnvironment } from '../postgres/programs.ts';
@@ -30,6 +31,7 @@ export async function run({ config }: CommandContext, _args: string[], options: 
       thresholds,
       windows,
       retention,
+      copies: readCopyPaths(config).map((path) => ({ path, open: () => openStorage(storageSpecFrom(storageConfigFile(path, COPIES_SETTING))) })),
     });
   } catch (error) {
     // The textfile must not keep saying OK while nothing can be checked.

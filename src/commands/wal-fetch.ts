@@ -3,6 +3,7 @@
  * archive; any other failure is an error (its exit code is in the command
  * table: above 125 in targeted recovery, 1 on a standby).
  */
+import { readCopyPaths } from '../config/copies.ts';
 import { readPrefetchEnabled, readPreferredMethod } from '../config/settings.ts';
 import { ExitCode } from '../errors.ts';
 import { storageSpecFrom } from '../storage/spec.ts';
@@ -18,6 +19,7 @@ export async function run({ config }: CommandContext, [name, destination]: strin
       prefetch: readPrefetchEnabled(config),
       spoolSetting: readSpoolSetting(config),
       configPath: config.filePath,
+      copies: readCopyPaths(config),
     },
     name!,
     destination!,

@@ -3,6 +3,7 @@
  * wal-push starts (internal). It uploads waiting `.ready` files ahead of the
  * archiver and exits once none are left.
  */
+import { readCopyPaths } from '../config/copies.ts';
 import { readCompression, readLookAheadLimit, readPreventWalOverwrite, readUploadConcurrency } from '../config/settings.ts';
 import { ExitCode } from '../errors.ts';
 import { storageSpecFrom } from '../storage/spec.ts';
@@ -18,6 +19,7 @@ export async function run({ config }: CommandContext, [walDirectory, recordsDire
     limit: readLookAheadLimit(config),
     walDirectory: walDirectory!,
     recordsDirectory: recordsDirectory!,
+    copies: readCopyPaths(config),
   });
   return ExitCode.ok;
 }

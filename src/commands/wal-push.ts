@@ -1,4 +1,5 @@
 /** wal-push <path>: archive_command. Exit 0 only once the file is durable in storage; every failure exits 1. */
+import { readCopyPaths } from '../config/copies.ts';
 import { readCompression, readLookAheadLimit, readPreventWalOverwrite, readReadyRename, readUploadConcurrency } from '../config/settings.ts';
 import { ExitCode } from '../errors.ts';
 import { storageSpecFrom } from '../storage/spec.ts';
@@ -16,6 +17,7 @@ export async function run({ config }: CommandContext, [path]: string[]): Promise
       readyRename: readReadyRename(config),
       spoolSetting: readSpoolSetting(config),
       configPath: config.filePath,
+      copies: readCopyPaths(config),
     },
     path!,
   );

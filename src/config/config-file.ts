@@ -9,13 +9,14 @@ import { readFileSync } from 'node:fs';
 import { ConfigError } from '../errors.ts';
 import { SECTION_SETTINGS } from './walg-settings.ts';
 
-export function readConfigFile(path: string): Map<string, string> {
+/** `namedBy` says where the path came from, for the advice when it cannot be read. */
+export function readConfigFile(path: string, namedBy = '--config / WALG_CONFIG_PATH'): Map<string, string> {
   let text: string;
   try {
     text = readFileSync(path, 'utf8');
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
-    throw new ConfigError(`cannot read config file ${path} (${code ?? String(error)}): check --config / WALG_CONFIG_PATH`);
+    throw new ConfigError(`cannot read config file ${path} (${code ?? String(error)}): check ${namedBy}`);
   }
   const looksLikeJson = path.endsWith('.json') || text.trimStart().startsWith('{');
   return looksLikeJson ? parseJsonConfig(text, path) : parseFlatYaml(text, path);

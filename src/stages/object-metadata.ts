@@ -9,6 +9,8 @@ import type { ContentDigest, ExpectedContent } from './checksum.ts';
 
 export const METADATA_CRC32 = 'walship_crc32';
 export const METADATA_SIZE = 'walship_size';
+/** Every name walship stores metadata under starts so: other tools' and the stores' own entries do not travel with a copy. */
+const WALSHIP_METADATA = 'walship_';
 /** 'libsodium' (WAL-G's format); absent on objects stored unencrypted. */
 export const METADATA_ENCRYPTION = 'walship_encryption';
 /** Which key encrypted the object (see stages/encrypt/encryption.ts), never the key. */
@@ -33,6 +35,11 @@ export function expectedContent(metadata: ObjectMetadata): ExpectedContent {
     checksum: metadata[METADATA_CRC32],
     size: size !== undefined && /^\d+$/.test(size) ? Number(size) : undefined,
   };
+}
+
+/** The metadata walship stored with an object, to store with a copy of it. */
+export function copiedMetadata(metadata: ObjectMetadata): ObjectMetadata {
+  return Object.fromEntries(Object.entries(metadata).filter(([name]) => name.startsWith(WALSHIP_METADATA)));
 }
 
 /** How an object's stored bytes are encrypted, as far as walship recorded it. */

@@ -1,19 +1,21 @@
 /**
- * The two directions of every transfer, each one stream through a list of stages:
+ * The directions of every transfer, each one stream through a list of stages:
  *   upload:   file or stream -> stored form (compress, encrypt) -> storage.put
  *   download: storage.get -> content (decrypt, decompress, verify) -> atomic file
+ *   relay:    storage.get -> as stored, its content checked on the side -> storage.put (a copy)
  * The stored form is the same for every kind of object (WAL, backup parts),
  * and the key travels with the storage it encrypts for, so every object
  * stored through here is encrypted when the archive has a key.
  */
 import { writeSync } from 'node:fs';
+import { PassThrough, Transform, type TransformCallback } from 'node:stream';
 import { type AtomicWriteOptions, fillFileAtomically } from '../fs/durable.ts';
 import type { ObjectMetadata, PutOptions, Storage, StoredObject } from '../storage/storage.ts';
 import { type ContentDigest, VerifyStage } from './checksum.ts';
 import type { Codec, CompressOptions, WritableCodec } from './compress/codec.ts';
 import { decryptStage, encryptStage, hintingEncryption, keyIdOf } from './encrypt/encryption.ts';
 import { ENCRYPTION_METHOD, encryptionMetadata, expectedContent, integrityMetadata, type RecordedEncryption, recordedEncryption } from './object-metadata.ts';
-import { Pipeline, type Source, type Stage } from './pipeline.ts';
+import { Pipeline, type Source, type Stage, type TransformStage } from './pipeline.ts';
 
 /** Content to its stored form in `storage`: compressed, then encrypted when the archive has a key. */
 export function storedFormStages(storage: Storage, codec: WritableCodec, level: number, options: CompressOptions = {}): (Stage | undefined)[] {
@@ -54,6 +56,65 @@ export function contentStages(storage: Storage, codec: Codec, stored: StoredObje
     recorded.method === undefined && !storage.encryption ? hintingEncryption(decompress) : decompress,
     (options.verify ?? true) ? new VerifyStage(expectedContent(stored.metadata), what) : undefined,
   ];
+}
+
+/**
+ * A stored object relayed as it is stored, its content decoded on the side
+ * (decrypted with `storage`'s key, decompressed) and checked against the
+ * integrity metadata stored with it, so a copy that would not read back fails
+ * before it is committed. An object walship cannot decode (an unknown
+ * extension, encrypted while `storage` has no key: a copy needs none) passes
+ * as it is.
+ */
+export function relayStages(storage: Storage, codec: Codec | undefined, stored: StoredObject, options: ContentOptions = {}): Stage[] {
+  const recorded = options.recorded ?? recordedEncryption(stored.metadata);
+  const undecryptable = recorded.method !== undefined && recorded.method !== 'none' && (recorded.method !== ENCRYPTION_METHOD || !storage.encryption);
+  if (!codec || undecryptable) return [];
+  return [new ContentCheckStage(contentStages(storage, codec, stored, { ...options, recorded }))];
+}
+
+/** Passes the bytes through unchanged while `decoding` (decompression, then verification) runs over a copy of them. */
+class ContentCheckStage implements TransformStage {
+  readonly name = 'check-content';
+  private readonly decoding: (Stage | undefined)[];
+
+  constructor(decoding: (Stage | undefined)[]) {
+    this.decoding = decoding;
+  }
+
+  async transform(): Promise<Transform> {
+    const side = new PassThrough();
+    // The decoding's own failure is what gets reported; later errors of the side stream say nothing more.
+    side.on('error', () => undefined);
+    let failure: { error: unknown } | undefined;
+    let waiting: TransformCallback | undefined;
+    const checked = new Pipeline(side, this.decoding).drain(() => undefined).catch((error: unknown) => {
+      failure = { error };
+      waiting?.(error as Error);
+      waiting = undefined;
+    });
+    return new Transform({
+      transform(chunk: Buffer, _encoding, callback) {
+        if (failure) return callback(failure.error as Error);
+        if (side.write(chunk)) return callback(null, chunk);
+        waiting = callback;
+        side.once('drain', () => {
+          const resume = waiting;
+          waiting = undefined;
+          resume?.(null, chunk);
+        });
+      },
+      flush(callback) {
+        side.end();
+        void checked.then(() => callback(failure ? (failure.error as Error) : null));
+      },
+      destroy(error, callback) {
+        waiting = undefined;
+        side.destroy();
+        callback(error);
+      },
+    });
+  }
 }
 
 /** Streams `source` through `stages` into `key`; resolves, once the object is durable, to the transfer and its results. */

@@ -48,7 +48,7 @@ export async function attemptsSection(storage: Storage, attempts: readonly Attem
     findings,
     metrics,
     lines: last.length === 0
-      ? ['jobs: no attempt recorded yet (backup-push, delete, drill and dump-push record theirs)']
+      ? ['jobs: no attempt recorded yet (backup-push, copy, delete, drill and dump-push record theirs)']
       : last.map((attempt) => `jobs: last ${attempt.job} started ${formatTime(attempt.started)}: ${attempt.result}${attempt.error ? `: ${attempt.error}` : ''}`),
   };
 }

@@ -3,7 +3,8 @@
  * catalog, dump sets and walship's records with it) and, when the libpq
  * settings reach a server, one query of its archiver serve every section:
  * backups, the last attempt of each job, the recovery window and its gaps,
- * drills, the archiver, dumps and storage use. Each section gives its
+ * drills, the archiver, dumps, storage use and the copies (each listed
+ * on its own). Each section gives its
  * findings; the worst is the verdict (checks/verdict.ts), and every
  * section's series go to Prometheus.
  */
@@ -13,10 +14,12 @@ import { CHECK_EXIT_CODES, type CheckResult, summarize } from '../checks/verdict
 import { describeError } from '../errors.ts';
 import { queryArchiver } from '../postgres/archiver.ts';
 import type { RetentionRequest } from '../retention/plan.ts';
+import type { CopyTargetToCheck } from '../copy/status.ts';
 import type { Storage } from '../storage/storage.ts';
 import { type ServerAnswer, archiverSection } from './archiver.ts';
 import { attemptsSection } from './attempts.ts';
 import { backupsSection } from './backups.ts';
+import { copiesSection } from './copies.ts';
 import { drillsSection } from './drills.ts';
 import { dumpsSection } from './dumps.ts';
 import { recoverySection } from './recovery.ts';
@@ -34,6 +37,8 @@ export interface StatusRequest {
   windows: IntegrityWindows;
   /** The retention policy the settings configure, if any. */
   retention: RetentionRequest | undefined;
+  /** The copies WALSHIP_COPIES names (none: no copies section). */
+  copies?: CopyTargetToCheck[];
   now?: number;
 }
 
@@ -57,6 +62,7 @@ export async function walshipStatus(request: StatusRequest): Promise<StatusRepor
     archiverSection(catalog, server, now, thresholds.maxArchiveLagMs),
     dumpsSection(catalog, now, thresholds.maxDumpAgeMs, thresholds.dumpAgeAsked),
     storageSection(catalog, storage.location, request.retention, now),
+    await copiesSection(storage, request.copies ?? [], now, thresholds.maxCopyLagMs),
   ].filter((section): section is StatusSection => section !== undefined);
   const findings = sections.flatMap((section) => section.findings);
   const { state, summary } = summarize(findings, okSummary(catalog, now));

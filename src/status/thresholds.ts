@@ -14,6 +14,8 @@ export interface StatusThresholds {
   /** Dump sets are checked only when the archive has some or this was asked for. */
   maxDumpAgeMs: number;
   dumpAgeAsked: boolean;
+  /** How far a copy may lag the main storage (the age of the oldest thing it lacks). */
+  maxCopyLagMs: number;
 }
 
 const UNITS_MS = { d: 86_400_000, h: 3_600_000, m: 60_000, s: 1000 } as const;
@@ -33,6 +35,7 @@ const THRESHOLDS = {
   maxArchiveLag: { option: '--max-archive-lag', setting: 'WALSHIP_MAX_ARCHIVE_LAG', fallback: '15m' },
   maxDrillAge: { option: '--max-drill-age', setting: 'WALSHIP_MAX_DRILL_AGE', fallback: '8d' },
   maxDumpAge: { option: '--max-dump-age', setting: 'WALSHIP_MAX_DUMP_AGE', fallback: '26h' },
+  maxCopyLag: { option: '--max-copy-lag', setting: 'WALSHIP_MAX_COPY_LAG', fallback: '1h' },
 } as const;
 
 export type ThresholdOptions = Partial<Record<keyof typeof THRESHOLDS, string>>;
@@ -49,6 +52,7 @@ export function readThresholds(config: Config, options: ThresholdOptions): Statu
     maxArchiveLagMs: read('maxArchiveLag'),
     maxDrillAgeMs: read('maxDrillAge'),
     maxDumpAgeMs: read('maxDumpAge'),
+    maxCopyLagMs: read('maxCopyLag'),
     dumpAgeAsked: options.maxDumpAge !== undefined || config.get(THRESHOLDS.maxDumpAge.setting) !== undefined,
   };
 }

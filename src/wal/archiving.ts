@@ -13,6 +13,7 @@ import { openStorage } from '../storage/open.ts';
 import type { StorageSpec } from '../storage/spec.ts';
 import { spawnDetachedWalship } from './background.ts';
 import { markPushedAheadDone, readyFiles } from './lookahead/archive-status.ts';
+import { CopyQueue } from './lookahead/copy-queue.ts';
 import { ArchivedRecords } from './lookahead/records.ts';
 import { lookAheadArea, spoolOf, spoolSubdirectory } from './spool.ts';
 
@@ -28,6 +29,8 @@ export interface ArchivingSettings {
   spoolSetting: string | undefined;
   /** The config file, passed on to the pusher. */
   configPath: string | undefined;
+  /** The config files of the copies (WALSHIP_COPIES), which get each file in the background. */
+  copies: string[];
 }
 
 /** Archives the WAL file at `path`; resolves only once it is durable in storage. */
@@ -38,21 +41,44 @@ export async function archiveWalFile(settings: ArchivingSettings, path: string):
 
   if (!records || !settings.lookAhead) {
     await pushHere(settings, path, records, false);
+    if (records) await handToCopies(records, settings, name, true);
     return;
   }
   if (await records.consume(name, path)) {
     log.debug('already pushed ahead of the archiver', { file: name });
+    await handToCopies(records, settings, name, false);
   } else {
     await startPusher(records, walDirectory, settings.configPath, name).catch((error: unknown) => {
       log.info(`look-ahead pusher not started: ${describeError(error)}`);
     });
     if (await records.awaitOtherUpload(name, path)) {
       log.debug('pushed ahead of the archiver while it waited', { file: name });
+      await handToCopies(records, settings, name, false);
     } else {
       await pushHere(settings, path, records, true);
+      await handToCopies(records, settings, name, true);
     }
   }
   if (settings.readyRename) await markDone(records, walDirectory, name);
+}
+
+/**
+ * Once `name` is durable in the main storage: queues it for the copies (the
+ * pusher queues what it uploads itself) and makes sure their forwarder runs.
+ * Copies only ever get files in the background: nothing here waits for them,
+ * and no failure here fails the archiving.
+ */
+async function handToCopies(records: ArchivedRecords, settings: ArchivingSettings, name: string, queue: boolean): Promise<void> {
+  if (settings.copies.length === 0) return;
+  try {
+    const copies = new CopyQueue(records.directory);
+    // A file pushed ahead was queued by the pusher, for the copies it knew of: the ones configured since get it here.
+    if (queue || (await copies.configure(settings.copies))) await copies.add(name, settings.copies);
+    if (await copies.forwarder.holder()) return;
+    spawnDetachedWalship(['wal-copy-ahead', records.directory], settings.configPath, join(records.directory, 'forwarder.log'));
+  } catch (error) {
+    log.info(`${name} reaches the copies with the next walship copy: ${describeError(error)}`);
+  }
 }
 
 /**

@@ -4,7 +4,7 @@
  * same binary so walship need not be on PATH, and run by one loop.
  */
 import { closeSync, openSync } from 'node:fs';
-import { readFile, writeFile } from 'node:fs/promises';
+import { link, readFile, writeFile } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { readStateFile } from '../fs/durable.ts';
 import { removeLeftover } from '../fs/missing.ts';
@@ -13,11 +13,12 @@ import { isRunning } from '../util/process.ts';
 import { walshipCommand } from '../util/self.ts';
 
 /**
- * When a process started, in clock ticks since boot (field 22 of
- * /proc/<pid>/stat), to tell it from a later process given the same pid.
- * Undefined where /proc is not available.
+ * A process's state (field 3 of /proc/<pid>/stat: Z for a zombie, which has
+ * exited and waits for its parent to reap it) and when it started, in clock
+ * ticks since boot (field 22), to tell it from a later process given the same
+ * pid. Undefined where /proc is not available.
  */
-async function startTimeOf(pid: number): Promise<string | undefined> {
+async function processStat(pid: number): Promise<{ state: string; start: string } | undefined> {
   let stat: string;
   try {
     stat = await readFile(`/proc/${pid}/stat`, 'utf8');
@@ -25,7 +26,8 @@ async function startTimeOf(pid: number): Promise<string | undefined> {
     return undefined; // no /proc, or another user's process under hidepid: the pid alone decides
   }
   // The command name (field 2) may hold spaces and parentheses: count from its end.
-  return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19];
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return { state: fields[0]!, start: fields[19]! };
 }
 
 /** What this process writes into the claims it takes. */
@@ -48,25 +50,36 @@ export class PidFile {
     const [pidText = '', recordedStart] = ((await readStateFile(this.path)) ?? '').split(' ');
     const pid = Number(pidText);
     if (!Number.isInteger(pid) || pid <= 0 || !isRunning(pid)) return undefined;
-    const start = recordedStart && (await startTimeOf(pid));
-    return start && start !== recordedStart ? undefined : pid;
+    const stat = await processStat(pid);
+    // A killed process stays a zombie until reaped, which a container's init may put off.
+    if (stat?.state === 'Z') return undefined;
+    return recordedStart && stat && stat.start !== recordedStart ? undefined : pid;
   }
 
-  /** Takes the claim for this process; false when another live process holds it. */
+  /**
+   * Takes the claim for this process; false when another live process holds
+   * it. The claim is written aside and linked into place, so it appears
+   * whole: one still being written never passes for a dead holder's.
+   */
   async acquire(): Promise<boolean> {
-    ownClaim ??= startTimeOf(process.pid).then((start) => (start ? `${process.pid} ${start}` : String(process.pid)));
-    const content = await ownClaim;
-    for (let attempt = 0; attempt < 2; attempt++) {
-      try {
-        await writeFile(this.path, content, { flag: 'wx' });
-        return true;
-      } catch (error) {
-        if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
-        if (await this.holder()) return false;
-        await removeLeftover(this.path); // left by a process that died
+    ownClaim ??= processStat(process.pid).then((stat) => (stat ? `${process.pid} ${stat.start}` : String(process.pid)));
+    const written = `${this.path}.${process.pid}`;
+    await writeFile(written, await ownClaim);
+    try {
+      for (let attempt = 0; attempt < 2; attempt++) {
+        try {
+          await link(written, this.path);
+          return true;
+        } catch (error) {
+          if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+          if (await this.holder()) return false;
+          await removeLeftover(this.path); // left by a process that died
+        }
       }
+      return false;
+    } finally {
+      await removeLeftover(written);
     }
-    return false;
   }
 
   async release(): Promise<void> {

@@ -1,17 +1,20 @@
 /**
  * What wal-fetch does for restore_command: serve the segment from the
- * prefetch area when the prefetcher has it, else download it, and keep the
+ * prefetch area when the prefetcher has it, else download it (from a copy of
+ * the archive when the main storage fails or lacks it), and keep the
  * prefetcher downloading the ones that follow. Only a file that is truly
- * absent is "not in the archive"; every other problem is an error.
+ * absent from the main storage is "not in the archive"; every other problem
+ * is an error.
  */
-import { stat } from 'node:fs/promises';
+import { readFile, stat } from 'node:fs/promises';
 import { basename } from 'node:path';
+import { storageConfigFile } from '../config/copies.ts';
 import type { ReadMethod } from '../config/settings.ts';
 import { describeError, NotFoundError } from '../errors.ts';
 import { log } from '../log/logger.ts';
 import { requireWalFileName } from '../postgres/wal-name.ts';
 import { openStorage } from '../storage/open.ts';
-import type { StorageSpec } from '../storage/spec.ts';
+import { type StorageSpec, storageSpecFrom } from '../storage/spec.ts';
 import { fetchWalFile } from './fetch.ts';
 import { PrefetchArea, startPrefetcher } from './prefetch.ts';
 import { PREFETCH_AREA, spoolOf, spoolSubdirectory } from './spool.ts';
@@ -25,6 +28,8 @@ export interface RestoringSettings {
   spoolSetting: string | undefined;
   /** The config file, passed on to the prefetcher. */
   configPath: string | undefined;
+  /** The config files of the copies (WALSHIP_COPIES): asked when the main storage fails or lacks the file. */
+  copies: string[];
 }
 
 export type RestoreOutcome = 'restored' | 'not-in-archive';
@@ -42,10 +47,10 @@ export async function restoreWalFile(settings: RestoringSettings, name: string, 
     await continuePrefetching(area, name, destination, settings.configPath);
     return 'restored';
   }
-  const storage = await openStorage(settings.storage);
   try {
-    await fetchWalFile({ storage, preferredMethod: settings.preferredMethod }, name, destination);
+    await fetchWalFile({ storage: await openStorage(settings.storage), preferredMethod: settings.preferredMethod }, name, destination);
   } catch (error) {
+    if (await fetchFromCopies(settings, name, destination, error)) return 'restored';
     if (!(error instanceof NotFoundError)) throw error;
     // Asking for absent files is part of recovery (history files, the end of the archive).
     if (wal.kind === 'history') log.debug(error.message);
@@ -68,5 +73,53 @@ async function continuePrefetching(area: PrefetchArea, name: string, destination
     await startPrefetcher(area, name, segmentSize, configPath);
   } catch (error) {
     log.info(`prefetching not started: ${describeError(error)}`);
+  }
+}
+
+/**
+ * When the main storage failed or lacks the file: the copies, in order. A
+ * copy serves only this cluster's WAL, the one whose system identifier both
+ * its walship/archive.json and the cluster's own global/pg_control name
+ * (restore_command runs in the data directory), so the archive of another
+ * cluster is never read. Only the main storage's answer can be "not in the
+ * archive": a copy may lag behind it, so its misses and failures change
+ * nothing, and they are only logged.
+ */
+async function fetchFromCopies(settings: RestoringSettings, name: string, destination: string, primaryFailure: unknown): Promise<boolean> {
+  if (settings.copies.length === 0) return false;
+  const cluster = await clusterInWorkingDirectory();
+  if (!cluster) {
+    log.info(`not asking the copies for ${name}: no global/pg_control in ${process.cwd()} tells which cluster's WAL to take`);
+    return false;
+  }
+  // Loaded only here: a wal-fetch the main storage answers needs none of it.
+  const { readArchiveRecord } = await import('../archive/identity.ts');
+  for (const path of settings.copies) {
+    try {
+      const storage = await openStorage(storageSpecFrom(storageConfigFile(path)));
+      const record = await readArchiveRecord(storage);
+      if (record?.systemIdentifier !== cluster) {
+        log.info(`not asking copy ${path} for ${name}: it holds ${record ? `cluster ${record.systemIdentifier}'s archive` : 'no walship/archive.json'}, and this is cluster ${cluster}`);
+        continue;
+      }
+      await fetchWalFile({ storage, preferredMethod: settings.preferredMethod }, name, destination);
+      const why = primaryFailure instanceof NotFoundError ? 'the main storage does not hold it' : `the main storage failed: ${describeError(primaryFailure)}`;
+      log.warning(`restored ${name} from copy ${path} (${storage.location}): ${why}`);
+      return true;
+    } catch (error) {
+      if (error instanceof NotFoundError) log.debug(`copy ${path} does not hold ${name} either`);
+      else log.info(`copy ${path} failed for ${name}: ${describeError(error)}`);
+    }
+  }
+  return false;
+}
+
+/** The system identifier of the cluster whose data directory this is, if it is one. */
+async function clusterInWorkingDirectory(): Promise<string | undefined> {
+  const { parseControlFile } = await import('../postgres/control-file.ts');
+  try {
+    return parseControlFile(await readFile('global/pg_control')).systemIdentifier;
+  } catch {
+    return undefined; // not a data directory: nothing tells which cluster's WAL a copy may give
   }
 }

@@ -39,6 +39,9 @@ export function spoolOf(dataDirectory: string, configured: string | undefined): 
 /** The spool's look-ahead area: one records directory, with its pusher's pid file, per archive under it. */
 export const LOOK_AHEAD_AREA = 'archived';
 export const PUSHER_PID_FILE = '.pusher.pid';
+/** In a records directory: the queues of WAL files on their way to the copies, and their forwarder's pid file. */
+export const COPY_QUEUES = 'copies';
+export const FORWARDER_PID_FILE = '.forwarder.pid';
 /** The spool's prefetch area, with its prefetcher's pid file. */
 export const PREFETCH_AREA = 'prefetch';
 export const PREFETCHER_PID_FILE = '.prefetcher.pid';
@@ -52,7 +55,8 @@ export function lookAheadArea(archive: string): string {
 export function helperPidFiles(spool: string): string[] {
   const lookAhead = join(spool, LOOK_AHEAD_AREA);
   const archives = existsSync(lookAhead) ? readdirSync(lookAhead) : [];
-  return [join(spool, PREFETCH_AREA, PREFETCHER_PID_FILE), ...archives.map((archive) => join(lookAhead, archive, PUSHER_PID_FILE))].filter((path) => existsSync(path));
+  const helpers = archives.flatMap((archive) => [PUSHER_PID_FILE, FORWARDER_PID_FILE].map((file) => join(lookAhead, archive, file)));
+  return [join(spool, PREFETCH_AREA, PREFETCHER_PID_FILE), ...helpers].filter((path) => existsSync(path));
 }
 
 /** `<parent of PGDATA>/.walship-<name of PGDATA>`. */

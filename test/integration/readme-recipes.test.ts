@@ -1,6 +1,6 @@
 // The README's recipes, run as written on a real PostgreSQL 15: the crontab
-// lines for backups, for backups with retention, for the nightly verification
-// and for the weekly drill, as cron runs them; restoring the newest state
+// lines for backups, for backups with retention, for the nightly verification,
+// for the weekly drill and for the nightly copy, as cron runs them; restoring the newest state
 // after the data files broke; and bringing back rows deleted by mistake and a
 // dropped table from a side copy restored to a point in time. Each command
 // comes from the README's marked code blocks; the test substitutes only the
@@ -358,6 +358,72 @@ describe("the README's nightly dump line, run as cron runs it", () => {
     assert.equal(failed.stdout, `walship dump-push failed with exit 1 (75: an earlier run still holds the lock); see ${log}\n`);
     assert.match(readFileSync(log, 'utf8'), /^walship dump-push: ERROR: .+$/m);
     assert.equal(await countDumps(), 1);
+  });
+});
+
+describe("the README's nightly copy line, run as cron runs it", () => {
+  let home: string;
+  let archive: string;
+  let copy: string;
+  let log: string;
+  let primary: PostgresCluster;
+  let command: string;
+
+  const runAsCron = () => runAsPostgresUser(command, { HOME: home, PATH: '/usr/bin:/bin' }, home);
+
+  before(async () => {
+    home = makePostgresOwnedDirectory('walship-home-');
+    archive = join(home, 'nas');
+    copy = join(home, 's3');
+    for (const directory of [archive, copy]) {
+      mkdirSync(directory);
+      giveToPostgres(directory);
+    }
+    const config = join(home, 'walship.yaml');
+    const copyConfig = join(home, 'walship-s3.yaml');
+    log = join(home, 'walship-copy.log');
+    writeConfig(copyConfig, { WALG_FILE_PREFIX: copy });
+    writeConfig(config, { WALG_FILE_PREFIX: archive, WALSHIP_COPIES: copyConfig });
+    primary = await initProductionCluster(config);
+    await primary.start();
+    await backupPush(config, primary);
+    await primary.switchAndWaitArchived();
+    command = cronCommand('crontab-copy', [
+      ['/usr/local/bin/walship', walshipBinary],
+      ['/etc/walship.yaml', config],
+      ['/var/log/postgresql/walship-copy.log', log],
+    ]);
+  });
+
+  after(async () => {
+    await primary?.destroy();
+    rmSync(home, { recursive: true, force: true });
+  });
+
+  it('is the line copy --help shows', async () => {
+    const help = await check(walshipBinary, ['copy', '--help']);
+    assert.ok(help.split('\n').some((shown) => shown.trim() === recipe('crontab-copy').trim()), `copy --help does not show the README's line:\n${help}`);
+  });
+
+  it('copies the backup to the copy and prints nothing, so cron mails nothing', async () => {
+    const cron = await runAsCron();
+    assert.equal(cron.code, 0, cron.stderr);
+    assert.equal(cron.stdout + cron.stderr, '');
+    assert.equal(await backupCount({ WALG_FILE_PREFIX: copy }), 1);
+    assert.match(readFileSync(log, 'utf8'), /copy file:\/\/.* -> file:\/\/.*: copied \d+ WAL files? .* and 1 backup/);
+  });
+
+  it('prints one line for cron to mail when the copy holds other content under a name, and logs which', async () => {
+    await primary.sql('CREATE TABLE after_copy AS SELECT 1 AS id');
+    const segment = await primary.switchAndWaitArchived();
+    // What the copy would be sent next is already there, with other bytes.
+    const stored = readdirSync(join(archive, 'wal_005')).find((name) => name.startsWith(segment))!;
+    writeFileSync(join(copy, 'wal_005', stored), 'not this segment');
+    const cron = await runAsCron();
+    assert.equal(cron.stdout, `walship copy failed with exit 1 (75: an earlier run still holds the lock); see ${log}\n`);
+    assert.equal(cron.stderr, '');
+    assert.match(readFileSync(log, 'utf8'), new RegExp(`ERROR: wal_005/${stored.replaceAll('.', '\\.')}: .* holds 16 bytes under this name, the source \\d+; not overwritten`));
+    assert.equal(readFileSync(join(copy, 'wal_005', stored), 'utf8'), 'not this segment');
   });
 });
 

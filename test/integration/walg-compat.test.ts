@@ -11,6 +11,7 @@ import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, st
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { zstdDecompressSync } from 'node:zlib';
+import { filesUnder } from '../support/files.ts';
 import { libpq } from '../support/libpq.ts';
 import { postgresBin, walshipBinary } from '../support/paths.ts';
 import { makePostgresOwnedDirectory, PostgresCluster } from '../support/postgres.ts';
@@ -144,6 +145,18 @@ describe('sharing an archive with WAL-G', () => {
     return name;
   }
 
+  /** An empty file archive for walship copy --to, and its config file. */
+  function copyTarget(prefix: string): { copyConfig: string; copyArchive: string } {
+    const copyRoot = makePostgresOwnedDirectory(prefix);
+    cleanups.push(() => rmSync(copyRoot, { recursive: true, force: true }));
+    const copyConfig = join(copyRoot, 'copy.yaml');
+    const copyArchive = join(copyRoot, 'archive');
+    mkdirSync(copyArchive);
+    writeFileSync(copyConfig, `WALG_FILE_PREFIX: ${copyArchive}\n`);
+    execFileSync('chown', ['-R', 'postgres:', copyRoot]);
+    return { copyConfig, copyArchive };
+  }
+
   before(async () => {
     root = makePostgresOwnedDirectory('walship-walg-');
     archive = join(root, 'archive');
@@ -232,6 +245,65 @@ describe('sharing an archive with WAL-G', () => {
     assert.equal(await restored.sql("SELECT count(*) FROM marker WHERE phase = 'before-backup'"), '1000');
     assert.equal(await restored.sql('SELECT count(*) FROM pgbench_accounts'), '100000');
     assert.match(readFileSync(restored.logFile, 'utf8'), /archive recovery complete/);
+  });
+
+  it('copy takes the WAL-G backup whole, sentinel last, with its lz4 and lzma WAL; PostgreSQL recovers from the copy alone', async () => {
+    const { copyConfig, copyArchive } = copyTarget('walship-walg-copy-');
+    const copied = await walship(['copy', '--to', copyConfig, '--json']);
+    assert.equal(copied.code, 0, copied.stderr);
+    const report = (JSON.parse(copied.stdout) as { targets: { report: { backups: { copied: string[] } } }[] }).targets[0]!.report;
+    assert.ok(report.backups.copied.includes(walgBackup), copied.stdout);
+
+    // Every object of the backup's folder (files_metadata.json and metadata.json too) and every WAL file, byte for byte.
+    for (const folder of [join('basebackups_005', walgBackup), 'wal_005']) {
+      const held = filesUnder(join(archive, folder)).map((path) => path.slice(archive.length));
+      assert.ok(held.length > 0);
+      for (const path of held) assert.ok(readFileSync(join(copyArchive, path)).equals(readFileSync(join(archive, path))), `${path} copied as stored`);
+    }
+    const sentinel = join(copyArchive, 'basebackups_005', `${walgBackup}_backup_stop_sentinel.json`);
+    const newestObject = Math.max(...filesUnder(join(copyArchive, 'basebackups_005', walgBackup)).map((path) => statSync(path).mtimeMs));
+    assert.ok(statSync(sentinel).mtimeMs >= newestObject, 'the sentinel is written after every object of the backup');
+    const listed = await walship(['backup-list', '--json'], { WALG_FILE_PREFIX: copyArchive });
+    assert.equal((JSON.parse(listed.stdout) as { backup_name: string; is_permanent: boolean }[]).find((entry) => entry.backup_name === walgBackup)?.is_permanent, true);
+
+    // The main archive out of reach: recovery replays from the copy alone.
+    const restoreRoot = makePostgresOwnedDirectory('walship-walg-copy-restore-');
+    cleanups.push(() => rmSync(restoreRoot, { recursive: true, force: true }));
+    const dataDir = join(restoreRoot, 'data');
+    const expectedRows = await primary.sql('SELECT count(*) FROM marker');
+    const hidden = `${archive}.hidden`;
+    execFileSync('mv', [archive, hidden]);
+    try {
+      const fetched = await walship(['backup-fetch', dataDir, walgBackup], { WALG_FILE_PREFIX: copyArchive });
+      assert.equal(fetched.code, 0, fetched.stderr);
+      const restored = await PostgresCluster.adopt(dataDir, restoreRoot, { settings: { archive_mode: 'off' } });
+      cleanups.push(() => restored.destroy());
+      await restored.start();
+      await restored.waitPromoted();
+      assert.equal(await restored.sql('SELECT count(*) FROM marker'), expectedRows);
+      await restored.stop();
+    } finally {
+      execFileSync('mv', [hidden, archive]);
+    }
+  });
+
+  it('copy checks what a WAL-G part allows, its LZ4 frames: a damaged part is not copied and the backup gets no sentinel at the copy', async () => {
+    const { copyConfig, copyArchive } = copyTarget('walship-walg-damaged-');
+    const part = join(archive, 'basebackups_005', walgBackup, 'tar_partitions', 'part_002.tar.lz4');
+    const original = readFileSync(part);
+    const damaged = Buffer.from(original);
+    damaged[Math.floor(damaged.length / 2)]! ^= 0xff;
+    writeFileSync(part, damaged);
+    try {
+      const copied = await walship(['copy', '--to', copyConfig]);
+      assert.equal(copied.code, 1, copied.stderr);
+      assert.match(copied.stderr, new RegExp(`part_002\\.tar\\.lz4 .*: not copied`));
+      assert.match(copied.stderr, new RegExp(`backup ${walgBackup} was not copied: no sentinel was written`));
+    } finally {
+      writeFileSync(part, original);
+    }
+    assert.ok(!existsSync(join(copyArchive, 'basebackups_005', `${walgBackup}_backup_stop_sentinel.json`)));
+    assert.ok(!existsSync(join(copyArchive, 'basebackups_005', walgBackup, 'tar_partitions', 'part_002.tar.lz4')));
   });
 
   it('writes a backup WAL-G can read: its sentinel fields with its JSON types, and pg_control.tar uploaded last', async () => {

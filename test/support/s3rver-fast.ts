@@ -20,7 +20,7 @@
  * node test/support/s3rver-fast.ts PORT DIRECTORY BUCKET.
  * Relies on s3rver internals: its version is pinned in package.json.
  */
-import { type Dirent, existsSync, readdirSync } from 'node:fs';
+import { type Dirent, readdirSync } from 'node:fs';
 import { rmdir, unlink } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';

@@ -8,13 +8,13 @@ import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { after, describe, it } from 'node:test';
 import { ArchiveIdentity, RECHECK_MS, switchOnEncryption, type VerifiedArchive, type VerifiedIdentityCache } from '../../src/archive/identity.ts';
-import { EncryptionKey } from '../../src/config/encryption.ts';
 import { NotFoundError } from '../../src/errors.ts';
 import { codecFor } from '../../src/stages/compress/codec.ts';
 import { keyIdOf } from '../../src/stages/encrypt/encryption.ts';
 import { Pipeline } from '../../src/stages/pipeline.ts';
 import { FileStorage } from '../../src/storage/file.ts';
 import type { Storage } from '../../src/storage/storage.ts';
+import { withKey } from '../support/storage.ts';
 import { walLongPageHeader } from '../support/wal.ts';
 
 const root = mkdtempSync(join(tmpdir(), 'walship-identity-'));
@@ -195,13 +195,6 @@ describe('the archive identity', () => {
     );
   });
 });
-
-/** `storage` as openStorage hands it over with a key configured. */
-function withKey(storage: Storage, keyText: string): Storage {
-  const keyed = Object.create(storage) as Storage;
-  Object.defineProperty(keyed, 'encryption', { value: new EncryptionKey(Buffer.from(keyText.padEnd(32, '*')), 'WALG_LIBSODIUM_KEY'), enumerable: false });
-  return keyed;
-}
 
 function recordOf(directory: string): Record<string, unknown> {
   return JSON.parse(readFileSync(join(directory, 'walship', 'archive.json'), 'utf8'));

@@ -1,6 +1,7 @@
 /** The one loop behind walship's background processes (the look-ahead pusher, the prefetcher). */
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -31,6 +32,25 @@ function loopOver(items: string[], overrides: Partial<BackgroundLoop> = {}): Bac
     ...overrides,
   };
 }
+
+describe('PidFile', () => {
+  it('takes a claim whose holder was killed and is still a zombie, not yet reaped', async () => {
+    // The shell's background child exits at once; its parent, now sleep, never reaps it.
+    const parent = spawn('sh', ['-c', 'sleep 0 & echo $!; exec sleep 30'], { stdio: ['ignore', 'pipe', 'ignore'] });
+    try {
+      const zombie = Number(await new Promise<string>((resolve) => parent.stdout!.once('data', (data: Buffer) => resolve(data.toString().trim()))));
+      const deadline = Date.now() + 5000;
+      while (!readFileSync(`/proc/${zombie}/stat`, 'utf8').includes(') Z ') && Date.now() < deadline) await sleep(10);
+      const start = readFileSync(`/proc/${zombie}/stat`, 'utf8').split(') ')[1]!.split(' ')[19];
+      const claim = new PidFile(join(root, `zombie-${counter++}.pid`));
+      writeFileSync(claim.path, `${zombie} ${start}`);
+      assert.equal(await claim.holder(), undefined);
+      assert.ok(await claim.acquire());
+    } finally {
+      parent.kill('SIGKILL');
+    }
+  });
+});
 
 describe('runBackgroundLoop', () => {
   it('does nothing while another process holds its lock', async () => {

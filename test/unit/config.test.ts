@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { Config, loadConfig } from '../../src/config/config.ts';
 import { parseFlatYaml, parseJsonConfig } from '../../src/config/config-file.ts';
+import { readCopyPaths, storageConfigFile } from '../../src/config/copies.ts';
 import { readCompression, readLogging, readPreferredMethod, readPreventWalOverwrite } from '../../src/config/settings.ts';
 import { ConfigError } from '../../src/errors.ts';
 import { openConfigured } from '../support/storage.ts';
@@ -110,5 +111,30 @@ describe('settings validation', () => {
     });
     const storage = await openConfigured(new Config({ WALG_FILE_PREFIX: directory }));
     assert.equal(storage.location, `file://${directory}`);
+  });
+});
+
+describe('copies (WALSHIP_COPIES)', () => {
+  it('names absolute config files, separated by commas or colons, each once', () => {
+    assert.deepEqual(readCopyPaths(new Config({ WALSHIP_COPIES: '/etc/a.yaml, /etc/b.json:/etc/c.yaml' })), ['/etc/a.yaml', '/etc/b.json', '/etc/c.yaml']);
+    assert.deepEqual(readCopyPaths(new Config({})), []);
+    assert.throws(() => readCopyPaths(new Config({ WALSHIP_COPIES: 'copy.yaml' })), /WALSHIP_COPIES names "copy.yaml": expected absolute paths/);
+    assert.throws(() => readCopyPaths(new Config({ WALSHIP_COPIES: '/etc/a.yaml,/etc/a.yaml' })), /names a config file twice/);
+  });
+
+  it("reads a copy's file on its own: the environment's storage never leaks into it", () => {
+    const path = configFile('copy.yaml', 'WALG_S3_PREFIX: s3://copy/main\nAWS_REGION: eu-central-1\n');
+    const previous = process.env.WALG_FILE_PREFIX;
+    process.env.WALG_FILE_PREFIX = directory;
+    try {
+      const copy = storageConfigFile(path);
+      assert.deepEqual([copy.get('WALG_S3_PREFIX'), copy.get('WALG_FILE_PREFIX')], ['s3://copy/main', undefined]);
+    } finally {
+      if (previous === undefined) delete process.env.WALG_FILE_PREFIX;
+      else process.env.WALG_FILE_PREFIX = previous;
+    }
+    assert.throws(() => storageConfigFile(join(directory, 'missing.yaml')), /cannot read config file .*missing\.yaml \(ENOENT\): check WALSHIP_COPIES/);
+    // A copy of an encrypted archive names the key in its own file, to restore from it.
+    assert.equal(storageConfigFile(configFile('sodium.yaml', 'WALG_FILE_PREFIX: /x\nWALG_LIBSODIUM_KEY: k\n')).get('WALG_LIBSODIUM_KEY'), 'k');
   });
 });

@@ -17,7 +17,7 @@ const MARK_DONE_WAIT_MS = 1_000;
 const MARK_DONE_POLL_MS = 25;
 
 /** The order PostgreSQL's archiver uses: timeline history files first, then oldest first. */
-function archivingOrder(a: string, b: string): number {
+export function archivingOrder(a: string, b: string): number {
   const aHistory = a.endsWith('.history');
   const bHistory = b.endsWith('.history');
   if (aHistory !== bHistory) return aHistory ? -1 : 1;

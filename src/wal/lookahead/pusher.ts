@@ -18,6 +18,7 @@ import type { StorageSpec } from '../../storage/spec.ts';
 import { runBackgroundLoop } from '../background.ts';
 import { pushWalFile } from '../push.ts';
 import { waitingFiles } from './archive-status.ts';
+import { CopyQueue } from './copy-queue.ts';
 import { ArchivedRecords } from './records.ts';
 
 /** A pusher with nothing to do for this long exits. */
@@ -61,6 +62,8 @@ export interface PusherSettings {
   walDirectory: string;
   /** This archive's records in the spool. */
   recordsDirectory: string;
+  /** The config files of the copies (WALSHIP_COPIES): each file uploaded is queued for them. */
+  copies: string[];
 }
 
 /**
@@ -77,6 +80,12 @@ export async function runPusher(settings: PusherSettings): Promise<void> {
   const identity = new ArchiveIdentity(storage, settings.storage.prefixSetting, records);
   const { localFileSystem } = storage.capabilities;
   const concurrency = pusherConcurrency(settings.uploadConcurrency, localFileSystem);
+  // The copies as the last wal-push was configured: a copy added after the pusher started gets its uploads too.
+  const copies = new CopyQueue(settings.recordsDirectory);
+  const copiesNow = async () => {
+    const configured = await copies.configured();
+    return configured.length > 0 ? configured : settings.copies;
+  };
   let waitingCount = 0;
   await runBackgroundLoop({
     lock: records.pusher,
@@ -102,6 +111,10 @@ export async function runPusher(settings: PusherSettings): Promise<void> {
         const compressInThreadPool = localFileSystem && concurrency > 1 && waitingCount >= CATCH_UP_BACKLOG;
         await pushWalFile({ storage, compression, preventOverwrite, identity, compressInThreadPool }, path);
         await records.record(name, path);
+        // Every wal-push makes sure the copies' forwarder runs.
+        await copiesNow()
+          .then((targets) => (targets.length > 0 ? copies.add(name, targets) : undefined))
+          .catch((error: unknown) => log.info(`${name} reaches the copies with the next walship copy: ${describeError(error)}`));
         return 'done';
       } finally {
         await claim.release();

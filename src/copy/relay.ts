@@ -1,0 +1,54 @@
+/**
+ * Copying one object from a storage to another as it is stored (no
+ * decompression, no recompression), checked on the way against what was
+ * recorded about it, and create-only: an object the target holds already is
+ * never replaced, and one of another size is reported as different content.
+ */
+import { AlreadyExistsError } from '../errors.ts';
+import { copiedMetadata } from '../stages/object-metadata.ts';
+import type { Stage } from '../stages/pipeline.ts';
+import { upload } from '../stages/transfer.ts';
+import type { Storage, StoredObject } from '../storage/storage.ts';
+
+export type RelayOutcome =
+  | { kind: 'copied'; bytes: number }
+  /** The target held it already, with the same size. */
+  | { kind: 'present' }
+  /** The target holds another object under the key: left as it is. */
+  | { kind: 'different'; detail: string };
+
+export interface RelayOptions {
+  /** Stages that check the stored bytes on the way (they must pass them on unchanged). */
+  checks?: (stored: StoredObject) => (Stage | undefined)[];
+  /** Replace what the target holds: only for documents that change in place (a backup's metadata.json, a sentinel's permanent mark). */
+  replace?: boolean;
+  /** A listing just showed the key absent at the target, so there is no need to look first. */
+  knownAbsent?: boolean;
+}
+
+/** Relays `stored` (opened at the source) to the same key at `target`; resolves once the copy is durable. */
+export async function relay(stored: StoredObject, target: Storage, options: RelayOptions = {}): Promise<RelayOutcome> {
+  const { key, size } = stored.info;
+  // A store that may ignore create-only puts (best-effort) is asked first, so nothing there is replaced.
+  if (!options.replace && !options.knownAbsent && target.capabilities.conditionalCreate === 'best-effort') {
+    const existing = await target.head(key);
+    if (existing) {
+      stored.body.destroy();
+      return compare(size, existing.size, target);
+    }
+  }
+  try {
+    await upload(target, key, stored.body, options.checks?.(stored) ?? [], { metadata: copiedMetadata(stored.metadata), createOnly: !options.replace });
+    return { kind: 'copied', bytes: size };
+  } catch (error) {
+    stored.body.destroy();
+    if (!(error instanceof AlreadyExistsError)) throw error;
+    const existing = await target.head(key);
+    return existing ? compare(size, existing.size, target) : { kind: 'different', detail: `it appeared and vanished at ${target.location} while walship copied it` };
+  }
+}
+
+function compare(sourceSize: number, targetSize: number, target: Storage): RelayOutcome {
+  if (sourceSize === targetSize) return { kind: 'present' };
+  return { kind: 'different', detail: `${target.location} holds ${targetSize} bytes under this name, the source ${sourceSize}` };
+}
