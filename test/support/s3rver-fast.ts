@@ -84,6 +84,7 @@ FilesystemStore.prototype.deleteObject = async function deleteObject(this: typeo
     const removed = await rmdir(join(this.getBucketPath(name), ...parts)).then(() => true, ignore(['ENOTEMPTY', 'EEXIST', 'ENOENT']));
     if (!removed) break;
   }
+  dropKeptEntries(this.getBucketPath(name), key);
 };
 
 interface ListOptions {

@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { buffer } from 'node:stream/consumers';
 import { inspect } from 'node:util';
+import { brotliDecompressSync } from 'node:zlib';
 import { after, describe, it } from 'node:test';
 import { Config } from '../../src/config/config.ts';
 import { type EncryptionKey, readEncryptionKey, trimSpace } from '../../src/config/encryption.ts';
@@ -250,7 +251,11 @@ describe('encryption in the stored form', () => {
     const hinted = /is corrupt: .*; it carries no walship metadata, so it may be encrypted \(WAL-G's libsodium encryption\): then set WALG_LIBSODIUM_KEY/;
     const pieces: Buffer[] = [];
     await assert.rejects(new Pipeline(stored.body, contentStages(storage, codecFor('zstd'), stored)).drain((piece) => pieces.push(piece)), hinted);
-    const streamed = await storage.get('wal_005/000000010000000000000002.zst');
+    // brotli has no magic number: a random header can read as a whole (empty) brotli stream, so use a ciphertext brotli refuses.
+    let undecodable = encrypted;
+    while (decodesAsBrotli(undecodable)) undecodable = await encrypt(Buffer.from('x'.repeat(1000)), key.bytes());
+    await storage.put('wal_005/000000010000000000000003.br', Readable.from([undecodable]));
+    const streamed = await storage.get('wal_005/000000010000000000000003.br');
     await assert.rejects(async () => {
       for await (const _ of new Pipeline(streamed.body, contentStages(storage, codecFor('brotli'), streamed)).pieces());
     }, /cannot be decompressed .*; it carries no walship metadata, so it may be encrypted/);
@@ -267,3 +272,12 @@ describe('encryption in the stored form', () => {
     assert.ok(stored.subarray(24).indexOf(content.subarray(0, 64)) < 0);
   });
 });
+
+function decodesAsBrotli(bytes: Buffer): boolean {
+  try {
+    brotliDecompressSync(bytes);
+    return true;
+  } catch {
+    return false;
+  }
+}
