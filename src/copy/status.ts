@@ -7,7 +7,8 @@
  * host's file systems (a cloud store, not a file storage, which even on a
  * NAS is mounted on the host).
  *
- * One listing of each side's basebackups_005/ (the catalog) and one of each
+ * One listing of each side's basebackups_005/ (the catalog; status passes
+ * the main storage's own) and one of each
  * side's wal_005/, joined as they come: memory does not grow with the archive.
  */
 import { ArchiveCatalog } from '../archive/catalog.ts';
@@ -54,6 +55,8 @@ export interface CopiesStatusOptions {
   now?: number;
   /** How long one copy may take to answer before it counts as unreachable. */
   timeoutMs?: number;
+  /** The main storage's catalog when the caller has one (status does): not listed again. */
+  mainCatalog?: ArchiveCatalog;
 }
 
 /** A copy that does not answer in this time is unreachable: status must end in bounded time. */
@@ -75,20 +78,20 @@ async function withinTime<T>(work: () => Promise<T>, timeoutMs: number): Promise
 
 export async function copiesStatus(main: Storage, copies: CopyTargetToCheck[], options: CopiesStatusOptions): Promise<CopiesStatus> {
   const now = options.now ?? Date.now();
-  const mainCatalog = await ArchiveCatalog.load(main, { wal: false });
+  const mainCatalog = options.mainCatalog ?? (await ArchiveCatalog.load(main, { wal: false }));
   const newest = mainCatalog.backups().at(-1);
   const newestBackup = newest && { name: newest.BackupName, finishTime: newest.FinishTime };
   const segmentSize = newest?.WalSegmentSize ?? mainCatalog.segmentSize;
   const newestStart = newest ? segmentNumberOfLsn(parseLsn(newest.LSN), segmentSize) : undefined;
-  const states: CopyState[] = [];
-  for (const copy of copies) {
+  // All copies at once: status's time is bounded by one copy's timeout, not by their sum.
+  const states = await Promise.all(copies.map(async (copy): Promise<CopyState> => {
     try {
-      states.push(await withinTime(async () => stateOf(copy.path, main, await copy.open(), mainCatalog, { newestBackup, newestStart, segmentSize, now, maxLagMs: options.maxLagMs }), options.timeoutMs ?? COPY_TIMEOUT_MS));
+      return await withinTime(async () => stateOf(copy.path, main, await copy.open(), mainCatalog, { newestBackup, newestStart, segmentSize, now, maxLagMs: options.maxLagMs }), options.timeoutMs ?? COPY_TIMEOUT_MS);
     } catch (error) {
       if (!(error instanceof WalshipError)) throw error;
-      states.push({ copy: copy.path, reachable: false, error: describeError(error) });
+      return { copy: copy.path, reachable: false, error: describeError(error) };
     }
-  }
+  }));
   const mainOffHost = !main.capabilities.localFileSystem;
   const holders = [
     ...(newestBackup ? [{ location: main.location, offHost: mainOffHost }] : []),

@@ -6,14 +6,15 @@
  * it CRITICAL; one that cannot be listed in bounded time is a WARNING (its
  * lag is unknown); 3-2-1 not kept is a WARNING.
  */
+import type { ArchiveCatalog } from '../archive/catalog.ts';
 import type { CheckState, Finding } from '../checks/verdict.ts';
 import { copiesStatus, type CopiesStatus, type CopyTargetToCheck } from '../copy/status.ts';
 import type { Storage } from '../storage/storage.ts';
 import { formatAge, type MetricSample, plural, type StatusSection } from './section.ts';
 
-export async function copiesSection(main: Storage, copies: CopyTargetToCheck[], now: number, maxLagMs: number): Promise<StatusSection | undefined> {
+export async function copiesSection(main: Storage, mainCatalog: ArchiveCatalog, copies: CopyTargetToCheck[], now: number, maxLagMs: number): Promise<StatusSection | undefined> {
   if (copies.length === 0) return undefined;
-  const status = await copiesStatus(main, copies, { maxLagMs, now });
+  const status = await copiesStatus(main, copies, { maxLagMs, now, mainCatalog });
   const findings = copyFindings(status, maxLagMs);
   return {
     name: 'copies',

@@ -4,7 +4,7 @@
  * settings reach a server, one query of its archiver serve every section:
  * backups, the last attempt of each job, the recovery window and its gaps,
  * drills, the archiver, dumps, storage use and the copies (each listed
- * on its own). Each section gives its
+ * on its own, all at once). Each section gives its
  * findings; the worst is the verdict (checks/verdict.ts), and every
  * section's series go to Prometheus.
  */
@@ -62,7 +62,7 @@ export async function walshipStatus(request: StatusRequest): Promise<StatusRepor
     archiverSection(catalog, server, now, thresholds.maxArchiveLagMs),
     dumpsSection(catalog, now, thresholds.maxDumpAgeMs, thresholds.dumpAgeAsked),
     storageSection(catalog, storage.location, request.retention, now),
-    await copiesSection(storage, request.copies ?? [], now, thresholds.maxCopyLagMs),
+    await copiesSection(storage, catalog, request.copies ?? [], now, thresholds.maxCopyLagMs),
   ].filter((section): section is StatusSection => section !== undefined);
   const findings = sections.flatMap((section) => section.findings);
   const { state, summary } = summarize(findings, okSummary(catalog, now));
