@@ -29,6 +29,8 @@ export interface AttemptOutcome {
   result: 'success' | 'failure';
   /** The failure's one line. */
   error?: string;
+  /** A copy job's: the copies it brought up to date with all the source held when it started. */
+  upToDate?: string[];
 }
 
 /** What an attempt record holds. */
@@ -39,6 +41,8 @@ export interface AttemptRecord {
   finished_at?: string;
   result: 'running' | 'success' | 'failure';
   error?: string;
+  /** See AttemptOutcome.upToDate: status bounds the lag of a copy it cannot reach with it. */
+  up_to_date?: string[];
   host: string;
   walship_version: string;
 }
@@ -75,7 +79,13 @@ export async function recordAttempt<T>(storage: Storage, job: AttemptJob, run: (
 
 async function end(storage: Storage, key: Omit<AttemptKey, 'phase'>, record: AttemptRecord, outcome: AttemptOutcome): Promise<void> {
   const error = outcome.error?.replace(/\s*\n\s*/g, '; ').slice(0, ERROR_LINE_LIMIT);
-  const ended: AttemptRecord = { ...record, finished_at: new Date().toISOString(), result: outcome.result, ...(error === undefined ? {} : { error }) };
+  const ended: AttemptRecord = {
+    ...record,
+    finished_at: new Date().toISOString(),
+    result: outcome.result,
+    ...(error === undefined ? {} : { error }),
+    ...(outcome.upToDate === undefined ? {} : { up_to_date: outcome.upToDate }),
+  };
   if (await store(storage, { ...key, phase: outcome.result === 'success' ? 'succeeded' : 'failed' }, ended)) await prune(storage, key.job);
 }
 

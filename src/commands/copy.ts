@@ -60,10 +60,18 @@ export async function run({ config }: CommandContext, _args: string[], options: 
   // The attempt is recorded in the source, where status finds the last copy job; a dry run is no attempt.
   const { outcomes, failed } = options.dryRun
     ? await copy()
-    : await recordAttempt(source, 'copy', copy, (result) => (result.failed ? { result: 'failure', error: firstProblem(result.outcomes) } : { result: 'success' }));
+    : await recordAttempt(source, 'copy', copy, (result) => ({
+      ...(result.failed ? { result: 'failure', error: firstProblem(result.outcomes) } : { result: 'success' }),
+      ...(selection.kind === 'all' && !options.withoutHistory && { upToDate: result.outcomes.filter(isComplete).map((outcome) => outcome.path) }),
+    }));
   if (options.json) process.stdout.write(`${JSON.stringify({ targets: outcomes }, null, 2)}\n`);
   else if (options.dryRun) for (const outcome of outcomes) if ('report' in outcome) process.stdout.write(`${summaryLine(outcome.report)}\n`);
   return failed ? ExitCode.failure : ExitCode.ok;
+}
+
+/** A target that now holds all the source held when the copy started. */
+function isComplete(outcome: TargetOutcome): boolean {
+  return !('error' in outcome) && outcome.report.problems.length === 0;
 }
 
 /** The attempt record's one line for a failed copy: the first target's problem. */

@@ -31,7 +31,10 @@ export async function run({ config }: CommandContext, _args: string[], options: 
       thresholds,
       windows,
       retention,
-      copies: readCopyPaths(config).map((path) => ({ path, open: () => openStorage(storageSpecFrom(storageConfigFile(path, COPIES_SETTING))) })),
+      copies: readCopyPaths(config).map((path) => {
+        const spec = () => storageSpecFrom(storageConfigFile(path, COPIES_SETTING));
+        return { path, open: () => openStorage(spec()), isOffHost: () => spec().backend !== 'file' };
+      }),
     });
   } catch (error) {
     // The textfile must not keep saying OK while nothing can be checked.

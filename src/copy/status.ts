@@ -11,6 +11,7 @@
  * the main storage's own) and one of each
  * side's wal_005/, joined as they come: memory does not grow with the archive.
  */
+import { readAttemptRecord } from '../archive/attempts.ts';
 import { ArchiveCatalog } from '../archive/catalog.ts';
 import { joinWal } from '../archive/difference.ts';
 import { describeError, WalshipError } from '../errors.ts';
@@ -22,6 +23,8 @@ export interface CopyTargetToCheck {
   /** The copy's config file, which names it. */
   path: string;
   open(): Promise<Storage>;
+  /** From its configuration alone: a cloud store, not a file storage (throws when the configuration is bad). */
+  isOffHost(): boolean;
 }
 
 export interface CopyState {
@@ -40,6 +43,12 @@ export interface CopyState {
   lagSeconds?: number;
   /** It holds the main storage's newest backup and the WAL since it (but what arrived within the lag allowed). */
   holdsNewestBackupAndWal?: boolean;
+  /**
+   * Unreachable: when the last copy job that brought it fully up to date
+   * started (from the main storage's attempt records). It lacks nothing older,
+   * so its lag is at most the time since.
+   */
+  upToDateAt?: string;
 }
 
 export interface CopiesStatus {
@@ -78,7 +87,7 @@ async function withinTime<T>(work: () => Promise<T>, timeoutMs: number): Promise
 
 export async function copiesStatus(main: Storage, copies: CopyTargetToCheck[], options: CopiesStatusOptions): Promise<CopiesStatus> {
   const now = options.now ?? Date.now();
-  const mainCatalog = options.mainCatalog ?? (await ArchiveCatalog.load(main, { wal: false }));
+  const mainCatalog = options.mainCatalog ?? (await ArchiveCatalog.load(main, { wal: false, records: true }));
   const newest = mainCatalog.backups().at(-1);
   const newestBackup = newest && { name: newest.BackupName, finishTime: newest.FinishTime };
   const segmentSize = newest?.WalSegmentSize ?? mainCatalog.segmentSize;
@@ -92,10 +101,21 @@ export async function copiesStatus(main: Storage, copies: CopyTargetToCheck[], o
       return { copy: copy.path, reachable: false, error: describeError(error) };
     }
   }));
+  const unreachable = states.filter((state) => !state.reachable);
+  const upToDate = unreachable.length > 0 ? await lastCompleteCopies(main, mainCatalog, new Set(unreachable.map((state) => state.copy))) : new Map<string, Date>();
+  for (const state of unreachable) {
+    const at = upToDate.get(state.copy);
+    if (!at) continue;
+    state.upToDateAt = at.toISOString();
+    state.lagSeconds = Math.max(0, Math.round((now - at.getTime()) / 1000));
+    state.offHost = offHostFromConfiguration(copies.find((copy) => copy.path === state.copy)!);
+    // It held the newest backup and every WAL file then; what arrived since is within the lag allowed, or it is not.
+    state.holdsNewestBackupAndWal = newestBackup !== undefined && Date.parse(newestBackup.finishTime) <= at.getTime() && now - at.getTime() <= options.maxLagMs;
+  }
   const mainOffHost = !main.capabilities.localFileSystem;
   const holders = [
     ...(newestBackup ? [{ location: main.location, offHost: mainOffHost }] : []),
-    ...states.filter((state) => state.holdsNewestBackupAndWal).map((state) => ({ location: state.location!, offHost: state.offHost! })),
+    ...states.filter((state) => state.holdsNewestBackupAndWal).map((state) => ({ location: state.location ?? state.copy, offHost: state.offHost === true })),
   ];
   const holds = holders.length >= 2 && holders.some((holder) => holder.offHost);
   const reason = !newestBackup
@@ -110,6 +130,35 @@ export async function copiesStatus(main: Storage, copies: CopyTargetToCheck[], o
     copies: states,
     threeTwoOne: { holds, storages: holders.map((holder) => holder.location), reason },
   };
+}
+
+/** How many copy jobs back status looks for the last one that completed each unreachable copy. */
+const COPY_ATTEMPTS_READ = 20;
+
+/** For each of `paths`, when the newest recorded copy job that brought it fully up to date started. */
+async function lastCompleteCopies(main: Storage, catalog: ArchiveCatalog, paths: Set<string>): Promise<Map<string, Date>> {
+  const found = new Map<string, Date>();
+  const ended = catalog.attempts().filter((attempt) => attempt.job === 'copy' && attempt.ended).slice(-COPY_ATTEMPTS_READ).reverse();
+  for (const attempt of ended) {
+    if (found.size === paths.size) break;
+    let record;
+    try {
+      record = await readAttemptRecord(main, attempt.ended!.key);
+    } catch (error) {
+      if (error instanceof SyntaxError || error instanceof WalshipError) continue; // damaged or gone: an older one may tell
+      throw error;
+    }
+    for (const path of record.up_to_date ?? []) if (paths.has(path) && !found.has(path)) found.set(path, attempt.started);
+  }
+  return found;
+}
+
+function offHostFromConfiguration(copy: CopyTargetToCheck): boolean | undefined {
+  try {
+    return copy.isOffHost();
+  } catch {
+    return undefined; // a bad configuration: the copy's error already says so
+  }
 }
 
 async function stateOf(

@@ -3,8 +3,10 @@
  * or not, the newest backup and WAL it holds, how far it lags the main
  * storage, and whether 3-2-1 holds (copy/status.ts works them out). A copy
  * lagging by more than --max-copy-lag is a WARNING, by more than four times
- * it CRITICAL; one that cannot be listed in bounded time is a WARNING (its
- * lag is unknown); 3-2-1 not kept is a WARNING.
+ * it CRITICAL; one that cannot be listed in bounded time lags by at most the
+ * time since the last copy job that brought it up to date, judged the same
+ * way (a WARNING when no such job is recorded: its lag is unknown); 3-2-1 not
+ * kept is a WARNING.
  */
 import type { ArchiveCatalog } from '../archive/catalog.ts';
 import type { CheckState, Finding } from '../checks/verdict.ts';
@@ -28,12 +30,16 @@ export async function copiesSection(main: Storage, mainCatalog: ArchiveCatalog, 
 export function copyFindings(status: CopiesStatus, maxLagMs: number): Finding[] {
   const findings: Finding[] = [];
   for (const copy of status.copies) {
-    if (!copy.reachable) {
-      findings.push({ state: 'WARNING', message: `copy ${copy.copy} is unreachable, its lag unknown: ${copy.error}` });
+    if (!copy.reachable && copy.upToDateAt === undefined) {
+      findings.push({ state: 'WARNING', message: `copy ${copy.copy} is unreachable, its lag unknown (no recorded copy job brought it up to date): ${copy.error}` });
       continue;
     }
     const lagMs = copy.lagSeconds! * 1000;
     const state: CheckState = lagMs > 4 * maxLagMs ? 'CRITICAL' : lagMs > maxLagMs ? 'WARNING' : 'OK';
+    if (!copy.reachable) {
+      findings.push({ state, message: `copy ${copy.copy} is unreachable (${copy.error}); the last copy job that brought it up to date started ${formatAge(lagMs)} ago, so it lags by at most that (limit ${formatAge(maxLagMs)})` });
+      continue;
+    }
     const { backups, walFiles } = copy.missing!;
     const holds = `newest backup ${copy.newestBackup?.name ?? 'none'}, newest WAL ${copy.newestWal?.name ?? 'none'}`;
     findings.push({

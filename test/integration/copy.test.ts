@@ -224,18 +224,18 @@ describe('copies of a file archive on S3 (s3rver)', () => {
       assert.ok(Date.now() - started < 5_000, `archiving took ${Date.now() - started} ms with the copy hanging`);
     }
     assert.equal(await primary.sql('SELECT failed_count FROM pg_stat_archiver'), failedBefore);
-    const status = await copiesStatus(main, [{ path: copyConfig, open: async () => copy }], { maxLagMs: 60 * 60_000 });
+    const status = await copiesStatus(main, [{ path: copyConfig, open: async () => copy, isOffHost: () => true }], { maxLagMs: 60 * 60_000 });
     const state = status.copies[0]!;
     assert.ok(state.missing!.walFiles >= 3, `status: ${JSON.stringify(state)}`);
     assert.ok(state.lagSeconds! >= 0);
     assert.equal(copyFindings(status, 1).find((finding) => finding.message.startsWith('copy '))?.state, 'CRITICAL');
     assert.equal(status.threeTwoOne.holds, true, 'within the lag allowed, the copy still counts');
-    const strict = await copiesStatus(main, [{ path: copyConfig, open: async () => copy }], { maxLagMs: 0 });
+    const strict = await copiesStatus(main, [{ path: copyConfig, open: async () => copy, isOffHost: () => true }], { maxLagMs: 0 });
     assert.equal(strict.threeTwoOne.holds, false);
 
     proxy.clear();
     for (const segment of missed) await until(async () => ((await copy.head(walKey(segment, zst))) ? true : undefined), `${segment} at the copy`, 90_000);
-    const caughtUp = await copiesStatus(main, [{ path: copyConfig, open: async () => copy }], { maxLagMs: 60 * 60_000 });
+    const caughtUp = await copiesStatus(main, [{ path: copyConfig, open: async () => copy, isOffHost: () => true }], { maxLagMs: 60 * 60_000 });
     assert.deepEqual([caughtUp.copies[0]!.missing!.walFiles, caughtUp.copies[0]!.lagSeconds], [0, 0]);
   });
 
@@ -270,8 +270,10 @@ describe('copies of a file archive on S3 (s3rver)', () => {
   });
   it('status reports each copy: up to date with 3-2-1 (OK), lagging past --max-copy-lag (WARNING, CRITICAL past four times), unreachable in bounded time (WARNING), no 3-2-1 with a local file copy alone', async () => {
     proxy.clear();
+    const copyStarted = Date.now();
     const copied = await copyJson(['--to', copyConfig]);
     assert.equal(copied.code, 0, copied.stderr);
+    const copyEnded = Date.now();
     const directConfig = join(root, 'walship-copy-direct.json');
     const fileCopyConfig = join(root, 'walship-copy-file.json');
     const statusConfig = join(root, 'walship-status.json');
@@ -313,14 +315,24 @@ describe('copies of a file archive on S3 (s3rver)', () => {
     assert.equal(local.json.copies.three_two_one.holds, false);
     assert.ok(local.json.findings.some((finding) => finding.state === 'WARNING' && /^3-2-1 does not hold: .*file storage on the database host/.test(finding.message)), JSON.stringify(local.json.findings));
 
-    // The copy down (every request hangs): unreachable, a WARNING, in bounded time.
+    // The copy down (every request hangs), in bounded time. The copy job at the start of this test brought it up to
+    // date and recorded so: it lags by at most the time since, which is within the default hour: no finding, and
+    // 3-2-1 still holds. Past a limit shorter than that bound: a WARNING.
     proxy.inject({ fault: { kind: 'stall' } });
     const down = await status(copyConfig);
     assert.ok(down.seconds < 45, `status took ${down.seconds}s with the copy down (each copy gets 30 s)`);
-    assert.equal(down.json.copies.copies[0]!.reachable, false);
-    assert.equal(down.copyFinding?.state, 'WARNING');
-    assert.match(down.copyFinding!.message, /is unreachable/);
-    assert.doesNotMatch(down.stdout, /secret|SECRET_ACCESS/i);
+    const [unreachable] = down.json.copies.copies;
+    assert.equal(unreachable!.reachable, false);
+    const upToDateAt = Date.parse(unreachable!.upToDateAt!);
+    assert.ok(upToDateAt >= copyStarted - 1000 && upToDateAt <= copyEnded, `up to date at the start of the copy job: ${JSON.stringify(unreachable)}`);
+    assert.equal(down.copyFinding, undefined, JSON.stringify(down.json.findings));
+    assert.equal(down.json.copies.three_two_one.holds, true, down.json.copies.three_two_one.reason);
+    // This status starts over 30 s later (the first one waited out the copy's timeout): its bound is past the limit, not past four times it.
+    const stale = await status(copyConfig, ['--max-copy-lag', `${Math.max(unreachable!.lagSeconds!, 15)}s`]);
+    assert.equal(stale.copyFinding?.state, 'WARNING', JSON.stringify(stale.json.findings));
+    assert.match(stale.copyFinding!.message, /is unreachable/);
+    assert.equal(stale.json.copies.three_two_one.holds, false);
+    assert.doesNotMatch(down.stdout + stale.stdout, /secret|SECRET_ACCESS/i);
 
     // WAL archived while the copy is down: its lag against --max-copy-lag.
     await primary.sql('INSERT INTO marker SELECT g FROM generate_series(1, 100) g');
