@@ -141,7 +141,7 @@ export async function benchRetention(context: BenchContext): Promise<BenchReport
       ...markdownTable(
         ['s3rver deletes', 'objects/s', 'walship delete vs it'],
         [
-          ['walship delete (DeleteObjects, 1000 keys a request, 4 at once)', fixed(rate(s3.figures), 0), '1.00x'],
+          ['walship delete (DeleteObjects, 1000 keys a request, 2 at once)', fixed(rate(s3.figures), 0), '1.00x'],
           ['one DeleteObject per key, 16 at once', fixed(s3.parallel, 0), ratio(rate(s3.figures), s3.parallel)],
           ['one DeleteObject per key, one after another', fixed(s3.sequential, 0), ratio(rate(s3.figures), s3.sequential)],
         ],
