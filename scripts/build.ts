@@ -11,12 +11,14 @@ import { Script } from 'node:vm';
 import { createRequire } from 'node:module';
 import { wrapCommonJs } from '../src/sea/embedded-module.ts';
 import { MAIN_THREAD_COMPILATION } from '../src/util/exit-safety.ts';
+import { BOUNDED_YOUNG_GENERATION } from '../src/util/memory.ts';
 import { setFlagsFromString } from 'node:v8';
 
 // The binary starts with these V8 flags (its execArgv below), and V8 accepts a
 // code cache only if it was made under the same flag values: this process
 // makes the embedded modules' caches, the SEA step the main script's.
-for (const flag of MAIN_THREAD_COMPILATION) setFlagsFromString(flag);
+const V8_FLAGS = [...MAIN_THREAD_COMPILATION, ...BOUNDED_YOUNG_GENERATION];
+for (const flag of V8_FLAGS) setFlagsFromString(flag);
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const seaConfig = JSON.parse(readFileSync(join(root, 'pkg.config.json'), 'utf8'));
@@ -136,8 +138,8 @@ try {
   });
 
   const stagedSeaConfig = join(staging, 'sea-config.json');
-  writeFileSync(stagedSeaConfig, JSON.stringify({ ...seaConfig, main: bundle, output: blob, execArgv: MAIN_THREAD_COMPILATION, assets: { ...addonFiles, ...embeddedAssets } }));
-  execFileSync(process.execPath, [...MAIN_THREAD_COMPILATION, '--experimental-sea-config', stagedSeaConfig], { cwd: root, stdio: ['ignore', 'ignore', 'inherit'] });
+  writeFileSync(stagedSeaConfig, JSON.stringify({ ...seaConfig, main: bundle, output: blob, execArgv: V8_FLAGS, assets: { ...addonFiles, ...embeddedAssets } }));
+  execFileSync(process.execPath, [...V8_FLAGS, '--experimental-sea-config', stagedSeaConfig], { cwd: root, stdio: ['ignore', 'ignore', 'inherit'] });
   copyFileSync(process.execPath, binary);
   chmodSync(binary, 0o755);
   try {

@@ -38,8 +38,14 @@ export interface Deleted {
   bytes: number;
 }
 
-/** Keys per deleteMany() call: a few requests' worth, so the next batch is listed while one is deleted. */
-const DELETE_BATCH = 4000;
+/**
+ * Keys per deleteMany() call: two requests' worth (S3's DeleteObjects takes
+ * 1,000), so the next batch is listed while one is deleted. Each key in
+ * flight costs memory: a confirmed delete on 200,000 WAL objects peaked at
+ * 189 MB of RSS with batches of 4,000 and 169 MB with 2,000, in about the
+ * same time (scripts/bench/README.md, retention).
+ */
+const DELETE_BATCH = 2000;
 /** Records written, and backup folders emptied, at once. */
 const RECORD_CONCURRENCY = 8;
 const FOLDER_CONCURRENCY = 4;

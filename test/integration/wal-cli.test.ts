@@ -10,6 +10,7 @@ import { projectRoot, walshipBinary } from '../support/paths.ts';
 import { freePort, run } from '../support/processes.ts';
 import { asWalSegment } from '../support/wal.ts';
 import { MAIN_THREAD_COMPILATION } from '../../src/util/exit-safety.ts';
+import { BOUNDED_YOUNG_GENERATION } from '../../src/util/memory.ts';
 
 const root = mkdtempSync(join(tmpdir(), 'walship-cli-'));
 after(() => rmSync(root, { recursive: true, force: true }));
@@ -289,10 +290,20 @@ describe('walship help and version', () => {
 });
 
 describe("the binary's V8 flags", () => {
-  it('compile on the main thread from start-up (src/util/exit-safety.ts), where V8 makes its compile dispatchers', async () => {
+  /** The binary's execArgv, as it logs them at debug level, and what it printed. */
+  const binaryFlags = async () => {
     const result = await walship(['backup-list'], { WALG_FILE_PREFIX: '/nonexistent/walship-flags', WALG_LOG_LEVEL: 'DEVEL' });
-    const flags = /v8Flags=(.*)$/m.exec(result.stderr)?.[1]?.split(' ') ?? [];
-    for (const flag of MAIN_THREAD_COMPILATION) assert.ok(flags.includes(flag), `${flag} missing from the binary's execArgv: ${result.stderr}`);
+    return { flags: /v8Flags=(.*)$/m.exec(result.stderr)?.[1]?.split(' ') ?? [], stderr: result.stderr };
+  };
+
+  it('compile on the main thread from start-up (src/util/exit-safety.ts), where V8 makes its compile dispatchers', async () => {
+    const { flags, stderr } = await binaryFlags();
+    for (const flag of MAIN_THREAD_COMPILATION) assert.ok(flags.includes(flag), `${flag} missing from the binary's execArgv: ${stderr}`);
+  });
+
+  it("bound V8's young generation (src/util/memory.ts), which a long listing would otherwise grow to 64 MiB semi-spaces", async () => {
+    const { flags, stderr } = await binaryFlags();
+    for (const flag of BOUNDED_YOUNG_GENERATION) assert.ok(flags.includes(flag), `${flag} missing from the binary's execArgv: ${stderr}`);
   });
 });
 

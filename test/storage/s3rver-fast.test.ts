@@ -5,7 +5,8 @@
  * lists the same keys in the same order and sizes, over several pages, by
  * prefix, while keys are deleted behind the listing (as delete's streamed
  * batches do), and after new keys land in folders a delete had emptied and
- * in folders whose entries it keeps.
+ * in folders whose entries it keeps; and its listing's sizes and times are
+ * those a HEAD gives, also for keys rewritten since it kept their metadata.
  */
 import assert from 'node:assert/strict';
 import { Readable } from 'node:stream';
@@ -87,6 +88,25 @@ describe('s3rver-fast answers as s3rver', () => {
     const all = await bothList('');
     for (const key of added) assert.ok(all.includes(`${key} ${key.length}`), `${key} is listed`);
     await bothList('wal_005/');
+  });
+
+  test('a listing tells what a HEAD tells, for keys rewritten since the last listing too', async () => {
+    const { storage } = stores[1]!;
+    const rewritten = ['wal_005/000000010000000000000003.zst', `basebackups_005/${archive.backupNames()[1]}/metadata.json`];
+    // A listing first, so s3rver-fast keeps every key's metadata; then new contents, of other sizes, a second later.
+    for await (const _ of storage.list('')) continue;
+    await new Promise((resolve) => setTimeout(resolve, 1100));
+    for (const key of rewritten) await storage.put(key, Readable.from([Buffer.from(`${key} rewritten`)]));
+    const listed = new Map<string, { size: number; lastModified: number }>();
+    for await (const object of storage.list('')) listed.set(object.key, { size: object.size, lastModified: object.lastModified.getTime() });
+    const untouched = [...listed.keys()].filter((key) => key.startsWith('wal_005/') && !rewritten.includes(key)).slice(0, 3);
+    const checked = [...rewritten, ...untouched, `basebackups_005/${archive.backupNames()[1]}_backup_stop_sentinel.json`];
+    for (const key of checked) {
+      const head = await storage.head(key);
+      assert.ok(head, `${key} exists`);
+      assert.deepEqual(listed.get(key), { size: head.size, lastModified: head.lastModified.getTime() }, `${key}: the listing and a HEAD agree`);
+    }
+    for (const key of rewritten) assert.equal(listed.get(key)!.size, `${key} rewritten`.length, `${key} lists with its new size`);
   });
 });
 

@@ -5,7 +5,7 @@
  * free port and a private temp directory, and is stopped by its PID.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -28,10 +28,14 @@ export interface Emulator {
   settings(path: string, via?: string): Record<string, string>;
   /** Where the emulator keeps objects as files, one per object named after its key (s3rver only). */
   readonly objectsDirectory?: string;
+  /** The CPU time (user plus system) the emulator's process has used so far, in seconds: what a benchmark's time owes to it. */
+  cpuSeconds(): number;
   stop(): Promise<void>;
 }
 
 const nodeBinary = process.execPath;
+/** The kernel's unit of process CPU times in /proc (USER_HZ): 100 on Linux whatever the kernel's own tick rate. */
+const CLOCK_TICKS_PER_SECOND = 100;
 const packageFile = (relative: string) => join(projectRoot, 'node_modules', relative);
 
 class EmulatorProcess {
@@ -60,6 +64,12 @@ class EmulatorProcess {
       }
       await sleep(50);
     }
+  }
+
+  /** User plus system CPU seconds of the process, from /proc/<pid>/stat (fields 14 and 15, in clock ticks). */
+  cpuSeconds(): number {
+    const fields = readFileSync(`/proc/${this.child.pid}/stat`, 'utf8').replace(/^.*\) /, '').split(' ');
+    return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS_PER_SECOND;
   }
 
   async stop(): Promise<void> {
@@ -114,6 +124,7 @@ export async function startS3rver(options: { fast?: boolean } = {}): Promise<Emu
       AWS_ACCESS_KEY_ID: 'S3RVER',
       AWS_SECRET_ACCESS_KEY: 'S3RVER',
     }),
+    cpuSeconds: () => server.cpuSeconds(),
     stop: () => server.stop(),
   };
 }
@@ -141,6 +152,7 @@ export async function startAzurite(): Promise<Emulator> {
       AZURE_STORAGE_ACCOUNT: AZURITE_ACCOUNT,
       AZURE_STORAGE_ACCESS_KEY: AZURITE_KEY,
     }),
+    cpuSeconds: () => server.cpuSeconds(),
     stop: () => server.stop(),
   };
 }
@@ -170,6 +182,7 @@ export async function startGcsEmulator(): Promise<Emulator> {
       WALG_GS_PREFIX: `gs://${EMULATOR_BUCKET}/${path}`,
       WALG_GS_ENDPOINT: via,
     }),
+    cpuSeconds: () => server.cpuSeconds(),
     stop: () => server.stop(),
   };
 }
