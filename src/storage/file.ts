@@ -145,20 +145,31 @@ export class FileStorage implements Storage {
     }
   }
 
+  /** The first object the walk finds, reading names in the directory's own order: a few entries, not a whole folder. */
+  async holdsAny(prefix: string): Promise<boolean> {
+    const slash = prefix.lastIndexOf('/');
+    const objects = this.walk(slash >= 0 ? prefix.slice(0, slash) : '', prefix, unorderedVisibleNames);
+    try {
+      return !objects.next().done;
+    } finally {
+      objects.return(undefined);
+    }
+  }
+
   /**
    * The objects under `directoryKey` whose keys start with `prefix`, in key
-   * order, with synchronous calls, list() being the one async generator: on
+   * order (in `names`'s order), with synchronous calls, list() being the one async generator: on
    * the million files of a large wal_005/, a promise per entry takes ten
    * times as long, and each level of async generators adds a third of a
    * second. Reading such a folder holds the event loop for about a second.
    */
-  private *walk(directoryKey: string, prefix: string): Generator<ObjectInfo> {
+  private *walk(directoryKey: string, prefix: string, names: (directory: string) => Iterable<string> = visibleNames): Generator<ObjectInfo> {
     const directory = directoryKey ? this.pathOf(directoryKey) : this.root;
-    for (const name of visibleNames(directory)) {
+    for (const name of names(directory)) {
       const key = directoryKey ? `${directoryKey}/${name}` : name;
       if (!key.startsWith(prefix) && !prefix.startsWith(`${key}/`)) continue;
       const stats = statSync(`${directory}/${name}`, { throwIfNoEntry: false });
-      if (stats?.isDirectory()) yield* this.walk(key, prefix);
+      if (stats?.isDirectory()) yield* this.walk(key, prefix, names);
       // Stats.mtime makes the same Date, but redefines a property of each Stats object to cache it.
       else if (stats?.isFile() && key.startsWith(prefix)) yield { key, size: stats.size, lastModified: new Date(stats.mtimeMs) };
     }
@@ -203,29 +214,34 @@ export class FileStorage implements Storage {
  * million-segment archive peaked at 250 MB of RSS, not 180).
  */
 function visibleNames(directory: string): Iterable<string> {
-  let handle: Dir;
-  try {
-    handle = opendirSync(directory, { bufferSize: SYNC_BATCH });
-  } catch (error) {
-    if (isMissing(error)) return [];
-    throw error;
-  }
   const runs: string[] = [];
   let run: string[] = [];
-  try {
-    for (let entry = handle.readSync(); entry; entry = handle.readSync()) {
-      if (!entry.name.startsWith('.')) run.push(entry.name);
-      if (run.length === RUN_NAMES) {
-        runs.push(run.sort().join('\0'));
-        run = [];
-      }
+  for (const name of unorderedVisibleNames(directory)) {
+    run.push(name);
+    if (run.length === RUN_NAMES) {
+      runs.push(run.sort().join('\0'));
+      run = [];
     }
-  } finally {
-    handle.closeSync();
   }
   if (runs.length === 0) return run.sort();
   if (run.length > 0) runs.push(run.sort().join('\0'));
   return mergedRuns(runs);
+}
+
+/** The names in `directory` but hidden ones, as the directory gives them, read as they are asked for. */
+function* unorderedVisibleNames(directory: string): Generator<string> {
+  let handle: Dir;
+  try {
+    handle = opendirSync(directory, { bufferSize: SYNC_BATCH });
+  } catch (error) {
+    if (isMissing(error)) return;
+    throw error;
+  }
+  try {
+    for (let entry = handle.readSync(); entry; entry = handle.readSync()) if (!entry.name.startsWith('.')) yield entry.name;
+  } finally {
+    handle.closeSync();
+  }
 }
 
 /** A run's next name, from `start`. */

@@ -65,6 +65,13 @@ export interface Storage {
   head(key: string): Promise<(ObjectInfo & { metadata: ObjectMetadata }) | undefined>;
   /** Every object whose key starts with `prefix`, in key order. */
   list(prefix: string): AsyncIterable<ObjectInfo>;
+  /**
+   * Whether any object's key starts with `prefix`, where the backend can
+   * tell without the listing's first page costing a whole folder (the file
+   * storage must read and sort every name before its first key). Ask
+   * holdsAnyObject(), which falls back on list().
+   */
+  holdsAny?(prefix: string): Promise<boolean>;
   /** Removes `key`; removing a missing key is not an error. */
   delete(key: string): Promise<void>;
   /**
@@ -79,6 +86,13 @@ export interface Storage {
    * read (stages/transfer.ts). The backend itself never uses it.
    */
   readonly encryption?: EncryptionKey;
+}
+
+/** Whether `storage` holds any object whose key starts with `prefix`. */
+export async function holdsAnyObject(storage: Storage, prefix: string): Promise<boolean> {
+  if (storage.holdsAny) return storage.holdsAny(prefix);
+  for await (const _ of storage.list(prefix)) return true;
+  return false;
 }
 
 /** `keys` cut into batches of at most `size`, in order. */

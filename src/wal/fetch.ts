@@ -9,7 +9,7 @@ import type { ReadMethod } from '../config/settings.ts';
 import { NotFoundError, WalshipError } from '../errors.ts';
 import { requireWalFileName } from '../postgres/wal-name.ts';
 import { contentStages, downloadToFile } from '../stages/transfer.ts';
-import type { Storage } from '../storage/storage.ts';
+import { holdsAnyObject, type Storage } from '../storage/storage.ts';
 
 export interface WalFetchSettings {
   storage: Storage;
@@ -26,7 +26,7 @@ export async function fetchWalFile(settings: WalFetchSettings, name: string, des
 
 /** Why `name` cannot be read: no archive there at all, or truly absent (NotFoundError). */
 async function explainAbsence(storage: Storage, name: string): Promise<never> {
-  if (!(await holdsAnyWal(storage))) {
+  if (!(await holdsAnyObject(storage, WAL_PREFIX))) {
     throw new WalshipError(
       `${storage.location} holds no ${WAL_PREFIX} objects at all: check the storage prefix and that the storage is mounted`,
     );
@@ -34,7 +34,3 @@ async function explainAbsence(storage: Storage, name: string): Promise<never> {
   throw new NotFoundError(`${name} is not in the archive`);
 }
 
-async function holdsAnyWal(storage: Storage): Promise<boolean> {
-  for await (const _ of storage.list(WAL_PREFIX)) return true;
-  return false;
-}

@@ -80,9 +80,9 @@ describe('file storage', () => {
     const storage = await FileStorage.open(directory);
     const folder = join(directory, 'many');
     mkdirSync(join(folder, '7f-folder'), { recursive: true });
-    // Names in no order, more than one sorted run's worth (file.ts sorts 4096 names at a time), sizes telling them apart.
+    // Names in no order, more than one sorted run's worth (file.ts sorts 16,384 names at a time), sizes telling them apart.
     const sizeOf = (name: string) => (parseInt(name, 16) % 7) + 1;
-    const names = Array.from({ length: 4500 }, (_, index) => `${((index * 7919) % 10_000).toString(16).padStart(4, '0')}-${index % 3}`);
+    const names = Array.from({ length: 17_000 }, (_, index) => `${((index * 7919) % 10_000).toString(16).padStart(4, '0')}-${index % 3}`);
     for (const name of names) writeFileSync(join(folder, name), 'x'.repeat(sizeOf(name)));
     writeFileSync(join(folder, '7f-folder', 'inside'), 'x');
     writeFileSync(join(folder, '.hidden-temp'), 'x');
@@ -92,6 +92,25 @@ describe('file storage', () => {
     assert.deepEqual(listed.map((info) => info.key), expected);
     assert.deepEqual(listed.filter((info) => info.key !== 'many/7f-folder/inside').map((info) => info.size), expected.filter((key) => !key.includes('folder')).map((key) => sizeOf(key.slice('many/'.length))));
     rmSync(folder, { recursive: true });
+  });
+
+  it('tells whether any object starts with a prefix as list() would', async () => {
+    const root = join(directory, 'holds');
+    mkdirSync(root);
+    const storage = await FileStorage.open(root);
+    mkdirSync(join(root, 'wal_005', 'empty-folder'), { recursive: true });
+    writeFileSync(join(root, 'wal_005', '.walship-tmp-000000010000000000000001'), 'x');
+    mkdirSync(join(root, '.walship', 'metadata', 'wal_005'), { recursive: true });
+    writeFileSync(join(root, '.walship', 'metadata', 'wal_005', 'x.json'), '{}');
+    const listsAny = async (prefix: string) => {
+      for await (const _ of storage.list(prefix)) return true;
+      return false;
+    };
+    const both = async (prefix: string) => [await storage.holdsAny(prefix), await listsAny(prefix)];
+    for (const prefix of ['wal_005/', 'wal_005/0000', '', 'missing/']) assert.deepEqual(await both(prefix), [false, false], prefix);
+    writeFileSync(join(root, 'wal_005', 'empty-folder', '000000010000000000000002.zst'), 'x');
+    for (const prefix of ['wal_005/', 'wal_005/empty', 'wal_005/empty-folder/0000', '']) assert.deepEqual(await both(prefix), [true, true], prefix);
+    for (const prefix of ['wal_005/0000', 'wal_005/empty-folder/0001', 'basebackups_005/']) assert.deepEqual(await both(prefix), [false, false], prefix);
   });
 
   it('deletes objects and their metadata; deleting twice is fine', async () => {
