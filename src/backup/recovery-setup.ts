@@ -11,7 +11,7 @@
  * source when the copy is a side copy: its new timeline's history file and WAL
  * would take the names the source needs when it fails over itself.
  */
-import { isAbsolute, join, relative, sep } from 'node:path';
+import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import type { Config } from '../config/config.ts';
 import { readEncryptionKey } from '../config/encryption.ts';
@@ -25,6 +25,7 @@ import {
   writeRecoverySetup,
 } from '../postgres/recovery-settings.ts';
 import { walshipCommand } from '../util/self.ts';
+import { isInsideDirectory } from '../wal/spool.ts';
 
 export const RECOVERY_CONFIG_FILE = 'walship-recovery.json';
 
@@ -83,8 +84,7 @@ export function describeArchiving(choice: ArchivingChoice, dataDirectory: string
 
 /** Refuses a spool inside the data directory, where every pg_basebackup of the cluster would copy the credentials. */
 export function requireOutsideDataDirectory(spool: string, dataDirectory: string): void {
-  const path = relative(dataDirectory, spool);
-  if (path === '' || (path.split(sep)[0] !== '..' && !isAbsolute(path))) {
+  if (isInsideDirectory(spool, dataDirectory)) {
     throw new ConfigError(
       `WALSHIP_SPOOL_DIR=${spool} is inside the data directory ${dataDirectory}: the recovery settings written there hold the storage credentials, and every pg_basebackup would copy them; set it to a directory outside`,
     );
@@ -105,7 +105,8 @@ export interface RecoverySetupOptions {
  */
 export async function setUpRecovery(dataDirectory: string, spool: string, config: Config, options: RecoverySetupOptions): Promise<string[]> {
   const configPath = join(spool, RECOVERY_CONFIG_FILE);
-  const text = `${JSON.stringify(carriedSettings(config), null, 2)}\n`;
+  // The spool is named, so the server's walship processes use this one whatever environment the server gets.
+  const text = `${JSON.stringify({ ...carriedSettings(config), WALSHIP_SPOOL_DIR: spool }, null, 2)}\n`;
   await writeFileAtomically(configPath, Readable.from([text]), { mode: 0o600 });
   const restoreCommand = `${shellQuote([...walshipCommand(), '--config', configPath, 'wal-fetch'])} %f %p`;
   const mode = options.standby ? 'standby' : 'recovery';
