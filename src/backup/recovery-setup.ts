@@ -25,7 +25,10 @@ import {
   writeRecoverySetup,
 } from '../postgres/recovery-settings.ts';
 import { walshipCommand } from '../util/self.ts';
-import { isInsideDirectory } from '../wal/spool.ts';
+import { readPrefetchEnabled } from '../config/settings.ts';
+import { storageSpecFrom } from '../storage/spec.ts';
+import { restoreCommandWithFastPath } from '../wal/restore-command.ts';
+import { isInsideDirectory, PREFETCH_AREA, readPrefetchSetting } from '../wal/spool.ts';
 
 export const RECOVERY_CONFIG_FILE = 'walship-recovery.json';
 
@@ -108,7 +111,10 @@ export async function setUpRecovery(dataDirectory: string, spool: string, config
   // The spool is named, so the server's walship processes use this one whatever environment the server gets.
   const text = `${JSON.stringify({ ...carriedSettings(config), WALSHIP_SPOOL_DIR: spool }, null, 2)}\n`;
   await writeFileAtomically(configPath, Readable.from([text]), { mode: 0o600 });
-  const restoreCommand = `${shellQuote([...walshipCommand(), '--config', configPath, 'wal-fetch'])} %f %p`;
+  const walFetch = [...walshipCommand(), '--config', configPath, 'wal-fetch'];
+  const restoreCommand = readPrefetchEnabled(config)
+    ? restoreCommandWithFastPath(walFetch, readPrefetchSetting(config) ?? join(spool, PREFETCH_AREA), storageSpecFrom(config).identity)
+    : `${shellQuote(walFetch)} %f %p`;
   const mode = options.standby ? 'standby' : 'recovery';
   await writeRecoverySetup(
     dataDirectory,

@@ -108,7 +108,9 @@ describe('base backups and point-in-time restore on file storage', () => {
     assert.equal(JSON.parse(readFileSync(configFile, 'utf8')).AWS_SECRET_ACCESS_KEY, SECRET);
     const autoConf = readFileSync(join(dataDir, 'postgresql.auto.conf'), 'utf8');
     assert.ok(!autoConf.includes(SECRET));
-    assert.ok(autoConf.includes(`restore_command = '${walshipBinary} --config ${configFile} wal-fetch %f %p'`), autoConf);
+    // The shell fast path over the prefetch area, then wal-fetch with the settings in the spool.
+    assert.match(autoConf, /^restore_command = 'd=\S+\/\.walship-data\/prefetch\/[0-9a-f]{16}\/; /m);
+    assert.ok(autoConf.includes(`; exec ${walshipBinary} --config ${configFile} wal-fetch %f %p'`), autoConf);
     assert.equal(statSync(join(dataDir, 'recovery.signal')).size, 0);
     assert.ok(!fetched.stderr.includes(SECRET) && !fetched.stdout.includes(SECRET));
 
