@@ -28,7 +28,7 @@ import { walshipCommand } from '../util/self.ts';
 import { readPrefetchEnabled } from '../config/settings.ts';
 import { storageSpecFrom } from '../storage/spec.ts';
 import { restoreCommandWithFastPath } from '../wal/restore-command.ts';
-import { isInsideDirectory, PREFETCH_AREA, readPrefetchSetting } from '../wal/spool.ts';
+import { isInsideDirectory, PREFETCH_AREA, readPrefetchSetting, spoolDirectory, spoolNextTo } from '../wal/spool.ts';
 
 export const RECOVERY_CONFIG_FILE = 'walship-recovery.json';
 
@@ -111,10 +111,7 @@ export async function setUpRecovery(dataDirectory: string, spool: string, config
   // The spool is named, so the server's walship processes use this one whatever environment the server gets.
   const text = `${JSON.stringify({ ...carriedSettings(config), WALSHIP_SPOOL_DIR: spool }, null, 2)}\n`;
   await writeFileAtomically(configPath, Readable.from([text]), { mode: 0o600 });
-  const walFetch = [...walshipCommand(), '--config', configPath, 'wal-fetch'];
-  const restoreCommand = readPrefetchEnabled(config)
-    ? restoreCommandWithFastPath(walFetch, readPrefetchSetting(config) ?? join(spool, PREFETCH_AREA), storageSpecFrom(config).identity)
-    : `${shellQuote(walFetch)} %f %p`;
+  const restoreCommand = restoreCommandFor(config, configPath, spool);
   const mode = options.standby ? 'standby' : 'recovery';
   await writeRecoverySetup(
     dataDirectory,
@@ -134,16 +131,27 @@ export async function setUpRecovery(dataDirectory: string, spool: string, config
   ];
 }
 
-/** What to do by hand after --no-recovery-config. */
-export function manualRecoverySteps(dataDirectory: string): string {
-  const restoreCommand = `${shellQuote([...walshipCommand(), '--config', '/path/to/walship.json', 'wal-fetch'])} %f %p`;
+/** restore_command for a cluster whose spool is `spool`: the shell fast path over its prefetch areas, unless prefetching is off. */
+function restoreCommandFor(config: Config, configPath: string, spool: string): string {
+  const walFetch = [...walshipCommand(), '--config', configPath, 'wal-fetch'];
+  if (!readPrefetchEnabled(config)) return `${shellQuote(walFetch)} %f %p`;
+  return restoreCommandWithFastPath(walFetch, readPrefetchSetting(config) ?? join(spool, PREFETCH_AREA), storageSpecFrom(config).identity);
+}
+
+/** What to do by hand after --no-recovery-config: the restore_command backup-fetch would have written, for the spool next to the data directory. */
+export function manualRecoverySteps(dataDirectory: string, config: Config): string {
+  const spool = spoolDirectory(config, dataDirectory);
+  const restoreCommand = restoreCommandFor(config, '/path/to/walship.json', spool.configured ?? spoolNextTo(spool.dataDirectory));
+  const fastPathRoot = readPrefetchSetting(config) ?? join(spool.configured ?? spoolNextTo(spool.dataDirectory), PREFETCH_AREA);
   const autoConf = join(dataDirectory, 'postgresql.auto.conf');
   return [
     `The files are restored in ${dataDirectory}; no recovery settings were written. To recover from the archive:`,
     `  1. add to ${autoConf}:`,
     `       restore_command = '${restoreCommand.replaceAll("'", "''")}'`,
     '     (the config file holds the storage settings: keep it outside the data directory, where every',
-    '     pg_basebackup would copy it, and readable by the PostgreSQL user only)',
+    '     pg_basebackup would copy it, and readable by the PostgreSQL user only; the shell part before',
+    '     wal-fetch takes segments the prefetcher has ready without starting walship, and it looks in',
+    `     ${fastPathRoot}: where wal-fetch prefetches elsewhere, that part just always misses)`,
     '     and a recovery target if you want one, e.g. recovery_target_time = \'2024-05-01 10:00:00+00\'',
     `  2. unless this server replaces the source, also add archive_mode = 'off': once promoted, it would`,
     "     archive its new timeline into the source's archive (archive_mode changes only with a restart)",

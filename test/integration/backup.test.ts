@@ -125,6 +125,9 @@ describe('base backups and point-in-time restore on file storage', () => {
     assert.equal(plain.code, 0, plain.stderr);
     assert.match(plain.stdout, /no recovery settings were written/);
     assert.match(plain.stdout, /keep it outside the data directory/);
+    // The restore_command to write by hand has the fast path over this data directory's prefetch areas.
+    assert.ok(plain.stdout.includes(`restore_command = 'd=${join(root, '.walship-data', 'prefetch')}/`), plain.stdout);
+    assert.match(plain.stdout, /; exec \S+ --config \/path\/to\/walship\.json wal-fetch %f %p'$/m);
     assert.match(plain.stdout, /unless this server replaces the source, also add archive_mode = 'off'/);
     assert.doesNotMatch(readFileSync(join(dataDir, 'postgresql.auto.conf'), 'utf8'), /restore_command/);
   });
