@@ -185,6 +185,19 @@ describe('prefetching wal-fetch', () => {
     assert.deepEqual(prefetched(), [segment(1, 4), segment(1, 5), segment(1, 6)]);
   });
 
+  it('says in one line why prefetching is off, and still restores', async () => {
+    await archiveSegments(1, 1, 1);
+    const inside = await walship(['wal-fetch', segment(1, 1), 'pg_wal/RECOVERYXLOG'], { WALSHIP_PREFETCH_DIR: join(dataDir, 'prefetch') });
+    assert.equal(inside.code, 0, inside.stderr);
+    assert.match(inside.stderr, /^walship wal-fetch: WARNING: prefetching is off: WALSHIP_PREFETCH_DIR=\S+\/data\/prefetch is inside the data directory, .*; set it to a directory outside\n$/);
+    const blocker = join(dataDir, '..', 'blocker');
+    writeFileSync(blocker, '');
+    const unavailable = await walship(['wal-fetch', segment(1, 1), 'pg_wal/RECOVERYXLOG'], { WALSHIP_PREFETCH_DIR: join(blocker, 'prefetch') });
+    assert.equal(unavailable.code, 0, unavailable.stderr);
+    assert.match(unavailable.stderr, /^walship wal-fetch: WARNING: prefetching is off: the spool directory is unavailable: cannot create \S+\/blocker\/prefetch \(ENOTDIR\); set WALSHIP_PREFETCH_DIR to .*\n$/);
+    assert.equal(existsSync(join(dataDir, 'prefetch')), false);
+  });
+
   it('cleans up segments older than the one requested', async () => {
     await archiveSegments(1, 1, 3);
     mkdirSync(prefetchDir, { recursive: true });
