@@ -163,10 +163,27 @@ export async function createPrefetchRoot(spool: SpoolDirectory, configured: stri
   });
   if (!spool.configured && uid !== undefined) places.push(() => spoolInVarTmp(spool.dataDirectory, uid));
   const walDevice = await deviceOf(join(spool.dataDirectory, 'pg_wal'));
-  const resolved = places.map((place) => place()).filter((path) => path !== undefined);
-  const sameDevice = await Promise.all(resolved.map(async (path) => walDevice !== undefined && (await deviceOf(path)) === walDevice));
-  const ordered = [...resolved.filter((_, i) => sameDevice[i]), ...resolved.filter((_, i) => !sameDevice[i])];
-  return createFirstPossible(ordered.map((path) => () => path), '', hint);
+  // Places on pg_wal's file system first; the others are resolved (a passwd lookup) only when the first does not do.
+  const failedHere: string[] = [];
+  const elsewhere: string[] = [];
+  for (const place of places) {
+    const path = place();
+    if (path === undefined) continue;
+    if (walDevice === undefined || (await deviceOf(path)) !== walDevice) elsewhere.push(path);
+    else if (await createIfPossible(path)) return path;
+    else failedHere.push(path);
+  }
+  // Tried again to say why each failed, if no place elsewhere does.
+  return createFirstPossible([...elsewhere, ...failedHere].map((path) => () => path), '', hint);
+}
+
+async function createIfPossible(directory: string): Promise<boolean> {
+  try {
+    await createDirectoryForUser(directory);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 /** The device of `path`, or of the nearest level above it that exists. */
@@ -187,16 +204,21 @@ async function createFirstPossible(places: (() => string | undefined)[], subdire
     if (!path) continue;
     const directory = join(path, subdirectory);
     try {
-      await makeDirectories(directory, 0o700);
-      // mkdir succeeds on a directory that exists, even one this user cannot write (left by a run as root).
-      await access(directory, constants.W_OK | constants.X_OK);
-      await requireOwnDirectoryInVarTmp(directory);
+      await createDirectoryForUser(directory);
       return directory;
     } catch (error) {
       failures.push(`${directory} (${(error as NodeJS.ErrnoException).code ?? error})`);
     }
   }
   throw new WalshipError(`the spool directory is unavailable: cannot create ${failures.join(' or ')}; ${hint}`);
+}
+
+/** Makes `directory` (mode 0700) unless it exists, and checks that this user may use it. */
+async function createDirectoryForUser(directory: string): Promise<void> {
+  await makeDirectories(directory, 0o700);
+  // mkdir succeeds on a directory that exists, even one this user cannot write (left by a run as root).
+  await access(directory, constants.W_OK | constants.X_OK);
+  await requireOwnDirectoryInVarTmp(directory);
 }
 
 /**
