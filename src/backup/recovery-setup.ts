@@ -140,9 +140,10 @@ function restoreCommandFor(config: Config, configPath: string, spool: string): s
 
 /** What to do by hand after --no-recovery-config: the restore_command backup-fetch would have written, for the spool next to the data directory. */
 export function manualRecoverySteps(dataDirectory: string, config: Config): string {
-  const spool = spoolDirectory(config, dataDirectory);
-  const restoreCommand = restoreCommandFor(config, '/path/to/walship.json', spool.configured ?? spoolNextTo(spool.dataDirectory));
-  const fastPathRoot = readPrefetchSetting(config) ?? join(spool.configured ?? spoolNextTo(spool.dataDirectory), PREFETCH_AREA);
+  const { configured, dataDirectory: resolved } = spoolDirectory(config, dataDirectory);
+  const spool = configured ?? spoolNextTo(resolved);
+  const restoreCommand = restoreCommandFor(config, '/path/to/walship.json', spool);
+  const fastPathRoot = readPrefetchSetting(config) ?? join(spool, PREFETCH_AREA);
   const autoConf = join(dataDirectory, 'postgresql.auto.conf');
   return [
     `The files are restored in ${dataDirectory}; no recovery settings were written. To recover from the archive:`,

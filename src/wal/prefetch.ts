@@ -13,7 +13,7 @@
  * (postmaster.pid), so a segment prefetched for another archive, another
  * cluster or an earlier recovery is never served; segment names carry the
  * timeline, so neither is a segment of another timeline. The restore_command
- * fast path (recovery-fast-path.ts) relies on exactly these rules.
+ * fast path (restore-command.ts) relies on exactly these rules.
  */
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
