@@ -50,12 +50,12 @@ describe('compression stages', () => {
     });
   }
 
-  it('hands zstd output on in pieces of about a megabyte that hold no more memory than their bytes', async () => {
+  it('hands zstd output on in pieces of about 256 KiB that hold no more memory than their bytes', async () => {
     for (const input of [randomBytes(3 << 20), Buffer.alloc(64 << 20)]) {
       const pieces: Buffer[] = [];
       for await (const piece of await new Pipeline(Readable.from(chunksOf(input, 64 << 10)), [codecFor('zstd').compress(1)]).readable()) pieces.push(piece as Buffer);
       assert.ok(zstdDecompressSync(Buffer.concat(pieces)).equals(input));
-      assert.ok(pieces.length <= 4, `${pieces.length} pieces`);
+      assert.ok(pieces.length <= 14, `${pieces.length} pieces`);
       // A view of a larger buffer would keep all of it alive while the piece waits downstream.
       for (const piece of pieces) assert.ok(piece.buffer.byteLength <= Math.max(piece.length, Buffer.poolSize), `a ${piece.length}-byte piece holds ${piece.buffer.byteLength} bytes`);
     }
