@@ -14,7 +14,11 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { Config } from '../../src/config/config.ts';
 import { PostgresCluster } from '../../src/postgres/cluster.ts';
+import { storageSpecFrom } from '../../src/storage/spec.ts';
+import { restoreCommandWithFastPath } from '../../src/wal/restore-command.ts';
+import { PREFETCH_AREA, spoolNextTo } from '../../src/wal/spool.ts';
 import { LOCAL_CLUSTER } from '../../test/support/postgres.ts';
 import {
   type BenchContext,
@@ -139,8 +143,13 @@ function archivers(context: BenchContext, fixture: WalFixture, targets: Target[]
                 tool: `walship wal-fetch${tag}`,
                 target: target.name,
                 variant: Boolean(variant),
-                // Its spool (prefetch area) is the default one, next to the restored data directory.
-                command: () => withSettings(storage, `${walship} wal-fetch %f %p`),
+                // As backup-fetch writes it: the shell fast path over the prefetch area (the default one, in
+                // the spool next to the restored data directory), then wal-fetch with a config file.
+                command: (dataDir, home) => {
+                  const configFile = writePostgresFile(join(home, 'walship.json'), JSON.stringify(storage));
+                  const prefetchRoot = join(spoolNextTo(dataDir), PREFETCH_AREA);
+                  return restoreCommandWithFastPath([walship, '--config', configFile, 'wal-fetch'], prefetchRoot, storageSpecFrom(new Config(storage)).identity);
+                },
               },
             ],
           };

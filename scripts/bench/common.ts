@@ -122,6 +122,9 @@ export async function timeShell(command: string, options: { cwd: string; env: Re
 
 /** Wraps an archive_command/restore_command so each call appends its peak RSS (KiB) and CPU seconds (user, system) to `logFile`. */
 export function withRssLog(command: string, logFile: string): string {
+  // A restore_command with walship's shell fast path: the process it starts on a miss (a hit starts none).
+  const exec = command.lastIndexOf('; exec ');
+  if (exec >= 0) return command.slice(0, exec + '; exec '.length) + withRssLog(command.slice(exec + '; exec '.length), logFile);
   // After any leading NAME=value assignments, which the shell then exports to time and the command.
   return command.replace(/^((?:[A-Za-z_][A-Za-z0-9_]*=\S* )*)/, `$1/usr/bin/time -a -f %M,%U,%S -o ${logFile} `);
 }

@@ -177,7 +177,7 @@ export async function benchCopy(context: BenchContext, fixture: WalFixture, targ
     title: 'copy: walship copy vs rclone copy to s3rver, and wal-push with a copy configured',
     lines: [
       `File storage to s3rver (behind the bench's TLS proxy), ${rounds} round${rounds === 1 ? '' : 's'} per contender, rotated, each into a new prefix; median wall time of the whole process. ` +
-        'walship copy lists both sides, relays each object as stored and checks it on arrival (WAL: decompressed on the side and its CRC-32 compared; backup parts: SHA-256); rclone computes an MD5 per object.',
+        'walship copy lists both sides, relays each object as stored and checks it on arrival (WAL: the CRC-32 of its bytes that file storage recorded; backup parts: SHA-256); rclone computes an MD5 per object.',
       '',
       ...markdownTable(['data', 'contender', 'median s', 'MiB/s', 'walship speed / this', 'CPU s (user + system)'], rows),
       '',

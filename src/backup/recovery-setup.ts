@@ -11,7 +11,7 @@
  * source when the copy is a side copy: its new timeline's history file and WAL
  * would take the names the source needs when it fails over itself.
  */
-import { isAbsolute, join, relative, sep } from 'node:path';
+import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import type { Config } from '../config/config.ts';
 import { readEncryptionKey } from '../config/encryption.ts';
@@ -25,6 +25,10 @@ import {
   writeRecoverySetup,
 } from '../postgres/recovery-settings.ts';
 import { walshipCommand } from '../util/self.ts';
+import { readPrefetchEnabled } from '../config/settings.ts';
+import { storageSpecFrom } from '../storage/spec.ts';
+import { restoreCommandWithFastPath } from '../wal/restore-command.ts';
+import { isInsideDirectory, PREFETCH_AREA, readPrefetchSetting, spoolDirectory, spoolNextTo } from '../wal/spool.ts';
 
 export const RECOVERY_CONFIG_FILE = 'walship-recovery.json';
 
@@ -83,8 +87,7 @@ export function describeArchiving(choice: ArchivingChoice, dataDirectory: string
 
 /** Refuses a spool inside the data directory, where every pg_basebackup of the cluster would copy the credentials. */
 export function requireOutsideDataDirectory(spool: string, dataDirectory: string): void {
-  const path = relative(dataDirectory, spool);
-  if (path === '' || (path.split(sep)[0] !== '..' && !isAbsolute(path))) {
+  if (isInsideDirectory(spool, dataDirectory)) {
     throw new ConfigError(
       `WALSHIP_SPOOL_DIR=${spool} is inside the data directory ${dataDirectory}: the recovery settings written there hold the storage credentials, and every pg_basebackup would copy them; set it to a directory outside`,
     );
@@ -105,9 +108,10 @@ export interface RecoverySetupOptions {
  */
 export async function setUpRecovery(dataDirectory: string, spool: string, config: Config, options: RecoverySetupOptions): Promise<string[]> {
   const configPath = join(spool, RECOVERY_CONFIG_FILE);
-  const text = `${JSON.stringify(carriedSettings(config), null, 2)}\n`;
+  // The spool is named, so the server's walship processes use this one whatever environment the server gets.
+  const text = `${JSON.stringify({ ...carriedSettings(config), WALSHIP_SPOOL_DIR: spool }, null, 2)}\n`;
   await writeFileAtomically(configPath, Readable.from([text]), { mode: 0o600 });
-  const restoreCommand = `${shellQuote([...walshipCommand(), '--config', configPath, 'wal-fetch'])} %f %p`;
+  const restoreCommand = restoreCommandFor(config, configPath, spool);
   const mode = options.standby ? 'standby' : 'recovery';
   await writeRecoverySetup(
     dataDirectory,
@@ -127,16 +131,28 @@ export async function setUpRecovery(dataDirectory: string, spool: string, config
   ];
 }
 
-/** What to do by hand after --no-recovery-config. */
-export function manualRecoverySteps(dataDirectory: string): string {
-  const restoreCommand = `${shellQuote([...walshipCommand(), '--config', '/path/to/walship.json', 'wal-fetch'])} %f %p`;
+/** restore_command for a cluster whose spool is `spool`: the shell fast path over its prefetch areas, unless prefetching is off. */
+function restoreCommandFor(config: Config, configPath: string, spool: string): string {
+  const walFetch = [...walshipCommand(), '--config', configPath, 'wal-fetch'];
+  if (!readPrefetchEnabled(config)) return `${shellQuote(walFetch)} %f %p`;
+  return restoreCommandWithFastPath(walFetch, readPrefetchSetting(config) ?? join(spool, PREFETCH_AREA), storageSpecFrom(config).identity);
+}
+
+/** What to do by hand after --no-recovery-config: the restore_command backup-fetch would have written, for the spool next to the data directory. */
+export function manualRecoverySteps(dataDirectory: string, config: Config): string {
+  const { configured, dataDirectory: resolved } = spoolDirectory(config, dataDirectory);
+  const spool = configured ?? spoolNextTo(resolved);
+  const restoreCommand = restoreCommandFor(config, '/path/to/walship.json', spool);
+  const fastPathRoot = readPrefetchSetting(config) ?? join(spool, PREFETCH_AREA);
   const autoConf = join(dataDirectory, 'postgresql.auto.conf');
   return [
     `The files are restored in ${dataDirectory}; no recovery settings were written. To recover from the archive:`,
     `  1. add to ${autoConf}:`,
     `       restore_command = '${restoreCommand.replaceAll("'", "''")}'`,
     '     (the config file holds the storage settings: keep it outside the data directory, where every',
-    '     pg_basebackup would copy it, and readable by the PostgreSQL user only)',
+    '     pg_basebackup would copy it, and readable by the PostgreSQL user only; the shell part before',
+    '     wal-fetch takes segments the prefetcher has ready without starting walship, and it looks in',
+    `     ${fastPathRoot}: where wal-fetch prefetches elsewhere, that part just always misses)`,
     '     and a recovery target if you want one, e.g. recovery_target_time = \'2024-05-01 10:00:00+00\'',
     `  2. unless this server replaces the source, also add archive_mode = 'off': once promoted, it would`,
     "     archive its new timeline into the source's archive (archive_mode changes only with a restart)",

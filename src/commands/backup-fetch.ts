@@ -68,6 +68,6 @@ export async function run({ config }: CommandContext, [destination, requested]: 
     recovery: writeRecoveryConfig ? { target, action, standby, archiving, spool: spoolDirectory(config, dataDirectory), config } : undefined,
   });
   for (const line of description) process.stderr.write(`backup-fetch: ${line}\n`);
-  if (!writeRecoveryConfig) process.stdout.write(`${manualRecoverySteps(dataDirectory)}\n`);
+  if (!writeRecoveryConfig) process.stdout.write(`${manualRecoverySteps(dataDirectory, config)}\n`);
   return ExitCode.ok;
 }

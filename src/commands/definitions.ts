@@ -80,7 +80,8 @@ Exit codes: 0 the file is durable in storage (or was already stored, identical);
       'walship wal-fetch 000000010000000000000003 /tmp/000000010000000000000003',
     ],
     notes: `Prefetching: a background prefetcher keeps the next WALG_DOWNLOAD_CONCURRENCY segments
-(default 10) downloaded; WALSHIP_PREFETCH=false turns it off.
+(default 10) downloaded, in an area per archive and server run (the first wal-fetch of a
+recovery logs where; WALSHIP_PREFETCH_DIR moves it); WALSHIP_PREFETCH=false turns it off.
 Exit codes: 0 restored; 74 not in the archive; 255 any other error (PostgreSQL stops
 instead of ending recovery early); 1 any other error on a standby (standby.signal).`,
     walgFlags: [TARGET_STORAGE],

@@ -8,7 +8,7 @@ import { readPrefetchEnabled, readPreferredMethod } from '../config/settings.ts'
 import { ExitCode } from '../errors.ts';
 import { storageSpecFrom } from '../storage/spec.ts';
 import { restoreWalFile } from '../wal/restoring.ts';
-import { readSpoolSetting } from '../wal/spool.ts';
+import { readPrefetchSetting, readSpoolSetting } from '../wal/spool.ts';
 import type { CommandContext } from './command.ts';
 
 export async function run({ config }: CommandContext, [name, destination]: string[]): Promise<number> {
@@ -18,6 +18,7 @@ export async function run({ config }: CommandContext, [name, destination]: strin
       preferredMethod: readPreferredMethod(config),
       prefetch: readPrefetchEnabled(config),
       spoolSetting: readSpoolSetting(config),
+      prefetchSetting: readPrefetchSetting(config),
       configPath: config.filePath,
       copies: readCopyPaths(config),
     },

@@ -3,7 +3,7 @@
  *
  *   pg_dumpall --globals-only        -> globals.sql.zst
  *   per database, one at a time:
- *     psql exports a snapshot; pg_dump -Fc -Z 0 --snapshot
+ *     psql exports a snapshot; pg_dump -Fc -Z 0 --snapshot (through stdbuf: 1 MiB writes)
  *       -> content SHA-256 -> compress -> stored SHA-256 -> storage.put
  *   then the sentinel, only once every object is durable and every program
  *   has exited successfully.
@@ -29,6 +29,7 @@ import {
   pgDumpVersion,
   startGlobalsDump,
   startPgDump,
+  withLargeOutputBuffer,
 } from '../postgres/dump.ts';
 import type { RunningProgram } from '../postgres/programs.ts';
 import { Progress, transferSummary } from '../progress/progress.ts';
@@ -63,7 +64,8 @@ const RECLAIM_EVERY = 4 << 20;
 
 /** Takes the dump set; resolves to its sentinel once it is durable in storage. */
 export async function pushDumpSet(settings: DumpPushSettings): Promise<DumpSentinel> {
-  const { storage, client, signal } = settings;
+  const { storage, signal } = settings;
+  const client = await withLargeOutputBuffer(settings.client);
   const server = await inspectServerForDump(client);
   const databases = chooseDatabases(server, settings.databases);
   await settings.identity.requireCluster({ systemIdentifier: server.systemIdentifier, segmentSize: server.walSegmentSize }, 'the server is');

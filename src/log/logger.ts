@@ -2,10 +2,11 @@
  * One line per event on stderr. PostgreSQL captures the archiver's and the
  * startup process's stderr into its own log, so lines stay short and plain.
  */
-export type LogLevel = 'error' | 'warning' | 'info' | 'debug';
+export type LogLevel = 'error' | 'warning' | 'notice' | 'info' | 'debug';
 export type LogFormat = 'text' | 'json';
 
-const severity: Record<LogLevel, number> = { error: 0, warning: 1, info: 2, debug: 3 };
+/** A notice is news, not a problem, that is worth the server log at the default level, as a warning is (a rare line, such as where a recovery prefetches). */
+const severity: Record<LogLevel, number> = { error: 0, warning: 1, notice: 1, info: 2, debug: 3 };
 
 export interface LoggerOptions {
   level: LogLevel;
@@ -34,6 +35,10 @@ class Logger {
 
   warning(message: string, fields?: Record<string, unknown>): void {
     this.write('warning', message, fields);
+  }
+
+  notice(message: string, fields?: Record<string, unknown>): void {
+    this.write('notice', message, fields);
   }
 
   info(message: string, fields?: Record<string, unknown>): void {

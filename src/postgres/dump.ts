@@ -17,6 +17,8 @@ export interface DumpClient {
   psql: string;
   /** The environment with the libpq settings (it may hold PGPASSWORD: never print it). */
   env: NodeJS.ProcessEnv;
+  /** coreutils' stdbuf, which startPgDump runs pg_dump through (withLargeOutputBuffer). */
+  stdbuf?: string;
 }
 
 const PROGRAMS = ['pg_dump', 'pg_dumpall', 'pg_restore', 'psql'] as const;
@@ -98,6 +100,22 @@ export async function inspectServerForDump(client: DumpClient): Promise<DumpServ
   };
 }
 
+/**
+ * pg_dump writes its archive through stdio, which writes to a pipe 4 KiB at
+ * a time: 150,000 writes for a 587 MiB dump, each waking the reader. Through
+ * coreutils' stdbuf (a preloaded library that sets the buffer) it writes 1 MiB
+ * at a time, and the dump costs about half the system time.
+ */
+const PG_DUMP_OUTPUT_BUFFER = '1M';
+
+/** `client` with pg_dump run through stdbuf where stdbuf is on PATH and works with it here; otherwise `client` as it is. */
+export async function withLargeOutputBuffer(client: DumpClient): Promise<DumpClient> {
+  const stdbuf = findOnPath('stdbuf', client.env.PATH);
+  if (!stdbuf) return client;
+  const probe = await runCaptured(stdbuf, ['-o', PG_DUMP_OUTPUT_BUFFER, client.pgDump, '--version'], client.env);
+  return probe.code === 0 ? { ...client, stdbuf } : client;
+}
+
 /** pg_dump's version line, "pg_dump (PostgreSQL) 15.18 (Debian 15.18-0+deb12u1)". */
 export async function pgDumpVersion(client: DumpClient): Promise<string> {
   const result = await runCaptured(client.pgDump, ['--version'], client.env);
@@ -156,7 +174,9 @@ async function firstLine(program: RunningProgram): Promise<string | undefined> {
 
 /** pg_dump of one database in the custom format, uncompressed (walship compresses), in `snapshot`. */
 export function startPgDump(client: DumpClient, database: string, snapshot: string): RunningProgram {
-  return startProgram(client.pgDump, ['-F', 'c', '-Z', '0', '-w', '--snapshot', snapshot, '-d', databaseConninfo(database)], client.env);
+  const args = ['-F', 'c', '-Z', '0', '-w', '--snapshot', snapshot, '-d', databaseConninfo(database)];
+  if (client.stdbuf) return startProgram(client.stdbuf, ['-o', PG_DUMP_OUTPUT_BUFFER, client.pgDump, ...args], client.env);
+  return startProgram(client.pgDump, args, client.env);
 }
 
 /** pg_dumpall --globals-only: roles (with their passwords when `passwords`), role memberships, tablespaces. */

@@ -59,14 +59,18 @@ export function contentStages(storage: Storage, codec: Codec, stored: StoredObje
 }
 
 /**
- * A stored object relayed as it is stored, its content decoded on the side
- * (decrypted with `storage`'s key, decompressed) and checked against the
- * integrity metadata stored with it, so a copy that would not read back fails
- * before it is committed. An object walship cannot decode (an unknown
- * extension, encrypted while `storage` has no key: a copy needs none) passes
- * as it is.
+ * A stored object relayed as it is stored, checked on the way so that a
+ * copy that would not read back fails before it is committed: against the
+ * CRC-32 of its bytes where `storage` recorded one when they were written;
+ * otherwise its content is decoded on the side (decrypted with `storage`'s
+ * key, decompressed) and checked against the integrity metadata stored with
+ * it. An object walship cannot decode (an unknown extension, encrypted while
+ * `storage` has no key: a copy needs none) and whose bytes nothing records
+ * passes as it is.
  */
 export function relayStages(storage: Storage, codec: Codec | undefined, stored: StoredObject, options: ContentOptions = {}): Stage[] {
+  // The store recorded the bytes' own CRC-32: they are checked as they are, with no decoding.
+  if (stored.storedCrc32 !== undefined) return [new VerifyStage({ algorithm: 'crc32', checksum: stored.storedCrc32, size: stored.info.size }, stored.info.key)];
   const recorded = options.recorded ?? recordedEncryption(stored.metadata);
   const undecryptable = recorded.method !== undefined && recorded.method !== 'none' && (recorded.method !== ENCRYPTION_METHOD || !storage.encryption);
   if (!codec || undecryptable) return [];

@@ -7,6 +7,7 @@ import { createReadStream, type Dir, opendirSync, statSync } from 'node:fs';
 import { readFile, rmdir, stat, unlink } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { Readable } from 'node:stream';
+import { crc32 } from 'node:zlib';
 import { ConfigError, NotFoundError } from '../errors.ts';
 import { ensureDirectoryDurable, fsyncDirectory, StagedFile, sweepAbandonedTempFiles } from '../fs/durable.ts';
 import { isMissing } from '../fs/missing.ts';
@@ -15,6 +16,8 @@ import { assertSafeKey, type ObjectInfo, type ObjectMetadata, type PutOptions, t
 import { makeDirectories } from '../fs/directories.ts';
 
 const METADATA_TREE = '.walship/metadata';
+/** The entry of a metadata file that records the CRC-32 of the object's bytes: the backend's own, never part of the object's metadata. */
+const STORED_CRC32 = 'stored_crc32';
 /** Temp files live apart from the objects, where abandoned ones are cheap to find. */
 const TEMP_DIRECTORY = '.walship/tmp';
 const ABANDONED_TEMP_AGE_MS = 10 * 60_000;
@@ -80,14 +83,17 @@ export class FileStorage implements Storage {
     const metadataPath = this.metadataPathOf(key);
     const tempDirectory = await this.temporaries();
     await ensureDirectoryDurable(dirname(path));
+    const written = crc32Of(body);
+    const stagedData = StagedFile.fill(path, (handle) => handle.writeFile(written.bytes), { mode: 0o640, tempDirectory });
     const stageMetadata = async () => {
       const { metadata } = options;
       if (!metadata || Object.keys(metadata).length === 0) return undefined;
       await ensureDirectoryDurable(dirname(metadataPath));
-      return StagedFile.write(metadataPath, Readable.from([JSON.stringify(metadata)]), { mode: 0o640, tempDirectory });
+      // It records the bytes' CRC-32, so it is written once they have all gone by (while they are fsynced), or not at all.
+      const storedCrc32 = await Promise.race([written.crc32, stagedData.then(() => written.crc32)]);
+      return StagedFile.write(metadataPath, Readable.from([JSON.stringify({ ...metadata, [STORED_CRC32]: storedCrc32 })]), { mode: 0o640, tempDirectory });
     };
-    // Data and metadata are written and fsynced side by side.
-    const [data, metadata] = await Promise.allSettled([StagedFile.write(path, body, { mode: 0o640, tempDirectory }), stageMetadata()]);
+    const [data, metadata] = await Promise.allSettled([stagedData, stageMetadata()]);
     try {
       if (data.status === 'rejected') throw data.reason;
       if (metadata.status === 'rejected') throw metadata.reason;
@@ -103,7 +109,7 @@ export class FileStorage implements Storage {
 
   async get(key: string): Promise<StoredObject> {
     const path = this.pathOf(key);
-    const info = await this.head(key);
+    const info = await this.describe(key);
     if (!info) throw new NotFoundError(`${key} is not in ${this.location}`);
     const body = createReadStream(path);
     // Surface open errors (permissions, a file removed meanwhile) before the caller commits to reading.
@@ -111,11 +117,19 @@ export class FileStorage implements Storage {
       body.once('open', () => resolve());
       body.once('error', (error) => reject(isMissing(error) ? new NotFoundError(`${key} is not in ${this.location}`) : error));
     });
-    const { metadata, ...objectInfo } = info;
-    return { info: objectInfo, metadata, body };
+    const { metadata, storedCrc32, ...objectInfo } = info;
+    return { info: objectInfo, metadata, body, ...(storedCrc32 !== undefined && { storedCrc32 }) };
   }
 
   async head(key: string): Promise<(ObjectInfo & { metadata: ObjectMetadata }) | undefined> {
+    const found = await this.describe(key);
+    if (!found) return undefined;
+    const { storedCrc32: _, ...info } = found;
+    return info;
+  }
+
+  /** head(), and the CRC-32 of the bytes where the metadata file records it. */
+  private async describe(key: string): Promise<(ObjectInfo & { metadata: ObjectMetadata; storedCrc32?: string }) | undefined> {
     let stats;
     try {
       stats = await stat(this.pathOf(key));
@@ -124,7 +138,8 @@ export class FileStorage implements Storage {
       throw error;
     }
     if (!stats.isFile()) return undefined;
-    return { key, size: stats.size, lastModified: stats.mtime, metadata: await this.readMetadata(key) };
+    const { [STORED_CRC32]: storedCrc32, ...metadata } = await this.readMetadata(key);
+    return { key, size: stats.size, lastModified: stats.mtime, metadata, ...(storedCrc32 !== undefined && { storedCrc32 }) };
   }
 
   private async readMetadata(key: string): Promise<ObjectMetadata> {
@@ -284,6 +299,21 @@ function* mergedRuns(runs: string[]): Generator<string> {
       if (heap.length > 0) settle(last, 0);
     }
   }
+}
+
+/** `body`'s bytes as they are read, and their CRC-32 (lowercase hex) once all have been: it stays pending if the reading stops early. */
+function crc32Of(body: Readable): { bytes: AsyncIterable<Buffer>; crc32: Promise<string> } {
+  let resolve!: (checksum: string) => void;
+  const crc32Promise = new Promise<string>((settle) => (resolve = settle));
+  async function* bytes(): AsyncGenerator<Buffer> {
+    let checksum = 0;
+    for await (const chunk of body) {
+      checksum = crc32(chunk as Buffer, checksum);
+      yield chunk as Buffer;
+    }
+    resolve(checksum.toString(16).padStart(8, '0'));
+  }
+  return { bytes: bytes(), crc32: crc32Promise };
 }
 
 /** Lets timers and I/O run. */

@@ -31,6 +31,12 @@ export interface StoredObject {
   info: ObjectInfo;
   metadata: ObjectMetadata;
   body: Readable;
+  /**
+   * The CRC-32 (lowercase hex) of the stored bytes, as the store recorded it
+   * when they were written, where it keeps one: a reader can check the bytes
+   * as they are, without decoding them (a copy relays them so).
+   */
+  storedCrc32?: string;
 }
 
 /** What a backend really does, for callers to ask instead of asking which backend it is. */

@@ -16,8 +16,8 @@ import { requireWalFileName } from '../postgres/wal-name.ts';
 import { openStorage } from '../storage/open.ts';
 import { type StorageSpec, storageSpecFrom } from '../storage/spec.ts';
 import { fetchWalFile } from './fetch.ts';
-import { PrefetchArea, startPrefetcher } from './prefetch.ts';
-import { PREFETCH_AREA, spoolOf, spoolSubdirectory } from './spool.ts';
+import { openRecoveryArea, type PrefetchArea, recoveryKey, startPrefetcher } from './prefetch.ts';
+import { createPrefetchRoot, isInsideDirectory, spoolOf } from './spool.ts';
 
 export interface RestoringSettings {
   storage: StorageSpec;
@@ -26,6 +26,8 @@ export interface RestoringSettings {
   prefetch: boolean;
   /** WALSHIP_SPOOL_DIR, when set. */
   spoolSetting: string | undefined;
+  /** WALSHIP_PREFETCH_DIR, when set. */
+  prefetchSetting: string | undefined;
   /** The config file, passed on to the prefetcher. */
   configPath: string | undefined;
   /** The config files of the copies (WALSHIP_COPIES): asked when the main storage fails or lacks the file. */
@@ -42,6 +44,7 @@ export async function restoreWalFile(settings: RestoringSettings, name: string, 
   const area = prefetching ? await openPrefetchArea(settings) : undefined;
   // Noted first, so a running prefetcher moves its window past this segment.
   await area?.noteRequested(name);
+  await area?.waitForInFlight(name);
   if (area && (await area.take(name, destination))) {
     log.debug('served from the prefetch area', { file: name });
     await continuePrefetching(area, name, destination, settings.configPath);
@@ -61,9 +64,32 @@ export async function restoreWalFile(settings: RestoringSettings, name: string, 
   return 'restored';
 }
 
+/**
+ * This recovery's prefetch area, or undefined with the reason logged. The
+ * first wal-fetch of a recovery says where its area is, in one line of the
+ * server log; later ones say nothing. When no area can be had at all, each
+ * call says why: it has nowhere to remember that it already did.
+ */
 async function openPrefetchArea(settings: RestoringSettings): Promise<PrefetchArea | undefined> {
-  const directory = await spoolSubdirectory(spoolOf(process.cwd(), settings.spoolSetting), PREFETCH_AREA);
-  return directory ? new PrefetchArea(directory) : undefined;
+  const dataDirectory = process.cwd();
+  try {
+    const recovery = await recoveryKey(dataDirectory);
+    if (!recovery) {
+      log.info(`prefetching is off: no postmaster.pid in ${dataDirectory}, so no server's recovery runs there`);
+      return undefined;
+    }
+    if (settings.prefetchSetting && isInsideDirectory(settings.prefetchSetting, dataDirectory)) {
+      log.warning(`prefetching is off: WALSHIP_PREFETCH_DIR=${settings.prefetchSetting} is inside the data directory, where pg_basebackup and pg_rewind would meet it; set it to a directory outside`);
+      return undefined;
+    }
+    const root = await createPrefetchRoot(spoolOf(dataDirectory, settings.spoolSetting), settings.prefetchSetting);
+    const { area, created } = await openRecoveryArea(root, settings.storage.identity, recovery);
+    if (created) log.notice(`prefetching this recovery's WAL into ${area.directory}`);
+    return area;
+  } catch (error) {
+    log.warning(`prefetching is off: ${describeError(error)}`);
+    return undefined;
+  }
 }
 
 /** Prefetching only ever speeds recovery up: its failures are logged, never returned. */

@@ -108,7 +108,9 @@ describe('base backups and point-in-time restore on file storage', () => {
     assert.equal(JSON.parse(readFileSync(configFile, 'utf8')).AWS_SECRET_ACCESS_KEY, SECRET);
     const autoConf = readFileSync(join(dataDir, 'postgresql.auto.conf'), 'utf8');
     assert.ok(!autoConf.includes(SECRET));
-    assert.ok(autoConf.includes(`restore_command = '${walshipBinary} --config ${configFile} wal-fetch %f %p'`), autoConf);
+    // The shell fast path over the prefetch area, then wal-fetch with the settings in the spool.
+    assert.match(autoConf, /^restore_command = 'd=\S+\/\.walship-data\/prefetch\/[0-9a-f]{16}\/; /m);
+    assert.ok(autoConf.includes(`; exec ${walshipBinary} --config ${configFile} wal-fetch %f %p'`), autoConf);
     assert.equal(statSync(join(dataDir, 'recovery.signal')).size, 0);
     assert.ok(!fetched.stderr.includes(SECRET) && !fetched.stdout.includes(SECRET));
 
@@ -123,6 +125,9 @@ describe('base backups and point-in-time restore on file storage', () => {
     assert.equal(plain.code, 0, plain.stderr);
     assert.match(plain.stdout, /no recovery settings were written/);
     assert.match(plain.stdout, /keep it outside the data directory/);
+    // The restore_command to write by hand has the fast path over this data directory's prefetch areas.
+    assert.ok(plain.stdout.includes(`restore_command = 'd=${join(root, '.walship-data', 'prefetch')}/`), plain.stdout);
+    assert.match(plain.stdout, /; exec \S+ --config \/path\/to\/walship\.json wal-fetch %f %p'$/m);
     assert.match(plain.stdout, /unless this server replaces the source, also add archive_mode = 'off'/);
     assert.doesNotMatch(readFileSync(join(dataDir, 'postgresql.auto.conf'), 'utf8'), /restore_command/);
   });

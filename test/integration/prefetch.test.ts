@@ -6,7 +6,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { after, afterEach, beforeEach, describe, it } from 'node:test';
+import { Config } from '../../src/config/config.ts';
 import { segmentName } from '../../src/postgres/wal-name.ts';
+import { storageSpecFrom } from '../../src/storage/spec.ts';
+import { archiveKey } from '../../src/wal/prefetch.ts';
 import { walshipBinary } from '../support/paths.ts';
 import { pidInFile, run } from '../support/processes.ts';
 import { asWalSegment } from '../support/wal.ts';
@@ -67,14 +70,26 @@ function prefetched(): string[] {
   return existsSync(prefetchDir) ? readdirSync(prefetchDir).filter((name) => /^[0-9A-F]{24}$/.test(name)).sort() : [];
 }
 
+/** A server run's postmaster.pid, as PostgreSQL writes it: this test's pid stands for the postmaster. */
+function writePostmasterPid(start: number): string {
+  writeFileSync(join(dataDir, 'postmaster.pid'), `${process.pid}\n${dataDir}\n${start}\n5432\n/tmp\n\n`);
+  return `${process.pid}-${start}`;
+}
+
+/** The prefetch area of the server run `recovery` on the test's archive. */
+function areaOf(recovery: string, archivePath = archive): string {
+  const identity = storageSpecFrom(new Config({ WALG_FILE_PREFIX: archivePath })).identity;
+  return join(dataDir, '..', '.walship-data', 'prefetch', archiveKey(identity), recovery);
+}
+
 beforeEach(() => {
   const case_ = mkdtempSync(join(root, 'case-'));
   archive = join(case_, 'archive');
   dataDir = join(case_, 'data');
-  prefetchDir = join(case_, '.walship-data', 'prefetch');
   mkdirSync(archive);
   mkdirSync(join(dataDir, 'pg_wal'), { recursive: true });
   writeFileSync(join(dataDir, 'recovery.signal'), '');
+  prefetchDir = areaOf(writePostmasterPid(1_700_000_000));
 });
 
 afterEach(async () => {
@@ -93,6 +108,8 @@ describe('prefetching wal-fetch', () => {
     await archiveSegments(1, 1, 8);
     const first = await walship(['wal-fetch', segment(1, 1), 'pg_wal/RECOVERYXLOG']);
     assert.equal(first.code, 0, first.stderr);
+    // The first wal-fetch of a recovery says where its area is; the next ones say nothing of it.
+    assert.equal(first.stderr.split('\n').filter((line) => line.includes(`prefetching this recovery's WAL into ${prefetchDir}`)).length, 1, first.stderr);
     await waitFor(() => prefetched().length === 3, 'three prefetched segments');
     assert.deepEqual(prefetched(), [segment(1, 2), segment(1, 3), segment(1, 4)]);
     assert.ok(prefetcherPid(), 'a prefetcher holds the lock');
@@ -103,6 +120,7 @@ describe('prefetching wal-fetch', () => {
       const served = await walship(['wal-fetch', name, 'pg_wal/RECOVERYXLOG'], { WALG_LOG_LEVEL: 'DEVEL' });
       assert.equal(served.code, 0, served.stderr);
       assert.match(served.stderr, /served from the prefetch area/);
+      assert.doesNotMatch(served.stderr, /prefetching this recovery's WAL/);
       assert.ok(readFileSync(join(dataDir, 'pg_wal', 'RECOVERYXLOG')).equals(segmentContent(name)));
     }
     // Past the end of the archive: "not found", and nothing stale is left behind.
@@ -120,6 +138,64 @@ describe('prefetching wal-fetch', () => {
     assert.equal(result.code, 0, result.stderr);
     assert.doesNotMatch(result.stderr, /served from the prefetch area/);
     assert.ok(readFileSync(join(dataDir, 'pg_wal', 'RECOVERYXLOG')).equals(segmentContent(segment(2, 5))));
+  });
+
+  it('never serves a segment prefetched for another archive or an earlier recovery, and removes the earlier recovery\'s area', async () => {
+    await archiveSegments(1, 5, 1);
+    const deadPostmaster = `4194303-1600000000`; // above the default pid_max: no such process
+    const earlier = areaOf(deadPostmaster);
+    const otherArchive = areaOf(deadPostmaster.replace('4194303', String(process.pid)), join(root, 'elsewhere'));
+    for (const area of [earlier, otherArchive]) {
+      mkdirSync(area, { recursive: true });
+      writeFileSync(join(area, segment(1, 5)), 'stale content');
+    }
+    const result = await walship(['wal-fetch', segment(1, 5), 'pg_wal/RECOVERYXLOG'], { WALG_LOG_LEVEL: 'DEVEL' });
+    assert.equal(result.code, 0, result.stderr);
+    assert.doesNotMatch(result.stderr, /served from the prefetch area/);
+    assert.ok(readFileSync(join(dataDir, 'pg_wal', 'RECOVERYXLOG')).equals(segmentContent(segment(1, 5))));
+    assert.equal(existsSync(earlier), false, "the earlier recovery's area is removed");
+    assert.equal(existsSync(otherArchive), true, "another archive's area is not this recovery's to remove");
+  });
+
+  it('waits for the prefetcher\'s download of the segment asked for instead of downloading it again', async () => {
+    await archiveSegments(1, 1, 1);
+    const name = segment(1, 1);
+    // This test process plays a prefetcher that is downloading the segment.
+    mkdirSync(join(prefetchDir, 'running'), { recursive: true });
+    const start = readFileSync('/proc/self/stat', 'utf8').split(') ')[1]!.split(' ')[19];
+    writeFileSync(join(prefetchDir, '.prefetcher.pid'), `${process.pid} ${start}`);
+    writeFileSync(join(prefetchDir, 'running', name), '');
+    const fetching = walship(['wal-fetch', name, 'pg_wal/RECOVERYXLOG'], { WALG_LOG_LEVEL: 'DEVEL' });
+    await sleep(1500);
+    writeFileSync(join(prefetchDir, name), segmentContent(name));
+    rmSync(join(prefetchDir, 'running', name));
+    const result = await fetching;
+    rmSync(join(prefetchDir, '.prefetcher.pid'));
+    assert.equal(result.code, 0, result.stderr);
+    assert.match(result.stderr, /served from the prefetch area/);
+    assert.ok(readFileSync(join(dataDir, 'pg_wal', 'RECOVERYXLOG')).equals(segmentContent(name)));
+  });
+
+  it('follows recovery on its own: segments taken without wal-fetch (the shell fast path) move its window', async () => {
+    await archiveSegments(1, 1, 8);
+    assert.equal((await walship(['wal-fetch', segment(1, 1), 'pg_wal/RECOVERYXLOG'])).code, 0);
+    await waitFor(() => prefetched().length === 3, 'three prefetched segments');
+    for (const number of [2, 3]) rmSync(join(prefetchDir, segment(1, number)));
+    await waitFor(() => prefetched().includes(segment(1, 6)), 'the window to move on to the sixth segment');
+    assert.deepEqual(prefetched(), [segment(1, 4), segment(1, 5), segment(1, 6)]);
+  });
+
+  it('says in one line why prefetching is off, and still restores', async () => {
+    await archiveSegments(1, 1, 1);
+    const inside = await walship(['wal-fetch', segment(1, 1), 'pg_wal/RECOVERYXLOG'], { WALSHIP_PREFETCH_DIR: join(dataDir, 'prefetch') });
+    assert.equal(inside.code, 0, inside.stderr);
+    assert.match(inside.stderr, /^walship wal-fetch: WARNING: prefetching is off: WALSHIP_PREFETCH_DIR=\S+\/data\/prefetch is inside the data directory, .*; set it to a directory outside\n$/);
+    const blocker = join(dataDir, '..', 'blocker');
+    writeFileSync(blocker, '');
+    const unavailable = await walship(['wal-fetch', segment(1, 1), 'pg_wal/RECOVERYXLOG'], { WALSHIP_PREFETCH_DIR: join(blocker, 'prefetch') });
+    assert.equal(unavailable.code, 0, unavailable.stderr);
+    assert.match(unavailable.stderr, /^walship wal-fetch: WARNING: prefetching is off: the spool directory is unavailable: cannot create \S+\/blocker\/prefetch \(ENOTDIR\); set WALSHIP_PREFETCH_DIR to .*\n$/);
+    assert.equal(existsSync(join(dataDir, 'prefetch')), false);
   });
 
   it('cleans up segments older than the one requested', async () => {

@@ -17,6 +17,7 @@ import { postgresBin, walshipBinary } from '../support/paths.ts';
 import { makePostgresOwnedDirectory, PostgresCluster } from '../support/postgres.ts';
 import { check, giveToPostgres, isRoot, pidInFile, run } from '../support/processes.ts';
 import { startArchivingPrimary } from '../support/scenarios.ts';
+import { helperPidFiles } from '../../src/wal/spool.ts';
 
 /** A secret-looking setting that backup-fetch carries into the recovery settings, unlike anything else in a cluster. */
 const SECRET = `walship-test-secret-${randomBytes(12).toString('hex')}`;
@@ -70,7 +71,12 @@ describe('what a restored server archives, and where its credentials live', () =
     await primary.sql("INSERT INTO marker (phase) SELECT 'before-target' FROM generate_series(1, 1000)");
     targetTime = await primary.sql("SELECT to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.US') || '+00'");
     await primary.sql("INSERT INTO marker (phase) SELECT 'after-target' FROM generate_series(1, 1000)");
-    await primary.switchAndWaitArchived();
+    // A few more segments for recovery to replay, so that restores prefetch some of them.
+    await primary.sql('CREATE TABLE filler (payload text)');
+    for (let i = 0; i < 4; i++) {
+      await primary.sql("INSERT INTO filler SELECT repeat('x', 1000) FROM generate_series(1, 2000)");
+      await primary.switchAndWaitArchived();
+    }
     // From here on only a restored server could write to the archive.
     await primary.stop();
   });
@@ -113,7 +119,7 @@ describe('what a restored server archives, and where its credentials live', () =
       assert.equal(JSON.parse(readFileSync(configFile, 'utf8')).AWS_SECRET_ACCESS_KEY, SECRET, 'the secret was carried, so its absence below means something');
       assert.equal(statSync(configFile).mode & 0o777, 0o600);
       assert.match(stderr, new RegExp(`storage settings in ${configFile.replaceAll('.', '\\.')} \\(mode 0600, outside the data directory\\)`));
-      assert.ok(readFileSync(join(sideCopy.dataDir, 'postgresql.auto.conf'), 'utf8').includes(`restore_command = '${walshipBinary} --config ${configFile} wal-fetch %f %p'`));
+      assert.ok(readFileSync(join(sideCopy.dataDir, 'postgresql.auto.conf'), 'utf8').includes(`; exec ${walshipBinary} --config ${configFile} wal-fetch %f %p'`));
       assert.ok(!stderr.includes(SECRET));
 
       assert.deepEqual(filesHoldingSecret(sideCopy.dataDir), []);
@@ -178,7 +184,8 @@ describe('what a restored server archives, and where its credentials live', () =
     cleanups.push(() => rmSync(home, { recursive: true, force: true }));
     const state = join(home, 'state');
 
-    const fetched = await walship(['backup-fetch', dataDir, 'LATEST', '--no-archive'], { XDG_STATE_HOME: state, AWS_SECRET_ACCESS_KEY: SECRET });
+    // DEVEL, carried into the recovery settings, makes each wal-fetch say where it found its segment.
+    const fetched = await walship(['backup-fetch', dataDir, 'LATEST', '--no-archive'], { XDG_STATE_HOME: state, AWS_SECRET_ACCESS_KEY: SECRET, WALG_LOG_LEVEL: 'DEVEL' });
     assert.equal(fetched.code, 0, fetched.stderr);
     assert.ok(!existsSync(join(parent, '.walship-data')));
     const spools = readdirSync(join(state, 'walship'));
@@ -191,17 +198,33 @@ describe('what a restored server archives, and where its credentials live', () =
     assert.ok(fetched.stderr.includes(`storage settings in ${configFile} (mode 0600, outside the data directory)`), fetched.stderr);
 
     const serverRoot = makePostgresOwnedDirectory('walship-server-');
-    const server = await PostgresCluster.adopt(dataDir, serverRoot, { env: { XDG_STATE_HOME: state } });
+    // The server's environment lacks XDG_STATE_HOME: the recovery settings name the spool.
+    const server = await PostgresCluster.adopt(dataDir, serverRoot);
     cleanups.push(async () => {
       await server.destroy();
-      const prefetcher = pidInFile(join(spool, 'prefetch', '.prefetcher.pid'));
-      if (prefetcher) process.kill(prefetcher, 'SIGKILL');
+      for (const pidFile of helperPidFiles(spool)) {
+        const prefetcher = pidInFile(pidFile);
+        if (prefetcher) process.kill(prefetcher, 'SIGKILL');
+      }
     });
     await server.start();
     await server.waitPromoted();
     assert.equal(await countRows(server), '3000');
-    // wal-fetch found the same fallback spool for its prefetch area, instead of turning prefetching off.
-    assert.ok(existsSync(join(spool, 'prefetch')), `no prefetch area in ${spool}`);
+    // wal-fetch prefetched into the same fallback spool, said so once, and served segments from there.
+    const serverLog = readFileSync(server.logFile, 'utf8');
+    const announced = serverLog.split('\n').filter((line) => line.includes("prefetching this recovery's WAL into"));
+    assert.equal(announced.length, 1, serverLog);
+    assert.ok(announced[0]!.includes(`into ${join(spool, 'prefetch')}/`), announced[0]);
+    // The restore_command's shell fast path served some restored segments from the area without starting walship.
+    let walshipRan = false;
+    let servedByShell = 0;
+    for (const line of serverLog.split('\n')) {
+      if (line.includes('walship wal-fetch: DEBUG: walship ')) walshipRan = true;
+      if (!/restored log file "[0-9A-F]{24}" from archive/.test(line)) continue;
+      if (!walshipRan) servedByShell++;
+      walshipRan = false;
+    }
+    assert.ok(servedByShell > 0, `no segment restored without a wal-fetch run: ${serverLog}`);
     assert.deepEqual(filesHoldingSecret(dataDir), []);
   });
 

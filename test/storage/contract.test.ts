@@ -93,6 +93,16 @@ for (const backend of backends) {
       await readAll(stored.body);
     });
 
+    test('a CRC-32 of the stored bytes, where the backend records one, is theirs; file storage records one with metadata', async () => {
+      const bytes = Buffer.from('stored bytes');
+      await storage.put('stored-crc/object', Readable.from([bytes.subarray(0, 5), bytes.subarray(5)]), { metadata: { [METADATA_SIZE]: '40' } });
+      const stored = await storage.get('stored-crc/object');
+      await readAll(stored.body);
+      if (storage.capabilities.localFileSystem) assert.equal(stored.storedCrc32, crc32(bytes).toString(16).padStart(8, '0'));
+      if (stored.storedCrc32 !== undefined) assert.equal(stored.storedCrc32, crc32(bytes).toString(16).padStart(8, '0'));
+      assert.deepEqual(stored.metadata, { [METADATA_SIZE]: '40' }, 'the record is not part of the metadata');
+    });
+
     test('a create-only put creates a new object', async () => {
       await storage.put('create-only/new', Readable.from([Buffer.from('first')]), { createOnly: true });
       assert.equal((await readAll((await storage.get('create-only/new')).body)).toString(), 'first');

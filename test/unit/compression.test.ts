@@ -26,6 +26,12 @@ function sampleChunks(): Buffer[] {
   return chunks;
 }
 
+function chunksOf(data: Buffer, size: number): Buffer[] {
+  const chunks: Buffer[] = [];
+  for (let start = 0; start < data.length; start += size) chunks.push(data.subarray(start, start + size));
+  return chunks;
+}
+
 async function roundTrip(method: (typeof COMPRESSION_METHODS)[number], input: Buffer[]): Promise<{ compressed: Buffer; output: Buffer }> {
   const codec = codecFor(method);
   const compressed = await chain(Readable.from(input), codec.compress(method === 'zstd' ? 1 : 3));
@@ -43,6 +49,17 @@ describe('compression stages', () => {
       }
     });
   }
+
+  it('hands zstd output on in pieces of about 256 KiB that hold no more memory than their bytes', async () => {
+    for (const input of [randomBytes(3 << 20), Buffer.alloc(64 << 20)]) {
+      const pieces: Buffer[] = [];
+      for await (const piece of await new Pipeline(Readable.from(chunksOf(input, 64 << 10)), [codecFor('zstd').compress(1)]).readable()) pieces.push(piece as Buffer);
+      assert.ok(zstdDecompressSync(Buffer.concat(pieces)).equals(input));
+      assert.ok(pieces.length <= 14, `${pieces.length} pieces`);
+      // A view of a larger buffer would keep all of it alive while the piece waits downstream.
+      for (const piece of pieces) assert.ok(piece.buffer.byteLength <= Math.max(piece.length, Buffer.poolSize), `a ${piece.length}-byte piece holds ${piece.buffer.byteLength} bytes`);
+    }
+  });
 
   it('uses the native zstd-napi addon when it loads', async () => {
     assert.equal(await createZstd().implementation(), 'zstd-napi');

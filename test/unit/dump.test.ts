@@ -1,17 +1,20 @@
 // Logical dumps: their keys, the TOC selection that brings back whole
 // tables, the catalog's dump sets, retention over them and the age finding.
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
+import { text } from 'node:stream/consumers';
 import { describe, it } from 'node:test';
 import { ArchiveCatalog } from '../../src/archive/catalog.ts';
 import { storeDumpDrillReport } from '../../src/archive/drills.ts';
 import { type DumpSentinel, writeDumpSentinel } from '../../src/archive/dumps.ts';
 import { classifyKey, dumpDatabaseObject, dumpNameAt, dumpObjectExtension, dumpObjectKey, dumpSentinelKey, isDumpName } from '../../src/archive/layout.ts';
 import { ConfigError } from '../../src/errors.ts';
+import { dumpClient, startPgDump, withLargeOutputBuffer } from '../../src/postgres/dump.ts';
 import { describeEntry, parseToc, requireSchemas, selectTables } from '../../src/postgres/dump-toc.ts';
+import { findOnPath } from '../../src/postgres/programs.ts';
 import { dumpAgeFinding } from '../../src/dump/retention.ts';
 import { deleteBackups } from '../../src/retention/delete.ts';
 import { parseDuration } from '../../src/retention/gfs.ts';
@@ -33,6 +36,30 @@ function sentinel(name: string, finish: string, extra: Partial<DumpSentinel> = {
     ...extra,
   };
 }
+
+describe('pg_dump through stdbuf', () => {
+  it('runs pg_dump with a 1 MiB output buffer where stdbuf is on PATH, and as it is where it is not', { skip: !findOnPath('stdbuf') && 'coreutils\' stdbuf is not installed' }, async () => {
+    const bin = mkdtempSync(join(tmpdir(), 'walship-fake-pg-'));
+    const empty = mkdtempSync(join(tmpdir(), 'walship-no-stdbuf-'));
+    try {
+      // Stand-ins that print the output buffer stdbuf set up for them (it passes it on in _STDBUF_O).
+      for (const program of ['pg_dump', 'pg_dumpall', 'pg_restore', 'psql']) {
+        writeFileSync(join(bin, program), '#!/bin/sh\n[ "$1" = --version ] && { echo "pg_dump (PostgreSQL) 15.0"; exit 0; }\nprintf "%s" "${_STDBUF_O:-unbuffered}"\n', { mode: 0o755 });
+      }
+      const outputWith = async (path: string) => {
+        const dumping = startPgDump(await withLargeOutputBuffer(dumpClient({ PATH: path }, bin)), 'shop', '00000003-00000002-1');
+        const [output, status] = await Promise.all([text(dumping.output), dumping.exited]);
+        assert.equal(status.code, 0, status.stderr);
+        return output;
+      };
+      assert.equal(await outputWith('/usr/bin:/bin'), String(1 << 20));
+      assert.equal(await outputWith(empty), 'unbuffered');
+    } finally {
+      rmSync(bin, { recursive: true, force: true });
+      rmSync(empty, { recursive: true, force: true });
+    }
+  });
+});
 
 describe('dump keys', () => {
   it('names a set by its start time in UTC, and classifies its sentinel and objects', () => {

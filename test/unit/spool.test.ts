@@ -1,13 +1,13 @@
 // Where walship's spool goes: next to the data directory, else in the user's
 // state directory, the same place in every run; never a surprise.
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { Config } from '../../src/config/config.ts';
 import { ConfigError, WalshipError } from '../../src/errors.ts';
-import { createSpoolDirectory, spoolDirectory, spoolInStateHome, spoolNextTo, spoolSubdirectory, stateHome } from '../../src/wal/spool.ts';
+import { createPrefetchRoot, createSpoolDirectory, spoolDirectory, spoolInStateHome, spoolInVarTmp, spoolNextTo, spoolSubdirectory, stateHome } from '../../src/wal/spool.ts';
 
 const scratch = mkdtempSync(join(tmpdir(), 'walship-spool-'));
 after(() => rmSync(scratch, { recursive: true, force: true }));
@@ -82,5 +82,30 @@ describe('creating the spool', () => {
       assert.equal(await spoolSubdirectory(spool, 'prefetch'), undefined);
     });
     await assert.rejects(createSpoolDirectory({ dataDirectory: '/pg/main', configured: join(blocker, 'spool') }), /cannot create .*blocker\/spool \(ENOTDIR\); set WALSHIP_SPOOL_DIR/);
+  });
+});
+
+describe('the prefetch root', () => {
+  it("is the spool's prefetch/, else a private per-user directory under /var/tmp, never a shared one", async () => {
+    const blocker = join(scratch, 'prefetch-blocker');
+    writeFileSync(blocker, '');
+    const dataDirectory = join(blocker, 'data');
+    const spool = { dataDirectory, configured: undefined };
+    const fallback = spoolInVarTmp(dataDirectory, process.getuid!());
+    try {
+      await withStateHome(join(blocker, 'state'), async () => {
+        assert.equal(await createPrefetchRoot(spool, undefined), fallback);
+        assert.equal(statSync(fallback).mode & 0o777, 0o700);
+        // Another user could have made it writable to all: then it is refused, not used.
+        chmodSync(join(fallback, '..'), 0o777);
+        await assert.rejects(createPrefetchRoot(spool, undefined), /cannot create .*\/var\/tmp\/walship-\d+\/data-[0-9a-f]{8} \(EPERM\); set WALSHIP_PREFETCH_DIR/);
+      });
+    } finally {
+      chmodSync(join(fallback, '..'), 0o700);
+      rmSync(fallback, { recursive: true, force: true });
+    }
+    const next = join(scratch, 'prefetch-next', 'data');
+    assert.equal(await createPrefetchRoot({ dataDirectory: next, configured: undefined }, undefined), join(scratch, 'prefetch-next', '.walship-data', 'prefetch'));
+    assert.equal(await createPrefetchRoot(spool, join(scratch, 'chosen')), join(scratch, 'chosen'));
   });
 });
