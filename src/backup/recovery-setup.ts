@@ -135,7 +135,12 @@ export async function setUpRecovery(dataDirectory: string, spool: string, config
 function restoreCommandFor(config: Config, configPath: string, spool: string): string {
   const walFetch = [...walshipCommand(), '--config', configPath, 'wal-fetch'];
   if (!readPrefetchEnabled(config)) return `${shellQuote(walFetch)} %f %p`;
-  return restoreCommandWithFastPath(walFetch, readPrefetchSetting(config) ?? join(spool, PREFETCH_AREA), storageSpecFrom(config).identity);
+  return restoreCommandWithFastPath(walFetch, fastPathRoot(config, spool), storageSpecFrom(config).identity);
+}
+
+/** Where the fast path looks for prefetched segments: wal-fetch's first choice of prefetch root for that spool. */
+function fastPathRoot(config: Config, spool: string): string {
+  return readPrefetchSetting(config) ?? join(spool, PREFETCH_AREA);
 }
 
 /** What to do by hand after --no-recovery-config: the restore_command backup-fetch would have written, for the spool next to the data directory. */
@@ -143,7 +148,6 @@ export function manualRecoverySteps(dataDirectory: string, config: Config): stri
   const { configured, dataDirectory: resolved } = spoolDirectory(config, dataDirectory);
   const spool = configured ?? spoolNextTo(resolved);
   const restoreCommand = restoreCommandFor(config, '/path/to/walship.json', spool);
-  const fastPathRoot = readPrefetchSetting(config) ?? join(spool, PREFETCH_AREA);
   const autoConf = join(dataDirectory, 'postgresql.auto.conf');
   return [
     `The files are restored in ${dataDirectory}; no recovery settings were written. To recover from the archive:`,
@@ -152,7 +156,7 @@ export function manualRecoverySteps(dataDirectory: string, config: Config): stri
     '     (the config file holds the storage settings: keep it outside the data directory, where every',
     '     pg_basebackup would copy it, and readable by the PostgreSQL user only; the shell part before',
     '     wal-fetch takes segments the prefetcher has ready without starting walship, and it looks in',
-    `     ${fastPathRoot}: where wal-fetch prefetches elsewhere, that part just always misses)`,
+    `     ${fastPathRoot(config, spool)}: where wal-fetch prefetches elsewhere, that part just always misses)`,
     '     and a recovery target if you want one, e.g. recovery_target_time = \'2024-05-01 10:00:00+00\'',
     `  2. unless this server replaces the source, also add archive_mode = 'off': once promoted, it would`,
     "     archive its new timeline into the source's archive (archive_mode changes only with a restart)",
