@@ -415,7 +415,7 @@ export async function benchSustained(context: BenchContext, fixture: WalFixture,
   const { cluster } = fixture;
   const seconds = context.quick ? 20 : 45;
   const contenders = archivers(context, fixture, targets);
-  const rows: string[][] = [];
+  const runs = new Map<string, SustainedRun[]>(contenders.map((archiver) => [label(archiver.tool, archiver.target), []]));
   const series: BacklogSeries[] = [];
   const peaks: ArchiverPeak[] = [];
   // Checkpoints as often as a busy production server: segments full of full-page images.
@@ -423,72 +423,106 @@ export async function benchSustained(context: BenchContext, fixture: WalFixture,
   await cluster.sql('SELECT pg_reload_conf()');
   const workload = heavyWorkload(cluster, 4);
 
-  for (const archiver of contenders) {
-    const key = label(archiver.tool, archiver.target);
-    const name = `sustained-${archiver.target.name}-${archiver.tool.replaceAll(' ', '-')}`;
-    const home = postgresDirectory(join(context.root, 'runs', name));
-    await holdArchiver(cluster, context.root);
-    await cluster.sql('TRUNCATE pgbench_history'); // the same table sizes for every archiver
-    const { command } = await archiver.prepare(name);
-    const rssLog = writePostgresFile(join(home, 'rss.log'), '');
-    await setArchiveCommand(cluster, withRssLog(command, rssLog));
-    await waitFor(`the backlog to be empty before ${name}`, () => backlogSize(cluster) === 0, 10 * 60_000, 100);
-    const lsnBefore = await cluster.sql('SELECT pg_current_wal_lsn()');
-    const stopSampling = sampleProcessPeaks(context.root);
-    const points: [number, number][] = [];
-    const started = Date.now();
-    let loadDone = false;
-    const load = cluster.client('pgbench', [...workload, '-T', String(seconds), 'postgres']).finally(() => (loadDone = true));
-    while (!loadDone) {
+  for (let round = 0; round < context.rounds; round++) {
+    for (const archiver of rotatedInGroups(contenders, round, (archiver) => archiver.target.name)) {
+      const key = label(archiver.tool, archiver.target);
+      const name = `sustained-${archiver.target.name}-${archiver.tool.replaceAll(' ', '-')}-${round}`;
+      const home = postgresDirectory(join(context.root, 'runs', name));
+      await holdArchiver(cluster, context.root);
+      await cluster.sql('TRUNCATE pgbench_history'); // the same table sizes for every archiver
+      const { command } = await archiver.prepare(name);
+      const rssLog = writePostgresFile(join(home, 'rss.log'), '');
+      await setArchiveCommand(cluster, withRssLog(command, rssLog));
+      await waitFor(`the backlog to be empty before ${name}`, () => backlogSize(cluster) === 0, 10 * 60_000, 100);
+      const lsnBefore = await cluster.sql('SELECT pg_current_wal_lsn()');
+      const stopSampling = sampleProcessPeaks(context.root);
+      const points: [number, number][] = [];
+      const started = Date.now();
+      let loadDone = false;
+      const load = cluster.client('pgbench', [...workload, '-T', String(seconds), 'postgres']).finally(() => (loadDone = true));
+      while (!loadDone) {
+        points.push([(Date.now() - started) / 1000, backlogSize(cluster)]);
+        await sleep(500);
+      }
+      const output = await load;
+      const loadSeconds = (Date.now() - started) / 1000;
+      const walBytes = Number(await cluster.sql(`SELECT pg_current_wal_lsn() - '${lsnBefore}'::pg_lsn`));
+      const backlogAtEnd = backlogSize(cluster);
+      // Then how long the archiver needs to catch up.
+      const catchUpStart = Date.now();
+      for (let at = 0; backlogSize(cluster) > 0 && at < 20 * 60 * 10; at++) {
+        if (at % 5 === 0) points.push([(Date.now() - started) / 1000, backlogSize(cluster)]);
+        await sleep(100);
+      }
       points.push([(Date.now() - started) / 1000, backlogSize(cluster)]);
-      await sleep(500);
+      const catchUp = (Date.now() - catchUpStart) / 1000;
+      await holdArchiver(cluster, context.root);
+      const sampled = await stopSampling();
+      const tps = Number(/tps = ([\d.]+)/.exec(output)?.[1] ?? NaN);
+      const during = points.filter(([t]) => t <= loadSeconds).map(([, n]) => n);
+      const segments = walBytes / 2 ** 20 / SEGMENT_MIB;
+      const cpu = cpuOfRun(rssLog, sampled);
+      runs.get(key)!.push({ tps, segmentsPerSecond: segments / loadSeconds, cpuMsPerSegment: (1000 * cpu.total) / segments, medianBacklog: median(during), maxBacklog: Math.max(...during), backlogAtEnd, catchUp });
+      if (round === context.rounds - 1) series.push({ label: key, points });
+      peaks.push({ contender: key, perCall: readRssLog(rssLog), helpers: new Map(helpersOf(sampled.peaks)) });
+      context.log(`sustained: ${key}: ${fixed(tps, 0)} tps, ${fixed(segments / loadSeconds, 2)} segments/s of WAL, ${fixed((1000 * cpu.total) / segments, 0)} ms CPU/segment (${cpuText(cpu)}), backlog max ${Math.max(...during)}, ${backlogAtEnd} at the end`);
     }
-    const output = await load;
-    const loadSeconds = (Date.now() - started) / 1000;
-    const walBytes = Number(await cluster.sql(`SELECT pg_current_wal_lsn() - '${lsnBefore}'::pg_lsn`));
-    const backlogAtEnd = backlogSize(cluster);
-    // Then how long the archiver needs to catch up.
-    const catchUpStart = Date.now();
-    for (let at = 0; backlogSize(cluster) > 0 && at < 20 * 60 * 10; at++) {
-      if (at % 5 === 0) points.push([(Date.now() - started) / 1000, backlogSize(cluster)]);
-      await sleep(100);
+  }
+
+  const rows: string[][] = [];
+  for (const target of targets) {
+    // Ratios against pgBackRest's synchronous archive-push, the cheapest in CPU (issue 14's aims).
+    const reference = runs.get(`pgbackrest archive-push (${target.name})`);
+    for (const archiver of contenders.filter((contender) => contender.target === target)) {
+      const measured = runs.get(label(archiver.tool, archiver.target))!;
+      const of = (field: keyof SustainedRun) => median(measured.map((run) => run[field]));
+      const ratio = (field: keyof SustainedRun) => (reference ? `${fixed(of(field) / median(reference.map((run) => run[field])), 2)}x` : '-');
+      rows.push([
+        target.name,
+        archiver.tool,
+        fixed(of('tps'), 0),
+        ratio('tps'),
+        fixed(of('segmentsPerSecond'), 2),
+        fixed(of('cpuMsPerSegment'), 0),
+        ratio('cpuMsPerSegment'),
+        fixed(of('medianBacklog'), 0),
+        String(Math.max(...measured.map((run) => run.maxBacklog))),
+        String(Math.max(...measured.map((run) => run.backlogAtEnd))),
+        fixed(of('catchUp')),
+      ]);
     }
-    points.push([(Date.now() - started) / 1000, backlogSize(cluster)]);
-    const catchUp = (Date.now() - catchUpStart) / 1000;
-    await holdArchiver(cluster, context.root);
-    const sampled = await stopSampling();
-    const tps = Number(/tps = ([\d.]+)/.exec(output)?.[1] ?? NaN);
-    const during = points.filter(([t]) => t <= loadSeconds).map(([, n]) => n);
-    const generated = walBytes / 2 ** 20 / SEGMENT_MIB / loadSeconds;
-    rows.push([
-      archiver.target.name,
-      archiver.tool,
-      fixed(tps, 0),
-      fixed(generated, 2),
-      fixed(median(during), 0),
-      String(Math.max(...during)),
-      String(backlogAtEnd),
-      fixed(catchUp),
-    ]);
-    series.push({ label: key, points });
-    peaks.push({ contender: key, perCall: readRssLog(rssLog), helpers: new Map(helpersOf(sampled.peaks)) });
-    context.log(`sustained: ${key}: ${fixed(tps, 0)} tps, ${fixed(generated, 2)} segments/s of WAL, backlog max ${Math.max(...during)}, ${backlogAtEnd} at the end`);
   }
   return {
     report: {
       title: 'Sustained archiving under a heavy pgbench write load',
       lines: [
         `pgbench (4 clients; half UPDATEs of 100-row ranges of pgbench_accounts, half 1000-row INSERTs into pgbench_history; synchronous_commit off, ` +
-          `checkpoint_timeout 30s) for ${seconds} s per archiver, ` +
+          `checkpoint_timeout 30s) for ${seconds} s per archiver, ${runsText(context.rounds)}, ` +
           'with that archiver as archive_command; the `.ready` backlog sampled every 0.5 s. PostgreSQL, pgbench and the archiver share the 2 cores, ' +
-          'so a cheaper archiver also leaves more CPU to the database (compare tps).',
+          'so a cheaper archiver also leaves more CPU to the database (compare tps). ' +
+          'CPU: user and system time of every archive_command call (GNU time) and of the tools\' helpers (sampled from /proc), per 16 MiB of WAL written; ' +
+          'ratios against pgBackRest\'s synchronous archive-push on the same target. Backlog columns: the worst run.',
         '',
-        ...markdownTable(['target', 'archiver', 'pgbench tps', 'WAL written, segments/s', 'median backlog', 'max backlog', 'backlog at end', 'catch-up s'], rows),
+        ...markdownTable(
+          ['target', 'archiver', 'pgbench tps', 'tps / pgBackRest sync', 'WAL written, segments/s', 'CPU ms/segment', 'CPU / pgBackRest sync', 'median backlog', 'max backlog', 'backlog at end', 'catch-up s'],
+          rows,
+        ),
       ],
       chart: { sustained: series },
     },
     peaks,
   };
+}
+
+/** One archiver's run of the sustained load. */
+interface SustainedRun {
+  tps: number;
+  segmentsPerSecond: number;
+  cpuMsPerSegment: number;
+  medianBacklog: number;
+  maxBacklog: number;
+  backlogAtEnd: number;
+  catchUp: number;
 }
 
 /** The peak-RSS table, from every archiving and restoring process the other benchmarks ran. */
