@@ -90,11 +90,28 @@ function readS3Client(config: Config): { client: S3Client; settings: S3Settings;
       httpsAgent: new HttpsAgent({ keepAlive: true, ca: readCaCertificate(config) }),
     }),
   });
+  // Over HTTPS, TLS protects request bodies and S3 checks the CRC32 each upload carries: they go unsigned, with no SHA-256 of each.
+  if (endpoint === undefined || endpoint.startsWith('https://')) signUploadsWithoutPayload(client);
   return {
     client,
     settings: { bucket, prefix, storageClass: storageClass as StorageClass | undefined, serverSideEncryption: sse as ServerSideEncryption | undefined, kmsKeyId },
     retry: new RetryPolicy(retrySettings),
   };
+}
+
+/** The requests whose bodies carry a CRC32 that S3 checks: their payload need not be signed too. */
+const CHECKSUMMED_UPLOADS = new Set(['PutObjectCommand', 'UploadPartCommand']);
+
+/** Gives those requests the payload hash UNSIGNED-PAYLOAD before they are signed, so the signer hashes no body. */
+function signUploadsWithoutPayload(client: S3Client): void {
+  client.middlewareStack.add(
+    (next, context) => (args) => {
+      const request = args.request as { headers?: Record<string, string> };
+      if (CHECKSUMMED_UPLOADS.has(context.commandName ?? '') && request.headers) request.headers['x-amz-content-sha256'] = 'UNSIGNED-PAYLOAD';
+      return next(args);
+    },
+    { step: 'build', name: 'walshipUnsignedPayload' },
+  );
 }
 
 function readCaCertificate(config: Config): string | undefined {
