@@ -479,6 +479,7 @@ async function copySet(settings: CopySettings, set: CommittedSet, report: CopyRe
     try {
       const outcome = await relayKey(source, target, object.key, {
         knownAbsent: true,
+        recordedSha256: recorded?.SHA256,
         checks: (stored) => (recorded ? [new VerifyStage({ algorithm: 'sha256', checksum: recorded.SHA256, size: recorded.CompressedSize }, object.key)] : set.unrecorded(object.key, stored)),
       });
       if (outcome === undefined) throw new WalshipError(`${object.key} was deleted at the source while walship copied it (by retention?)`);

@@ -26,10 +26,12 @@ export interface RelayOptions {
   knownAbsent?: boolean;
   /**
    * Opens the object at the source again: with it, an object whose source
-   * recorded the CRC-32 of its bytes may be streamed to the target in one
+   * recorded a checksum of its bytes may be streamed to the target in one
    * request, sent again from the start on a retry (PutOptions.known).
    */
   reopen?: () => Promise<StoredObject>;
+  /** The SHA-256 of the stored bytes that a record at the source gives (a backup's or a dump set's sentinel). */
+  recordedSha256?: string;
 }
 
 /** Relays `stored` (opened at the source) to the same key at `target`; resolves once the copy is durable. */
@@ -54,17 +56,22 @@ export async function relay(stored: StoredObject, target: Storage, options: Rela
   }
 }
 
-/** The stored bytes as the source recorded them, to open again through the same checks; undefined where it recorded no CRC-32 or cannot reopen. */
+/**
+ * The stored bytes as the source recorded them (the CRC-32 the store keeps,
+ * or the SHA-256 of a sentinel), to open again through the same checks;
+ * undefined where nothing records them or the source cannot be reopened.
+ */
 function knownBody(stored: StoredObject, options: RelayOptions): KnownBody | undefined {
-  const { reopen } = options;
-  const { storedCrc32: crc32, info: { key, size } } = stored;
-  if (crc32 === undefined || reopen === undefined) return undefined;
+  const { storedCrc32, info: { key, size } } = stored;
+  const { reopen, recordedSha256 } = options;
+  const checksum = storedCrc32 !== undefined ? { algorithm: 'crc32' as const, hex: storedCrc32 } : recordedSha256 && { algorithm: 'sha256' as const, hex: recordedSha256 };
+  if (!checksum || reopen === undefined) return undefined;
   return {
     size,
-    crc32,
+    checksum,
     reopen: async () => {
       const again = await reopen();
-      if (again.storedCrc32 !== crc32 || again.info.size !== size) {
+      if (again.storedCrc32 !== storedCrc32 || again.info.size !== size) {
         again.body.destroy();
         throw new WalshipError(`${key} changed at the source while walship copied it`);
       }

@@ -40,7 +40,7 @@ import { assertSafeKey, inBatches, type KnownBody, type ObjectInfo, type ObjectM
 /** S3 allows 10,000 parts: 8 MiB parts cover objects up to 78 GiB. */
 const PART_SIZE = 8 << 20;
 /**
- * Bytes of known size and CRC-32 up to this go up in one streamed PUT,
+ * Bytes of known size and checksum up to this go up in one streamed PUT,
  * larger ones in parts: one request per object is what a store keeps with
  * the least work (s3rver, for one, reads the parts back to join them), and a
  * retry sends the whole object again, which up to 128 MiB costs seconds
@@ -268,8 +268,8 @@ export class S3Storage implements Storage {
   }
 
   /**
-   * One PUT streamed from `body`, whose size and CRC-32 are known: S3 checks
-   * the CRC-32 on arrival, and the payload goes unsigned over HTTPS, so the
+   * One PUT streamed from `body`, whose size and checksum are known: S3 checks
+   * the checksum on arrival, and the payload goes unsigned over HTTPS, so the
    * object is neither held in memory nor hashed here. The last piece goes
    * out only once the body has ended cleanly: a body that fails its checks
    * at its end leaves the request short of its Content-Length, which S3
@@ -283,7 +283,7 @@ export class S3Storage implements Storage {
         ...this.objectSettings(options.metadata),
         Body,
         ContentLength: known.size,
-        ChecksumCRC32: Buffer.from(known.crc32, 'hex').toString('base64'),
+        [known.checksum.algorithm === 'crc32' ? 'ChecksumCRC32' : 'ChecksumSHA256']: Buffer.from(known.checksum.hex, 'hex').toString('base64'),
         IfNoneMatch: options.createOnly ? '*' : undefined,
       });
     let unsent: Readable | undefined = body;

@@ -27,8 +27,8 @@ export interface PutOptions {
   createOnly?: boolean;
   /**
    * The body's bytes as known before they are read (a copy relays an object
-   * whose size and CRC-32 its source recorded): a backend may then stream
-   * them in one request, which the service checks against that CRC-32, and
+   * whose size and checksum its source recorded): a backend may then stream
+   * them in one request, which the service checks against that checksum, and
    * open them again for a retry.
    */
   known?: KnownBody;
@@ -36,8 +36,8 @@ export interface PutOptions {
 
 export interface KnownBody {
   size: number;
-  /** The CRC-32 of the bytes, lowercase hex. */
-  crc32: string;
+  /** A checksum of the bytes, lowercase hex. */
+  checksum: { algorithm: 'crc32' | 'sha256'; hex: string };
   /** The same bytes again from the start, through the same checks as the body. */
   reopen(): Promise<Readable>;
 }

@@ -1,10 +1,11 @@
-// S3 uploads of bytes whose size and CRC-32 are known (a copy relaying what
-// file storage recorded), over HTTPS as real S3 is reached: one streamed PUT
-// with an unsigned payload that carries the CRC32, sent again from a
-// reopened source on a retry, never completed when the body fails at its
-// end; over plain HTTP, the same put is signed with the payload's SHA-256.
+// S3 uploads of bytes whose size and checksum are known (a copy relaying the
+// CRC-32 file storage recorded, or a sentinel's SHA-256), over HTTPS as real
+// S3 is reached: one streamed PUT with an unsigned payload that carries that
+// checksum, sent again from a reopened source on a retry, never completed
+// when the body fails at its end; over plain HTTP, the same put is signed
+// with the payload's SHA-256.
 import assert from 'node:assert/strict';
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -32,7 +33,7 @@ function pieces(bytes: Buffer): Readable {
 
 /** The bytes, counting how often they are opened again. */
 function known(): KnownBody & { reopened: number } {
-  const body = { size: SIZE, crc32: crcHex, reopened: 0, reopen: async () => {
+  const body = { size: SIZE, checksum: { algorithm: 'crc32' as const, hex: crcHex }, reopened: 0, reopen: async () => {
     body.reopened++;
     return pieces(data);
   } };
@@ -80,6 +81,17 @@ describe('S3 puts of known bytes (s3rver behind TLS)', () => {
     const stored = await overTls.get('one/object');
     assert.deepEqual(stored.metadata, { kept: 'yes' });
     assert.ok((await readAll(stored.body)).equals(data));
+  });
+
+  test('bytes known by their SHA-256 (a sentinel records it): one PUT carrying the SHA-256 for S3 to check', async () => {
+    faults.clear();
+    const sha256 = createHash('sha256').update(data).digest();
+    await overTls.put('sha256/object', pieces(data), { known: { ...known(), checksum: { algorithm: 'sha256', hex: sha256.toString('hex') } } });
+    const sent = puts();
+    assert.equal(sent.length, 1);
+    assert.equal(sent[0]!.headers['x-amz-checksum-sha256'], sha256.toString('base64'));
+    assert.equal(sent[0]!.headers['x-amz-checksum-crc32'], undefined);
+    assert.ok((await readAll((await overTls.get('sha256/object')).body)).equals(data));
   });
 
   test('a retried PUT sends the bytes again from a reopened source', async () => {
