@@ -92,8 +92,8 @@ function readS3Client(config: Config): { client: S3Client; settings: S3Settings;
     forcePathStyle: config.boolean('AWS_S3_FORCE_PATH_STYLE', false),
     credentials: accessKeyId && secretAccessKey ? { accessKeyId, secretAccessKey, sessionToken: config.get('AWS_SESSION_TOKEN') } : undefined,
     maxAttempts: 1,
-    // The SDK's notes would go to the console (a failed streamed PUT: "an error was encountered in a non-retryable streaming request"); walship reports failures itself.
-    logger: { debug: sdkNote, info: sdkNote, warn: sdkNote, error: sdkNote },
+    // The SDK's warnings would go to the console (a failed streamed PUT: "an error was encountered in a non-retryable streaming request"); walship reports failures itself.
+    logger: { debug: () => undefined, info: () => undefined, warn: sdkWarning, error: () => undefined },
     requestHandler: new NodeHttpHandler({
       connectionTimeout: retrySettings.requestTimeoutMs,
       // An idle timeout on the socket: covers a stalled response body too.
@@ -126,7 +126,7 @@ function signUploadsWithoutPayload(client: S3Client): void {
   );
 }
 
-function sdkNote(...content: unknown[]): void {
+function sdkWarning(...content: unknown[]): void {
   log.debug(`AWS SDK: ${content.map(String).join(' ')}`);
 }
 
