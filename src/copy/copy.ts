@@ -93,12 +93,8 @@ export async function copyArchive(settings: CopySettings): Promise<CopyReport> {
     elapsedMs: 0,
   };
   await requireSameKey(source, target);
-  // Both records and both catalogs at once: they only read, and the checks below need them all.
-  const [[sourceRecord, targetRecord], sourceCatalog, targetCatalog] = await Promise.all([
-    readRecords(source, target),
-    ArchiveCatalog.load(source, { wal: false, dumps: true }),
-    ArchiveCatalog.load(target, { wal: false, dumps: true }),
-  ]);
+  const [sourceRecord, targetRecord] = await readRecords(source, target);
+  const [sourceCatalog, targetCatalog] = await Promise.all([ArchiveCatalog.load(source, { wal: false, dumps: true }), ArchiveCatalog.load(target, { wal: false, dumps: true })]);
   const sourceSide = { storage: source, record: sourceRecord, origins: sourceCatalog.backupOrigins() };
   requireSameCluster(sourceSide, { storage: target, record: targetRecord, origins: targetCatalog.backupOrigins() });
   await followArchiveRecord(sourceSide, { storage: target, record: targetRecord }, !dryRun);

@@ -86,8 +86,7 @@ export async function followArchiveRecord(source: ArchiveSide, target: ArchiveSi
     if (error instanceof NotFoundError) return undefined; // removed since it was read
     throw error;
   }
-  // The target's record was just read: absent, it is put create-only without a look first.
-  const outcome = await relay(stored, target.storage, target.record ? { replace: true } : { knownAbsent: true });
+  const outcome = await relay(stored, target.storage, { replace: target.record !== undefined });
   if (outcome.kind === 'different') {
     // Another process recorded the archive meanwhile: check it again.
     const recorded = { storage: target.storage, record: await readArchiveRecord(target.storage) };
