@@ -58,8 +58,8 @@ const SSE_MODES = ['AES256', 'aws:kms', 'aws:kms:dsse'];
 interface S3Settings {
   bucket: string;
   prefix: string;
-  /** Over HTTPS, TLS protects request bodies and S3 checks the CRC32 each one carries: they go unsigned, with no SHA-256 of each. */
-  unsignedPayload: boolean;
+  /** Over HTTPS, TLS protects request bodies: a streamed PUT goes unsigned, S3 checking the checksum it carries. */
+  https: boolean;
   storageClass: StorageClass | undefined;
   serverSideEncryption: ServerSideEncryption | undefined;
   kmsKeyId: string | undefined;
@@ -102,28 +102,12 @@ function readS3Client(config: Config): { client: S3Client; settings: S3Settings;
       httpsAgent: new HttpsAgent({ keepAlive: true, ca: readCaCertificate(config) }),
     }),
   });
-  const unsignedPayload = endpoint === undefined || endpoint.startsWith('https://');
-  if (unsignedPayload) signUploadsWithoutPayload(client);
+  const https = endpoint === undefined || endpoint.startsWith('https://');
   return {
     client,
-    settings: { bucket, prefix, unsignedPayload, storageClass: storageClass as StorageClass | undefined, serverSideEncryption: sse as ServerSideEncryption | undefined, kmsKeyId },
+    settings: { bucket, prefix, https, storageClass: storageClass as StorageClass | undefined, serverSideEncryption: sse as ServerSideEncryption | undefined, kmsKeyId },
     retry: new RetryPolicy(retrySettings),
   };
-}
-
-/** The requests whose bodies carry a CRC32 that S3 checks: their payload need not be signed too. */
-const CHECKSUMMED_UPLOADS = new Set(['PutObjectCommand', 'UploadPartCommand']);
-
-/** Gives those requests the payload hash UNSIGNED-PAYLOAD before they are signed, so the signer hashes no body. */
-function signUploadsWithoutPayload(client: S3Client): void {
-  client.middlewareStack.add(
-    (next, context) => (args) => {
-      const request = args.request as { headers?: Record<string, string> };
-      if (CHECKSUMMED_UPLOADS.has(context.commandName ?? '') && request.headers) request.headers['x-amz-content-sha256'] = 'UNSIGNED-PAYLOAD';
-      return next(args);
-    },
-    { step: 'build', name: 'walshipUnsignedPayload' },
-  );
 }
 
 function sdkWarning(...content: unknown[]): void {
@@ -214,7 +198,7 @@ export class S3Storage implements Storage {
     // S3 checks If-None-Match at PUT and at multipart completion; stores that ignore it are covered by wal-push's compare.
     const ifNoneMatch = options.createOnly ? '*' : undefined;
     // Every PUT and part carries a CRC32 (ChecksumAlgorithm), which S3 checks on arrival.
-    if (options.known && options.known.size <= STREAMED_PUT_LIMIT && this.settings.unsignedPayload) return this.putStreamed(key, body, options.known, options);
+    if (options.known && options.known.size <= STREAMED_PUT_LIMIT && this.settings.https) return this.putStreamed(key, body, options.known, options);
     const send = <T>(operation: string, command: (signal: AbortSignal) => Promise<T>) => this.requests.run(operation, key, command);
     let uploadId: string | undefined;
     // Each part's ETag and CRC32: completing an upload created with a checksum algorithm must list both.
