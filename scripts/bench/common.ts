@@ -13,7 +13,7 @@ import { giveToPostgres, isRoot, POSTGRES_USER } from '../../test/support/proces
 export interface BenchContext {
   /** Fewer repetitions and a smaller backlog, for a quick look (--quick). */
   quick: boolean;
-  /** Runs per contender of the long benchmarks (drain, replay): 1 unless --rounds N. */
+  /** Runs per contender of the long benchmarks (drain, replay, copy): 1 unless --rounds N. */
   rounds: number;
   /**
    * Extra walship contenders, each a name with settings (--variant NAME:SETTING=VALUE,...)

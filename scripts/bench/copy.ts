@@ -63,6 +63,8 @@ interface Timing {
   ms: number;
   /** CPU time of the process, user and system, in ms (GNU time). */
   cpuMs: number;
+  /** CPU time the store's server (s3rver) spent meanwhile, in ms. */
+  serverCpuMs?: number;
 }
 
 /** Runs a whole process as postgres; its wall time, and its CPU time as GNU time counts it. */
@@ -120,66 +122,77 @@ export async function benchCopy(context: BenchContext, fixture: WalFixture, targ
   const bucketPrefix = (prefix: string) => /^s3:\/\/([^/]+)\/(.*)$/.exec(target.walshipSettings(prefix).WALG_S3_PREFIX!)!;
   /** Every run copies into a prefix of its own: rclone would skip what an earlier run copied. */
   let runs = 0;
-  const contenders: CopyContender[] = [
-    {
-      name: 'walship copy',
-      copy: (source, prefix) => {
-        const from = writePostgresFile(join(home, `from-${prefix}.json`), JSON.stringify({ WALG_FILE_PREFIX: source }));
-        const to = writePostgresFile(join(home, `to-${prefix}.json`), JSON.stringify(target.walshipSettings(prefix)));
-        return timed(context.walship, ['copy', '--from', from, '--to', to], serverEnvironment());
-      },
+  // walship, then each other build or configuration of it (--baseline REV, --variant), then rclone.
+  const walships = [undefined, ...context.variants].map((variant): CopyContender => ({
+    name: `walship copy${variant ? ` [${variant.name}]` : ''}`,
+    copy: (source, prefix) => {
+      const from = writePostgresFile(join(home, `from-${prefix}.json`), JSON.stringify({ WALG_FILE_PREFIX: source }));
+      const to = writePostgresFile(join(home, `to-${prefix}.json`), JSON.stringify({ ...target.walshipSettings(prefix), ...variant?.settings }));
+      return timed(variant?.walship ?? context.walship, ['copy', '--from', from, '--to', to], serverEnvironment(variant?.settings));
     },
-    ...[4, 16].map((transfers): CopyContender => ({
-      name: `rclone copy --transfers ${transfers}${transfers === 4 ? ' (its default)' : ''}`,
-      copy: (source, prefix) => {
-        const [, bucket, path] = bucketPrefix(prefix);
-        return timed('rclone', ['copy', source, `bench:${bucket}/${path}`, '--exclude', '.walship/**', '--transfers', String(transfers), '--s3-no-check-bucket'], {
-          ...serverEnvironment(rcloneEnvironment(target.walshipSettings(prefix))),
-          HOME: home,
-        });
-      },
-    })),
-  ];
+  }));
+  const rclones = [4, 16].map((transfers): CopyContender => ({
+    name: `rclone copy --transfers ${transfers}${transfers === 4 ? ' (its default)' : ''}`,
+    copy: (source, prefix) => {
+      const [, bucket, path] = bucketPrefix(prefix);
+      return timed('rclone', ['copy', source, `bench:${bucket}/${path}`, '--exclude', '.walship/**', '--transfers', String(transfers), '--s3-no-check-bucket'], {
+        ...serverEnvironment(rcloneEnvironment(target.walshipSettings(prefix))),
+        HOME: home,
+      });
+    },
+  }));
+  const contenders = [...walships, ...rclones];
   const datasets = [
     { name: 'a base backup', directory: sources.backup },
     { name: `${segments.length} WAL segments`, directory: sources.wal },
   ];
-  const rounds = context.quick ? 1 : 3;
+  const rounds = Math.max(context.rounds, context.quick ? 1 : 3);
   const rows: string[][] = [];
   const summary: string[] = [];
+  const serverCpu = () => (target.serverCpuSeconds?.() ?? 0) * 1000;
   for (const dataset of datasets) {
     const bytes = storedBytes(dataset.directory);
     const times = new Map<string, Timing[]>(contenders.map((contender) => [contender.name, []]));
     for (let round = 0; round < rounds; round++) {
       for (const contender of rotated(contenders, round)) {
         context.log(`copy: ${dataset.name} (${fixed(bytes / 2 ** 20)} MiB) with ${contender.name}, round ${round + 1}`);
-        times.get(contender.name)!.push(await contender.copy(dataset.directory, `copy-${runs++}`));
+        const serverBefore = serverCpu();
+        const timing = await contender.copy(dataset.directory, `copy-${runs++}`);
+        times.get(contender.name)!.push({ ...timing, serverCpuMs: serverCpu() - serverBefore });
       }
     }
-    const wall = (name: string) => median(times.get(name)!.map((timing) => timing.ms));
-    const rate = (name: string) => bytes / 2 ** 20 / (wall(name) / 1000);
+    const medianOf = (name: string, measure: (timing: Timing) => number) => median(times.get(name)!.map(measure));
+    const rate = (name: string) => bytes / 2 ** 20 / (medianOf(name, (timing) => timing.ms) / 1000);
+    /** Each round's walship/rclone speed ratio (the same round ran under the same load), then their median. */
+    const roundRatios = (walship: string, other: string) => times.get(walship)!.map((timing, round) => times.get(other)![round]!.ms / timing.ms);
     for (const contender of contenders) {
-      const cpu = median(times.get(contender.name)!.map((timing) => timing.cpuMs));
       rows.push([
         dataset.name,
         contender.name,
-        fixed(wall(contender.name) / 1000, 2),
+        fixed(medianOf(contender.name, (timing) => timing.ms) / 1000, 2),
         fixed(rate(contender.name)),
         contender === contenders[0] ? '1.00x' : ratio(rate(contenders[0]!.name), rate(contender.name)),
-        fixed(cpu / 1000, 2),
+        fixed(medianOf(contender.name, (timing) => timing.cpuMs) / 1000, 2),
+        fixed(medianOf(contender.name, (timing) => timing.serverCpuMs ?? 0) / 1000, 2),
       ]);
     }
-    summary.push(`- ${dataset.name}: walship copy / rclone copy = **${ratio(rate(contenders[0]!.name), rate(contenders[1]!.name))}** (rclone's default 4 transfers), **${ratio(rate(contenders[0]!.name), rate(contenders[2]!.name))}** (16, walship's default)`);
+    for (const walship of walships) {
+      const perRound = roundRatios(walship.name, rclones[0]!.name);
+      summary.push(
+        `- ${dataset.name}: ${walship.name} / rclone copy = **${ratio(rate(walship.name), rate(rclones[0]!.name))}** (rclone's default 4 transfers; rounds ${perRound.map((value) => `${fixed(value, 2)}x`).join(', ')}), ` +
+          `**${ratio(rate(walship.name), rate(rclones[1]!.name))}** (16, walship's default)`,
+      );
+    }
   }
 
   const foreground = await benchForegroundCost(context, fixture, target, home);
   return {
     title: 'copy: walship copy vs rclone copy to s3rver, and wal-push with a copy configured',
     lines: [
-      `File storage to s3rver (behind the bench's TLS proxy), ${rounds} round${rounds === 1 ? '' : 's'} per contender, rotated, each into a new prefix; median wall time of the whole process. ` +
+      `File storage to s3rver (behind the bench's TLS proxy), ${rounds} round${rounds === 1 ? '' : 's'} per contender, rotated, each into a new prefix; median wall time of the whole process, and of its CPU time and s3rver's. ` +
         'walship copy lists both sides, relays each object as stored and checks it on arrival (WAL: the CRC-32 of its bytes that file storage recorded; backup parts: SHA-256); rclone computes an MD5 per object.',
       '',
-      ...markdownTable(['data', 'contender', 'median s', 'MiB/s', 'walship speed / this', 'CPU s (user + system)'], rows),
+      ...markdownTable(['data', 'contender', 'median s', 'MiB/s', 'walship speed / this', 'CPU s (user + system)', 's3rver CPU s'], rows),
       '',
       'Aim: walship copy at least 1.0x rclone copy.',
       ...summary,

@@ -145,12 +145,12 @@ interface Options {
 const USAGE = `usage: npm run bench -- [--quick] [--rounds N] [--ref REV] [--baseline REV] [--variant NAME:SETTING=VALUE,...] [--keep] [name ...]
 
   --quick     fewer repetitions and a 40-segment backlog (about 5 minutes)
-  --rounds N  runs per contender of drain and replay, interleaved (default 1)
+  --rounds N  runs per contender of drain, replay and copy, interleaved (default 1)
   --ref REV   benchmark walship built from git revision REV (in a scratch copy)
               instead of dist/walship; WALSHIP_BINARY=PATH picks any binary
   --baseline REV
               also measure walship built from git revision REV, as a variant
-              named REV in wal-push, drain, replay and sustained: before and
+              named REV in wal-push, drain, replay, sustained and copy: before and
               after a change in one run (repeatable)
   --variant NAME:SETTING=VALUE,...
               also measure walship with these settings in drain, replay and

@@ -5,14 +5,12 @@
  * when this checkout has s3rver and a walship build with the S3 backend. Each archive gets its own name (a directory, or a path
  * in the bucket), so every run starts from an empty archive.
  */
-import { execFileSync } from 'node:child_process';
-import { type Dirent, existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { connect, type Socket } from 'node:net';
-import { createServer as createTlsServer } from 'node:tls';
+import { type Dirent, existsSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { EMULATOR_BUCKET, type Emulator, startS3rver } from '../../test/support/emulators.ts';
 import { projectRoot } from '../../test/support/paths.ts';
-import { freePort, giveToPostgres, run } from '../../test/support/processes.ts';
+import { giveToPostgres, run } from '../../test/support/processes.ts';
+import { startTlsProxy } from '../../test/support/tls-proxy.ts';
 import { type BenchContext, postgresDirectory } from './common.ts';
 import { posixRepository } from './pgbackrest.ts';
 
@@ -26,6 +24,8 @@ export interface Target {
   pgbackrestNote?: string;
   /** Names of the files archive `archive` holds, read straight from disk (to check that done means stored). */
   storedNames(archive: string): string[];
+  /** CPU seconds the store's server process has used so far, where it is one of ours (s3rver). */
+  serverCpuSeconds?(): number;
 }
 
 /** Prefixes the settings to a command, as `NAME=value ... command` for `/bin/sh -c`. */
@@ -52,39 +52,6 @@ function filesUnder(directory: string): string[] {
 }
 
 /**
- * A TLS endpoint on loopback in front of `upstreamPort`, with a fresh
- * self-signed certificate for 127.0.0.1: pgBackRest's S3 client only speaks
- * HTTPS, and s3rver (as the test support starts it) only HTTP.
- */
-async function startTlsProxy(directory: string, upstreamPort: number): Promise<{ port: number; certificate: string; stop(): Promise<void> }> {
-  const key = join(directory, 'key.pem');
-  const certificate = join(directory, 'cert.pem');
-  execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', key, '-out', certificate, '-days', '2',
-    '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1'], { stdio: 'ignore' });
-  giveToPostgres(certificate);
-  const sockets = new Set<Socket>();
-  const server = createTlsServer({ key: readFileSync(key), cert: readFileSync(certificate) }, (client) => {
-    const upstream = connect(upstreamPort, '127.0.0.1');
-    for (const socket of [client, upstream]) {
-      sockets.add(socket);
-      socket.on('close', () => sockets.delete(socket));
-      socket.on('error', () => (socket === client ? upstream : client).destroy());
-    }
-    client.pipe(upstream).pipe(client);
-  });
-  const port = await freePort();
-  await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve));
-  return {
-    port,
-    certificate,
-    stop: async () => {
-      for (const socket of sockets) socket.destroy();
-      await new Promise((resolve) => server.close(resolve));
-    },
-  };
-}
-
-/**
  * s3rver on loopback, behind a TLS proxy that walship and pgBackRest both go
  * through, when this checkout has s3rver and the walship build has the S3
  * backend; otherwise the reason it is not measured.
@@ -94,6 +61,7 @@ export async function s3Target(context: BenchContext, onCleanup: (cleanup: () =>
   const emulator: Emulator = await startS3rver();
   onCleanup(() => emulator.stop());
   const proxy = await startTlsProxy(postgresDirectory(join(context.root, 'tls')), emulator.port);
+  giveToPostgres(proxy.certificate);
   onCleanup(() => proxy.stop());
   const walshipSettings = (archive: string) => ({
     ...emulator.settings(`bench/${archive}`, `https://127.0.0.1:${proxy.port}`),
@@ -124,6 +92,7 @@ export async function s3Target(context: BenchContext, onCleanup: (cleanup: () =>
     // s3rver keeps each object as a file named after its key: walship's under bench/, pgBackRest's under pgbackrest/.
     storedNames: (archive) =>
       ['bench', 'pgbackrest'].map((root) => join(emulator.objectsDirectory!, root, archive)).filter((directory) => existsSync(directory)).flatMap(filesUnder),
+    serverCpuSeconds: () => emulator.cpuSeconds(),
     pgbackrestNote: 's3rver (a Node.js server on the same 2 cores) behind a TLS proxy in the bench process; walship verifies the certificate, pgBackRest 2.45 cannot for an IP address (repo1-storage-verify-tls=n)',
   };
 }

@@ -39,7 +39,7 @@ import { relayStages } from '../stages/transfer.ts';
 import type { ObjectInfo, Storage, StoredObject } from '../storage/storage.ts';
 import { forEachConcurrently, InFlight } from '../util/concurrency.ts';
 import { followArchiveRecord, readRecords, requireSameCluster, requireSameKey } from './identity.ts';
-import { relay, type RelayOutcome } from './relay.ts';
+import { relay, type RelayOptions, type RelayOutcome } from './relay.ts';
 
 /** What to copy: everything, the WAL alone, or one backup and the WAL from its start on. */
 export type CopySelection = { kind: 'all' } | { kind: 'wal' } | { kind: 'backup'; name: string };
@@ -346,7 +346,7 @@ async function decide(object: StoredWalObject, group: WalGroup, source: Storage,
   return { kind: 'in-sync' };
 }
 
-async function relayKey(source: Storage, target: Storage, key: string, options: Parameters<typeof relay>[2]): Promise<RelayOutcome | undefined> {
+async function relayKey(source: Storage, target: Storage, key: string, options: RelayOptions): Promise<RelayOutcome | undefined> {
   let stored;
   try {
     stored = await source.get(key);
@@ -354,7 +354,7 @@ async function relayKey(source: Storage, target: Storage, key: string, options: 
     if (error instanceof NotFoundError) return undefined; // deleted at the source since it was listed (retention)
     throw error;
   }
-  return relay(stored, target, options);
+  return relay(stored, target, { ...options, reopen: () => source.get(key) });
 }
 
 function count(outcome: RelayOutcome | undefined, key: string, report: CopyReport, copied: (bytes: number) => void): void {
@@ -479,6 +479,7 @@ async function copySet(settings: CopySettings, set: CommittedSet, report: CopyRe
     try {
       const outcome = await relayKey(source, target, object.key, {
         knownAbsent: true,
+        recordedSha256: recorded?.SHA256,
         checks: (stored) => (recorded ? [new VerifyStage({ algorithm: 'sha256', checksum: recorded.SHA256, size: recorded.CompressedSize }, object.key)] : set.unrecorded(object.key, stored)),
       });
       if (outcome === undefined) throw new WalshipError(`${object.key} was deleted at the source while walship copied it (by retention?)`);

@@ -186,7 +186,7 @@ async function forwardFile(source: Storage, target: Storage, name: string, metho
     return;
   }
   try {
-    const outcome = await relay(found.stored, target, { checks: (stored) => relayStages(source, found.codec, stored) });
+    const outcome = await relay(found.stored, target, { checks: (stored) => relayStages(source, found.codec, stored), reopen: () => source.get(found.stored.info.key) });
     if (outcome.kind === 'different') log.error(`${found.stored.info.key}: ${outcome.detail}; not overwritten (walship copy reports it too)`);
   } catch (error) {
     if (!(error instanceof IntegrityError)) throw error;

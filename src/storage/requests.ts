@@ -7,7 +7,7 @@
 import { Readable } from 'node:stream';
 import { AlreadyExistsError, describeError, NotFoundError, WalshipError } from '../errors.ts';
 import { log } from '../log/logger.ts';
-import { RequestTimeoutError, type RetryPolicy } from './retry.ts';
+import { type Attempt, RequestTimeoutError, type RetryPolicy } from './retry.ts';
 
 /** What a request does, to name the permission it needs. */
 export type Access = 'read' | 'write' | 'list' | 'delete';
@@ -57,7 +57,7 @@ export class RequestRunner {
   }
 
   /** Runs one request with retries; failures become NotFoundError, AlreadyExistsError or StorageRequestError. */
-  async run<T>(operation: string, key: string, attempt: (signal: AbortSignal) => Promise<T>): Promise<T> {
+  async run<T>(operation: string, key: string, attempt: Attempt<T>): Promise<T> {
     try {
       return await this.retry.run(`${operation} ${key}`, (error) => this.errors.isTransient(error), attempt);
     } catch (error) {

@@ -72,9 +72,11 @@ export class RetryPolicy {
   /**
    * Runs `attempt` until it succeeds, fails non-transiently, or the attempt
    * or time budget is spent; the last error is thrown. Each attempt gets a
-   * signal that aborts it after the request timeout.
+   * signal that aborts it after the request timeout, and a function that
+   * starts that timeout again: an upload calls it as its body goes out, so a
+   * long one is timed from its last progress, not from its start.
    */
-  async run<T>(what: string, isTransient: (error: unknown) => boolean, attempt: (signal: AbortSignal) => Promise<T>): Promise<T> {
+  async run<T>(what: string, isTransient: (error: unknown) => boolean, attempt: Attempt<T>): Promise<T> {
     const { maxAttempts, totalTimeMs, requestTimeoutMs } = this.settings;
     const deadline = Date.now() + totalTimeMs;
     for (let attemptNumber = 1; ; attemptNumber++) {
@@ -96,7 +98,10 @@ export class RetryPolicy {
   }
 }
 
-async function withTimeout<T>(timeoutMs: number, attempt: (signal: AbortSignal) => Promise<T>): Promise<T> {
+/** One attempt of a request: `signal` aborts it; `progress` says it is still moving, and restarts its timeout. */
+export type Attempt<T> = (signal: AbortSignal, progress: () => void) => Promise<T>;
+
+async function withTimeout<T>(timeoutMs: number, attempt: Attempt<T>): Promise<T> {
   const controller = new AbortController();
   const timeout = new RequestTimeoutError(timeoutMs);
   let timer: NodeJS.Timeout | undefined;
@@ -108,7 +113,7 @@ async function withTimeout<T>(timeoutMs: number, attempt: (signal: AbortSignal) 
   });
   try {
     // Racing as well as aborting: an SDK that ignores the signal still cannot hold us past the timeout.
-    return await Promise.race([attempt(controller.signal), expired]);
+    return await Promise.race([attempt(controller.signal, () => timer?.refresh()), expired]);
   } finally {
     clearTimeout(timer);
   }

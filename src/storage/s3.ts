@@ -8,7 +8,7 @@
 import { readFileSync } from 'node:fs';
 import { Agent as HttpAgent } from 'node:http';
 import { Agent as HttpsAgent } from 'node:https';
-import type { Readable } from 'node:stream';
+import { pipeline, type Readable, Transform } from 'node:stream';
 import {
   AbortMultipartUploadCommand,
   type CompletedPart,
@@ -35,10 +35,18 @@ import { readBucketUrl } from './bucket-url.ts';
 import { uploadInParts } from './parts.ts';
 import { type Access, RequestRunner, type ServiceErrors } from './requests.ts';
 import { isTransientNetworkError, isTransientStatus, readRetrySettings, RetryPolicy } from './retry.ts';
-import { assertSafeKey, inBatches, type ObjectInfo, type ObjectMetadata, type PutOptions, type Storage, type StorageCapabilities, type StoredObject } from './storage.ts';
+import { assertSafeKey, inBatches, type KnownBody, type ObjectInfo, type ObjectMetadata, type PutOptions, type Storage, type StorageCapabilities, type StoredObject } from './storage.ts';
 
 /** S3 allows 10,000 parts: 8 MiB parts cover objects up to 78 GiB. */
 const PART_SIZE = 8 << 20;
+/**
+ * Bytes of known size and checksum up to this go up in one streamed PUT,
+ * larger ones in parts: one request per object is what a store keeps with
+ * the least work (s3rver, for one, reads the parts back to join them), and a
+ * retry sends the whole object again, which up to 128 MiB costs seconds
+ * (rclone's own cutoff is 200 MiB; S3 takes 5 GiB).
+ */
+const STREAMED_PUT_LIMIT = 128 << 20;
 const PART_CONCURRENCY = 4;
 /** DeleteObjects takes at most 1000 keys. */
 const DELETE_BATCH_KEYS = 1000;
@@ -50,6 +58,8 @@ const SSE_MODES = ['AES256', 'aws:kms', 'aws:kms:dsse'];
 interface S3Settings {
   bucket: string;
   prefix: string;
+  /** Over HTTPS, TLS protects request bodies: a streamed PUT goes unsigned, S3 checking the checksum it carries. */
+  https: boolean;
   storageClass: StorageClass | undefined;
   serverSideEncryption: ServerSideEncryption | undefined;
   kmsKeyId: string | undefined;
@@ -82,6 +92,8 @@ function readS3Client(config: Config): { client: S3Client; settings: S3Settings;
     forcePathStyle: config.boolean('AWS_S3_FORCE_PATH_STYLE', false),
     credentials: accessKeyId && secretAccessKey ? { accessKeyId, secretAccessKey, sessionToken: config.get('AWS_SESSION_TOKEN') } : undefined,
     maxAttempts: 1,
+    // The SDK's warnings would go to the console (a failed streamed PUT: "an error was encountered in a non-retryable streaming request"); walship reports failures itself.
+    logger: { debug: () => undefined, info: () => undefined, warn: sdkWarning, error: () => undefined },
     requestHandler: new NodeHttpHandler({
       connectionTimeout: retrySettings.requestTimeoutMs,
       // An idle timeout on the socket: covers a stalled response body too.
@@ -90,11 +102,16 @@ function readS3Client(config: Config): { client: S3Client; settings: S3Settings;
       httpsAgent: new HttpsAgent({ keepAlive: true, ca: readCaCertificate(config) }),
     }),
   });
+  const https = endpoint === undefined || endpoint.startsWith('https://');
   return {
     client,
-    settings: { bucket, prefix, storageClass: storageClass as StorageClass | undefined, serverSideEncryption: sse as ServerSideEncryption | undefined, kmsKeyId },
+    settings: { bucket, prefix, https, storageClass: storageClass as StorageClass | undefined, serverSideEncryption: sse as ServerSideEncryption | undefined, kmsKeyId },
     retry: new RetryPolicy(retrySettings),
   };
+}
+
+function sdkWarning(...content: unknown[]): void {
+  log.debug(`AWS SDK: ${content.map(String).join(' ')}`);
 }
 
 function readCaCertificate(config: Config): string | undefined {
@@ -181,6 +198,7 @@ export class S3Storage implements Storage {
     // S3 checks If-None-Match at PUT and at multipart completion; stores that ignore it are covered by wal-push's compare.
     const ifNoneMatch = options.createOnly ? '*' : undefined;
     // Every PUT and part carries a CRC32 (ChecksumAlgorithm), which S3 checks on arrival.
+    if (options.known && options.known.size <= STREAMED_PUT_LIMIT && this.settings.https) return this.putStreamed(key, body, options.known, options);
     const send = <T>(operation: string, command: (signal: AbortSignal) => Promise<T>) => this.requests.run(operation, key, command);
     let uploadId: string | undefined;
     // Each part's ETag and CRC32: completing an upload created with a checksum algorithm must list both.
@@ -231,6 +249,41 @@ export class S3Storage implements Storage {
         });
       },
     }, { partSize: PART_SIZE, concurrency: PART_CONCURRENCY });
+  }
+
+  /**
+   * One PUT streamed from `body`, whose size and checksum are known: S3 checks
+   * the checksum on arrival, and the payload goes unsigned over HTTPS, so the
+   * object is neither held in memory nor hashed here. The last piece goes
+   * out only once the body has ended cleanly: a body that fails its checks
+   * at its end leaves the request short of its Content-Length, which S3
+   * never stores. A retry opens the bytes again.
+   */
+  private async putStreamed(key: string, body: Readable, known: KnownBody, options: PutOptions): Promise<void> {
+    const target = { Bucket: this.settings.bucket, Key: this.objectKey(key) };
+    const command = (Body: Readable) =>
+      new PutObjectCommand({
+        ...target,
+        ...this.objectSettings(options.metadata),
+        Body,
+        ContentLength: known.size,
+        [known.checksum.algorithm === 'crc32' ? 'ChecksumCRC32' : 'ChecksumSHA256']: Buffer.from(known.checksum.hex, 'hex').toString('base64'),
+        IfNoneMatch: options.createOnly ? '*' : undefined,
+      });
+    let unsent: Readable | undefined = body;
+    await this.requests.run('put', key, async (abortSignal, progress) => {
+      const source = unsent ?? (await known.reopen());
+      unsent = undefined;
+      // The HTTP client pipes the body, which passes on no error: a failed body aborts the request.
+      const failed = new AbortController();
+      const sent = pipeline(source, holdingBackLastPiece(progress), (error) => error && failed.abort(error));
+      try {
+        await this.client.send(command(sent), { abortSignal: AbortSignal.any([abortSignal, failed.signal]) });
+      } catch (error) {
+        sent.destroy();
+        throw failed.signal.aborted ? failed.signal.reason : error;
+      }
+    });
   }
 
   private objectSettings(metadata: ObjectMetadata | undefined) {
@@ -324,4 +377,20 @@ export class S3Storage implements Storage {
       });
     });
   }
+}
+
+/** Passes pieces on one behind, the last one only once its source has ended cleanly; `progress` at each piece. */
+function holdingBackLastPiece(progress: () => void): Transform {
+  let held: Buffer | undefined;
+  return new Transform({
+    transform(piece: Buffer, _encoding, callback) {
+      progress();
+      const previous = held;
+      held = piece;
+      callback(null, previous);
+    },
+    flush(callback) {
+      callback(null, held);
+    },
+  });
 }

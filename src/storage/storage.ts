@@ -25,6 +25,21 @@ export interface PutOptions {
    * use the service's conditional create where it has one.
    */
   createOnly?: boolean;
+  /**
+   * The body's bytes as known before they are read (a copy relays an object
+   * whose size and checksum its source recorded): a backend may then stream
+   * them in one request, which the service checks against that checksum, and
+   * open them again for a retry.
+   */
+  known?: KnownBody;
+}
+
+export interface KnownBody {
+  size: number;
+  /** A checksum of the bytes, lowercase hex. */
+  checksum: { algorithm: 'crc32' | 'sha256'; hex: string };
+  /** The same bytes again from the start, through the same checks as the body. */
+  reopen(): Promise<Readable>;
 }
 
 export interface StoredObject {

@@ -1,5 +1,6 @@
 // Copies against a real PostgreSQL 15: file storage as the main storage and
-// s3rver (through a proxy that records and breaks requests) as the copy.
+// s3rver as the copy, over TLS as S3 is reached (through a proxy that
+// records and breaks requests).
 // walship copy brings the copy up to date and a second run sends nothing; a
 // point-in-time restore reads the copy alone; a copy killed midway never lists
 // a half-copied backup; different content at the copy is reported, never
@@ -29,6 +30,7 @@ import { postgresBin, walshipBinary } from '../support/paths.ts';
 import { makePostgresOwnedDirectory, PostgresCluster } from '../support/postgres.ts';
 import { giveToPostgres, run } from '../support/processes.ts';
 import { openConfigured } from '../support/storage.ts';
+import { startTlsProxy, type TlsProxy } from '../support/tls-proxy.ts';
 
 const zst = codecFor('zstd');
 
@@ -55,6 +57,7 @@ async function until<T>(probe: () => Promise<T | undefined>, what: string, timeo
 describe('copies of a file archive on S3 (s3rver)', () => {
   let emulator: Emulator;
   let proxy: FaultProxy;
+  let tls: TlsProxy;
   let root: string;
   let archive: string;
   let mainConfig: string;
@@ -67,6 +70,8 @@ describe('copies of a file archive on S3 (s3rver)', () => {
   let firstBackup: string;
   let secondBackup: string;
 
+  /** The copy's settings as walship reaches it: over TLS, through the proxy. */
+  const copySettings = () => ({ ...emulator.settings('copy-a', `https://127.0.0.1:${tls.port}`), WALG_S3_CA_CERT_FILE: tls.certificate });
   // Small parts, so a backup has many.
   const mainSettings = (extra: Record<string, string> = {}) =>
     writeFileSync(mainConfig, JSON.stringify({ WALG_FILE_PREFIX: archive, WALSHIP_PREFETCH: 'false', WALG_TAR_SIZE_THRESHOLD: String(2 << 20), ...extra }));
@@ -85,13 +90,15 @@ describe('copies of a file archive on S3 (s3rver)', () => {
     emulator = await startEmulator.s3();
     proxy = await FaultProxy.start(emulator.port);
     root = makePostgresOwnedDirectory('walship-copy-');
+    tls = await startTlsProxy(root, proxy.port);
+    giveToPostgres(tls.certificate);
     archive = join(root, 'archive');
     mainConfig = join(root, 'walship.json');
     copyConfig = join(root, 'walship-copy.json');
     mkdirSync(archive);
     giveToPostgres(archive);
     // The copy fails fast when it is down, so the forwarder's retries stay short here.
-    writeFileSync(copyConfig, JSON.stringify({ ...emulator.settings('copy-a', proxy.url), WALG_STORAGE_MAX_ATTEMPTS: '1', WALG_STORAGE_REQUEST_TIMEOUT: '2' }));
+    writeFileSync(copyConfig, JSON.stringify({ ...copySettings(), WALG_STORAGE_MAX_ATTEMPTS: '1', WALG_STORAGE_REQUEST_TIMEOUT: '2' }));
     mainSettings();
     for (const path of [mainConfig, copyConfig]) giveToPostgres(path);
     copy = await openConfigured(new Config(emulator.settings('copy-a')));
@@ -106,6 +113,7 @@ describe('copies of a file archive on S3 (s3rver)', () => {
   after(async () => {
     await restored?.destroy();
     await primary?.destroy();
+    await tls?.stop();
     await proxy?.stop();
     await emulator?.stop();
     if (root) rmSync(root, { recursive: true, force: true });
@@ -241,7 +249,7 @@ describe('copies of a file archive on S3 (s3rver)', () => {
 
   it('with --prune, deletes from the copy what retention deleted from the main storage; without it, nothing', async () => {
     // s3rver answers 500 now and then to deletes in one folder at once (it reads the folder after each): retried as a real S3's 500 would be.
-    writeFileSync(copyConfig, JSON.stringify(emulator.settings('copy-a', proxy.url)));
+    writeFileSync(copyConfig, JSON.stringify(copySettings()));
     // The main storage's retention keeps the newest backup only, and the WAL from its start on.
     const sentinel = await readSentinel(main, secondBackup);
     const keepFrom = segmentNumberOfLsn(parseLsn(sentinel.LSN), 16 << 20);

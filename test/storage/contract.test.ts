@@ -103,6 +103,19 @@ for (const backend of backends) {
       assert.deepEqual(stored.metadata, { [METADATA_SIZE]: '40' }, 'the record is not part of the metadata');
     });
 
+    test('a put of bytes known beforehand round-trips them; one whose body fails at its end stores nothing', async () => {
+      const bytes = randomBytes(3 << 20);
+      const known = { size: bytes.length, checksum: { algorithm: 'sha256' as const, hex: sha256(bytes) }, reopen: async () => Readable.from([bytes]) };
+      await storage.put('known/whole', Readable.from([bytes.subarray(0, 1 << 20), bytes.subarray(1 << 20)]), { known, createOnly: true });
+      assert.equal(sha256(await readAll((await storage.get('known/whole')).body)), sha256(bytes));
+      const failing = Readable.from((async function* () {
+        yield bytes;
+        throw new Error('not the bytes the source recorded');
+      })());
+      await assert.rejects(storage.put('known/failed', failing, { known, createOnly: true }), /not the bytes the source recorded/);
+      assert.equal(await storage.head('known/failed'), undefined);
+    });
+
     test('a create-only put creates a new object', async () => {
       await storage.put('create-only/new', Readable.from([Buffer.from('first')]), { createOnly: true });
       assert.equal((await readAll((await storage.get('create-only/new')).body)).toString(), 'first');

@@ -40,8 +40,8 @@ export class FaultProxy {
   readonly url: string;
   /** Requests seen, faults injected, and stalled requests whose client gave up on them (closed the connection), since the last inject(). */
   readonly seen = { requests: 0, faults: 0, stallsAbandoned: 0 };
-  /** Method, URL and headers of every request since the last inject(). */
-  readonly recorded: { method: string; url: string; headers: IncomingMessage['headers'] }[] = [];
+  /** Method, URL, headers and body bytes received of every request since the last inject(). */
+  readonly recorded: { method: string; url: string; headers: IncomingMessage['headers']; bodyBytes: number }[] = [];
   private readonly server: Server;
   private readonly sockets = new Set<Socket>();
   private rules: FaultRule[] = [];
@@ -100,7 +100,9 @@ export class FaultProxy {
 
   private handle(request: IncomingMessage, response: ServerResponse, targetPort: number): void {
     this.seen.requests++;
-    this.recorded.push({ method: request.method ?? 'GET', url: request.url ?? '', headers: request.headers });
+    const entry = { method: request.method ?? 'GET', url: request.url ?? '', headers: request.headers, bodyBytes: 0 };
+    this.recorded.push(entry);
+    request.on('data', (chunk: Buffer) => (entry.bodyBytes += chunk.length));
     const fault = this.takeFault(request.method ?? 'GET', request.url ?? '/');
     if (fault?.kind === 'reset') {
       request.socket.destroy();
