@@ -104,13 +104,21 @@ function mergePeak(peaks: Map<string, ArchiverPeak>, contender: string, perCall:
   peaks.set(contender, peak);
 }
 
-function recordPeaks(peaks: Map<string, ArchiverPeak>, key: string, rssLog: string, sampled: ProcessSamples): void {
-  mergePeak(peaks, key, readRssLog(rssLog), helpersOf(sampled.peaks));
+function recordPeaks(peaks: Map<string, ArchiverPeak>, key: string, calls: CallLog, sampled: ProcessSamples): void {
+  mergePeak(peaks, key, calls.rss, helpersOf(sampled.peaks));
 }
 
+/** What GNU time logged for a run's archive_command/restore_command calls: each one's peak RSS (KiB), and their CPU seconds. */
+interface CallLog {
+  rss: number[];
+  cpu: number;
+}
+
+const readCallLog = (rssLog: string): CallLog => ({ rss: readRssLog(rssLog), cpu: readCpuLog(rssLog) });
+
 /** CPU seconds of a run: its archive_command/restore_command calls (GNU time) and the tools' helpers (sampled). */
-function cpuOfRun(rssLog: string, sampled: ProcessSamples): { calls: number; helpers: number; total: number } {
-  const calls = readCpuLog(rssLog);
+function cpuOfRun(callLog: CallLog, sampled: ProcessSamples): { calls: number; helpers: number; total: number } {
+  const calls = callLog.cpu;
   const helpers = helpersOf(sampled.cpuSeconds).reduce((sum, [, seconds]) => sum + seconds, 0);
   return { calls, helpers, total: calls + helpers };
 }
@@ -119,6 +127,24 @@ const cpuText = (cpu: { calls: number; helpers: number }) => `CPU ${fixed(cpu.ca
 
 /** The median CPU time per segment, in ms. */
 const cpuPerSegment = (cpuSeconds: number[], segments: number) => fixed((1000 * median(cpuSeconds)) / segments, 0);
+
+/**
+ * walship's restore_command from an archive with `storage` settings, as backup-fetch writes it: the shell
+ * fast path over the prefetch area (the default one, in the spool next to the restored data directory),
+ * then wal-fetch with a config file; with `fastPath` false, wal-fetch alone.
+ */
+export function walshipRestorer(walship: string, storage: Record<string, string>, fastPath = true): Restorer {
+  return {
+    tool: fastPath ? 'walship wal-fetch' : 'walship wal-fetch (no fast path)',
+    target: 'file',
+    command: (dataDir, home) => {
+      const configFile = writePostgresFile(join(home, 'walship.json'), JSON.stringify(storage));
+      const walFetch = [walship, '--config', configFile, 'wal-fetch'];
+      if (!fastPath) return `${walFetch.join(' ')} %f %p`;
+      return restoreCommandWithFastPath(walFetch, join(spoolNextTo(dataDir), PREFETCH_AREA), storageSpecFrom(new Config(storage)).identity);
+    },
+  };
+}
 
 function archivers(context: BenchContext, fixture: WalFixture, targets: Target[]): Archiver[] {
   const { cluster } = fixture;
@@ -138,20 +164,7 @@ function archivers(context: BenchContext, fixture: WalFixture, targets: Target[]
           const settings = { ...storage, WALSHIP_SPOOL_DIR: spool };
           return {
             command: withSettings(settings, `${walship} wal-push %p`),
-            restorers: [
-              {
-                tool: `walship wal-fetch${tag}`,
-                target: target.name,
-                variant: Boolean(variant),
-                // As backup-fetch writes it: the shell fast path over the prefetch area (the default one, in
-                // the spool next to the restored data directory), then wal-fetch with a config file.
-                command: (dataDir, home) => {
-                  const configFile = writePostgresFile(join(home, 'walship.json'), JSON.stringify(storage));
-                  const prefetchRoot = join(spoolNextTo(dataDir), PREFETCH_AREA);
-                  return restoreCommandWithFastPath([walship, '--config', configFile, 'wal-fetch'], prefetchRoot, storageSpecFrom(new Config(storage)).identity);
-                },
-              },
-            ],
+            restorers: [{ ...walshipRestorer(walship, storage), tool: `walship wal-fetch${tag}`, target: target.name, variant: Boolean(variant) }],
           };
         },
       });
@@ -246,10 +259,11 @@ export async function benchDrain(context: BenchContext, fixture: WalFixture, tar
       if (missing.length) throw new Error(`drain: ${name} marked ${missing.length} segments done that are not in the archive, e.g. ${missing[0]}`);
       const key = label(archiver.tool, archiver.target);
       rates.get(key)!.push(segments.length / seconds);
-      const used = cpuOfRun(rssLog, helpers);
+      const calls = readCallLog(rssLog);
+      const used = cpuOfRun(calls, helpers);
       cpu.get(key)!.push(used.total);
       failures.set(key, (failures.get(key) ?? 0) + after.failed - before.failed);
-      recordPeaks(peaks, key, rssLog, helpers);
+      recordPeaks(peaks, key, calls, helpers);
       context.log(`drain: ${key}: ${segments.length} segments in ${seconds.toFixed(1)} s (${(segments.length / seconds).toFixed(1)} segments/s; ${cpuText(used)})`);
       if (round === rounds - 1) restorers.push(...fromThisArchive);
     }
@@ -301,16 +315,15 @@ export async function benchDrain(context: BenchContext, fixture: WalFixture, tar
 }
 
 /**
- * Recovery of the cold backup through the whole backlog, once per restorer,
- * plus two baselines: `cp` of uncompressed segments (a synchronous
+ * The replay's baselines: `cp` of uncompressed segments (a synchronous
  * restore_command that costs almost nothing), and redo alone (every segment
  * already in pg_wal, restore_command = false).
  */
-export async function benchReplay(context: BenchContext, fixture: WalFixture, restorers: Restorer[]): Promise<{ report: BenchReport; peaks: ArchiverPeak[] }> {
+export function replayBaselines(fixture: WalFixture): Restorer[] {
   const { segments } = fixture;
   const floorSource = join(fixture.cluster.dataDir, 'pg_wal');
   for (const segment of segments) if (!existsSync(join(floorSource, segment))) throw new Error(`replay: ${segment} is no longer in ${floorSource}`);
-  const baselines: Restorer[] = [
+  return [
     { tool: 'cp of uncompressed segments', target: 'file', baseline: 'cp (uncompressed)', command: () => `cp ${floorSource}/%f %p` },
     {
       tool: 'redo alone (segments already in pg_wal)',
@@ -320,55 +333,85 @@ export async function benchReplay(context: BenchContext, fixture: WalFixture, re
       prepare: (dataDir) => execFileSync('cp', ['-a', ...segments.map((segment) => join(floorSource, segment)), join(dataDir, 'pg_wal')]),
     },
   ];
-  const contenders = [...restorers, ...baselines];
+}
+
+/** Watches a replay from just before the server starts until its recovery ended; `stop` returns what it saw. */
+export type ReplayObserver<T> = (server: PostgresCluster) => { stop(): Promise<T> };
+
+/**
+ * One recovery of the fixture's cold backup with `restorer` through all its
+ * segments, until the server is promoted: the seconds from pg_ctl start, and
+ * what GNU time logged for the restore_command calls (unless `observe`
+ * watches the run: then the calls run bare, as PostgreSQL runs them in
+ * production, and log nothing).
+ */
+export async function replayOnce<T = undefined>(
+  context: BenchContext,
+  fixture: WalFixture,
+  restorer: Restorer,
+  name: string,
+  observe?: ReplayObserver<T>,
+): Promise<{ seconds: number; calls: CallLog; helpers: ProcessSamples; observed: T | undefined; serverLog: string }> {
+  const lastSegment = fixture.segments.at(-1)!;
+  const home = postgresDirectory(join(context.root, 'runs', name));
+  const dataDir = join(home, 'data');
+  postgresDirectory(dataDir);
+  execFileSync('cp', ['-a', `${fixture.coldBackup}/.`, dataDir]);
+  const rssLog = writePostgresFile(join(home, 'rss.log'), '');
+  const command = restorer.command(dataDir, postgresDirectory(join(home, 'tool')));
+  restorer.prepare?.(dataDir);
+  const restored = await PostgresCluster.adopt(dataDir, home, {
+    ...LOCAL_CLUSTER,
+    settings: {
+      restore_command: observe ? command : withRssLog(command, rssLog),
+      archive_mode: 'off',
+      archive_command: '',
+      log_min_messages: 'log',
+      hot_standby: 'on',
+      // Enough to hold the data set, so redo is not bound by page reads.
+      shared_buffers: '512MB',
+    },
+  });
+  restored.writeFile('recovery.signal', '');
+  const stopSampling = sampleProcessPeaks(home);
+  let observer = observe?.(restored);
+  const started = process.hrtime.bigint();
+  try {
+    await restored.start();
+    await waitFor(`${name} to finish recovery`, () => /database system is ready to accept connections/.test(readFileSync(restored.logFile, 'utf8')), 20 * 60_000, 50);
+    const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+    const observed = await observer?.stop();
+    observer = undefined;
+    const helpers = await stopSampling();
+    // The new timeline starts in the segment after the last one replayed: it must be past the whole backlog.
+    const current = await restored.sql('SELECT pg_walfile_name(pg_current_wal_lsn())');
+    if (current.slice(8) < lastSegment.slice(8)) throw new Error(`replay: ${name} ended at ${current}, before ${lastSegment}: ${restored.tailLog()}`);
+    return { seconds, calls: readCallLog(rssLog), helpers, observed, serverLog: readFileSync(restored.logFile, 'utf8') };
+  } finally {
+    await observer?.stop().catch(() => undefined);
+    await stopSampling().catch(() => undefined);
+    await restored.destroy();
+  }
+}
+
+/** Recovery of the cold backup through the whole backlog, once per restorer and per baseline in each round. */
+export async function benchReplay(context: BenchContext, fixture: WalFixture, restorers: Restorer[]): Promise<{ report: BenchReport; peaks: ArchiverPeak[] }> {
+  const { segments } = fixture;
+  const contenders = [...restorers, ...replayBaselines(fixture)];
   const rounds = context.rounds;
   const rates = new Map<Restorer, number[]>(contenders.map((restorer) => [restorer, []]));
   const cpu = new Map<Restorer, number[]>(contenders.map((restorer) => [restorer, []]));
   const peaks = new Map<string, ArchiverPeak>();
-  const lastSegment = segments.at(-1)!;
 
   for (let round = 0; round < rounds; round++) {
     for (const restorer of rotatedInGroups(contenders, round, (restorer) => restorer.target)) {
       const name = `replay-${restorer.target}-${restorer.tool.split(' ').slice(0, 3).join('-')}-${round}`;
-      const home = postgresDirectory(join(context.root, 'runs', name));
-      const dataDir = join(home, 'data');
-      postgresDirectory(dataDir);
-      execFileSync('cp', ['-a', `${fixture.coldBackup}/.`, dataDir]);
-      const rssLog = writePostgresFile(join(home, 'rss.log'), '');
-      const command = restorer.command(dataDir, postgresDirectory(join(home, 'tool')));
-      restorer.prepare?.(dataDir);
-      const restored = await PostgresCluster.adopt(dataDir, home, {
-        ...LOCAL_CLUSTER,
-        settings: {
-          restore_command: withRssLog(command, rssLog),
-          archive_mode: 'off',
-          archive_command: '',
-          log_min_messages: 'log',
-          hot_standby: 'on',
-          // Enough to hold the data set, so redo is not bound by page reads.
-          shared_buffers: '512MB',
-        },
-      });
-      restored.writeFile('recovery.signal', '');
-      const stopSampling = sampleProcessPeaks(home);
-      const started = process.hrtime.bigint();
-      try {
-        await restored.start();
-        await waitFor(`${name} to finish recovery`, () => /database system is ready to accept connections/.test(readFileSync(restored.logFile, 'utf8')), 20 * 60_000, 50);
-        const seconds = Number(process.hrtime.bigint() - started) / 1e9;
-        const helpers = await stopSampling();
-        // The new timeline starts in the segment after the last one replayed: it must be past the whole backlog.
-        const current = await restored.sql('SELECT pg_walfile_name(pg_current_wal_lsn())');
-        if (current.slice(8) < lastSegment.slice(8)) throw new Error(`replay: ${name} ended at ${current}, before ${lastSegment}: ${restored.tailLog()}`);
-        rates.get(restorer)!.push(segments.length / seconds);
-        const used = cpuOfRun(rssLog, helpers);
-        cpu.get(restorer)!.push(used.total);
-        if (!restorer.baseline) recordPeaks(peaks, label(restorer.tool, restorer.target), rssLog, helpers);
-        context.log(`replay: ${label(restorer.tool, restorer.target)}: ${segments.length} segments in ${seconds.toFixed(1)} s (${(segments.length / seconds).toFixed(1)} segments/s; ${cpuText(used)})`);
-      } finally {
-        await stopSampling().catch(() => undefined);
-        await restored.destroy();
-      }
+      const { seconds, calls, helpers } = await replayOnce(context, fixture, restorer, name);
+      rates.get(restorer)!.push(segments.length / seconds);
+      const used = cpuOfRun(calls, helpers);
+      cpu.get(restorer)!.push(used.total);
+      if (!restorer.baseline) recordPeaks(peaks, label(restorer.tool, restorer.target), calls, helpers);
+      context.log(`replay: ${label(restorer.tool, restorer.target)}: ${segments.length} segments in ${seconds.toFixed(1)} s (${(segments.length / seconds).toFixed(1)} segments/s; ${cpuText(used)})`);
     }
   }
 
@@ -461,10 +504,11 @@ export async function benchSustained(context: BenchContext, fixture: WalFixture,
       const tps = Number(/tps = ([\d.]+)/.exec(output)?.[1] ?? NaN);
       const during = points.filter(([t]) => t <= loadSeconds).map(([, n]) => n);
       const segments = walBytes / 2 ** 20 / SEGMENT_MIB;
-      const cpu = cpuOfRun(rssLog, sampled);
+      const calls = readCallLog(rssLog);
+      const cpu = cpuOfRun(calls, sampled);
       runs.get(key)!.push({ tps, segmentsPerSecond: segments / loadSeconds, cpuMsPerSegment: (1000 * cpu.total) / segments, medianBacklog: median(during), maxBacklog: Math.max(...during), backlogAtEnd, catchUp });
       if (round === context.rounds - 1) series.push({ label: key, points });
-      peaks.push({ contender: key, perCall: readRssLog(rssLog), helpers: new Map(helpersOf(sampled.peaks)) });
+      peaks.push({ contender: key, perCall: calls.rss, helpers: new Map(helpersOf(sampled.peaks)) });
       context.log(`sustained: ${key}: ${fixed(tps, 0)} tps, ${fixed(segments / loadSeconds, 2)} segments/s of WAL, ${fixed((1000 * cpu.total) / segments, 0)} ms CPU/segment (${cpuText(cpu)}), backlog max ${Math.max(...during)}, ${backlogAtEnd} at the end`);
     }
   }

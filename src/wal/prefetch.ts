@@ -37,6 +37,10 @@ import { PREFETCHER_PID_FILE } from './spool.ts';
 import { makeDirectories } from '../fs/directories.ts';
 
 const REQUESTED_FILE = '.requested';
+/** The prefetcher's log, in its area, truncated by each prefetcher. */
+const PREFETCH_LOG = 'prefetch.log';
+/** In an area: a marker per segment being downloaded. */
+const RUNNING = 'running';
 /** A prefetcher with nothing new to do for this long exits. */
 const IDLE_EXIT_MS = 15_000;
 const POLL_MS = 50;
@@ -89,7 +93,26 @@ export async function openRecoveryArea(root: string, storageIdentity: string, re
     const postmaster = Number(earlier.split('-')[0]);
     if (earlier !== recovery && !isRunning(postmaster)) await rm(join(archiveDirectory, earlier), { recursive: true, force: true });
   }
+  await removeSingleAreaLayout(root);
   return { area, created: true };
+}
+
+/** What a prefetcher of the single-area layout left directly in the root, besides segments and temp files. */
+const SINGLE_AREA_FILES = new Set([PREFETCHER_PID_FILE, REQUESTED_FILE, RUNNING, PREFETCH_LOG]);
+
+/**
+ * Before the areas per archive and recovery, the spool's prefetch/ was itself
+ * the one area: segments, running/, the prefetcher's pid file and notes
+ * directly in it. Nothing reads them any more; they go once no prefetcher of
+ * that layout runs (helperPidFiles finds one that does).
+ */
+async function removeSingleAreaLayout(root: string): Promise<void> {
+  if (await new PidFile(join(root, PREFETCHER_PID_FILE)).holder()) return;
+  for (const entry of await readdir(root)) {
+    const leftover = parseWalFileName(entry)?.kind === 'segment' || SINGLE_AREA_FILES.has(entry) || entry.startsWith(`${PREFETCHER_PID_FILE}.`);
+    if (leftover) await rm(join(root, entry), { recursive: true, force: true });
+  }
+  await sweepAbandonedTempFiles(root, 0);
 }
 
 export class PrefetchArea {
@@ -100,7 +123,7 @@ export class PrefetchArea {
 
   constructor(directory: string) {
     this.directory = directory;
-    this.running = join(directory, 'running');
+    this.running = join(directory, RUNNING);
     this.lock = new PidFile(join(directory, PREFETCHER_PID_FILE));
   }
 
@@ -185,8 +208,7 @@ async function exists(path: string): Promise<boolean> {
  */
 export async function startPrefetcher(area: PrefetchArea, name: string, segmentSize: number, configPath: string | undefined): Promise<void> {
   if (await area.lock.holder()) return;
-  // Its log goes to a file in the prefetch area, truncated by each prefetcher.
-  spawnDetachedWalship(['wal-prefetch', name, String(segmentSize), area.directory], configPath, join(area.directory, 'prefetch.log'));
+  spawnDetachedWalship(['wal-prefetch', name, String(segmentSize), area.directory], configPath, join(area.directory, PREFETCH_LOG));
 }
 
 /**

@@ -64,7 +64,9 @@ export function helperPidFiles(spool: string): string[] {
   const prefetchers = subdirectories(join(spool, PREFETCH_AREA))
     .flatMap((archive) => subdirectories(archive))
     .map((recovery) => join(recovery, PREFETCHER_PID_FILE));
-  return [...prefetchers, ...helpers].filter((path) => existsSync(path));
+  // One of the single-area layout, where prefetch/ was the area, may still run.
+  const singleArea = join(spool, PREFETCH_AREA, PREFETCHER_PID_FILE);
+  return [...prefetchers, singleArea, ...helpers].filter((path) => existsSync(path));
 }
 
 function subdirectories(directory: string): string[] {

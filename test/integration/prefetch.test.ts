@@ -3,13 +3,14 @@
 import assert from 'node:assert/strict';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { after, afterEach, beforeEach, describe, it } from 'node:test';
 import { Config } from '../../src/config/config.ts';
 import { segmentName } from '../../src/postgres/wal-name.ts';
 import { storageSpecFrom } from '../../src/storage/spec.ts';
 import { archiveKey } from '../../src/wal/prefetch.ts';
+import { helperPidFiles } from '../../src/wal/spool.ts';
 import { walshipBinary } from '../support/paths.ts';
 import { pidInFile, run } from '../support/processes.ts';
 import { asWalSegment } from '../support/wal.ts';
@@ -213,6 +214,37 @@ describe('prefetching wal-fetch', () => {
     assert.equal((await walship(['wal-fetch', segment(1, 1), `pg_wal/${segment(1, 1)}`])).code, 0);
     await sleep(500);
     assert.equal(existsSync(prefetchDir) ? readdirSync(prefetchDir).length : 0, 0);
+  });
+
+  it('removes what a prefetcher of the single-area layout left directly in prefetch/, once none runs', async () => {
+    await archiveSegments(1, 1, 1);
+    const root = join(dataDir, '..', '.walship-data', 'prefetch');
+    mkdirSync(join(root, 'running'), { recursive: true });
+    const leftovers = [segment(1, 1), '.requested', 'prefetch.log', join('running', segment(1, 2)), `.${segment(1, 3)}.walship-tmp-4194303-0`];
+    for (const leftover of leftovers) writeFileSync(join(root, leftover), 'stale');
+    writeFileSync(join(root, '.prefetcher.pid'), '4194303 1'); // above the default pid_max: no such process
+    const result = await walship(['wal-fetch', segment(1, 1), 'pg_wal/RECOVERYXLOG'], { WALG_LOG_LEVEL: 'DEVEL' });
+    assert.equal(result.code, 0, result.stderr);
+    assert.doesNotMatch(result.stderr, /served from the prefetch area/);
+    assert.ok(readFileSync(join(dataDir, 'pg_wal', 'RECOVERYXLOG')).equals(segmentContent(segment(1, 1))));
+    assert.deepEqual(readdirSync(root), [basename(dirname(prefetchDir))], 'only the archive\'s areas are left');
+  });
+
+  it('leaves them while a prefetcher of that layout runs, and names its pid file among the helpers', async () => {
+    await archiveSegments(1, 1, 1);
+    const spool = join(dataDir, '..', '.walship-data');
+    const root = join(spool, 'prefetch');
+    mkdirSync(root, { recursive: true });
+    writeFileSync(join(root, segment(1, 1)), 'stale');
+    // This test process plays the old prefetcher.
+    const start = readFileSync('/proc/self/stat', 'utf8').split(') ')[1]!.split(' ')[19];
+    writeFileSync(join(root, '.prefetcher.pid'), `${process.pid} ${start}`);
+    assert.deepEqual(helperPidFiles(spool), [join(root, '.prefetcher.pid')]);
+    const result = await walship(['wal-fetch', segment(1, 1), 'pg_wal/RECOVERYXLOG']);
+    assert.equal(result.code, 0, result.stderr);
+    assert.ok(readFileSync(join(dataDir, 'pg_wal', 'RECOVERYXLOG')).equals(segmentContent(segment(1, 1))));
+    assert.equal(readFileSync(join(root, segment(1, 1)), 'utf8'), 'stale');
+    rmSync(join(root, '.prefetcher.pid'));
   });
 
   it('leaves the prefetcher to exit by itself once recovery stops asking', async () => {
