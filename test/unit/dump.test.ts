@@ -38,7 +38,7 @@ function sentinel(name: string, finish: string, extra: Partial<DumpSentinel> = {
 }
 
 describe('pg_dump and pg_restore through stdbuf', () => {
-  it('runs pg_dump with a 1 MiB output buffer and pg_restore with a 1 MiB input buffer where stdbuf is on PATH, and as they are where it is not', { skip: !findOnPath('stdbuf') && 'coreutils\' stdbuf is not installed' }, async () => {
+  it('runs pg_dump with a 64 KiB output buffer and pg_restore with a 1 MiB input buffer where stdbuf is on PATH, and as they are where it is not', { skip: !findOnPath('stdbuf') && 'coreutils\' stdbuf is not installed' }, async () => {
     const bin = mkdtempSync(join(tmpdir(), 'walship-fake-pg-'));
     const empty = mkdtempSync(join(tmpdir(), 'walship-no-stdbuf-'));
     try {
@@ -60,8 +60,8 @@ describe('pg_dump and pg_restore through stdbuf', () => {
           toc: await outputOf(startTocReader(client, 'list')),
         };
       };
-      const MiB = String(1 << 20);
-      assert.deepEqual(await buffersWith('/usr/bin:/bin'), { dump: `${MiB} unbuffered`, restore: `unbuffered ${MiB}`, toc: `unbuffered ${MiB}` });
+      const [KiB64, MiB] = [String(64 << 10), String(1 << 20)];
+      assert.deepEqual(await buffersWith('/usr/bin:/bin'), { dump: `${KiB64} unbuffered`, restore: `unbuffered ${MiB}`, toc: `unbuffered ${MiB}` });
       assert.deepEqual(await buffersWith(empty), { dump: 'unbuffered unbuffered', restore: 'unbuffered unbuffered', toc: 'unbuffered unbuffered' });
     } finally {
       rmSync(bin, { recursive: true, force: true });
