@@ -1,15 +1,15 @@
 /**
  * dump-push: a logical dump set streamed straight into storage.
  *
- *   pg_dumpall --globals-only        -> globals.sql.zst, beside the first database
+ *   pg_dumpall --globals-only        -> globals.sql.zst
  *   per database, one at a time:
  *     psql exports a snapshot; pg_dump -Fc -Z 0 --snapshot (through stdbuf: 1 MiB writes)
  *       -> content SHA-256 -> compress -> stored SHA-256 -> storage.put
  *   then the sentinel, only once every object is durable and every program
  *   has exited successfully.
  *
- * No local file, and memory does not grow with the databases: one database's
- * stream is in flight at a time (the small globals' beside the first). Any failure stops the set: its objects are removed and
+ * No local file, and memory does not grow with the databases: one stream is
+ * in flight at a time. Any failure stops the set: its objects are removed and
  * no sentinel is written, so it never exists.
  */
 import { hostname } from 'node:os';
@@ -29,7 +29,7 @@ import {
   pgDumpVersion,
   startGlobalsDump,
   startPgDump,
-  withLargeStdioBuffers,
+  withLargeOutputBuffer,
 } from '../postgres/dump.ts';
 import type { RunningProgram } from '../postgres/programs.ts';
 import { Progress, transferSummary } from '../progress/progress.ts';
@@ -65,10 +65,11 @@ const RECLAIM_EVERY = 4 << 20;
 /** Takes the dump set; resolves to its sentinel once it is durable in storage. */
 export async function pushDumpSet(settings: DumpPushSettings): Promise<DumpSentinel> {
   const { storage, signal } = settings;
-  // Each of these waits for a program of its own: they run side by side.
-  const [client, server, dumpVersion] = await Promise.all([withLargeStdioBuffers(settings.client), inspectServerForDump(settings.client), pgDumpVersion(settings.client)]);
+  const client = await withLargeOutputBuffer(settings.client);
+  const server = await inspectServerForDump(client);
   const databases = chooseDatabases(server, settings.databases);
   await settings.identity.requireCluster({ systemIdentifier: server.systemIdentifier, segmentSize: server.walSegmentSize }, 'the server is');
+  const dumpVersion = await pgDumpVersion(client);
   if (!server.superuser) {
     log.warning('the dumping role is not a superuser, so it cannot read role passwords: the globals hold the roles without them (pg_dumpall --no-role-passwords)');
   }
@@ -84,33 +85,22 @@ export async function pushDumpSet(settings: DumpPushSettings): Promise<DumpSenti
   const codec = codecFor(settings.compression.method);
   const progress = new Progress({ label: `dump-push ${name}`, total: sizes.every((size) => size !== undefined) ? sizes.reduce((sum, size) => sum + size, 0) : undefined, estimated: true });
   try {
-    // The globals are small: dumped beside the first database rather than before it.
-    const globalsDump = dumpInto(settings, name, dumpGlobalsObject(codec), { what: 'the globals', program: 'pg_dumpall' }, progress, () =>
+    const globals = await dumpInto(settings, name, dumpGlobalsObject(codec), { what: 'the globals', program: 'pg_dumpall' }, progress, () =>
       startGlobalsDump(client, server.superuser),
     );
-    const globalsEnded = globalsDump.then(
-      () => undefined,
-      () => undefined,
-    );
     const dumped: DumpedDatabase[] = [];
-    try {
-      for (const database of databases) {
-        signal?.throwIfAborted();
-        const snapshot = await exportSnapshot(client, database);
-        try {
-          const object = await dumpInto(settings, name, dumpDatabaseObject(database, codec), { what: `database "${database}"`, program: 'pg_dump' }, progress, () =>
-            startPgDump(client, database, snapshot.id),
-          );
-          dumped.push({ ...object, Database: database, SnapshotTime: snapshot.time, PgVersion: server.versionNumber, PgDumpVersion: dumpVersion, SystemIdentifier: server.systemIdentifier });
-        } finally {
-          await snapshot.release();
-        }
+    for (const database of databases) {
+      signal?.throwIfAborted();
+      const snapshot = await exportSnapshot(client, database);
+      try {
+        const object = await dumpInto(settings, name, dumpDatabaseObject(database, codec), { what: `database "${database}"`, program: 'pg_dump' }, progress, () =>
+          startPgDump(client, database, snapshot.id),
+        );
+        dumped.push({ ...object, Database: database, SnapshotTime: snapshot.time, PgVersion: server.versionNumber, PgDumpVersion: dumpVersion, SystemIdentifier: server.systemIdentifier });
+      } finally {
+        await snapshot.release();
       }
-    } finally {
-      // Neither completed nor removed while pg_dumpall may still be uploading.
-      await globalsEnded;
     }
-    const globals = await globalsDump;
     const all = [globals, ...dumped];
     const sentinel: DumpSentinel = {
       DumpName: name,
