@@ -29,7 +29,7 @@ import {
   pgDumpVersion,
   startGlobalsDump,
   startPgDump,
-  withLargeOutputBuffer,
+  withLargeStdioBuffers,
 } from '../postgres/dump.ts';
 import type { RunningProgram } from '../postgres/programs.ts';
 import { Progress, transferSummary } from '../progress/progress.ts';
@@ -65,7 +65,7 @@ const RECLAIM_EVERY = 4 << 20;
 /** Takes the dump set; resolves to its sentinel once it is durable in storage. */
 export async function pushDumpSet(settings: DumpPushSettings): Promise<DumpSentinel> {
   const { storage, signal } = settings;
-  const client = await withLargeOutputBuffer(settings.client);
+  const client = await withLargeStdioBuffers(settings.client);
   const server = await inspectServerForDump(client);
   const databases = chooseDatabases(server, settings.databases);
   await settings.identity.requireCluster({ systemIdentifier: server.systemIdentifier, segmentSize: server.walSegmentSize }, 'the server is');

@@ -12,9 +12,9 @@ import { storeDumpDrillReport } from '../../src/archive/drills.ts';
 import { type DumpSentinel, writeDumpSentinel } from '../../src/archive/dumps.ts';
 import { classifyKey, dumpDatabaseObject, dumpNameAt, dumpObjectExtension, dumpObjectKey, dumpSentinelKey, isDumpName } from '../../src/archive/layout.ts';
 import { ConfigError } from '../../src/errors.ts';
-import { dumpClient, startPgDump, withLargeOutputBuffer } from '../../src/postgres/dump.ts';
+import { dumpClient, startPgDump, startPgRestore, startTocReader, withLargeStdioBuffers } from '../../src/postgres/dump.ts';
 import { describeEntry, parseToc, requireSchemas, selectTables } from '../../src/postgres/dump-toc.ts';
-import { findOnPath } from '../../src/postgres/programs.ts';
+import { findOnPath, type RunningProgram } from '../../src/postgres/programs.ts';
 import { dumpAgeFinding } from '../../src/dump/retention.ts';
 import { deleteBackups } from '../../src/retention/delete.ts';
 import { parseDuration } from '../../src/retention/gfs.ts';
@@ -37,23 +37,32 @@ function sentinel(name: string, finish: string, extra: Partial<DumpSentinel> = {
   };
 }
 
-describe('pg_dump through stdbuf', () => {
-  it('runs pg_dump with a 1 MiB output buffer where stdbuf is on PATH, and as it is where it is not', { skip: !findOnPath('stdbuf') && 'coreutils\' stdbuf is not installed' }, async () => {
+describe('pg_dump and pg_restore through stdbuf', () => {
+  it('runs pg_dump with a 64 KiB output buffer and pg_restore with a 1 MiB input buffer where stdbuf is on PATH, and as they are where it is not', { skip: !findOnPath('stdbuf') && 'coreutils\' stdbuf is not installed' }, async () => {
     const bin = mkdtempSync(join(tmpdir(), 'walship-fake-pg-'));
     const empty = mkdtempSync(join(tmpdir(), 'walship-no-stdbuf-'));
     try {
-      // Stand-ins that print the output buffer stdbuf set up for them (it passes it on in _STDBUF_O).
+      // Stand-ins that print the buffers stdbuf set up for them (it passes them on in _STDBUF_O and _STDBUF_I).
       for (const program of ['pg_dump', 'pg_dumpall', 'pg_restore', 'psql']) {
-        writeFileSync(join(bin, program), '#!/bin/sh\n[ "$1" = --version ] && { echo "pg_dump (PostgreSQL) 15.0"; exit 0; }\nprintf "%s" "${_STDBUF_O:-unbuffered}"\n', { mode: 0o755 });
+        writeFileSync(join(bin, program), '#!/bin/sh\n[ "$1" = --version ] && { echo "pg_dump (PostgreSQL) 15.0"; exit 0; }\nprintf "%s %s" "${_STDBUF_O:-unbuffered}" "${_STDBUF_I:-unbuffered}"\n', { mode: 0o755 });
       }
-      const outputWith = async (path: string) => {
-        const dumping = startPgDump(await withLargeOutputBuffer(dumpClient({ PATH: path }, bin)), 'shop', '00000003-00000002-1');
-        const [output, status] = await Promise.all([text(dumping.output), dumping.exited]);
+      const outputOf = async (program: RunningProgram) => {
+        program.input?.end();
+        const [output, status] = await Promise.all([text(program.output), program.exited]);
         assert.equal(status.code, 0, status.stderr);
         return output;
       };
-      assert.equal(await outputWith('/usr/bin:/bin'), String(1 << 20));
-      assert.equal(await outputWith(empty), 'unbuffered');
+      const buffersWith = async (path: string) => {
+        const client = await withLargeStdioBuffers(dumpClient({ PATH: path }, bin));
+        return {
+          dump: await outputOf(startPgDump(client, 'shop', '00000003-00000002-1')),
+          restore: await outputOf(startPgRestore(client, { target: 'shop', singleTransaction: true })),
+          toc: await outputOf(startTocReader(client, 'list')),
+        };
+      };
+      const [KiB64, MiB] = [String(64 << 10), String(1 << 20)];
+      assert.deepEqual(await buffersWith('/usr/bin:/bin'), { dump: `${KiB64} unbuffered`, restore: `unbuffered ${MiB}`, toc: `unbuffered ${MiB}` });
+      assert.deepEqual(await buffersWith(empty), { dump: 'unbuffered unbuffered', restore: 'unbuffered unbuffered', toc: 'unbuffered unbuffered' });
     } finally {
       rmSync(bin, { recursive: true, force: true });
       rmSync(empty, { recursive: true, force: true });
