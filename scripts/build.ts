@@ -67,23 +67,27 @@ const addonsFromAssets: Plugin = {
 
 /**
  * The cloud SDKs, bundled apart and embedded as assets (see src/sea/embedded-module.ts).
- * Each group becomes one bundle, so packages that share internals share one copy.
+ * Each group is one module walship imports (a package, or a file of walship's
+ * that re-exports what it uses) and becomes one bundle. `esModules` bundles
+ * from the packages' ES modules, so esbuild drops every export the group's
+ * module does not name: for the AWS SDK, all of the S3 client's commands but
+ * the dozen src/storage/s3.ts sends.
  */
-const embeddedGroups: Record<string, Record<string, string[]>> = {
-  aws: { '@aws-sdk/client-s3': ['*'], '@smithy/node-http-handler': ['NodeHttpHandler'] },
-  gcs: { '@google-cloud/storage': ['*'] },
-  azure: { '@azure/storage-blob': ['*'] },
+const embeddedGroups: Record<string, { module: string; esModules?: true }> = {
+  aws: { module: join(root, 'src/storage/s3-sdk.ts'), esModules: true },
+  gcs: { module: '@google-cloud/storage' },
+  azure: { module: '@azure/storage-blob' },
 };
-const embeddedPackages = new Map(Object.entries(embeddedGroups).flatMap(([group, packages]) => Object.keys(packages).map((name) => [name, group])));
+const groupOfModule = new Map(Object.entries(embeddedGroups).map(([group, { module }]) => [module, group]));
 
 const sdksFromAssets: Plugin = {
   name: 'sdks-from-assets',
   setup(context) {
-    context.onResolve({ filter: /^@/ }, (args) =>
-      embeddedPackages.has(args.path) && args.namespace === 'file' && !args.importer.includes('/node_modules/')
-        ? { path: embeddedPackages.get(args.path)!, namespace: 'walship-embedded' }
-        : undefined,
-    );
+    context.onResolve({ filter: /^@|\/s3-sdk\.ts$/ }, (args) => {
+      if (args.namespace !== 'file' || args.importer.includes('/node_modules/')) return undefined;
+      const group = groupOfModule.get(args.path.startsWith('.') ? join(dirname(args.importer), args.path) : args.path);
+      return group ? { path: group, namespace: 'walship-embedded' } : undefined;
+    });
     context.onLoad({ filter: /.*/, namespace: 'walship-embedded' }, (args) => ({
       contents: `module.exports = require(${JSON.stringify(join(root, 'src/sea/embedded-module.ts'))}).loadEmbeddedModule(${JSON.stringify(args.path)});`,
       loader: 'js',
@@ -104,15 +108,14 @@ const commonJsBundle = {
 } as const;
 
 /** Bundles one SDK group and makes its code cache by evaluating it once, as the binary will. */
-async function buildEmbeddedGroup(group: string, packages: Record<string, string[]>): Promise<Record<string, string>> {
-  const entry = Object.entries(packages)
-    .map(([name, names]) => (names[0] === '*' ? `export * from '${name}';` : `export { ${names.join(', ')} } from '${name}';`))
-    .join('\n');
+async function buildEmbeddedGroup(group: string, { module: entry, esModules }: { module: string; esModules?: true }): Promise<Record<string, string>> {
   const bundlePath = join(staging, `${group}.cjs`);
   await build({
-    stdin: { contents: entry, resolveDir: root, loader: 'js' },
+    stdin: { contents: `export * from ${JSON.stringify(entry)};`, resolveDir: root, loader: 'js' },
     outfile: bundlePath,
     ...commonJsBundle,
+    // An ES module's import() of a Node built-in stays import() in CommonJS, which a vm Script cannot run: esbuild makes it a require().
+    ...(esModules ? { mainFields: ['module', 'main'], supported: { 'dynamic-import': false } } : {}),
   });
   const script = new Script(wrapCommonJs(readFileSync(bundlePath, 'utf8')), { filename: `walship:${group}.cjs` });
   const module = { exports: {} };
@@ -124,7 +127,7 @@ async function buildEmbeddedGroup(group: string, packages: Record<string, string
 
 try {
   const embeddedAssets: Record<string, string> = {};
-  for (const [group, packages] of Object.entries(embeddedGroups)) Object.assign(embeddedAssets, await buildEmbeddedGroup(group, packages));
+  for (const [group, spec] of Object.entries(embeddedGroups)) Object.assign(embeddedAssets, await buildEmbeddedGroup(group, spec));
 
   await build({
     entryPoints: [join(root, 'src/cli.ts')],
