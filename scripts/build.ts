@@ -7,6 +7,8 @@ import { chmodSync, copyFileSync, mkdirSync, mkdtempSync, readFileSync, renameSy
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { build, type Plugin } from 'esbuild';
+import { Agent as HttpAgent, createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { Script } from 'node:vm';
 import { createRequire } from 'node:module';
 import { wrapCommonJs } from '../src/sea/embedded-module.ts';
@@ -65,25 +67,36 @@ const addonsFromAssets: Plugin = {
   },
 };
 
+interface EmbeddedGroup {
+  module: string;
+  esModules?: true;
+  /** Runs the group's request path once before its code cache is made, so the cache holds that code compiled too. */
+  warmUp?: (exports: never) => Promise<void>;
+}
+
 /**
  * The cloud SDKs, bundled apart and embedded as assets (see src/sea/embedded-module.ts).
- * Each group becomes one bundle, so packages that share internals share one copy.
+ * Each group is one module walship imports (a package, or a file of walship's
+ * that re-exports what it uses) and becomes one bundle. `esModules` bundles
+ * from the packages' ES modules, so esbuild drops every export the group's
+ * module does not name: for the AWS SDK, all of the S3 client's commands but
+ * the dozen src/storage/s3.ts sends.
  */
-const embeddedGroups: Record<string, Record<string, string[]>> = {
-  aws: { '@aws-sdk/client-s3': ['*'], '@smithy/node-http-handler': ['NodeHttpHandler'] },
-  gcs: { '@google-cloud/storage': ['*'] },
-  azure: { '@azure/storage-blob': ['*'] },
+const embeddedGroups: Record<string, EmbeddedGroup> = {
+  aws: { module: join(root, 'src/storage/s3-sdk.ts'), esModules: true, warmUp: sendEachS3Request },
+  gcs: { module: '@google-cloud/storage' },
+  azure: { module: '@azure/storage-blob' },
 };
-const embeddedPackages = new Map(Object.entries(embeddedGroups).flatMap(([group, packages]) => Object.keys(packages).map((name) => [name, group])));
+const groupOfModule = new Map(Object.entries(embeddedGroups).map(([group, { module }]) => [module, group]));
 
 const sdksFromAssets: Plugin = {
   name: 'sdks-from-assets',
   setup(context) {
-    context.onResolve({ filter: /^@/ }, (args) =>
-      embeddedPackages.has(args.path) && args.namespace === 'file' && !args.importer.includes('/node_modules/')
-        ? { path: embeddedPackages.get(args.path)!, namespace: 'walship-embedded' }
-        : undefined,
-    );
+    context.onResolve({ filter: /^@|\/s3-sdk\.ts$/ }, (args) => {
+      if (args.namespace !== 'file' || args.importer.includes('/node_modules/')) return undefined;
+      const group = groupOfModule.get(args.path.startsWith('.') ? join(dirname(args.importer), args.path) : args.path);
+      return group ? { path: group, namespace: 'walship-embedded' } : undefined;
+    });
     context.onLoad({ filter: /.*/, namespace: 'walship-embedded' }, (args) => ({
       contents: `module.exports = require(${JSON.stringify(join(root, 'src/sea/embedded-module.ts'))}).loadEmbeddedModule(${JSON.stringify(args.path)});`,
       loader: 'js',
@@ -104,27 +117,73 @@ const commonJsBundle = {
 } as const;
 
 /** Bundles one SDK group and makes its code cache by evaluating it once, as the binary will. */
-async function buildEmbeddedGroup(group: string, packages: Record<string, string[]>): Promise<Record<string, string>> {
-  const entry = Object.entries(packages)
-    .map(([name, names]) => (names[0] === '*' ? `export * from '${name}';` : `export { ${names.join(', ')} } from '${name}';`))
-    .join('\n');
+async function buildEmbeddedGroup(group: string, { module: entry, esModules, warmUp }: EmbeddedGroup): Promise<Record<string, string>> {
   const bundlePath = join(staging, `${group}.cjs`);
   await build({
-    stdin: { contents: entry, resolveDir: root, loader: 'js' },
+    stdin: { contents: `export * from ${JSON.stringify(entry)};`, resolveDir: root, loader: 'js' },
     outfile: bundlePath,
     ...commonJsBundle,
+    // An ES module's import() of a Node built-in stays import() in CommonJS, which a vm Script cannot run: esbuild makes it a require().
+    ...(esModules ? { mainFields: ['module', 'main'], supported: { 'dynamic-import': false } } : {}),
   });
   const script = new Script(wrapCommonJs(readFileSync(bundlePath, 'utf8')), { filename: `walship:${group}.cjs` });
   const module = { exports: {} };
   (script.runInThisContext() as (...args: unknown[]) => void).call(module.exports, module.exports, createRequire(bundlePath), module, bundlePath, staging);
+  await warmUp?.(module.exports as never);
   const cachePath = join(staging, `${group}.cache`);
   writeFileSync(cachePath, script.createCachedData());
   return { [`${group}.cjs`]: bundlePath, [`${group}.cache`]: cachePath };
 }
 
+/**
+ * V8 compiles a function when it first runs, and a code cache holds only the
+ * functions compiled by the time it is made: without this, every command
+ * that reaches S3 compiles the SDK's whole request path (middleware,
+ * signing, checksums, XML) on its first request. So the build sends one of
+ * each kind of request s3.ts makes (a PUT, a HEAD of a missing key, a GET,
+ * a listing) to a responder on loopback that answers as S3 does.
+ */
+async function sendEachS3Request(sdk: typeof import('../src/storage/s3-sdk.ts')): Promise<void> {
+  const listing = '<?xml version="1.0" encoding="UTF-8"?><ListBucketResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/"><Name>build</Name><Prefix>k</Prefix>'
+    + '<KeyCount>1</KeyCount><MaxKeys>1000</MaxKeys><IsTruncated>false</IsTruncated><Contents><Key>key</Key><LastModified>2026-01-01T00:00:00.000Z</LastModified>'
+    + '<ETag>"e"</ETag><Size>1</Size><StorageClass>STANDARD</StorageClass></Contents></ListBucketResult>';
+  const server = createServer((request, response) => {
+    request.resume();
+    request.on('end', () => {
+      const headers = { ETag: '"e"', 'Last-Modified': 'Thu, 01 Jan 2026 00:00:00 GMT' };
+      if (request.method === 'HEAD') response.writeHead(404).end();
+      else if (request.url?.includes('list-type=2')) response.writeHead(200, { 'Content-Type': 'application/xml' }).end(listing);
+      else if (request.method === 'GET') response.writeHead(200, { ...headers, 'Content-Length': '1' }).end('x');
+      else response.writeHead(200, headers).end();
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const client = new sdk.S3Client({
+    region: 'us-east-1',
+    endpoint: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    forcePathStyle: true,
+    credentials: { accessKeyId: 'build', secretAccessKey: 'build' },
+    maxAttempts: 1,
+    requestHandler: new sdk.NodeHttpHandler({ httpAgent: new HttpAgent({ keepAlive: true }) }),
+  });
+  try {
+    const target = { Bucket: 'build', Key: 'key' };
+    await client.send(new sdk.PutObjectCommand({ ...target, Body: Buffer.from('x'), ContentLength: 1, ChecksumAlgorithm: 'CRC32', IfNoneMatch: '*' }));
+    await client.send(new sdk.HeadObjectCommand(target)).then(
+      () => Promise.reject(new Error('build: the warm-up HEAD should have been answered 404')),
+      (error: unknown) => (error instanceof sdk.S3ServiceException ? undefined : Promise.reject(error)),
+    );
+    await (await client.send(new sdk.GetObjectCommand(target))).Body!.transformToByteArray();
+    await client.send(new sdk.ListObjectsV2Command({ Bucket: 'build', Prefix: 'k' }));
+  } finally {
+    client.destroy();
+    server.close();
+  }
+}
+
 try {
   const embeddedAssets: Record<string, string> = {};
-  for (const [group, packages] of Object.entries(embeddedGroups)) Object.assign(embeddedAssets, await buildEmbeddedGroup(group, packages));
+  for (const [group, spec] of Object.entries(embeddedGroups)) Object.assign(embeddedAssets, await buildEmbeddedGroup(group, spec));
 
   await build({
     entryPoints: [join(root, 'src/cli.ts')],

@@ -21,17 +21,18 @@ export function loadEmbeddedModule(name: string): unknown {
   if (!isSea()) throw new Error(`embedded module ${name} is only available in the single executable`);
   let exports = loaded.get(name);
   if (exports === undefined) {
+    const started = performance.now();
     const filename = `walship:${name}.cjs`;
     const script = new Script(wrapCommonJs(getAsset(`${name}.cjs`, 'utf8')), {
       filename,
       cachedData: new Uint8Array(getRawAsset(`${name}.cache`)),
     });
-    // V8 rejects a cache made under other V8 flags; the build applies walship's (src/util/exit-safety.ts).
-    log.debug(`loading embedded ${name}`, { codeCache: script.cachedDataRejected ? 'rejected' : 'accepted' });
     const evaluate = script.runInThisContext() as (...args: unknown[]) => void;
     const module = { exports: {} as unknown };
     evaluate.call(module.exports, module.exports, createRequire(process.execPath), module, filename, '.');
     exports = module.exports;
+    // V8 rejects a cache made under other V8 flags; the build applies walship's (src/util/exit-safety.ts).
+    log.debug(`loaded embedded ${name}`, { codeCache: script.cachedDataRejected ? 'rejected' : 'accepted', ms: Math.round(performance.now() - started) });
     loaded.set(name, exports);
   }
   return exports;

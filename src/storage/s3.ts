@@ -19,14 +19,14 @@ import {
   GetObjectCommand,
   HeadObjectCommand,
   ListObjectsV2Command,
+  NodeHttpHandler,
   PutObjectCommand,
   S3Client,
   S3ServiceException,
   UploadPartCommand,
   type ServerSideEncryption,
   type StorageClass,
-} from '@aws-sdk/client-s3';
-import { NodeHttpHandler } from '@smithy/node-http-handler';
+} from './s3-sdk.ts';
 import type { Config } from '../config/config.ts';
 import { ConfigError } from '../errors.ts';
 import { log } from '../log/logger.ts';

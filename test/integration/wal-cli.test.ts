@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, beforeEach, describe, it } from 'node:test';
 import { projectRoot, walshipBinary } from '../support/paths.ts';
+import { startS3rver } from '../support/emulators.ts';
 import { freePort, run } from '../support/processes.ts';
 import { asWalSegment } from '../support/wal.ts';
 import { MAIN_THREAD_COMPILATION } from '../../src/util/exit-safety.ts';
@@ -319,7 +320,34 @@ describe('the cloud SDKs embedded in the binary', () => {
     for (const [bundle, settings] of backends) {
       const result = await walship(['backup-list'], { ...settings, WALG_FILE_PREFIX: '', WALG_LOG_LEVEL: 'DEVEL', WALG_STORAGE_MAX_ATTEMPTS: '1' });
       assert.equal(result.code, 1, result.stderr);
-      assert.match(result.stderr, new RegExp(`loading embedded ${bundle} .*codeCache=accepted`), result.stderr);
+      assert.match(result.stderr, new RegExp(`loaded embedded ${bundle} .*codeCache=accepted`), result.stderr);
+    }
+  });
+
+  it("find S3 credentials through the SDK's chain: a shared profile, and web identity (its request to STS)", async () => {
+    const s3rver = await startS3rver();
+    try {
+      const { AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, ...withoutKeys } = s3rver.settings('credential-chain');
+      const credentials = join(dataDir, '..', 'aws-credentials');
+      writeFileSync(credentials, `[walship]\naws_access_key_id = ${AWS_ACCESS_KEY_ID}\naws_secret_access_key = ${AWS_SECRET_ACCESS_KEY}\n`);
+      const chain = { ...withoutKeys, WALG_FILE_PREFIX: '', AWS_CONFIG_FILE: join(dataDir, '..', 'no-aws-config'), WALG_STORAGE_MAX_ATTEMPTS: '1' };
+      const profile = { ...chain, AWS_SHARED_CREDENTIALS_FILE: credentials, AWS_PROFILE: 'walship' };
+      const content = segmentContent();
+      const pushed = await walship(['wal-push', writeWal(SEGMENT, content)], profile);
+      assert.equal(pushed.code, 0, pushed.stderr);
+      const fetched = await walship(['wal-fetch', SEGMENT, 'restored'], profile);
+      assert.equal(fetched.code, 0, fetched.stderr);
+      assert.deepEqual(readFileSync(join(dataDir, 'restored')), content);
+
+      // No STS here: the request the web identity provider sends to the STS endpoint set is its proof of life.
+      writeFileSync(join(dataDir, '..', 'token'), 'web-identity-token');
+      const sts = await freePort();
+      const webIdentity = { ...chain, AWS_WEB_IDENTITY_TOKEN_FILE: join(dataDir, '..', 'token'), AWS_ROLE_ARN: 'arn:aws:iam::123456789012:role/walship', AWS_ENDPOINT_URL_STS: `http://127.0.0.1:${sts}` };
+      const listed = await walship(['backup-list'], webIdentity);
+      assert.equal(listed.code, 1, listed.stderr);
+      assert.match(listed.stderr, new RegExp(`ECONNREFUSED 127\\.0\\.0\\.1:${sts}`), listed.stderr);
+    } finally {
+      await s3rver.stop();
     }
   });
 });
