@@ -1,6 +1,5 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { once } from 'node:events';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -60,29 +59,6 @@ describe('compression stages', () => {
       // A view of a larger buffer would keep all of it alive while the piece waits downstream.
       for (const piece of pieces) assert.ok(piece.buffer.byteLength <= Math.max(piece.length, Buffer.poolSize), `a ${piece.length}-byte piece holds ${piece.buffer.byteLength} bytes`);
     }
-  });
-
-  it('decompresses zstd into full pieces of 256 KiB, no faster than they are read', async () => {
-    const content = Buffer.concat([Buffer.alloc(48 << 20, 7), randomBytes(100_000)]);
-    const compressed = zstdCompressSync(content, { params: { [constants.ZSTD_c_checksumFlag]: 1 } });
-    const stream = await codecFor('zstd').decompress('obj')!.transform();
-    stream.end(compressed);
-    await new Promise((resolve) => setTimeout(resolve, 50));
-    // Nothing read yet: what waits is a few pieces, not the 48 MiB this input becomes.
-    assert.ok(stream.readableLength <= 1 << 20, `${stream.readableLength} bytes waiting`);
-    // 'data' events, as pipe() and pipeline() see them (an async iterator would join what is buffered).
-    const pieces: Buffer[] = [];
-    stream.on('data', (piece: Buffer) => pieces.push(piece));
-    await once(stream, 'end');
-    assert.ok(Buffer.concat(pieces).equals(content));
-    for (const piece of pieces.slice(0, -1)) assert.equal(piece.length, 256 << 10);
-    // In small chunks, through a pipeline, to a reader that takes its time: everything arrives.
-    let received = 0;
-    for await (const piece of new Pipeline(Readable.from(chunksOf(compressed, 4 << 10)), [codecFor('zstd').decompress('obj')]).pieces()) {
-      received += piece.length;
-      await new Promise((resolve) => setImmediate(resolve));
-    }
-    assert.equal(received, content.length);
   });
 
   it('uses the native zstd-napi addon when it loads', async () => {
