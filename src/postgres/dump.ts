@@ -84,15 +84,12 @@ export interface DumpServer {
 
 /** What dump-push needs to know of the server, through the default database (PGDATABASE). */
 export async function inspectServerForDump(client: DumpClient): Promise<DumpServer> {
-  // Two sessions side by side: each query's rows come back apart.
-  const [[facts = []], databases] = await Promise.all([
-    query(client, undefined, `SELECT current_setting('server_version_num'), (SELECT system_identifier FROM pg_control_system()),
-    pg_size_bytes(current_setting('wal_segment_size')), (SELECT rolsuper FROM pg_roles WHERE rolname = current_user);`),
-    query(client, undefined, `SELECT datname, CASE WHEN has_database_privilege(oid, 'CONNECT') THEN pg_database_size(oid) END
-    FROM pg_database WHERE NOT datistemplate AND datallowconn ORDER BY datname;`),
-  ]);
+  const [facts = []] = await query(client, undefined, `SELECT current_setting('server_version_num'), (SELECT system_identifier FROM pg_control_system()),
+    pg_size_bytes(current_setting('wal_segment_size')), (SELECT rolsuper FROM pg_roles WHERE rolname = current_user);`);
   const [version = '', systemIdentifier = '', segmentSize = '', superuser = ''] = facts;
   if (!/^-?\d+$/.test(systemIdentifier)) throw new WalshipError(`the server answered "${systemIdentifier}" for its system identifier (pg_control_system())`);
+  const databases = await query(client, undefined, `SELECT datname, CASE WHEN has_database_privilege(oid, 'CONNECT') THEN pg_database_size(oid) END
+    FROM pg_database WHERE NOT datistemplate AND datallowconn ORDER BY datname;`);
   return {
     versionNumber: Number(version),
     // A bigint in SQL: an identifier with the top bit set comes out negative.
