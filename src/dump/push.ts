@@ -1,16 +1,17 @@
 /**
  * dump-push: a logical dump set streamed straight into storage.
  *
- *   pg_dumpall --globals-only        -> globals.sql.zst
+ *   pg_dumpall --globals-only        -> globals.sql.zst, beside the databases
  *   per database, one at a time:
- *     psql exports a snapshot; pg_dump -Fc -Z 0 --snapshot (through stdbuf: 1 MiB writes)
+ *     psql exports a snapshot; pg_dump -Fc -Z 0 --snapshot (through stdbuf: 64 KiB writes)
  *       -> content SHA-256 -> compress -> stored SHA-256 -> storage.put
  *   then the sentinel, only once every object is durable and every program
  *   has exited successfully.
  *
- * No local file, and memory does not grow with the databases: one stream is
- * in flight at a time. Any failure stops the set: its objects are removed and
- * no sentinel is written, so it never exists.
+ * No local file, and memory does not grow with the databases: one database's
+ * stream is in flight at a time, and the globals' beside the first. Any
+ * failure stops the set: its objects are removed and no sentinel is written,
+ * so it never exists.
  */
 import { hostname } from 'node:os';
 import { encryptionFields } from '../archive/backups.ts';
@@ -26,10 +27,9 @@ import {
   type DumpServer,
   exportSnapshot,
   inspectServerForDump,
-  pgDumpVersion,
   startGlobalsDump,
   startPgDump,
-  withLargeStdioBuffers,
+  withLargeStdioBuffersAndVersion,
 } from '../postgres/dump.ts';
 import type { RunningProgram } from '../postgres/programs.ts';
 import { Progress, transferSummary } from '../progress/progress.ts';
@@ -65,11 +65,10 @@ const RECLAIM_EVERY = 4 << 20;
 /** Takes the dump set; resolves to its sentinel once it is durable in storage. */
 export async function pushDumpSet(settings: DumpPushSettings): Promise<DumpSentinel> {
   const { storage, signal } = settings;
-  const client = await withLargeStdioBuffers(settings.client);
+  const { client, dumpVersion } = await withLargeStdioBuffersAndVersion(settings.client);
   const server = await inspectServerForDump(client);
   const databases = chooseDatabases(server, settings.databases);
   await settings.identity.requireCluster({ systemIdentifier: server.systemIdentifier, segmentSize: server.walSegmentSize }, 'the server is');
-  const dumpVersion = await pgDumpVersion(client);
   if (!server.superuser) {
     log.warning('the dumping role is not a superuser, so it cannot read role passwords: the globals hold the roles without them (pg_dumpall --no-role-passwords)');
   }
@@ -84,23 +83,44 @@ export async function pushDumpSet(settings: DumpPushSettings): Promise<DumpSenti
   const sizes = databases.map((database) => server.databases.find((known) => known.name === database)?.size);
   const codec = codecFor(settings.compression.method);
   const progress = new Progress({ label: `dump-push ${name}`, total: sizes.every((size) => size !== undefined) ? sizes.reduce((sum, size) => sum + size, 0) : undefined, estimated: true });
+  // The globals are dumped beside the databases, so that pg_dumpall and the globals' upload do not hold back the first
+  // pg_dump. The first of the two to fail stops the other (`failed`), and the set fails with its error.
+  const failed = new AbortController();
+  const streams: DumpPushSettings = { ...settings, signal: signal ? AbortSignal.any([signal, failed.signal]) : failed.signal };
+  let firstFailure: unknown;
+  const failFast = <T>(dumping: Promise<T>) =>
+    dumping.catch((error: unknown) => {
+      firstFailure ??= error;
+      failed.abort();
+      throw error;
+    });
   try {
-    const globals = await dumpInto(settings, name, dumpGlobalsObject(codec), { what: 'the globals', program: 'pg_dumpall' }, progress, () =>
-      startGlobalsDump(client, server.superuser),
+    const dumpingGlobals = failFast(
+      dumpInto(streams, name, dumpGlobalsObject(codec), { what: 'the globals', program: 'pg_dumpall' }, progress, () => startGlobalsDump(client, server.superuser)),
     );
-    const dumped: DumpedDatabase[] = [];
-    for (const database of databases) {
-      signal?.throwIfAborted();
-      const snapshot = await exportSnapshot(client, database);
-      try {
-        const object = await dumpInto(settings, name, dumpDatabaseObject(database, codec), { what: `database "${database}"`, program: 'pg_dump' }, progress, () =>
-          startPgDump(client, database, snapshot.id),
-        );
-        dumped.push({ ...object, Database: database, SnapshotTime: snapshot.time, PgVersion: server.versionNumber, PgDumpVersion: dumpVersion, SystemIdentifier: server.systemIdentifier });
-      } finally {
-        await snapshot.release();
-      }
-    }
+    const dumpingDatabases = failFast(
+      (async () => {
+        const dumped: DumpedDatabase[] = [];
+        for (const database of databases) {
+          streams.signal!.throwIfAborted();
+          const snapshot = await exportSnapshot(client, database);
+          try {
+            const object = await dumpInto(streams, name, dumpDatabaseObject(database, codec), { what: `database "${database}"`, program: 'pg_dump' }, progress, () =>
+              startPgDump(client, database, snapshot.id),
+            );
+            dumped.push({ ...object, Database: database, SnapshotTime: snapshot.time, PgVersion: server.versionNumber, PgDumpVersion: dumpVersion, SystemIdentifier: server.systemIdentifier });
+          } finally {
+            await snapshot.release();
+          }
+        }
+        return dumped;
+      })(),
+    );
+    // Both settle before anything is removed: a stream still writing could otherwise leave an object behind.
+    const [globalsResult, databasesResult] = await Promise.allSettled([dumpingGlobals, dumpingDatabases]);
+    if (globalsResult.status === 'rejected' || databasesResult.status === 'rejected') throw firstFailure;
+    const globals = globalsResult.value;
+    const dumped = databasesResult.value;
     const all = [globals, ...dumped];
     const sentinel: DumpSentinel = {
       DumpName: name,

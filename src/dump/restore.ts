@@ -32,10 +32,12 @@ import {
   startTocReader,
   unexpectedGlobalsErrors,
   userRelationCount,
+  withLargeStdioBuffers,
 } from '../postgres/dump.ts';
 import type { RunningProgram } from '../postgres/programs.ts';
 import { Progress } from '../progress/progress.ts';
 import { Pipeline } from '../stages/pipeline.ts';
+import { reclaimStage } from '../stages/reclaim.ts';
 import type { Storage } from '../storage/storage.ts';
 import { collectText, dumpedObject, feedProgram, fetchDump, openDumpObject, progressStage } from './fetch.ts';
 
@@ -78,7 +80,7 @@ export async function restoreDump(settings: DumpRestoreSettings): Promise<string
       throw new WalshipError(`${explain(settings, error)}; database "${database}" was not restored`, { cause: error });
     }
   }
-  if (dumped && target !== undefined) done.push(await restoreDatabase(settings, sentinel, dumped, target));
+  if (dumped && target !== undefined) done.push(await restoreDatabase({ ...settings, client: await withLargeStdioBuffers(settings.client) }, sentinel, dumped, target));
   return done;
 }
 
@@ -174,11 +176,15 @@ async function runRestore(settings: DumpRestoreSettings, sentinel: DumpSentinel,
   const progress = new Progress({ label: `dump-restore ${database} of ${sentinel.DumpName}`, total: dumped.UncompressedSize });
   try {
     const opened = await openDumpObject(settings.storage, sentinel, dumped);
-    await runFed(settings, startPgRestore(settings.client, options), new Pipeline(opened.stored.body, [...opened.stages, progressStage(progress)]).pieces(), 'pg_restore');
+    const stages = [...opened.stages, reclaimStage(RECLAIM_EVERY), progressStage(progress)];
+    await runFed(settings, startPgRestore(settings.client, options), new Pipeline(opened.stored.body, stages).pieces(), 'pg_restore');
   } finally {
     progress.finish();
   }
 }
+
+/** The decompressed archive comes in fresh buffers: their memory is reclaimed this often (stages/reclaim.ts). */
+const RECLAIM_EVERY = 4 << 20;
 
 const INTERRUPTED = 'dump-restore was interrupted';
 

@@ -82,14 +82,22 @@ export interface DumpServer {
   databases: { name: string; size: number | undefined }[];
 }
 
-/** What dump-push needs to know of the server, through the default database (PGDATABASE). */
+/**
+ * What dump-push needs to know of the server, through the default database
+ * (PGDATABASE): one psql session, whose first row is the server's facts and
+ * the rest its databases.
+ */
 export async function inspectServerForDump(client: DumpClient): Promise<DumpServer> {
-  const [facts = []] = await query(client, undefined, `SELECT current_setting('server_version_num'), (SELECT system_identifier FROM pg_control_system()),
-    pg_size_bytes(current_setting('wal_segment_size')), (SELECT rolsuper FROM pg_roles WHERE rolname = current_user);`);
+  const [facts = [], ...databases] = await query(
+    client,
+    undefined,
+    `SELECT current_setting('server_version_num'), (SELECT system_identifier FROM pg_control_system()),
+      pg_size_bytes(current_setting('wal_segment_size')), (SELECT rolsuper FROM pg_roles WHERE rolname = current_user);
+    SELECT datname, CASE WHEN has_database_privilege(oid, 'CONNECT') THEN pg_database_size(oid) END
+      FROM pg_database WHERE NOT datistemplate AND datallowconn ORDER BY datname;`,
+  );
   const [version = '', systemIdentifier = '', segmentSize = '', superuser = ''] = facts;
   if (!/^-?\d+$/.test(systemIdentifier)) throw new WalshipError(`the server answered "${systemIdentifier}" for its system identifier (pg_control_system())`);
-  const databases = await query(client, undefined, `SELECT datname, CASE WHEN has_database_privilege(oid, 'CONNECT') THEN pg_database_size(oid) END
-    FROM pg_database WHERE NOT datistemplate AND datallowconn ORDER BY datname;`);
   return {
     versionNumber: Number(version),
     // A bigint in SQL: an identifier with the top bit set comes out negative.
@@ -115,10 +123,21 @@ const PG_RESTORE_INPUT_BUFFER = '1M';
 
 /** `client` with pg_dump and pg_restore run through stdbuf where stdbuf is on PATH and works here; otherwise `client` as it is. */
 export async function withLargeStdioBuffers(client: DumpClient): Promise<DumpClient> {
+  return (await probeStdbuf(client)).client;
+}
+
+/** withLargeStdioBuffers's client and pg_dump's version line: the run of pg_dump --version through stdbuf that tries stdbuf also tells the version. */
+export async function withLargeStdioBuffersAndVersion(client: DumpClient): Promise<{ client: DumpClient; dumpVersion: string }> {
+  const probed = await probeStdbuf(client);
+  return { client: probed.client, dumpVersion: probed.versionLine ?? (await pgDumpVersion(client)) };
+}
+
+/** Runs pg_dump --version through stdbuf, if there is one: where that works, `client` through stdbuf and pg_dump's version line. */
+async function probeStdbuf(client: DumpClient): Promise<{ client: DumpClient; versionLine?: string }> {
   const stdbuf = findOnPath('stdbuf', client.env.PATH);
-  if (!stdbuf) return client;
+  if (!stdbuf) return { client };
   const probe = await runCaptured(stdbuf, ['-o', PG_DUMP_OUTPUT_BUFFER, client.pgDump, '--version'], client.env);
-  return probe.code === 0 ? { ...client, stdbuf } : client;
+  return probe.code === 0 ? { client: { ...client, stdbuf }, versionLine: probe.stdout.trim() } : { client };
 }
 
 /** Starts `program`, through stdbuf with a large buffer on its stdin or stdout where `client` has stdbuf. */
@@ -129,7 +148,7 @@ function startBuffered(client: DumpClient, stream: 'input' | 'output', program: 
 }
 
 /** pg_dump's version line, "pg_dump (PostgreSQL) 15.18 (Debian 15.18-0+deb12u1)". */
-export async function pgDumpVersion(client: DumpClient): Promise<string> {
+async function pgDumpVersion(client: DumpClient): Promise<string> {
   const result = await runCaptured(client.pgDump, ['--version'], client.env);
   if (result.code !== 0) throw new WalshipError(`cannot run ${client.pgDump} --version: ${summarizeStderr(result.stderr, 1) || `exit status ${result.code}`}`);
   return result.stdout.trim();

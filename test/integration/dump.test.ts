@@ -220,6 +220,26 @@ describe('logical dumps on file storage', () => {
     assert.ok(stored.every((key) => key.startsWith(`dumps_005/${dump.dump_name}`)), stored.join(', '));
   });
 
+  it('fails the whole set when pg_dumpall fails, stopping the pg_dump beside it: exit 1, one line naming the globals, nothing listed or left', async () => {
+    // pg_dumpall --globals-only reads pg_parameter_acl (PostgreSQL 15) and waits for this lock; the pg_dump of shop,
+    // dumped beside it, waits for the other. pg_dumpall's backend is then terminated: walship must stop pg_dump itself.
+    const releaseGlobals = await holdLock('postgres', 'pg_catalog.pg_parameter_acl', 'ACCESS EXCLUSIVE');
+    const releaseShop = await holdLock('shop', 'orders', 'ACCESS EXCLUSIVE');
+    try {
+      const pushing = walship(['dump-push']);
+      await blockedOnLock('pg_dump', 'shop');
+      await waitFor(async () => (await cluster.sql("SELECT count(*) FROM pg_stat_activity WHERE application_name = 'pg_dumpall' AND wait_event_type = 'Lock'")) !== '0');
+      await cluster.sql("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'pg_dumpall'");
+      assertOneLine(await pushing, /the globals: pg_dumpall failed \(exit status 1\): .*; no dump set was stored/);
+    } finally {
+      releaseShop();
+      releaseGlobals();
+    }
+    assert.deepEqual((await listed()).map((set) => set.dump_name), [dump.dump_name]);
+    const stored = filesUnder(join(archive, 'dumps_005')).map((path) => path.slice(archive.length + 1));
+    assert.ok(stored.every((key) => key.startsWith(`dumps_005/${dump.dump_name}`)), stored.join(', '));
+  });
+
   it('stops on SIGINT: dump-push stores nothing, dump-restore --jobs removes its temporary file', async () => {
     // walship itself is the child here (no runuser in between), so the test signals it.
     const postgresIds = isRoot ? { uid: Number(execFileSync('id', ['-u', 'postgres'])), gid: Number(execFileSync('id', ['-g', 'postgres'])) } : {};

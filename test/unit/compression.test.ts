@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
+import { once } from 'node:events';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -32,6 +33,22 @@ function chunksOf(data: Buffer, size: number): Buffer[] {
   return chunks;
 }
 
+/** 16 MiB shaped like a WAL segment: 8 KiB pages, each a header with its address, then records of structure and noise. */
+function walLikeSegment(): Buffer {
+  const segment = Buffer.alloc(16 << 20);
+  for (let page = 0; page < 2048; page++) {
+    const start = page * 8192;
+    segment.writeUInt16LE(0xd110, start);
+    segment.writeUInt32LE(page * 8192, start + 8);
+    for (let offset = start + 24; offset + 200 <= start + 8192; offset += 200) {
+      segment.writeUInt32LE(offset, offset);
+      segment.fill(page % 7, offset + 4, offset + 150);
+      randomBytes(50).copy(segment, offset + 150);
+    }
+  }
+  return segment;
+}
+
 async function roundTrip(method: (typeof COMPRESSION_METHODS)[number], input: Buffer[]): Promise<{ compressed: Buffer; output: Buffer }> {
   const codec = codecFor(method);
   const compressed = await chain(Readable.from(input), codec.compress(method === 'zstd' ? 1 : 3));
@@ -58,6 +75,67 @@ describe('compression stages', () => {
       assert.ok(pieces.length <= 14, `${pieces.length} pieces`);
       // A view of a larger buffer would keep all of it alive while the piece waits downstream.
       for (const piece of pieces) assert.ok(piece.buffer.byteLength <= Math.max(piece.length, Buffer.poolSize), `a ${piece.length}-byte piece holds ${piece.buffer.byteLength} bytes`);
+    }
+  });
+
+  it('decompresses zstd into full pieces of 256 KiB, no faster than they are read', async () => {
+    const content = Buffer.concat([Buffer.alloc(48 << 20, 7), randomBytes(100_000)]);
+    const compressed = zstdCompressSync(content, { params: { [constants.ZSTD_c_checksumFlag]: 1 } });
+    const stream = await codecFor('zstd').decompress('obj')!.transform();
+    stream.end(compressed);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    // Nothing read yet: what waits is a few pieces, not the 48 MiB this input becomes.
+    assert.ok(stream.readableLength <= 1 << 20, `${stream.readableLength} bytes waiting`);
+    // 'data' events, as pipe() and pipeline() see them (an async iterator would join what is buffered).
+    const pieces: Buffer[] = [];
+    stream.on('data', (piece: Buffer) => pieces.push(piece));
+    await once(stream, 'end');
+    assert.ok(Buffer.concat(pieces).equals(content));
+    for (const piece of pieces.slice(0, -1)) assert.equal(piece.length, 256 << 10);
+    // In small chunks, through a pipeline, to a reader that takes its time: everything arrives.
+    let received = 0;
+    for await (const piece of new Pipeline(Readable.from(chunksOf(compressed, 4 << 10)), [codecFor('zstd').decompress('obj')]).pieces()) {
+      received += piece.length;
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+    assert.equal(received, content.length);
+  });
+
+  it('decompresses zstd streams that end where a piece ends: a 16 MiB WAL segment, several frames, tiny chunks', async () => {
+    /** Everything the stream makes of `chunks`, read as pipeline() reads it, or by a reader that waits between pieces. */
+    async function decompressed(chunks: Buffer[], slowReader: boolean): Promise<Buffer> {
+      const pieces: Buffer[] = [];
+      for await (const piece of new Pipeline(Readable.from(chunks), [codecFor('zstd').decompress('obj')]).pieces()) {
+        pieces.push(Buffer.from(piece));
+        if (slowReader) await new Promise((resolve) => setImmediate(resolve));
+      }
+      return Buffer.concat(pieces);
+    }
+    const segment = walLikeSegment();
+    const frame = (content: Buffer) => zstdCompressSync(content, { params: { [constants.ZSTD_c_checksumFlag]: 1 } });
+    // 16 MiB is 64 pieces of 256 KiB: its last piece fills exactly as its frame ends.
+    const ownFrames = await chain(Readable.from(chunksOf(segment, 64 << 10)), codecFor('zstd').compress(1));
+    const parts = [Buffer.alloc(256 << 10, 1), Buffer.alloc((256 << 10) + 1, 2), randomBytes(100), Buffer.alloc(512 << 10, 3)];
+    const frames = parts.map(frame);
+    const multiFrame = Buffer.concat(frames);
+    const cases: { name: string; chunks: Buffer[]; content: Buffer }[] = [
+      { name: 'a WAL segment, one frame, whole', chunks: [frame(segment)], content: segment },
+      { name: 'a WAL segment, one frame, 64 KiB chunks', chunks: chunksOf(frame(segment), 64 << 10), content: segment },
+      { name: "a WAL segment in walship's own frames", chunks: chunksOf(ownFrames, 64 << 10), content: segment },
+      { name: 'several frames, whole', chunks: [multiFrame], content: Buffer.concat(parts) },
+      { name: 'several frames, each chunk ending where a frame ends', chunks: frames, content: Buffer.concat(parts) },
+      { name: 'several frames in tiny chunks', chunks: chunksOf(multiFrame, 7), content: Buffer.concat(parts) },
+      { name: 'one frame of exactly one piece, in tiny chunks', chunks: chunksOf(frames[0]!, 3), content: parts[0]! },
+    ];
+    for (const { name, chunks, content } of cases) {
+      for (const slowReader of [false, true]) {
+        const output = await decompressed(chunks, slowReader).catch((error: Error) => assert.fail(`${name}: ${error.message}`));
+        assert.ok(output.equals(content), `${name}: ${output.length} bytes out of ${content.length}`);
+      }
+    }
+    // A stream cut inside a frame still fails, wherever the cut is.
+    for (const cut of [multiFrame.length - 1, frames[0]!.length + 10]) {
+      await assert.rejects(decompressed([multiFrame.subarray(0, cut)], false), /middle of a zstd frame/);
     }
   });
 

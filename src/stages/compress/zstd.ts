@@ -96,7 +96,7 @@ export function createZstd(load: () => Promise<NativeZstd | undefined> = loadNat
     },
     async decompressStream() {
       const zstd = await load();
-      return zstd ? new zstd.streams.DecompressStream() : createZstdDecompress();
+      return zstd ? new DecompressTransform(zstd.binding, STREAM_OUTPUT_CHUNK) : createZstdDecompress();
     },
     async compressFile(path, level) {
       const zstd = await load();
@@ -180,6 +180,90 @@ class CompressTransform extends Transform {
     }
     for (const piece of pieces) this.push(piece);
     callback();
+  }
+}
+
+/**
+ * zstd frames decompressed into fresh buffers of `pieceSize` bytes, each one
+ * filled before it is handed on, and no faster than the reader takes them.
+ * zstd-napi's own stream hands on a fresh 128 KiB buffer per call, all of a
+ * chunk's output at once: a 64 KiB chunk of a dump (67x compressible) became
+ * 4 MiB in flight, whatever the pace of the pg_restore it was written to.
+ * It takes its input itself (_write) rather than through Transform's
+ * _transform, whose next chunk waits on a _read that may already have come.
+ */
+class DecompressTransform extends Transform {
+  private readonly context: InstanceType<ZstdBinding['DCtx']>;
+  private readonly pieceSize: number;
+  private output: Buffer;
+  private filled = 0;
+  private inFrame = false;
+  /** The input being decompressed, and the callback that asks for the next. */
+  private waiting: { input: Buffer; callback: (error?: Error | null) => void } | undefined;
+  /** The reader refused the last piece: nothing more until it reads (_read). */
+  private readerFull = false;
+  private decompressing = false;
+
+  constructor(binding: ZstdBinding, pieceSize: number) {
+    super();
+    this.context = new binding.DCtx();
+    this.pieceSize = pieceSize;
+    this.output = Buffer.allocUnsafe(pieceSize);
+  }
+
+  override _write(chunk: Buffer, _encoding: BufferEncoding, callback: (error?: Error | null) => void): void {
+    this.waiting = { input: chunk, callback };
+    this.decompressWaiting();
+  }
+
+  override _read(): void {
+    this.readerFull = false;
+    // Called from within a push below, the loop there goes on by itself.
+    if (this.waiting && !this.decompressing) this.decompressWaiting();
+  }
+
+  override _flush(callback: TransformCallback): void {
+    if (this.inFrame) return callback(new Error('it ends in the middle of a zstd frame'));
+    if (this.filled > 0) this.push(this.output.subarray(0, this.filled));
+    callback();
+  }
+
+  private decompressWaiting(): void {
+    const waiting = this.waiting!;
+    let usedUp;
+    this.decompressing = true;
+    try {
+      usedUp = this.decompress(waiting);
+    } catch (error) {
+      usedUp = error as Error;
+    } finally {
+      this.decompressing = false;
+    }
+    if (usedUp === false) return;
+    this.waiting = undefined;
+    waiting.callback(usedUp === true ? null : usedUp);
+  }
+
+  /** Decompresses `waiting.input`, handing on each full piece: true once it is used up, false when the reader has enough for now. */
+  private decompress(waiting: { input: Buffer }): boolean {
+    for (;;) {
+      if (this.readerFull) return false;
+      const [remaining, produced, consumed] = this.context.decompressStream(this.output.subarray(this.filled), waiting.input);
+      this.filled += produced;
+      // A call that moved nothing says nothing of the frame: between frames, zstd asks for the next header
+      // (non-zero) even though none is coming. That call comes whenever a piece fills just as a frame ends.
+      if (consumed > 0 || produced > 0) this.inFrame = remaining !== 0;
+      waiting.input = waiting.input.subarray(consumed);
+      if (this.filled === this.pieceSize) {
+        const full = this.output;
+        this.output = Buffer.allocUnsafe(this.pieceSize);
+        this.filled = 0;
+        this.readerFull = !this.push(full);
+      } else if (waiting.input.length === 0) {
+        // Room left in the piece and no input left: all of this input's output is out.
+        return true;
+      }
+    }
   }
 }
 
