@@ -11,7 +11,7 @@ import { constants, zstdCompressSync, zstdDecompressSync } from 'node:zlib';
 import { COMPRESSION_METHODS } from '../../src/config/settings.ts';
 import { IntegrityError } from '../../src/errors.ts';
 import { DigestStage, digestFile, VerifyStage } from '../../src/stages/checksum.ts';
-import { codecFor, codecForExtension, codecsPreferring } from '../../src/stages/compress/codec.ts';
+import { type Codec, codecFor, codecForExtension, codecsPreferring, zstdCodec } from '../../src/stages/compress/codec.ts';
 import { createZstd } from '../../src/stages/compress/zstd.ts';
 import { Pipeline, type Stage } from '../../src/stages/pipeline.ts';
 
@@ -25,6 +25,14 @@ function sampleChunks(): Buffer[] {
   const chunks = [Buffer.alloc(0), Buffer.from('x')];
   for (let i = 0; i < 8; i++) chunks.push(Buffer.concat([Buffer.alloc(300_000, i), randomBytes(50_000)]));
   return chunks;
+}
+
+/** A skippable zstd frame (RFC 8878) of `size` bytes of user data: decompressors pass over it. */
+function skippableFrame(size: number): Buffer {
+  const frame = Buffer.alloc(8 + size, 7);
+  frame.writeUInt32LE(0x184d2a5e, 0);
+  frame.writeUInt32LE(size, 4);
+  return frame;
 }
 
 function chunksOf(data: Buffer, size: number): Buffer[] {
@@ -101,11 +109,13 @@ describe('compression stages', () => {
     assert.equal(received, content.length);
   });
 
-  it('decompresses zstd streams that end where a piece ends: a 16 MiB WAL segment, several frames, tiny chunks', async () => {
+  it('decompresses zstd streams that end where a piece ends: a 16 MiB WAL segment, several frames, tiny chunks; so does the node:zlib fallback', async () => {
+    const native = codecFor('zstd');
+    const fallback = zstdCodec(createZstd(() => Promise.resolve(undefined)));
     /** Everything the stream makes of `chunks`, read as pipeline() reads it, or by a reader that waits between pieces. */
-    async function decompressed(chunks: Buffer[], slowReader: boolean): Promise<Buffer> {
+    async function decompressed(codec: Codec, chunks: Buffer[], slowReader: boolean): Promise<Buffer> {
       const pieces: Buffer[] = [];
-      for await (const piece of new Pipeline(Readable.from(chunks), [codecFor('zstd').decompress('obj')]).pieces()) {
+      for await (const piece of new Pipeline(Readable.from(chunks), [codec.decompress('obj')]).pieces()) {
         pieces.push(Buffer.from(piece));
         if (slowReader) await new Promise((resolve) => setImmediate(resolve));
       }
@@ -126,16 +136,20 @@ describe('compression stages', () => {
       { name: 'several frames, each chunk ending where a frame ends', chunks: frames, content: Buffer.concat(parts) },
       { name: 'several frames in tiny chunks', chunks: chunksOf(multiFrame, 7), content: Buffer.concat(parts) },
       { name: 'one frame of exactly one piece, in tiny chunks', chunks: chunksOf(frames[0]!, 3), content: parts[0]! },
+      { name: 'a skippable frame, then frames, in tiny chunks', chunks: chunksOf(Buffer.concat([skippableFrame(5), multiFrame]), 5), content: Buffer.concat(parts) },
     ];
-    for (const { name, chunks, content } of cases) {
-      for (const slowReader of [false, true]) {
-        const output = await decompressed(chunks, slowReader).catch((error: Error) => assert.fail(`${name}: ${error.message}`));
-        assert.ok(output.equals(content), `${name}: ${output.length} bytes out of ${content.length}`);
+    for (const [implementation, codec] of [['zstd-napi', native], ['node:zlib', fallback]] as const) {
+      for (const { name, chunks, content } of cases) {
+        for (const slowReader of [false, true]) {
+          const output = await decompressed(codec, chunks, slowReader).catch((error: Error) => assert.fail(`${implementation}, ${name}: ${error.message}`));
+          assert.ok(output.equals(content), `${implementation}, ${name}: ${output.length} bytes out of ${content.length}`);
+        }
       }
-    }
-    // A stream cut inside a frame still fails, wherever the cut is.
-    for (const cut of [multiFrame.length - 1, frames[0]!.length + 10]) {
-      await assert.rejects(decompressed([multiFrame.subarray(0, cut)], false), /middle of a zstd frame/);
+      // A stream cut inside a frame still fails, wherever the cut is.
+      for (const cut of [multiFrame.length - 1, frames[0]!.length + 10, frames[0]!.length + 2]) {
+        await assert.rejects(decompressed(codec, [multiFrame.subarray(0, cut)], false), /middle of a zstd frame/, `${implementation}, cut at ${cut}`);
+      }
+      await assert.rejects(decompressed(codec, [Buffer.concat([frames[0]!, Buffer.from('not zstd')])], false), `${implementation}: trailing garbage`);
     }
   });
 

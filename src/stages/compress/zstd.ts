@@ -5,6 +5,7 @@
  */
 import { closeSync, openSync, readSync } from 'node:fs';
 import { Readable, Transform, type TransformCallback } from 'node:stream';
+import { finished } from 'node:stream/promises';
 import { constants, createZstdCompress, createZstdDecompress } from 'node:zlib';
 import { IntegrityError } from '../../errors.ts';
 import { log } from '../../log/logger.ts';
@@ -96,7 +97,7 @@ export function createZstd(load: () => Promise<NativeZstd | undefined> = loadNat
     },
     async decompressStream() {
       const zstd = await load();
-      return zstd ? new DecompressTransform(zstd.binding, STREAM_OUTPUT_CHUNK) : createZstdDecompress();
+      return zstd ? new DecompressTransform(zstd.binding, STREAM_OUTPUT_CHUNK) : new FrameByFrameDecompress();
     },
     async compressFile(path, level) {
       const zstd = await load();
@@ -264,6 +265,157 @@ class DecompressTransform extends Transform {
         return true;
       }
     }
+  }
+}
+
+/**
+ * node:zlib's zstd decompressor for any number of frames in a row. On its
+ * own it stops at the end of the first frame and drops the rest without an
+ * error (Node 24.21: three concatenated frames give the first one's bytes;
+ * a skippable frame first gives nothing), where zstd's format, `cat a.zst
+ * b.zst` and pzstd have frames follow one another. So the input is cut at
+ * each frame's end, found from the frame's headers, and each frame goes to a
+ * decompressor of its own.
+ */
+class FrameByFrameDecompress extends Transform {
+  private readonly frames = new ZstdFrameEnds();
+  /** The current frame's decompressor, once its first byte has come. */
+  private frame: Transform | undefined;
+
+  override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
+    this.decompress(chunk).then(() => callback(), callback);
+  }
+
+  override _flush(callback: TransformCallback): void {
+    callback(this.frames.inFrame ? new Error('it ends in the middle of a zstd frame') : null);
+  }
+
+  override _read(size: number): void {
+    this.frame?.resume();
+    super._read(size);
+  }
+
+  override _destroy(error: Error | null, callback: (error?: Error | null) => void): void {
+    this.frame?.destroy();
+    callback(error);
+  }
+
+  private async decompress(chunk: Buffer): Promise<void> {
+    let start = 0;
+    for (const end of this.frames.scan(chunk)) {
+      await this.feed(chunk.subarray(start, end));
+      // Still this.frame while it drains, so that our reader resumes it (_read).
+      this.frame!.end();
+      await finished(this.frame!);
+      this.frame = undefined;
+      start = end;
+    }
+    if (start < chunk.length) await this.feed(chunk.subarray(start));
+  }
+
+  /** Writes `bytes` of the current frame; resolves once its decompressor has taken them, which waits on our reader. */
+  private feed(bytes: Buffer): Promise<void> {
+    if (!this.frame) {
+      const frame = createZstdDecompress();
+      frame.on('data', (piece: Buffer) => {
+        if (!this.push(piece)) frame.pause();
+      });
+      // Its errors reach us through write's callback and finished().
+      frame.on('error', () => undefined);
+      this.frame = frame;
+    }
+    const frame = this.frame;
+    return new Promise((resolve, reject) => frame.write(bytes, (error) => (error ? reject(error) : resolve())));
+  }
+}
+
+/** Magic numbers of RFC 8878: a zstd frame, and the 16 of a skippable frame (the low 4 bits free). */
+const ZSTD_FRAME_MAGIC = 0xfd2fb528;
+const SKIPPABLE_FRAME_MAGIC = 0x184d2a50;
+const DICTIONARY_ID_BYTES = [0, 1, 2, 4];
+const CONTENT_SIZE_BYTES = [0, 2, 4, 8];
+
+/**
+ * Where frames end in a stream of zstd frames (RFC 8878), read from their
+ * frame and block headers alone: nothing is decompressed, and at most four
+ * bytes of a header are held between chunks.
+ */
+export class ZstdFrameEnds {
+  private readonly field = Buffer.alloc(4);
+  private filled = 0;
+  private wanted = 4;
+  private onField: (field: Buffer) => void = (field) => this.magic(field);
+  private skipping = 0;
+  private afterSkip: () => void = () => undefined;
+  private hasChecksum = false;
+  private ends: number[] = [];
+  private offset = 0;
+  /** False between frames, true from a frame's first byte to its last. */
+  inFrame = false;
+
+  /** The offsets in `chunk` just past each frame that ends within it. */
+  scan(chunk: Buffer): number[] {
+    this.ends = [];
+    for (this.offset = 0; this.offset < chunk.length; ) {
+      this.inFrame = true;
+      if (this.skipping > 0) {
+        const skipped = Math.min(this.skipping, chunk.length - this.offset);
+        this.skipping -= skipped;
+        this.offset += skipped;
+        if (this.skipping === 0) this.afterSkip();
+        continue;
+      }
+      const taken = Math.min(this.wanted - this.filled, chunk.length - this.offset);
+      chunk.copy(this.field, this.filled, this.offset, this.offset + taken);
+      this.filled += taken;
+      this.offset += taken;
+      if (this.filled === this.wanted) {
+        this.filled = 0;
+        this.onField(this.field.subarray(0, this.wanted));
+      }
+    }
+    return this.ends;
+  }
+
+  private read(bytes: number, then: (field: Buffer) => void): void {
+    this.wanted = bytes;
+    this.onField = then;
+  }
+
+  private skip(bytes: number, then: () => void): void {
+    if (bytes === 0) return then();
+    this.skipping = bytes;
+    this.afterSkip = then;
+  }
+
+  private magic(field: Buffer): void {
+    const magic = field.readUInt32LE(0);
+    if (magic === ZSTD_FRAME_MAGIC) return this.read(1, (descriptor) => this.frameHeader(descriptor[0]!));
+    if ((magic & 0xfffffff0) === SKIPPABLE_FRAME_MAGIC) return this.read(4, (size) => this.skip(size.readUInt32LE(0), () => this.frameEnd()));
+    throw new Error(`not a zstd frame (magic number ${magic.toString(16).padStart(8, '0')})`);
+  }
+
+  private frameHeader(descriptor: number): void {
+    const singleSegment = (descriptor >> 5) & 1;
+    const contentSizeBytes = CONTENT_SIZE_BYTES[descriptor >> 6]! || singleSegment;
+    this.hasChecksum = ((descriptor >> 2) & 1) === 1;
+    this.skip((singleSegment ? 0 : 1) + DICTIONARY_ID_BYTES[descriptor & 3]! + contentSizeBytes, () => this.read(3, (header) => this.block(header)));
+  }
+
+  private block(header: Buffer): void {
+    const value = header.readUIntLE(0, 3);
+    const last = (value & 1) === 1;
+    const type = (value >> 1) & 3;
+    if (type === 3) throw new Error('a zstd block of the reserved type: the data is damaged');
+    const next = () => (!last ? this.read(3, (following) => this.block(following)) : this.skip(this.hasChecksum ? 4 : 0, () => this.frameEnd()));
+    // An RLE block (type 1) holds its one byte; raw and compressed blocks their size in bytes.
+    this.skip(type === 1 ? 1 : value >>> 3, next);
+  }
+
+  private frameEnd(): void {
+    this.ends.push(this.offset);
+    this.inFrame = false;
+    this.read(4, (field) => this.magic(field));
   }
 }
 
