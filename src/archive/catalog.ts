@@ -111,6 +111,8 @@ export class ArchiveCatalog {
   readonly otherObjects: { count: number; bytes: number };
   /** The listing's objects and bytes by kind (of the folders listed). */
   readonly storageUse: StorageUseByKind;
+  /** Whether the listing covered wal_005/ (loaded with the WAL, or with more than one folder: the whole prefix). */
+  readonly walListed: boolean;
   /**
    * WAL objects whose listed metadata records them stored unencrypted; undefined
    * when the backend's listing holds no metadata (capabilities.listingIncludesMetadata).
@@ -134,6 +136,7 @@ export class ArchiveCatalog {
     walshipRecords: string[];
     otherObjects: { count: number; bytes: number };
     storageUse: StorageUseByKind;
+    walListed: boolean;
     unencryptedWal: number | undefined;
     drills: DrillReportRef[];
     dumpDrills: DrillReportRef[];
@@ -149,6 +152,7 @@ export class ArchiveCatalog {
     this.walshipRecords = parts.walshipRecords;
     this.otherObjects = parts.otherObjects;
     this.storageUse = parts.storageUse;
+    this.walListed = parts.walListed;
     this.unencryptedWal = parts.unencryptedWal;
     this.drills = parts.drills;
     this.dumpDrills = parts.dumpDrills;
@@ -191,8 +195,10 @@ export class ArchiveCatalog {
     const recordsListed = prefix === '' || options.records === true;
     const note = (object: ObjectInfo) => {
       const kind = classifyKey(object.key);
-      if (kind.kind === 'wal' && withWal) {
+      if (kind.kind === 'wal') {
+        // Counted wherever the listing covers wal_005/; indexed only when the catalog is asked for the WAL.
         count('wal', object);
+        if (!withWal) return;
         if (unencryptedWal !== undefined && object.metadata && recordedEncryption(object.metadata).method === 'none') unencryptedWal++;
         wal.add(kind.file, kind.extension, object);
         if (!sampleSegment && kind.file.kind === 'segment') sampleSegment = { key: object.key, extension: kind.extension };
@@ -254,6 +260,7 @@ export class ArchiveCatalog {
       walshipRecords,
       otherObjects,
       storageUse,
+      walListed: prefix === '' || prefix === WAL_PREFIX,
       unencryptedWal,
       drills,
       dumpDrills,
@@ -264,6 +271,11 @@ export class ArchiveCatalog {
       graph,
       index,
     });
+  }
+
+  /** The listing covered wal_005/ and found nothing there: the archive holds no WAL to list again. */
+  holdsNoWal(): boolean {
+    return this.walListed && this.storageUse.wal.objects === 0;
   }
 
   /**

@@ -32,7 +32,8 @@ function stemOf(file: WalFileName): string {
 }
 
 /** One side's WAL objects, grouped by stem, in order; keys under wal_005/ that are no WAL file are skipped. */
-async function* walGroups(storage: Storage): AsyncGenerator<{ stem: string; objects: StoredWalObject[] }> {
+async function* walGroups(storage: Storage, empty: boolean): AsyncGenerator<{ stem: string; objects: StoredWalObject[] }> {
+  if (empty) return;
   let group: { stem: string; objects: StoredWalObject[] } | undefined;
   for await (const object of storage.list(WAL_PREFIX)) {
     const kind = classifyKey(object.key);
@@ -52,12 +53,14 @@ async function* walGroups(storage: Storage): AsyncGenerator<{ stem: string; obje
   if (group) yield group;
 }
 
-/** Every stem either side holds, in order, with both sides' objects. */
-export async function* joinWal(source: Storage, target: Storage): AsyncGenerator<WalGroup> {
-  const sources = walGroups(source);
-  const targets = walGroups(target);
-  let left = await sources.next();
-  let right = await targets.next();
+/**
+ * Every stem either side holds, in order, with both sides' objects. A side
+ * that a listing of it just showed to hold no WAL (`empty`) is not listed again.
+ */
+export async function* joinWal(source: Storage, target: Storage, empty: { source?: boolean; target?: boolean } = {}): AsyncGenerator<WalGroup> {
+  const sources = walGroups(source, empty.source ?? false);
+  const targets = walGroups(target, empty.target ?? false);
+  let [left, right] = await Promise.all([sources.next(), targets.next()]);
   while (!left.done || !right.done) {
     if (right.done || (!left.done && left.value.stem < right.value.stem)) {
       yield { stem: left.value!.stem, source: left.value!.objects, target: [] };

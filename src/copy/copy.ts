@@ -3,10 +3,13 @@
  *
  *   1. both archives' identity: never mix two clusters' archives, nor two
  *      encryptions; the target gets the source's record of both
- *   2. one listing of each side's basebackups_005/ and dumps_005/ (the archive catalog, sentinels read)
+ *   2. one listing of each side's whole prefix (the archive catalog, sentinels read)
  *   3. one listing of each side's wal_005/, joined as they come (archive/difference.ts):
- *      each WAL file the target lacks is relayed as stored, checked on the way
- *   4. each complete backup the target lacks: its parts (checked against the
+ *      each WAL file the target lacks is relayed as stored, checked on the way;
+ *      a side whose catalog found no WAL is not listed again
+ *   4. each complete backup the target lacks: its folder listed on each side
+ *      (at the target only when its catalog found objects there: a run that
+ *      stopped before the sentinel), its parts (checked against the
  *      SHA-256 its sentinel records; WAL-G's, which records none, decoded on
  *      the side) and other objects, metadata.json, and last the sentinel, so a
  *      half-copied backup is never listed at the target
@@ -104,7 +107,9 @@ export async function copyArchive(settings: CopySettings): Promise<CopyReport> {
   const progress = new Progress({ label: `copy to ${target.location}` });
   try {
     const pruning = settings.prune && selection.kind !== 'backup' ? backups.walPruning(report) : undefined;
-    await copyWal(settings, backups.walFilter(selection, copied, settings.withoutHistory), pruning, report, progress);
+    // A side whose catalog's listing (of the whole prefix) found no WAL is not listed again.
+    const noWal = { source: sourceCatalog.holdsNoWal(), target: targetCatalog.holdsNoWal() };
+    await copyWal(settings, backups.walFilter(selection, copied, settings.withoutHistory), pruning, noWal, report, progress);
     for (const name of copied) await copyBackup(settings, backups, name, report, progress);
     const dumps = new DumpSetPair(sourceCatalog, targetCatalog);
     if (selection.kind === 'all') for (const dump of dumps.source) await copyDump(settings, dumps, dump, report, progress);
@@ -277,6 +282,7 @@ async function copyWal(
   settings: CopySettings,
   wanted: (object: StoredWalObject) => boolean,
   pruning: WalPruning | undefined,
+  empty: { source: boolean; target: boolean },
   report: CopyReport,
   progress: Progress,
 ): Promise<void> {
@@ -291,7 +297,7 @@ async function copyWal(
     }));
   };
   try {
-    for await (const group of joinWal(source, target)) {
+    for await (const group of joinWal(source, target, empty)) {
       for (const object of group.source) {
         if (!wanted(object)) continue;
         const decision = await decide(object, group, source, target);
@@ -388,6 +394,7 @@ async function copyBackup(settings: CopySettings, backups: BackupSet, name: stri
     what: `backup ${name}`,
     prefix: backupPrefix(name),
     recorded,
+    targetHoldsSome: backups.target.incompleteBackups().some((folder) => folder.name === name),
     unrecorded: (key, stored) => (key.startsWith(partsPrefix(name)) ? relayStages(settings.source, codecForExtension(partExtension(key)), stored, { verify: false, recorded: partEncryption(backup) }) : []),
     beforeSentinel: [metadataKey(name)],
     sentinel: sentinelKey(name),
@@ -421,6 +428,7 @@ async function copyDump(settings: CopySettings, dumps: DumpSetPair, dump: DumpSe
     what: `dump set ${name}`,
     prefix: dumpPrefix(name),
     recorded: new Map(objects.map((object) => [dumpObjectKey(name, object.Object), object])),
+    targetHoldsSome: dumps.targetCatalog.incompleteDumps().some((folder) => folder.name === name),
     unrecorded: () => [],
     beforeSentinel: [],
     sentinel: dumpSentinelKey(name),
@@ -437,6 +445,8 @@ interface CommittedSet {
   prefix: string;
   /** The SHA-256 and size of the stored objects the sentinel records, by key: each must be at the source, and is checked. */
   recorded: ReadonlyMap<string, { SHA256: string; CompressedSize: number }>;
+  /** Whether the target's catalog listed objects in the folder (an earlier run's, stopped before the sentinel): if not, it is not listed again. */
+  targetHoldsSome: boolean;
   /** How to check an object the sentinel records nothing of. */
   unrecorded: (key: string, stored: StoredObject) => Stage[];
   /** Documents that change in place, relayed after the folder and just before the sentinel: metadata.json, the sentinel's twin. */
@@ -452,7 +462,7 @@ interface CommittedSet {
  */
 async function copySet(settings: CopySettings, set: CommittedSet, report: CopyReport, progress: Progress): Promise<{ objects: number; bytes: number } | undefined> {
   const { source, target, dryRun } = settings;
-  const [sourceObjects, targetObjects] = await Promise.all([listAll(source, set.prefix), listAll(target, set.prefix)]);
+  const [sourceObjects, targetObjects] = await Promise.all([listAll(source, set.prefix), set.targetHoldsSome ? listAll(target, set.prefix) : []]);
   const present = new Map(targetObjects.map((object) => [object.key, object.size]));
   const missing = [...set.recorded.keys()].find((key) => !sourceObjects.some((object) => object.key === key));
   if (missing !== undefined) {

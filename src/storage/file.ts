@@ -33,6 +33,7 @@ const SYNC_BATCH = 1000;
  */
 const RUN_NAMES = 16_384;
 const UNLINK_CONCURRENCY = 16;
+const READ_PIECE_BYTES = 1 << 20;
 
 export class FileStorage implements Storage {
   readonly location: string;
@@ -111,7 +112,8 @@ export class FileStorage implements Storage {
     const path = this.pathOf(key);
     const info = await this.describe(key);
     if (!info) throw new NotFoundError(`${key} is not in ${this.location}`);
-    const body = createReadStream(path);
+    // 1 MiB pieces, not the default 64 KiB: a relayed or fetched object passes its stages and TLS in 16 times fewer steps.
+    const body = createReadStream(path, { highWaterMark: READ_PIECE_BYTES });
     // Surface open errors (permissions, a file removed meanwhile) before the caller commits to reading.
     await new Promise<void>((resolve, reject) => {
       body.once('open', () => resolve());

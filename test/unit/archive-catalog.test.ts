@@ -237,6 +237,18 @@ describe('the archive catalog', () => {
     assert.ok(walOnly.reads.includes('walship/archive.json'));
   });
 
+  it('tells an archive whose listing found no WAL (copy lists it no further) from one it did not list the WAL of', async () => {
+    const { storage } = await emptyArchive();
+    await putBackup(storage, { BackupName: 'base_000000010000000000000002', FinishTime: '2026-11-01T02:00:00Z' });
+    const withoutWal = { wal: false, dumps: true };
+    assert.equal((await ArchiveCatalog.load(storage, withoutWal)).holdsNoWal(), true);
+    assert.equal((await ArchiveCatalog.load(storage, { wal: false })).holdsNoWal(), false, 'basebackups_005/ alone was listed');
+    await putCompressed(storage, walKey(segmentName(1, 2n, 16 * MiB), codecFor('zstd')), 'segment');
+    const catalog = await ArchiveCatalog.load(storage, withoutWal);
+    assert.equal(catalog.holdsNoWal(), false);
+    assert.deepEqual([catalog.storageUse.wal.objects, catalog.otherObjects.count], [1, 0], 'WAL counted as WAL, though not indexed');
+  });
+
   it('leaves out a damaged history file with a warning, and fails on a storage failure', async () => {
     const { storage } = await emptyArchive();
     await putCompressed(storage, 'wal_005/00000002.history.zst', '1\t0/3000000\tpromoted\n');
