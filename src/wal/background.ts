@@ -150,33 +150,50 @@ export interface BackgroundLoop {
  * or fails later, the loop polls as it did before there were watches.
  */
 class ChangeWaker {
+  private readonly directories: string[];
   private readonly watchers: FSWatcher[] = [];
+  /** A watch could not start, or failed: the loop polls from then on. */
+  private unwatchable = false;
   private changed = false;
   private wake: (() => void) | undefined;
 
   constructor(directories: string[]) {
-    try {
-      for (const directory of directories) {
-        // Not persistent: the wait's own timer keeps the process alive, a watch never does.
-        const watcher = watch(directory, { persistent: false }, () => this.noteChange());
-        watcher.on('error', () => this.close());
-        this.watchers.push(watcher);
-      }
-    } catch {
-      this.close(); // no inotify here, or out of watches: poll
-    }
+    this.directories = directories;
   }
 
   get watching(): boolean {
     return this.watchers.length > 0;
   }
 
-  /** Forgets earlier changes: called as the loop looks for work, so only a change after that cuts its next wait short. */
-  clear(): void {
+  /**
+   * Watches the directories (again), forgetting earlier changes: called as
+   * the loop looks for work, so that a change from then on cuts its next wait short.
+   */
+  watch(): void {
     this.changed = false;
+    if (this.watching || this.unwatchable) return;
+    try {
+      for (const directory of this.directories) {
+        // Not persistent: the wait's own timer keeps the process alive, a watch never does.
+        const watcher = watch(directory, { persistent: false }, () => this.noteChange());
+        watcher.on('error', () => this.giveUp());
+        this.watchers.push(watcher);
+      }
+    } catch {
+      this.giveUp(); // no inotify here, or out of watches
+    }
   }
 
-  /** Waits `ms`, or less: until a change since clear(). */
+  /**
+   * Stops watching while the loop works: its own writes there (a download
+   * filling its file) would only cost a callback each.
+   */
+  stop(): void {
+    for (const watcher of this.watchers.splice(0)) watcher.close();
+    this.wake?.(); // a wait for changes no longer watched ends now
+  }
+
+  /** Waits `ms`, or less: until a change since watch(). */
   wait(ms: number): Promise<void> {
     if (this.changed) return Promise.resolve();
     return new Promise((resolve) => {
@@ -189,9 +206,9 @@ class ChangeWaker {
     });
   }
 
-  close(): void {
-    for (const watcher of this.watchers.splice(0)) watcher.close();
-    this.wake?.(); // a wait for changes no longer watched ends now
+  private giveUp(): void {
+    this.unwatchable = true;
+    this.stop();
   }
 
   private noteChange(): void {
@@ -224,12 +241,13 @@ export async function runBackgroundLoop(loop: BackgroundLoop): Promise<void> {
     };
     waker = new ChangeWaker(loop.watch?.directories ?? []);
     while (Date.now() - lastProgress < loop.idleExitMs) {
-      waker.clear();
+      waker.watch();
       const batch = await loop.nextBatch(context);
       if (batch.length === 0) {
         await waker.wait(loop.watch && waker.watching ? longestWait(loop.watch.fallbackMs) : loop.pollMs);
         continue;
       }
+      waker.stop();
       let succeeded = 0;
       let failed = 0;
       await forEachConcurrently(batch, loop.concurrency, async (item) => {
@@ -250,7 +268,7 @@ export async function runBackgroundLoop(loop: BackgroundLoop): Promise<void> {
       }
     }
   } finally {
-    waker?.close();
+    waker?.stop();
     await loop.lock.release();
   }
 }
