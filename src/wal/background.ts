@@ -3,7 +3,7 @@
  * per cluster and job, found through a pid file, started detached by the
  * same binary so walship need not be on PATH, and run by one loop.
  */
-import { closeSync, openSync } from 'node:fs';
+import { closeSync, type FSWatcher, openSync, watch } from 'node:fs';
 import { link, readFile, writeFile } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { readStateFile } from '../fs/durable.ts';
@@ -118,8 +118,14 @@ export interface BackgroundLoop {
   lock: PidFile;
   /** Items worked on at once. */
   concurrency: number;
-  /** The wait when there is nothing to do. */
+  /** The wait when there is nothing to do, unless the loop has directories to watch and can watch them. */
   pollMs: number;
+  /**
+   * Directories where a change (a name appearing, going, renamed) may bring
+   * work: with nothing to do the loop waits for one, `fallbackMs` at most,
+   * since a watch can miss changes.
+   */
+  watch?: { directories: string[]; fallbackMs: number };
   /** The loop ends once this long passes without progress. */
   idleExitMs: number;
   /** How long a failed item counts as failed recently. */
@@ -128,7 +134,7 @@ export interface BackgroundLoop {
   afterFailedBatch: 'stop' | 'wait';
   /** Runs once the lock is held, before the first batch. */
   start?(): Promise<void>;
-  /** The items to work on now; none waits a poll. */
+  /** The items to work on now; none waits for a change (or a poll). */
   nextBatch(context: LoopContext): Promise<string[]>;
   /** Works on one item: 'skipped' when another process has it. A failure throws, and goes to failed(). */
   work(item: string): Promise<'done' | 'skipped'>;
@@ -136,9 +142,85 @@ export interface BackgroundLoop {
   failed(item: string, error: unknown): Promise<void>;
 }
 
+/**
+ * Wakes a loop that has nothing to do when one of its directories changes (an
+ * inotify watch), so an idle loop costs no CPU. A watch can miss changes (on
+ * some network and FUSE file systems it sees only this host's), so a wait
+ * still ends after the loop's fallback timeout; where a watch cannot start,
+ * or fails later, the loop polls as it did before there were watches.
+ */
+class ChangeWaker {
+  private readonly directories: string[];
+  private readonly watchers: FSWatcher[] = [];
+  /** A watch could not start, or failed: the loop polls from then on. */
+  private unwatchable = false;
+  private changed = false;
+  private wake: (() => void) | undefined;
+
+  constructor(directories: string[]) {
+    this.directories = directories;
+  }
+
+  get watching(): boolean {
+    return this.watchers.length > 0;
+  }
+
+  /**
+   * Watches the directories (again), forgetting earlier changes: called as
+   * the loop looks for work, so that a change from then on cuts its next wait short.
+   */
+  watch(): void {
+    this.changed = false;
+    if (this.watching || this.unwatchable) return;
+    try {
+      for (const directory of this.directories) {
+        // Not persistent: the wait's own timer keeps the process alive, a watch never does.
+        const watcher = watch(directory, { persistent: false }, () => this.noteChange());
+        watcher.on('error', () => this.giveUp());
+        this.watchers.push(watcher);
+      }
+    } catch {
+      this.giveUp(); // no inotify here, or out of watches
+    }
+  }
+
+  /**
+   * Stops watching while the loop works: its own writes there (a download
+   * filling its file) would only cost a callback each.
+   */
+  stop(): void {
+    for (const watcher of this.watchers.splice(0)) watcher.close();
+    this.wake?.(); // a wait for changes no longer watched ends now
+  }
+
+  /** Waits `ms`, or less: until a change since watch(). */
+  wait(ms: number): Promise<void> {
+    if (this.changed) return Promise.resolve();
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => this.wake?.(), ms);
+      this.wake = () => {
+        clearTimeout(timer);
+        this.wake = undefined;
+        resolve();
+      };
+    });
+  }
+
+  private giveUp(): void {
+    this.unwatchable = true;
+    this.stop();
+  }
+
+  private noteChange(): void {
+    this.changed = true;
+    this.wake?.();
+  }
+}
+
 /** Runs `loop` until it is idle (or stops after a failed batch); returns at once if another process holds its lock. */
 export async function runBackgroundLoop(loop: BackgroundLoop): Promise<void> {
   if (!(await loop.lock.acquire())) return;
+  let waker: ChangeWaker | undefined;
   try {
     await loop.start?.();
     const failedAt = new Map<string, number>();
@@ -147,12 +229,25 @@ export async function runBackgroundLoop(loop: BackgroundLoop): Promise<void> {
       progress: () => void (lastProgress = Date.now()),
       failedRecently: (item) => Date.now() - (failedAt.get(item) ?? -Infinity) <= loop.retryAfterMs,
     };
+    /** Without a change, the loop still has to look again when the idle exit is due, or the retry of a failed item. */
+    const longestWait = (fallbackMs: number) => {
+      const now = Date.now();
+      let wait = Math.min(fallbackMs, lastProgress + loop.idleExitMs - now);
+      for (const at of failedAt.values()) {
+        const retryDue = at + loop.retryAfterMs + 1 - now;
+        if (retryDue > 0) wait = Math.min(wait, retryDue);
+      }
+      return Math.max(1, wait);
+    };
+    waker = new ChangeWaker(loop.watch?.directories ?? []);
     while (Date.now() - lastProgress < loop.idleExitMs) {
+      waker.watch();
       const batch = await loop.nextBatch(context);
       if (batch.length === 0) {
-        await sleep(loop.pollMs);
+        await waker.wait(loop.watch && waker.watching ? longestWait(loop.watch.fallbackMs) : loop.pollMs);
         continue;
       }
+      waker.stop();
       let succeeded = 0;
       let failed = 0;
       await forEachConcurrently(batch, loop.concurrency, async (item) => {
@@ -173,6 +268,7 @@ export async function runBackgroundLoop(loop: BackgroundLoop): Promise<void> {
       }
     }
   } finally {
+    waker?.stop();
     await loop.lock.release();
   }
 }

@@ -43,7 +43,10 @@ const PREFETCH_LOG = 'prefetch.log';
 const RUNNING = 'running';
 /** A prefetcher with nothing new to do for this long exits. */
 const IDLE_EXIT_MS = 15_000;
+/** Where no watch works: how often an idle prefetcher looks for work. */
 const POLL_MS = 50;
+/** With a watch: how long an idle prefetcher waits for a change at most, in case its watch missed one. */
+const WATCH_FALLBACK_MS = 1000;
 /** How long a segment that was absent (past the end of the archive) or failed is left alone. */
 const RETRY_AFTER_MS = 1000;
 /** The longest wal-fetch waits for the prefetcher's download of the segment it wants before downloading it itself. */
@@ -253,6 +256,8 @@ export async function runPrefetcher(settings: PrefetcherSettings): Promise<void>
     lock: area.lock,
     concurrency,
     pollMs: POLL_MS,
+    // A segment taken from the area, or a request noted there.
+    watch: { directories: [area.directory], fallbackMs: WATCH_FALLBACK_MS },
     idleExitMs: IDLE_EXIT_MS,
     retryAfterMs: RETRY_AFTER_MS,
     afterFailedBatch: 'wait',

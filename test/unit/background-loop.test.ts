@@ -1,7 +1,7 @@
 /** The one loop behind walship's background processes (the look-ahead pusher, the prefetcher). */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -11,6 +11,20 @@ import { type BackgroundLoop, PidFile, runBackgroundLoop } from '../../src/wal/b
 const root = mkdtempSync(join(tmpdir(), 'walship-loop-'));
 after(() => rmSync(root, { recursive: true, force: true }));
 let counter = 0;
+
+/** The inotify watches this process holds, from its inotify instance's fdinfo. */
+function inotifyWatches(): number {
+  let watches = 0;
+  for (const fd of readdirSync('/proc/self/fd')) {
+    try {
+      if (readlinkSync(`/proc/self/fd/${fd}`) !== 'anon_inode:inotify') continue;
+      watches += readFileSync(`/proc/self/fdinfo/${fd}`, 'utf8').split('\n').filter((line) => line.startsWith('inotify wd:')).length;
+    } catch {
+      // the fd was closed meanwhile (readdir's own among them)
+    }
+  }
+  return watches;
+}
 
 /** A loop over `items` that does each one once, quickly; the test overrides what it needs. */
 function loopOver(items: string[], overrides: Partial<BackgroundLoop> = {}): BackgroundLoop & { done: string[] } {
@@ -139,5 +153,105 @@ describe('runBackgroundLoop', () => {
     assert.deepEqual(worked.sort(), ['a', 'b']);
     assert.ok(Date.now() - begun < 1_000, 'it stopped at once');
     assert.equal(existsSync(loop.lock.path), false);
+  });
+
+  describe('waiting on its directories', () => {
+    /** A loop that works the `.ready` files appearing in `directory`, as the pusher does, and notes when each was done. */
+    function readyFilesLoop(directory: string, overrides: Partial<BackgroundLoop> = {}) {
+      const doneAt = new Map<string, number>();
+      const watchesWhileWorking: number[] = [];
+      const loop = loopOver([], {
+        pollMs: 60_000,
+        watch: { directories: [directory], fallbackMs: 60_000 },
+        idleExitMs: 4_000,
+        nextBatch: async () => readdirSync(directory).filter((name) => name.endsWith('.ready') && !doneAt.has(name)),
+        work: async (name) => {
+          doneAt.set(name, Date.now());
+          // libuv removes a watch closed from within its own event's callback once that callback returns.
+          await sleep(20);
+          watchesWhileWorking.push(inotifyWatches());
+          return 'done';
+        },
+        ...overrides,
+      });
+      return { loop, doneAt, watchesWhileWorking };
+    }
+
+    it('wakes at once when a file appears, long before its fallback timeout, and leaves no watch behind', async () => {
+      const directory = mkdtempSync(join(root, 'watched-'));
+      const { loop, doneAt, watchesWhileWorking } = readyFilesLoop(directory);
+      const watchesBefore = inotifyWatches();
+      const running = runBackgroundLoop(loop);
+      await sleep(300); // the loop has found nothing and waits
+      const appearedAt = Date.now();
+      writeFileSync(join(directory, 'a.ready'), '');
+      await sleep(300);
+      writeFileSync(join(directory, 'b.ready'), '');
+      await running;
+      // Without the watch, neither wait would end before the idle exit (4 s), and nothing would be done.
+      const lag = (name: string, since: number) => doneAt.get(name)! - since;
+      assert.ok(doneAt.has('a.ready') && doneAt.has('b.ready'), `done: ${[...doneAt.keys()]}`);
+      assert.ok(lag('a.ready', appearedAt) < 2_000, `a.ready done ${lag('a.ready', appearedAt)} ms after it appeared`);
+      assert.ok(lag('b.ready', appearedAt + 300) < 2_000, `b.ready done ${lag('b.ready', appearedAt + 300)} ms after it appeared`);
+      // While it works, the loop's own writes there would wake it for nothing.
+      assert.deepEqual(watchesWhileWorking, [watchesBefore, watchesBefore], 'no watch while working');
+      assert.equal(inotifyWatches(), watchesBefore, 'the watch was closed on exit');
+      assert.equal(existsSync(loop.lock.path), false);
+    });
+
+    it('still retries a failed item after the retry delay, with no change to wake it', async () => {
+      const attempts: number[] = [];
+      await runBackgroundLoop(
+        loopOver([], {
+          watch: { directories: [mkdtempSync(join(root, 'watched-'))], fallbackMs: 60_000 },
+          pollMs: 20, // the pause after a failed batch
+          retryAfterMs: 100,
+          idleExitMs: 450,
+          nextBatch: async ({ failedRecently }) => (failedRecently('x') ? [] : ['x']),
+          work: async () => {
+            attempts.push(Date.now());
+            throw new Error('storage down');
+          },
+        }),
+      );
+      assert.ok(attempts.length >= 2 && attempts.length <= 5, `${attempts.length} attempts`);
+      for (let i = 1; i < attempts.length; i++) assert.ok(attempts[i]! - attempts[i - 1]! >= 100, 'retried only after the retry delay');
+    });
+
+    it('looks again after its fallback timeout without a change, and exits when idle, on time', async () => {
+      let looks = 0;
+      const begun = Date.now();
+      await runBackgroundLoop(
+        loopOver([], {
+          watch: { directories: [mkdtempSync(join(root, 'watched-'))], fallbackMs: 100 },
+          pollMs: 1,
+          idleExitMs: 550,
+          nextBatch: async () => {
+            looks++;
+            return [];
+          },
+        }),
+      );
+      // A 1 ms poll would have looked hundreds of times; the fallback about six.
+      assert.ok(looks >= 3 && looks <= 10, `${looks} looks`);
+      assert.ok(Date.now() - begun < 2_000, `exited after ${Date.now() - begun} ms`);
+    });
+
+    it('polls as before where its directory cannot be watched', async () => {
+      let looks = 0;
+      const missing = join(root, `never-made-${counter++}`);
+      await runBackgroundLoop(
+        loopOver([], {
+          watch: { directories: [missing], fallbackMs: 60_000 },
+          pollMs: 20,
+          idleExitMs: 400,
+          nextBatch: async () => {
+            looks++;
+            return [];
+          },
+        }),
+      );
+      assert.ok(looks >= 5, `${looks} looks in 400 ms`);
+    });
   });
 });

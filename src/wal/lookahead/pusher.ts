@@ -23,7 +23,10 @@ import { ArchivedRecords } from './records.ts';
 
 /** A pusher with nothing to do for this long exits. */
 const PUSHER_IDLE_EXIT_MS = 5_000;
+/** Where no watch works: how often an idle pusher looks for work. */
 const PUSHER_POLL_MS = 20;
+/** With watches: how long an idle pusher waits for a change at most, in case its watches missed one. */
+const PUSHER_WATCH_FALLBACK_MS = 1000;
 /** A file whose upload failed is left to the archiver for this long. */
 const RETRY_AFTER_MS = 1000;
 
@@ -91,6 +94,8 @@ export async function runPusher(settings: PusherSettings): Promise<void> {
     lock: records.pusher,
     concurrency,
     pollMs: PUSHER_POLL_MS,
+    // New .ready files, and room under the limit as the archiver uses up records.
+    watch: { directories: [join(walDirectory, 'archive_status'), settings.recordsDirectory], fallbackMs: PUSHER_WATCH_FALLBACK_MS },
     idleExitMs: PUSHER_IDLE_EXIT_MS,
     retryAfterMs: RETRY_AFTER_MS,
     afterFailedBatch: 'stop',
