@@ -320,12 +320,19 @@ class FrameByFrameDecompress extends Transform {
       frame.on('data', (piece: Buffer) => {
         if (!this.push(piece)) frame.pause();
       });
-      // Its errors reach us through write's callback and finished().
-      frame.on('error', () => undefined);
+      // On damaged data node:zlib emits 'error' and never calls back the write: the error is ours at once.
+      frame.on('error', (error) => this.destroy(error));
       this.frame = frame;
     }
     const frame = this.frame;
-    return new Promise((resolve, reject) => frame.write(bytes, (error) => (error ? reject(error) : resolve())));
+    return new Promise((resolve, reject) => {
+      frame.once('error', reject);
+      frame.write(bytes, (error) => {
+        frame.off('error', reject);
+        if (error) reject(error);
+        else resolve();
+      });
+    });
   }
 }
 
