@@ -69,7 +69,8 @@ export function helperPidFiles(spool: string): string[] {
   return [...prefetchers, singleArea, ...helpers].filter((path) => existsSync(path));
 }
 
-function subdirectories(directory: string): string[] {
+/** The directories directly inside `directory` (none when it is missing). */
+export function subdirectories(directory: string): string[] {
   if (!existsSync(directory)) return [];
   return readdirSync(directory, { withFileTypes: true })
     .filter((entry) => entry.isDirectory())

@@ -8,19 +8,19 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { zstdCompressSync, zstdDecompressSync } from 'node:zlib';
 import { projectRoot, walshipBinary } from '../support/paths.ts';
-import { run } from '../support/processes.ts';
+import { removeAfterHelpers, run } from '../support/processes.ts';
 
 const PYTHON = '/usr/bin/python3';
 const REFERENCE = join(projectRoot, 'test/support/libsodium-reference.py');
 
 const root = mkdtempSync(join(tmpdir(), 'walship-encryption-reference-'));
-after(() => rmSync(root, { recursive: true, force: true }));
+after(() => removeAfterHelpers(root));
 
 interface KeyCase {
   name: string;

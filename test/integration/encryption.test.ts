@@ -19,7 +19,7 @@ import { type Emulator, startEmulator } from '../support/emulators.ts';
 import { libpq } from '../support/libpq.ts';
 import { postgresBin, walshipBinary } from '../support/paths.ts';
 import { makePostgresOwnedDirectory, PostgresCluster } from '../support/postgres.ts';
-import { giveToPostgres, run } from '../support/processes.ts';
+import { giveToPostgres, removeAfterHelpers, run } from '../support/processes.ts';
 import { asWalSegment } from '../support/wal.ts';
 import { backupThenPassATarget, restoreToTarget } from '../support/scenarios.ts';
 import { openConfigured } from '../support/storage.ts';
@@ -198,7 +198,7 @@ describe('switching a plaintext archive to encryption, deliberately', () => {
   before(() => {
     workRoot = makePostgresOwnedDirectory('walship-encryption-on-');
   });
-  after(() => rmSync(workRoot, { recursive: true, force: true }));
+  after(() => removeAfterHelpers(workRoot));
 
   it('refuses a key until encryption-on records the switch, then refuses hosts without it', async () => {
     const archive = join(workRoot, 'archive');

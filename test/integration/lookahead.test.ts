@@ -11,7 +11,7 @@ import { markPushedAheadDone } from '../../src/wal/lookahead/archive-status.ts';
 import { ArchivedRecords } from '../../src/wal/lookahead/records.ts';
 import { walshipBinary } from '../support/paths.ts';
 import { makePostgresOwnedDirectory, PostgresCluster } from '../support/postgres.ts';
-import { giveToPostgres, pidInFile, run } from '../support/processes.ts';
+import { giveToPostgres, pidInFile, removeAfterHelpers, run } from '../support/processes.ts';
 import { asWalSegment } from '../support/wal.ts';
 
 /** The records directory of the one archive a cluster (or data directory) under `root` has used. */
@@ -35,7 +35,7 @@ describe('look-ahead records and the pusher, without PostgreSQL', () => {
   const dataDir = join(root, 'data');
   const segments = ['000000010000000000000001', '000000010000000000000002', '000000010000000000000003', '000000010000000000000004'];
   let recordsA = '';
-  after(() => rmSync(root, { recursive: true, force: true }));
+  after(() => removeAfterHelpers(root));
 
   const walship = (args: string[], archive: string) =>
     run(walshipBinary, args, { cwd: dataDir, env: { PATH: process.env.PATH, HOME: process.env.HOME, WALG_FILE_PREFIX: archive, WALG_LOG_LEVEL: 'DEVEL' } });
@@ -117,7 +117,7 @@ describe('marking files pushed ahead as done in archive_status', () => {
   const root = mkdtempSync(join(tmpdir(), 'walship-markdone-'));
   const walDirectory = join(root, 'pg_wal');
   const status = join(walDirectory, 'archive_status');
-  after(() => rmSync(root, { recursive: true, force: true }));
+  after(() => removeAfterHelpers(root));
 
   const name = (n: number) => `0000000100000000000000${n.toString(16).toUpperCase().padStart(2, '0')}`;
   const statusOf = (n: number) => readdirSync(status).find((entry) => entry.startsWith(name(n)))?.slice(25);

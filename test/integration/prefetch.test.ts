@@ -12,12 +12,12 @@ import { storageSpecFrom } from '../../src/storage/spec.ts';
 import { archiveKey } from '../../src/wal/prefetch.ts';
 import { helperPidFiles } from '../../src/wal/spool.ts';
 import { walshipBinary } from '../support/paths.ts';
-import { pidInFile, run } from '../support/processes.ts';
+import { pidInFile, removeAfterHelpers, run } from '../support/processes.ts';
 import { asWalSegment } from '../support/wal.ts';
 
 const MiB = 1 << 20;
 const root = mkdtempSync(join(tmpdir(), 'walship-prefetch-'));
-after(() => rmSync(root, { recursive: true, force: true }));
+after(() => removeAfterHelpers(root));
 
 let archive: string;
 let dataDir: string;

@@ -13,12 +13,12 @@ import { storageSpecFrom } from '../../src/storage/spec.ts';
 import { archiveKey } from '../../src/wal/prefetch.ts';
 import { restoreCommandWithFastPath } from '../../src/wal/restore-command.ts';
 import { walshipBinary } from '../support/paths.ts';
-import { run } from '../support/processes.ts';
+import { removeAfterHelpers, run } from '../support/processes.ts';
 import { asWalSegment } from '../support/wal.ts';
 
 const MiB = 1 << 20;
 const root = mkdtempSync(join(tmpdir(), 'walship-restore-command-'));
-after(() => rmSync(root, { recursive: true, force: true }));
+after(() => removeAfterHelpers(root));
 
 let archive: string;
 let dataDir: string;

@@ -8,13 +8,13 @@ import { join } from 'node:path';
 import { after, beforeEach, describe, it } from 'node:test';
 import { projectRoot, walshipBinary } from '../support/paths.ts';
 import { startS3rver } from '../support/emulators.ts';
-import { freePort, run } from '../support/processes.ts';
+import { freePort, removeAfterHelpers, run } from '../support/processes.ts';
 import { asWalSegment } from '../support/wal.ts';
 import { MAIN_THREAD_COMPILATION } from '../../src/util/exit-safety.ts';
 import { BOUNDED_YOUNG_GENERATION } from '../../src/util/memory.ts';
 
 const root = mkdtempSync(join(tmpdir(), 'walship-cli-'));
-after(() => rmSync(root, { recursive: true, force: true }));
+after(() => removeAfterHelpers(root));
 
 const SEGMENT = '000000010000000000000007';
 let archive: string;

@@ -10,7 +10,7 @@ import { after, before, describe, it } from 'node:test';
 import { libpq } from '../support/libpq.ts';
 import { postgresBin, walshipBinary } from '../support/paths.ts';
 import { makePostgresOwnedDirectory, PostgresCluster } from '../support/postgres.ts';
-import { run } from '../support/processes.ts';
+import { removeAfterHelpers, run } from '../support/processes.ts';
 import { asWalSegment } from '../support/wal.ts';
 
 interface ListedBackup {
@@ -138,7 +138,7 @@ describe("WAL-G's command forms on a real PostgreSQL", () => {
 
 describe("WAL-G's optional flags of wal-push and wal-fetch", () => {
   const root = mkdtempSync(join(tmpdir(), 'walship-forms-wal-'));
-  after(() => rmSync(root, { recursive: true, force: true }));
+  after(() => removeAfterHelpers(root));
   const archive = join(root, 'archive');
   const dataDir = join(root, 'data');
   const SEGMENT = '000000010000000000000003';

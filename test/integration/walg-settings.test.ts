@@ -2,16 +2,16 @@
 // command refuses at start, with its own failure code, before it touches
 // storage; settings that only tune speed are accepted, and named at DEVEL.
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { after, beforeEach, describe, it } from 'node:test';
 import { walshipBinary } from '../support/paths.ts';
-import { run } from '../support/processes.ts';
+import { removeAfterHelpers, run } from '../support/processes.ts';
 import { asWalSegment } from '../support/wal.ts';
 
 const root = mkdtempSync(join(tmpdir(), 'walship-walg-settings-'));
-after(() => rmSync(root, { recursive: true, force: true }));
+after(() => removeAfterHelpers(root));
 
 /** Every setting WAL-G reads to encrypt or decrypt but libsodium's (internal/config/config.go, internal/configure.go), and how walship names it. */
 const ENCRYPTION_SETTINGS: [setting: string, kind: string][] = [

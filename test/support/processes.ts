@@ -1,7 +1,10 @@
 /** Running commands in tests: as the PostgreSQL OS user when we are root. */
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync } from 'node:fs';
+import { basename } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { giveToOsUser } from '../../src/postgres/cluster.ts';
 import { type RunResult, runCaptured } from '../../src/postgres/programs.ts';
+import { helperPidFiles, subdirectories } from '../../src/wal/spool.ts';
 
 export { freePort } from '../../src/util/net.ts';
 export type { RunResult };
@@ -51,4 +54,31 @@ export function pidInFile(path: string): number | undefined {
   if (!existsSync(path)) return undefined;
   const pid = Number(readFileSync(path, 'utf8').split(' ')[0]);
   return Number.isInteger(pid) && pid > 0 ? pid : undefined;
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Removes a test's directory once the background helpers (pusher, forwarder,
+ * prefetcher) whose pid files lie under it have stopped: a helper still
+ * writing there would make the removal fail with ENOTEMPTY. Spools are
+ * looked for in `root` and its subdirectories.
+ */
+export async function removeAfterHelpers(root: string): Promise<void> {
+  const running = [root, ...subdirectories(root)]
+    .flatMap(subdirectories)
+    .filter((path) => basename(path).startsWith('.walship-'))
+    .flatMap(helperPidFiles).map(pidInFile).filter((pid): pid is number => pid !== undefined && isAlive(pid));
+  for (const pid of running) process.kill(pid, 'SIGTERM');
+  const deadline = Date.now() + 10_000;
+  while (running.some(isAlive) && Date.now() < deadline) await sleep(50);
+  for (const pid of running.filter(isAlive)) process.kill(pid, 'SIGKILL');
+  rmSync(root, { recursive: true, force: true, maxRetries: 5 });
 }
