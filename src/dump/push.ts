@@ -56,8 +56,14 @@ export interface DumpPushSettings {
   signal?: AbortSignal;
 }
 
-/** pg_dump's output is handed on, and compressed output written, in chunks of at least these sizes. */
-const READ_CHUNK = 256 << 10;
+/**
+ * pg_dump's output is handed on, and compressed output written, in chunks of
+ * at least these sizes. pg_dump writes 64 KiB at a time (postgres/dump.ts)
+ * and a read takes at most that: such pieces go on as they are, smaller ones
+ * (pg_dump without stdbuf writes 4 KiB) are gathered. Gathering into 256 KiB
+ * copied every byte once, for more CPU than the calls it saved (scripts/bench/README.md).
+ */
+const READ_CHUNK = 64 << 10;
 const WRITE_CHUNK = 256 << 10;
 /** pg_dump's output is read in fresh buffers: their memory is reclaimed this often (stages/reclaim.ts). */
 const RECLAIM_EVERY = 4 << 20;
@@ -180,7 +186,6 @@ async function dumpInto(
   const counted: WatchStage = { name: 'progress', update: (piece) => progress.advance(piece.length), finish: () => undefined };
   const codec = codecFor(settings.compression.method);
   const stages = [
-    // pg_dump writes pieces of about 16 KiB: gathered first, each later stage makes a tenth of the calls.
     coalesceStage(READ_CHUNK),
     reclaimStage(RECLAIM_EVERY),
     counted,
