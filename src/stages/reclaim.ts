@@ -37,3 +37,13 @@ export function reclaimStage(everyBytes: number): WatchStage {
     finish: () => undefined,
   };
 }
+
+/**
+ * A full collection once the process holds `bytes` of buffers. Between the
+ * items of a background loop: a buffer that lived through a whole upload has
+ * left the young generation, so only a full collection frees it (about
+ * 2 ms with the helpers' small heap).
+ */
+export function reclaimBuffersPast(bytes: number): void {
+  if (process.memoryUsage().arrayBuffers >= bytes) collector()({ type: 'major' });
+}

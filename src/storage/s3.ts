@@ -8,7 +8,8 @@
 import { readFileSync } from 'node:fs';
 import { Agent as HttpAgent } from 'node:http';
 import { Agent as HttpsAgent } from 'node:https';
-import { pipeline, type Readable, Transform } from 'node:stream';
+import { pipeline, Readable, Transform } from 'node:stream';
+import { crc32 } from 'node:zlib';
 import {
   AbortMultipartUploadCommand,
   type CompletedPart,
@@ -48,6 +49,12 @@ const PART_SIZE = 8 << 20;
  */
 const STREAMED_PUT_LIMIT = 128 << 20;
 const PART_CONCURRENCY = 4;
+/**
+ * A body held in memory goes out over HTTPS in pieces of this size: TLS
+ * encrypts each write whole, so a whole 8 MiB part written at once is held
+ * a second time, encrypted, outside V8.
+ */
+const HELD_BODY_PIECE = 256 << 10;
 /** DeleteObjects takes at most 1000 keys. */
 const DELETE_BATCH_KEYS = 1000;
 const DELETE_REQUESTS_AT_ONCE = 4;
@@ -205,6 +212,7 @@ export class S3Storage implements Storage {
     const parts: CompletedPart[] = [];
     await uploadInParts(body, {
       putWhole: async (data) => {
+        if (this.settings.https && data.length > HELD_BODY_PIECE) return this.putStreamed(key, piecesOf(data), heldBody(data), options);
         const settings = this.objectSettings(options.metadata);
         await send('put', (abortSignal) =>
           this.client.send(
@@ -380,6 +388,23 @@ export class S3Storage implements Storage {
 }
 
 /** Passes pieces on one behind, the last one only once its source has ended cleanly; `progress` at each piece. */
+/** `data` as a stream of views of it, HELD_BODY_PIECE bytes each. */
+function piecesOf(data: Buffer): Readable {
+  const pieces = function* () {
+    for (let at = 0; at < data.length; at += HELD_BODY_PIECE) yield data.subarray(at, at + HELD_BODY_PIECE);
+  };
+  return Readable.from(pieces(), { objectMode: false });
+}
+
+/** Bytes held in memory, described for a streamed PUT. */
+function heldBody(data: Buffer): KnownBody {
+  return {
+    size: data.length,
+    checksum: { algorithm: 'crc32', hex: crc32(data).toString(16).padStart(8, '0') },
+    reopen: async () => piecesOf(data),
+  };
+}
+
 function holdingBackLastPiece(progress: () => void): Transform {
   let held: Buffer | undefined;
   return new Transform({

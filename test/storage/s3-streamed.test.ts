@@ -114,6 +114,19 @@ describe('S3 puts of known bytes (s3rver behind TLS)', () => {
     assert.ok(sent && sent.bodyBytes < SIZE, `${sent?.bodyBytes} of ${SIZE} bytes reached the store`);
   });
 
+  test('bytes of unknown size that fit in one part (a compressed segment): over HTTPS one PUT streamed from memory, unsigned, carrying their CRC32', async () => {
+    faults.clear();
+    const segment = data.subarray(0, 5 << 20);
+    await overTls.put('held/object', pieces(segment), { createOnly: true });
+    const sent = puts();
+    assert.equal(sent.length, 1);
+    // A payload sent whole would be signed with its SHA-256: streamed in pieces, TLS never holds it whole.
+    assert.equal(sent[0]!.headers['x-amz-content-sha256'], 'UNSIGNED-PAYLOAD');
+    assert.equal(sent[0]!.headers['x-amz-checksum-crc32'], Buffer.from(crc32(segment).toString(16).padStart(8, '0'), 'hex').toString('base64'));
+    assert.equal(sent[0]!.bodyBytes, segment.length);
+    assert.ok((await readAll((await overTls.get('held/object')).body)).equals(segment));
+  });
+
   test('over plain HTTP, a put of known bytes is signed with the SHA-256 of each request', async () => {
     faults.clear();
     await overHttp.put('signed/object', pieces(data), { known: known() });
