@@ -387,7 +387,6 @@ export class S3Storage implements Storage {
   }
 }
 
-/** Passes pieces on one behind, the last one only once its source has ended cleanly; `progress` at each piece. */
 /** `data` as a stream of views of it, HELD_BODY_PIECE bytes each. */
 function piecesOf(data: Buffer): Readable {
   const pieces = function* () {
@@ -405,6 +404,7 @@ function heldBody(data: Buffer): KnownBody {
   };
 }
 
+/** Passes pieces on one behind, the last one only once its source has ended cleanly; `progress` at each piece. */
 function holdingBackLastPiece(progress: () => void): Transform {
   let held: Buffer | undefined;
   return new Transform({
