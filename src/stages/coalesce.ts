@@ -3,39 +3,36 @@
  * pieces (zstd's multi-threaded mode often less than a kilobyte); writing each
  * one on its own costs a system call or a request apiece.
  */
-import { Transform, type TransformCallback } from 'node:stream';
-import type { TransformStage } from './pipeline.ts';
+import { type Step, stepStream, type TransformStage } from './pipeline.ts';
 
 /** Passes on chunks of at least `minimumChunkBytes` (the last one may be smaller). */
 export function coalesceStage(minimumChunkBytes: number): TransformStage {
-  return { name: 'coalesce', transform: () => new Coalescer(minimumChunkBytes) };
+  return { name: 'coalesce', transform: () => stepStream(new Coalescer(minimumChunkBytes)), step: () => new Coalescer(minimumChunkBytes) };
 }
 
-class Coalescer extends Transform {
+class Coalescer implements Step {
   private readonly minimum: number;
   private pending: Buffer[] = [];
   private pendingBytes = 0;
 
   constructor(minimumChunkBytes: number) {
-    super();
     this.minimum = minimumChunkBytes;
   }
 
-  override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
+  write(chunk: Buffer): Buffer[] {
     this.pending.push(chunk);
     this.pendingBytes += chunk.length;
-    if (this.pendingBytes >= this.minimum) this.release();
-    callback();
+    return this.pendingBytes >= this.minimum ? this.release() : [];
   }
 
-  override _flush(callback: TransformCallback): void {
-    if (this.pendingBytes > 0) this.release();
-    callback();
+  end(): Buffer[] {
+    return this.pendingBytes > 0 ? this.release() : [];
   }
 
-  private release(): void {
-    this.push(this.pending.length === 1 ? this.pending[0] : Buffer.concat(this.pending, this.pendingBytes));
+  private release(): Buffer[] {
+    const gathered = this.pending.length === 1 ? this.pending[0]! : Buffer.concat(this.pending, this.pendingBytes);
     this.pending = [];
     this.pendingBytes = 0;
+    return [gathered];
   }
 }

@@ -7,6 +7,11 @@
  * is held whole in memory, and an error in any stage fails the whole stream,
  * and so its consumer.
  *
+ * A transform stage that works in plain synchronous calls (a Step: coalescing,
+ * zstd-napi's compression) shares one stream with the watchers and other such
+ * stages next to it: each piece goes through the whole run in one call, not
+ * one stream hop per stage.
+ *
  * Two fast paths fuse a transform stage with an end of the stream: the first
  * stage after a file source may read the file itself (zstd through reused
  * buffers), and the last transform before a consumer, when only watchers
@@ -24,11 +29,21 @@ type ResultValue<Name extends ResultName> = Name extends `${string}-size` ? numb
 /** What watch stages measured: '<role>-size' in bytes, '<role>-<algorithm>' in lowercase hex. */
 export type StageResults = { [Name in ResultName]?: ResultValue<Name> };
 
+/** A transform stage's work as plain synchronous calls; what each call returns is handed on at once, before the next call. */
+export interface Step {
+  /** The output for `input`, possibly none yet. */
+  write(input: Buffer): Buffer[];
+  /** The rest of the output, once the input has ended. */
+  end(): Buffer[];
+}
+
 /** A stage that changes the bytes: compression, encryption, coalescing. */
 export interface TransformStage {
   readonly name: string;
   /** A new stream doing the stage's work. */
   transform(): Transform | Promise<Transform>;
+  /** The same work as a new Step, where the stage has one; undefined when it has not (a stream stage then). */
+  step?(): Step | undefined | Promise<Step | undefined>;
   /** The piece size that suits the stage when it is fed from a file. */
   readonly inputChunk?: number;
   /** Fused with a file source: the stage's output for the file, read its own faster way; undefined when it has none. */
@@ -69,21 +84,34 @@ function isFileSource(source: Source): source is FileSource {
   return typeof (source as Partial<FileSource>).file === 'string';
 }
 
-/** Passes bytes through unchanged while a run of watch stages sees them. */
-class WatchTransform extends TransformStream {
-  private readonly watchers: WatchStage[];
-  private readonly report: (results: StageResults) => void;
+/** One element of a run that shares a stream: a watcher, or a transform stage's Step. */
+type Link = { watch: WatchStage } | { step: Step; stage?: TransformStage };
 
-  constructor(watchers: WatchStage[], report: (results: StageResults) => void) {
+/** Runs a Step as a stream of its own (a stage used outside a pipeline's run). */
+export function stepStream(step: Step): Transform {
+  return new StepsTransform([{ step }], () => undefined, () => undefined);
+}
+
+/**
+ * A run of watchers and Steps as one stream: each piece passes through them
+ * all in one call. A failing Step is reported to `failed` with its stage.
+ */
+class StepsTransform extends TransformStream {
+  private readonly links: Link[];
+  private readonly report: (results: StageResults) => void;
+  private readonly failed: (stage: TransformStage, error: unknown) => void;
+
+  constructor(links: Link[], report: (results: StageResults) => void, failed: (stage: TransformStage, error: unknown) => void) {
     super();
-    this.watchers = watchers;
+    this.links = links;
     this.report = report;
+    this.failed = failed;
   }
 
   override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
     try {
-      for (const watcher of this.watchers) watcher.update(chunk);
-      callback(null, chunk);
+      this.feed(0, chunk);
+      callback();
     } catch (error) {
       callback(error as Error);
     }
@@ -91,10 +119,36 @@ class WatchTransform extends TransformStream {
 
   override _flush(callback: TransformCallback): void {
     try {
-      this.report(finishAll(this.watchers));
+      this.links.forEach((link, index) => {
+        if ('step' in link) for (const piece of this.call(link, () => link.step.end())) this.feed(index + 1, piece);
+      });
+      this.report(finishAll(this.links.flatMap((link) => ('watch' in link ? [link.watch] : []))));
       callback();
     } catch (error) {
       callback(error as Error);
+    }
+  }
+
+  /** Passes `piece` through the links from `index` on, and what comes out of the last one on to the reader. */
+  private feed(index: number, piece: Buffer): void {
+    for (; index < this.links.length; index++) {
+      const link = this.links[index]!;
+      if ('watch' in link) {
+        link.watch.update(piece);
+        continue;
+      }
+      for (const output of this.call(link, () => link.step.write(piece))) this.feed(index + 1, output);
+      return;
+    }
+    this.push(piece);
+  }
+
+  private call(link: { stage?: TransformStage }, work: () => Buffer[]): Buffer[] {
+    try {
+      return work();
+    } catch (error) {
+      if (link.stage) this.failed(link.stage, error);
+      throw error;
     }
   }
 }
@@ -220,24 +274,33 @@ export class Pipeline {
     }
   }
 
-  /** One stream per transform stage, one per run of watch stages. */
+  /** One stream per run of watchers and Steps, one per other transform stage. */
   private async streamsFor(stages: readonly Stage[]): Promise<Transform[]> {
     const streams: Transform[] = [];
-    for (let index = 0; index < stages.length; ) {
-      const stage = stages[index]!;
+    let run: Link[] = [];
+    const endRun = () => {
+      if (run.length === 0) return;
+      const stream = new StepsTransform(run, (results) => Object.assign(this.measured, results), (stage, error) => (this.firstFailure ??= { stage, error }));
+      this.watchFailures(stream, undefined);
+      streams.push(stream);
+      run = [];
+    };
+    for (const stage of stages) {
       if (isWatch(stage)) {
-        const run: WatchStage[] = [];
-        for (; index < stages.length && isWatch(stages[index]!); index++) run.push(stages[index] as WatchStage);
-        const stream = new WatchTransform(run, (results) => Object.assign(this.measured, results));
-        this.watchFailures(stream, undefined);
-        streams.push(stream);
-      } else {
-        const stream = await stage.transform();
-        this.watchFailures(stream, stage);
-        streams.push(stream);
-        index++;
+        run.push({ watch: stage });
+        continue;
       }
+      const step = await stage.step?.();
+      if (step) {
+        run.push({ stage, step });
+        continue;
+      }
+      endRun();
+      const stream = await stage.transform();
+      this.watchFailures(stream, stage);
+      streams.push(stream);
     }
+    endRun();
     return streams;
   }
 

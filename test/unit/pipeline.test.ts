@@ -12,6 +12,7 @@ import { after, describe, it } from 'node:test';
 import { zstdDecompressSync } from 'node:zlib';
 import { IntegrityError, WalshipError } from '../../src/errors.ts';
 import { DigestStage, SizeStage, VerifyStage } from '../../src/stages/checksum.ts';
+import { coalesceStage } from '../../src/stages/coalesce.ts';
 import { type WritableCodec, codecFor, zstdCodec } from '../../src/stages/compress/codec.ts';
 import { createZstd, type Zstd } from '../../src/stages/compress/zstd.ts';
 import { Pipeline, type Source, type Stage, type TransformStage } from '../../src/stages/pipeline.ts';
@@ -87,6 +88,26 @@ function failingStage(error: Error, afterBytes = 100_000): TransformStage {
   };
 }
 
+/** A stage that only has a Step: its stream form fails, so a pipeline that used it would fail. Fails after `failAfterBytes`, described as damage. */
+function stepOnlyStage(failAfterBytes = Infinity): TransformStage {
+  let bytes = 0;
+  return {
+    name: 'step-only',
+    transform: () => {
+      throw new Error('the stream form was used');
+    },
+    step: () => ({
+      write(input) {
+        bytes += input.length;
+        if (bytes > failAfterBytes) throw new Error('bad byte');
+        return [Buffer.from(input.map((byte) => byte ^ 0xff))];
+      },
+      end: () => [Buffer.from('end')],
+    }),
+    describeFailure: (error) => new IntegrityError(`step-only: ${(error as Error).message}`),
+  };
+}
+
 const nativeZstd = zstdCodec(createZstd());
 const fallbackZstd = zstdCodec(createZstd(async () => undefined));
 const codecs: [string, WritableCodec][] = [
@@ -138,6 +159,19 @@ describe('stage pipeline', () => {
     await assert.rejects(downloadToFile(await storage.get('wal_005/b'), [new VerifyStage({ algorithm: 'crc32', checksum: '00000000' }, 'wal_005/b')], destination), IntegrityError);
     assert.ok(!existsSync(destination));
     assert.deepEqual(readdirSync(root).filter((name) => name.includes('restored')), []);
+  });
+
+  it('runs Steps and the watchers between them as one stream, in order, ends included, and names a failing Step as its stage describes it', async () => {
+    const small = chunked(content, 1000);
+    const transfer = new Pipeline(small, [coalesceStage(65_536), new DigestStage('sha256', 'content'), stepOnlyStage(), nativeZstd.compress(1), coalesceStage(1 << 18), new DigestStage('sha256', 'stored')]);
+    const stored = await buffer(await transfer.readable());
+    const flipped = Buffer.concat([Buffer.from(content.map((byte) => byte ^ 0xff)), Buffer.from('end')]);
+    assert.ok(zstdDecompressSync(stored).equals(flipped));
+    assert.deepEqual(transfer.results(), { 'content-sha256': sha256(content), 'content-size': content.length, 'stored-sha256': sha256(stored), 'stored-size': stored.length });
+
+    const source = chunked(content);
+    await assert.rejects(drained(source, [new SizeStage('content'), stepOnlyStage(200_000), nativeZstd.compress(1)]), (error: unknown) => error instanceof IntegrityError && /step-only: bad byte/.test(error.message));
+    assert.ok(source.destroyed, 'the source is stopped');
   });
 
   it('names damaged input as the decompression stage describes it, and only damage', async () => {

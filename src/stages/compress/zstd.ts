@@ -9,6 +9,7 @@ import { finished } from 'node:stream/promises';
 import { constants, createZstdCompress, createZstdDecompress } from 'node:zlib';
 import { IntegrityError } from '../../errors.ts';
 import { log } from '../../log/logger.ts';
+import { type Step, stepStream } from '../pipeline.ts';
 
 type ZstdNapi = typeof import('zstd-napi');
 type ZstdBinding = typeof import('zstd-napi/binding.js');
@@ -58,6 +59,8 @@ export interface Zstd {
    * compress on several CPUs at once.
    */
   compressStream(level: number, options: { inThreadPool: boolean }): Promise<Transform>;
+  /** zstd-napi's compression on the main thread as a Step (see compressStream), or undefined without the native addon. */
+  compressStep(level: number): Promise<Step | undefined>;
   decompressStream(): Promise<Transform>;
   /**
    * A file's content as zstd frames, or undefined without the native addon.
@@ -86,7 +89,7 @@ export function createZstd(load: () => Promise<NativeZstd | undefined> = loadNat
   return {
     async compressStream(level, { inThreadPool }) {
       const zstd = inThreadPool ? undefined : await load();
-      if (zstd) return new CompressTransform(new FrameWriter(zstd.binding, level, STREAM_OUTPUT_CHUNK));
+      if (zstd) return stepStream(new FrameWriter(zstd.binding, level, STREAM_OUTPUT_CHUNK));
       return createZstdCompress({
         chunkSize: THREAD_POOL_CHUNK,
         params: {
@@ -94,6 +97,10 @@ export function createZstd(load: () => Promise<NativeZstd | undefined> = loadNat
           [constants.ZSTD_c_checksumFlag]: 1,
         },
       });
+    },
+    async compressStep(level) {
+      const zstd = await load();
+      return zstd && new FrameWriter(zstd.binding, level, STREAM_OUTPUT_CHUNK);
     },
     async decompressStream() {
       const zstd = await load();
@@ -115,13 +122,15 @@ export function createZstd(load: () => Promise<NativeZstd | undefined> = loadNat
   };
 }
 
+const NO_INPUT = Buffer.alloc(0);
+
 /**
  * zstd frames written through one reused output buffer, handed on as copies
  * of about `pieceSize` bytes: zstd-napi's own stream allocates a fresh 128 KiB
  * buffer per call and passes on a view of it, so a highly compressible stream
  * (a dump) leaves behind a 128 KiB allocation for every few KiB of output.
  */
-class FrameWriter {
+class FrameWriter implements Step {
   private readonly context: InstanceType<ZstdBinding['CCtx']>;
   private readonly binding: ZstdBinding;
   private readonly output: Buffer;
@@ -137,8 +146,16 @@ class FrameWriter {
     this.output = Buffer.allocUnsafe(pieceSize + binding.cStreamOutSize());
   }
 
+  write(input: Buffer): Buffer[] {
+    return this.compress(input, false);
+  }
+
+  end(): Buffer[] {
+    return this.compress(NO_INPUT, true);
+  }
+
   /** Compresses `input`; with `end`, also ends the frame. Returns the output pieces ready to hand on. */
-  write(input: Buffer, end: boolean): Buffer[] {
+  compress(input: Buffer, end: boolean): Buffer[] {
     const ready: Buffer[] = [];
     const directive = end ? this.binding.EndDirective.end : this.binding.EndDirective.continue;
     for (let pending = input; ; ) {
@@ -151,36 +168,6 @@ class FrameWriter {
       }
       if (end ? remaining === 0 : pending.length === 0) return ready;
     }
-  }
-}
-
-const NO_INPUT = Buffer.alloc(0);
-
-class CompressTransform extends Transform {
-  private readonly frames: FrameWriter;
-
-  constructor(frames: FrameWriter) {
-    super();
-    this.frames = frames;
-  }
-
-  override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
-    this.handOn(chunk, false, callback);
-  }
-
-  override _flush(callback: TransformCallback): void {
-    this.handOn(NO_INPUT, true, callback);
-  }
-
-  private handOn(input: Buffer, end: boolean, callback: TransformCallback): void {
-    let pieces;
-    try {
-      pieces = this.frames.write(input, end);
-    } catch (error) {
-      return callback(error as Error);
-    }
-    for (const piece of pieces) this.push(piece);
-    callback();
   }
 }
 
@@ -435,7 +422,7 @@ function compressedFile(binding: ZstdBinding, path: string, level: number): Read
       for (let done = false; !done; ) {
         const bytesRead = readSync(fd, input, 0, input.length, null);
         done = bytesRead === 0;
-        yield* frames.write(input.subarray(0, bytesRead), done);
+        yield* frames.compress(input.subarray(0, bytesRead), done);
       }
     } finally {
       closeSync(fd);
