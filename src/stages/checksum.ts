@@ -10,6 +10,7 @@ import { closeSync, openSync, readSync } from 'node:fs';
 import { crc32 } from 'node:zlib';
 import { IntegrityError, WalshipError } from '../errors.ts';
 import type { ResultRole, StageResults, WatchStage } from './pipeline.ts';
+import { crc32Hex } from '../util/crc32.ts';
 
 export type ChecksumAlgorithm = 'crc32' | 'sha256';
 
@@ -40,7 +41,7 @@ class Checksum {
   }
 
   hex(): string {
-    return this.hash ? this.hash.digest('hex') : this.crc.toString(16).padStart(8, '0');
+    return this.hash ? this.hash.digest('hex') : crc32Hex(this.crc);
   }
 }
 

@@ -14,6 +14,7 @@ import { isMissing } from '../fs/missing.ts';
 import { forEachConcurrently } from '../util/concurrency.ts';
 import { assertSafeKey, type ObjectInfo, type ObjectMetadata, type PutOptions, type Storage, type StorageCapabilities, type StoredObject } from './storage.ts';
 import { makeDirectories } from '../fs/directories.ts';
+import { crc32Hex } from '../util/crc32.ts';
 
 const METADATA_TREE = '.walship/metadata';
 /** The entry of a metadata file that records the CRC-32 of the object's bytes: the backend's own, never part of the object's metadata. */
@@ -313,7 +314,7 @@ function crc32Of(body: Readable): { bytes: AsyncIterable<Buffer>; crc32: Promise
       checksum = crc32(chunk as Buffer, checksum);
       yield chunk as Buffer;
     }
-    resolve(checksum.toString(16).padStart(8, '0'));
+    resolve(crc32Hex(checksum));
   }
   return { bytes: bytes(), crc32: crc32Promise };
 }

@@ -37,6 +37,7 @@ import { uploadInParts } from './parts.ts';
 import { type Access, RequestRunner, type ServiceErrors } from './requests.ts';
 import { isTransientNetworkError, isTransientStatus, readRetrySettings, RetryPolicy } from './retry.ts';
 import { assertSafeKey, inBatches, type KnownBody, type ObjectInfo, type ObjectMetadata, type PutOptions, type Storage, type StorageCapabilities, type StoredObject } from './storage.ts';
+import { crc32Hex } from '../util/crc32.ts';
 
 /** S3 allows 10,000 parts: 8 MiB parts cover objects up to 78 GiB. */
 const PART_SIZE = 8 << 20;
@@ -399,7 +400,7 @@ function piecesOf(data: Buffer): Readable {
 function heldBody(data: Buffer): KnownBody {
   return {
     size: data.length,
-    checksum: { algorithm: 'crc32', hex: crc32(data).toString(16).padStart(8, '0') },
+    checksum: { algorithm: 'crc32', hex: crc32Hex(crc32(data)) },
     reopen: async () => piecesOf(data),
   };
 }

@@ -16,6 +16,7 @@ import type { Config } from '../config/config.ts';
 import { WalshipError } from '../errors.ts';
 import { log } from '../log/logger.ts';
 import { makeDirectories } from '../fs/directories.ts';
+import { crc32Hex } from '../util/crc32.ts';
 
 /** A cluster's spool, before it is created: WALSHIP_SPOOL_DIR, or the places the rule tries. */
 export interface SpoolDirectory {
@@ -94,7 +95,7 @@ export function spoolInStateHome(dataDirectory: string, stateHome: string): stri
 }
 
 function dataDirectoryKey(dataDirectory: string): string {
-  return `${basename(dataDirectory)}-${crc32(dataDirectory).toString(16).padStart(8, '0')}`;
+  return `${basename(dataDirectory)}-${crc32Hex(crc32(dataDirectory))}`;
 }
 
 /**
