@@ -4,6 +4,7 @@ import { basename } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { giveToOsUser } from '../../src/postgres/cluster.ts';
 import { type RunResult, runCaptured } from '../../src/postgres/programs.ts';
+import { isRunning } from '../../src/util/process.ts';
 import { helperPidFiles, subdirectories } from '../../src/wal/spool.ts';
 
 export { freePort } from '../../src/util/net.ts';
@@ -56,15 +57,6 @@ export function pidInFile(path: string): number | undefined {
   return Number.isInteger(pid) && pid > 0 ? pid : undefined;
 }
 
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 /**
  * Removes a test's directory once the background helpers (pusher, forwarder,
  * prefetcher) whose pid files lie under it have stopped: a helper still
@@ -75,10 +67,12 @@ export async function removeAfterHelpers(root: string): Promise<void> {
   const running = [root, ...subdirectories(root)]
     .flatMap(subdirectories)
     .filter((path) => basename(path).startsWith('.walship-'))
-    .flatMap(helperPidFiles).map(pidInFile).filter((pid): pid is number => pid !== undefined && isAlive(pid));
+    .flatMap(helperPidFiles)
+    .map(pidInFile)
+    .filter((pid): pid is number => pid !== undefined && isRunning(pid));
   for (const pid of running) process.kill(pid, 'SIGTERM');
   const deadline = Date.now() + 10_000;
-  while (running.some(isAlive) && Date.now() < deadline) await sleep(50);
-  for (const pid of running.filter(isAlive)) process.kill(pid, 'SIGKILL');
+  while (running.some(isRunning) && Date.now() < deadline) await sleep(50);
+  for (const pid of running.filter(isRunning)) process.kill(pid, 'SIGKILL');
   rmSync(root, { recursive: true, force: true, maxRetries: 5 });
 }
