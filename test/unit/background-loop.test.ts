@@ -49,12 +49,14 @@ function loopOver(items: string[], overrides: Partial<BackgroundLoop> = {}): Bac
 
 describe('PidFile', () => {
   it('takes a claim whose holder was killed and is still a zombie, not yet reaped', async () => {
-    // The shell's background child exits at once; its parent, now sleep, never reaps it.
-    const parent = spawn('sh', ['-c', 'sleep 0 & echo $!; exec sleep 30'], { stdio: ['ignore', 'pipe', 'ignore'] });
+    // The shell's background child exits a second later, once the shell has become sleep, which never reaps it.
+    // (A child that exits at once may be reaped by the shell itself before its exec.)
+    const parent = spawn('sh', ['-c', 'sleep 1 & echo $!; exec sleep 30'], { stdio: ['ignore', 'pipe', 'ignore'] });
     try {
       const zombie = Number(await new Promise<string>((resolve) => parent.stdout!.once('data', (data: Buffer) => resolve(data.toString().trim()))));
-      const deadline = Date.now() + 5000;
+      const deadline = Date.now() + 10_000;
       while (!readFileSync(`/proc/${zombie}/stat`, 'utf8').includes(') Z ') && Date.now() < deadline) await sleep(10);
+      assert.match(readFileSync(`/proc/${zombie}/stat`, 'utf8'), /\) Z /, 'the child became a zombie');
       const start = readFileSync(`/proc/${zombie}/stat`, 'utf8').split(') ')[1]!.split(' ')[19];
       const claim = new PidFile(join(root, `zombie-${counter++}.pid`));
       writeFileSync(claim.path, `${zombie} ${start}`);
