@@ -185,7 +185,8 @@ async function dumpInto(
   const stages = [
     counted,
     new DigestStage('sha256', 'content'),
-    ...storedFormStages(settings.storage, codec, settings.compression.level),
+    // No XXH64 in the zstd frames: the content SHA-256 checks the same bytes end to end (docs/DESIGN.md, "A dump's two SHA-256").
+    ...storedFormStages(settings.storage, codec, settings.compression.level, { frameChecksum: false }),
     codec.method === 'none' ? undefined : coalesceStage(WRITE_CHUNK),
     reclaimStage(RECLAIM_EVERY),
     new DigestStage('sha256', 'stored'),
