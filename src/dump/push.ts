@@ -4,7 +4,7 @@
  *   pg_dumpall --globals-only        -> globals.sql.zst, beside the databases
  *   per database, one at a time:
  *     psql exports a snapshot; pg_dump -Fc -Z 0 --snapshot (through stdbuf: 64 KiB writes)
- *       -> content SHA-256 -> compress -> stored SHA-256 -> storage.put
+ *       -> read into reused memory -> content SHA-256 -> compress -> stored SHA-256 -> storage.put
  *   then the sentinel, only once every object is durable and every program
  *   has exited successfully.
  *
@@ -35,11 +35,12 @@ import type { RunningProgram } from '../postgres/programs.ts';
 import { Progress, transferSummary } from '../progress/progress.ts';
 import { DigestStage } from '../stages/checksum.ts';
 import { coalesceStage } from '../stages/coalesce.ts';
-import { reclaimStage } from '../stages/reclaim.ts';
 import { codecFor } from '../stages/compress/codec.ts';
+import { reclaimStage } from '../stages/reclaim.ts';
 import type { WatchStage } from '../stages/pipeline.ts';
 import { storedFormEncryption, storedFormStages, upload } from '../stages/transfer.ts';
 import type { Storage } from '../storage/storage.ts';
+import type { ReusedReads } from '../util/socket-output.ts';
 import { VERSION } from '../version.ts';
 
 export interface DumpPushSettings {
@@ -56,16 +57,9 @@ export interface DumpPushSettings {
   signal?: AbortSignal;
 }
 
-/**
- * pg_dump's output is handed on, and compressed output written, in chunks of
- * at least these sizes. pg_dump writes 64 KiB at a time (postgres/dump.ts)
- * and a read takes at most that: such pieces go on as they are, smaller ones
- * (pg_dump without stdbuf writes 4 KiB) are gathered. Gathering into 256 KiB
- * copied every byte once, for more CPU than the calls it saved (scripts/bench/README.md).
- */
-const READ_CHUNK = 64 << 10;
+/** Compressed output is written in chunks of at least this size. */
 const WRITE_CHUNK = 256 << 10;
-/** pg_dump's output is read in fresh buffers: their memory is reclaimed this often (stages/reclaim.ts). */
+/** The stored form is made in fresh buffers: their memory is reclaimed after this many bytes of it (stages/reclaim.ts). */
 const RECLAIM_EVERY = 4 << 20;
 
 /** Takes the dump set; resolves to its sentinel once it is durable in storage. */
@@ -178,20 +172,23 @@ async function dumpInto(
   object: string,
   source: { what: string; program: string },
   progress: Progress,
-  start: () => RunningProgram,
+  start: () => Promise<RunningProgram<ReusedReads>>,
 ): Promise<DumpedObject> {
-  const program = start();
+  const program = await start();
   const stop = () => program.stop();
   settings.signal?.addEventListener('abort', stop, { once: true });
+  if (settings.signal?.aborted) stop(); // while it started
   const counted: WatchStage = { name: 'progress', update: (piece) => progress.advance(piece.length), finish: () => undefined };
   const codec = codecFor(settings.compression.method);
+  // The program's output is read into reused memory, and fed to the stages up to the compression in each read's own
+  // call (stages/pipeline.ts): the fresh buffers are the stored form's.
   const stages = [
-    coalesceStage(READ_CHUNK),
-    reclaimStage(RECLAIM_EVERY),
     counted,
     new DigestStage('sha256', 'content'),
-    ...storedFormStages(settings.storage, codec, settings.compression.level),
+    // No XXH64 in the zstd frames: the content SHA-256 checks the same bytes end to end (docs/DESIGN.md, "A dump's two SHA-256").
+    ...storedFormStages(settings.storage, codec, settings.compression.level, { frameChecksum: false }),
     codec.method === 'none' ? undefined : coalesceStage(WRITE_CHUNK),
+    reclaimStage(RECLAIM_EVERY),
     new DigestStage('sha256', 'stored'),
   ];
   try {

@@ -8,7 +8,20 @@
  */
 import { join } from 'node:path';
 import { ConfigError, WalshipError } from '../errors.ts';
-import { databaseConninfo, type ExitStatus, failureLine, findNextTo, findOnPath, isExecutable, type RunningProgram, runCaptured, startProgram, summarizeStderr } from './programs.ts';
+import {
+  databaseConninfo,
+  type ExitStatus,
+  failureLine,
+  findNextTo,
+  findOnPath,
+  isExecutable,
+  type RunningProgram,
+  runCaptured,
+  startProgram,
+  startProgramWithReusedOutput,
+  summarizeStderr,
+} from './programs.ts';
+import type { ReusedReads } from '../util/socket-output.ts';
 
 export interface DumpClient {
   pgDump: string;
@@ -140,11 +153,10 @@ async function probeStdbuf(client: DumpClient): Promise<{ client: DumpClient; ve
   return probe.code === 0 ? { client: { ...client, stdbuf }, versionLine: probe.stdout.trim() } : { client };
 }
 
-/** Starts `program`, through stdbuf with a large buffer on its stdin or stdout where `client` has stdbuf. */
-function startBuffered(client: DumpClient, stream: 'input' | 'output', program: string, args: string[], options: { input?: boolean } = {}): RunningProgram {
-  if (!client.stdbuf) return startProgram(program, args, client.env, options);
-  const buffer = stream === 'input' ? ['-i', PG_RESTORE_INPUT_BUFFER] : ['-o', PG_DUMP_OUTPUT_BUFFER];
-  return startProgram(client.stdbuf, [...buffer, program, ...args], client.env, options);
+/** Starts `program` reading its stdin through stdbuf with a large buffer, where `client` has stdbuf. */
+function startBufferedInput(client: DumpClient, program: string, args: string[]): RunningProgram {
+  if (!client.stdbuf) return startProgram(program, args, client.env, { input: true });
+  return startProgram(client.stdbuf, ['-i', PG_RESTORE_INPUT_BUFFER, program, ...args], client.env, { input: true });
 }
 
 /** pg_dump's version line, "pg_dump (PostgreSQL) 15.18 (Debian 15.18-0+deb12u1)". */
@@ -203,14 +215,24 @@ async function firstLine(program: RunningProgram): Promise<string | undefined> {
   return undefined;
 }
 
-/** pg_dump of one database in the custom format, uncompressed (walship compresses), in `snapshot`. */
-export function startPgDump(client: DumpClient, database: string, snapshot: string): RunningProgram {
-  return startBuffered(client, 'output', client.pgDump, ['-F', 'c', '-Z', '0', '-w', '--snapshot', snapshot, '-d', databaseConninfo(database)]);
+/**
+ * pg_dump's output is read into reused memory (postgres/programs.ts) and
+ * handed on in pieces of at least this size: its 64 KiB writes as they come,
+ * a read taking all the socket holds, and pg_dump's 4 KiB writes without
+ * stdbuf gathered in place.
+ */
+const DUMP_OUTPUT_PIECE = 64 << 10;
+
+/** pg_dump of one database in the custom format, uncompressed (walship compresses), in `snapshot`, through stdbuf where `client` has it. */
+export function startPgDump(client: DumpClient, database: string, snapshot: string): Promise<RunningProgram<ReusedReads>> {
+  const args = ['-F', 'c', '-Z', '0', '-w', '--snapshot', snapshot, '-d', databaseConninfo(database)];
+  const [program, programArgs] = client.stdbuf ? [client.stdbuf, ['-o', PG_DUMP_OUTPUT_BUFFER, client.pgDump, ...args]] : [client.pgDump, args];
+  return startProgramWithReusedOutput(program, programArgs, client.env, DUMP_OUTPUT_PIECE);
 }
 
 /** pg_dumpall --globals-only: roles (with their passwords when `passwords`), role memberships, tablespaces. */
-export function startGlobalsDump(client: DumpClient, passwords: boolean): RunningProgram {
-  return startProgram(client.pgDumpall, ['--globals-only', '-w', ...(passwords ? [] : ['--no-role-passwords'])], client.env);
+export function startGlobalsDump(client: DumpClient, passwords: boolean): Promise<RunningProgram<ReusedReads>> {
+  return startProgramWithReusedOutput(client.pgDumpall, ['--globals-only', '-w', ...(passwords ? [] : ['--no-role-passwords'])], client.env, DUMP_OUTPUT_PIECE);
 }
 
 /** Whether `database` exists on the server. */
@@ -270,13 +292,13 @@ export function restoreArguments(options: RestoreOptions): string[] {
 /** pg_restore reading the archive on stdin (`file` undefined) or from a file (parallel restore). */
 export function startPgRestore(client: DumpClient, options: RestoreOptions, file?: string): RunningProgram {
   if (file) return startProgram(client.pgRestore, [...restoreArguments(options), file], client.env);
-  return startBuffered(client, 'input', client.pgRestore, restoreArguments(options), { input: true });
+  return startBufferedInput(client, client.pgRestore, restoreArguments(options));
 }
 
 /** pg_restore reading only the archive's table of contents from stdin: `--list`, or `verbose` SQL headers with each entry's dependencies. */
 export function startTocReader(client: DumpClient, form: 'list' | 'verbose'): RunningProgram {
   const args = form === 'list' ? ['--list'] : ['--schema-only', '--verbose', '-f', '-'];
-  return startBuffered(client, 'input', client.pgRestore, args, { input: true });
+  return startBufferedInput(client, client.pgRestore, args);
 }
 
 /**

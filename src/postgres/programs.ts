@@ -8,9 +8,11 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { accessSync, constants } from 'node:fs';
 import { delimiter, dirname, isAbsolute, join } from 'node:path';
 import { constants as osConstants } from 'node:os';
+import type { Socket } from 'node:net';
 import type { Readable, Writable } from 'node:stream';
 import type { Config } from '../config/config.ts';
 import { ConfigError, WalshipError } from '../errors.ts';
+import { type ReusedReads, socketOutput } from '../util/socket-output.ts';
 
 /** The standard libpq environment variables, also accepted from the config file. */
 export const LIBPQ_SETTINGS = [
@@ -151,9 +153,9 @@ export interface ExitStatus {
   stderr: string;
 }
 
-export interface RunningProgram {
+export interface RunningProgram<Output = Readable> {
   /** Its standard output. */
-  output: Readable;
+  output: Output;
   /** Its standard input, when asked for (else it reads nothing). */
   input: Writable | undefined;
   exited: Promise<ExitStatus>;
@@ -168,7 +170,36 @@ const STDERR_TAIL = 8192;
  * pg_restore); the last `stderrBytes` of its stderr are kept for the exit status.
  */
 export function startProgram(command: string, args: string[], env: NodeJS.ProcessEnv, options: { input?: boolean; stderrBytes?: number } = {}): RunningProgram {
-  const child: ChildProcess = spawn(command, args, { env, stdio: [options.input ? 'pipe' : 'ignore', 'pipe', 'pipe'] });
+  const { child, program } = launch(command, args, env, 'pipe', options);
+  return { ...program, output: child.stdout! };
+}
+
+/**
+ * startProgram for a program with a large output (pg_dump): its output is
+ * read into reused memory, in pieces of at least `minimumPiece` bytes
+ * (util/socket-output.ts), instead of a stream of fresh buffers.
+ */
+export async function startProgramWithReusedOutput(command: string, args: string[], env: NodeJS.ProcessEnv, minimumPiece: number): Promise<RunningProgram<ReusedReads>> {
+  const { childEnd, reads } = await socketOutput(minimumPiece);
+  try {
+    return { ...launch(command, args, env, childEnd, {}).program, output: reads };
+  } catch (error) {
+    reads.destroy();
+    throw error;
+  } finally {
+    // The child has its own copy: the reads end when it exits.
+    childEnd.destroy();
+  }
+}
+
+function launch(
+  command: string,
+  args: string[],
+  env: NodeJS.ProcessEnv,
+  stdout: 'pipe' | Socket,
+  options: { input?: boolean; stderrBytes?: number },
+): { child: ChildProcess; program: Omit<RunningProgram, 'output'> } {
+  const child: ChildProcess = spawn(command, args, { env, stdio: [options.input ? 'pipe' : 'ignore', stdout, 'pipe'] });
   const kept = options.stderrBytes ?? STDERR_TAIL;
   let stderr = '';
   child.stderr!.on('data', (chunk: Buffer) => (stderr = (stderr + chunk.toString('utf8')).slice(-kept)));
@@ -179,11 +210,13 @@ export function startProgram(command: string, args: string[], env: NodeJS.Proces
     child.on('close', (code, signal) => resolve({ code, signal, stderr }));
   });
   return {
-    output: child.stdout!,
-    input: child.stdin ?? undefined,
-    exited,
-    stop: () => {
-      if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
+    child,
+    program: {
+      input: child.stdin ?? undefined,
+      exited,
+      stop: () => {
+        if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
+      },
     },
   };
 }

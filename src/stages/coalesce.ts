@@ -20,19 +20,24 @@ class Coalescer implements Step {
   }
 
   write(chunk: Buffer): Buffer[] {
-    this.pending.push(chunk);
-    this.pendingBytes += chunk.length;
-    return this.pendingBytes >= this.minimum ? this.release() : [];
-  }
-
-  end(): Buffer[] {
-    return this.pendingBytes > 0 ? this.release() : [];
-  }
-
-  private release(): Buffer[] {
-    const gathered = this.pending.length === 1 ? this.pending[0]! : Buffer.concat(this.pending, this.pendingBytes);
+    const total = this.pendingBytes + chunk.length;
+    if (total < this.minimum) {
+      // Kept past this call: a copy, since the caller may reuse the chunk's memory (Step).
+      this.pending.push(Buffer.from(chunk));
+      this.pendingBytes = total;
+      return [];
+    }
+    if (this.pending.length === 0) return [chunk];
+    const gathered = Buffer.concat([...this.pending, chunk], total);
     this.pending = [];
     this.pendingBytes = 0;
     return [gathered];
+  }
+
+  end(): Buffer[] {
+    const rest = this.pending;
+    this.pending = [];
+    this.pendingBytes = 0;
+    return rest.length === 0 ? [] : [rest.length === 1 ? rest[0]! : Buffer.concat(rest)];
   }
 }

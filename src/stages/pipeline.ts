@@ -12,6 +12,11 @@
  * stages next to it: each piece goes through the whole run in one call, not
  * one stream hop per stage.
  *
+ * A source that reads into memory it reuses (a program's output read with
+ * Node's `onread`: ReusedReads) feeds the run of watchers and Steps at the
+ * front of the list in the read's own call, with no stream in between; what
+ * comes out of that run still in the reused memory is copied.
+ *
  * Two fast paths fuse a transform stage with an end of the stream: the first
  * stage after a file source may read the file itself (zstd through reused
  * buffers), and the last transform before a consumer, when only watchers
@@ -19,8 +24,9 @@
  * memory). The stages around them compose as usual.
  */
 import { createReadStream } from 'node:fs';
-import { pipeline, type Readable, type Transform, Transform as TransformStream, type TransformCallback } from 'node:stream';
+import { pipeline, Readable, type Transform, Transform as TransformStream, type TransformCallback } from 'node:stream';
 import { WalshipError } from '../errors.ts';
+import type { ReusedReads } from '../util/socket-output.ts';
 
 /** Whose bytes a result describes: the content itself, or its stored form (compressed, encrypted). */
 export type ResultRole = 'content' | 'stored';
@@ -31,7 +37,7 @@ export type StageResults = { [Name in ResultName]?: ResultValue<Name> };
 
 /** A transform stage's work as plain synchronous calls; what each call returns is handed on at once, before the next call. */
 export interface Step {
-  /** The output for `input`, possibly none yet. */
+  /** The output for `input`, possibly none yet. `input` may be memory reused after the call: what the Step keeps past it, it copies. */
   write(input: Buffer): Buffer[];
   /** The rest of the output, once the input has ended. */
   end(): Buffer[];
@@ -72,7 +78,7 @@ export interface FileSource {
   file: string;
 }
 
-export type Source = Readable | FileSource;
+export type Source = Readable | FileSource | ReusedReads;
 
 const READ_CHUNK = 1 << 18;
 
@@ -84,63 +90,57 @@ function isFileSource(source: Source): source is FileSource {
   return typeof (source as Partial<FileSource>).file === 'string';
 }
 
+function isReusedReads(source: Source): source is ReusedReads {
+  return typeof (source as Partial<ReusedReads>).startReads === 'function';
+}
+
 /** One element of a run that shares a stream: a watcher, or a transform stage's Step. */
 type Link = { watch: WatchStage } | { step: Step; stage?: TransformStage };
 
 /** Runs a Step as a stream of its own (a stage used outside a pipeline's run). */
 export function stepStream(step: Step): Transform {
-  return new StepsTransform([{ step }], () => undefined, () => undefined);
+  return new StepsTransform(new Run([{ step }], () => undefined, () => undefined));
 }
 
 /**
- * A run of watchers and Steps as one stream: each piece passes through them
- * all in one call. A failing Step is reported to `failed` with its stage.
+ * A run of watchers and Steps: each piece passes through them all in one
+ * call, what comes out of the last going to `emit`. A failing Step is
+ * reported to `failed` with its stage; the watchers' results, at the end, to `report`.
  */
-class StepsTransform extends TransformStream {
+class Run {
   private readonly links: Link[];
   private readonly report: (results: StageResults) => void;
   private readonly failed: (stage: TransformStage, error: unknown) => void;
 
   constructor(links: Link[], report: (results: StageResults) => void, failed: (stage: TransformStage, error: unknown) => void) {
-    super();
     this.links = links;
     this.report = report;
     this.failed = failed;
   }
 
-  override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
-    try {
-      this.feed(0, chunk);
-      callback();
-    } catch (error) {
-      callback(error as Error);
-    }
+  write(piece: Buffer, emit: (output: Buffer) => void): void {
+    this.feed(0, piece, emit);
   }
 
-  override _flush(callback: TransformCallback): void {
-    try {
-      this.links.forEach((link, index) => {
-        if ('step' in link) for (const piece of this.call(link, () => link.step.end())) this.feed(index + 1, piece);
-      });
-      this.report(finishAll(this.links.flatMap((link) => ('watch' in link ? [link.watch] : []))));
-      callback();
-    } catch (error) {
-      callback(error as Error);
-    }
+  end(emit: (output: Buffer) => void): void {
+    this.links.forEach((link, index) => {
+      if ('step' in link) for (const piece of this.call(link, () => link.step.end())) this.feed(index + 1, piece, emit);
+    });
+    this.report(finishAll(this.links.flatMap((link) => ('watch' in link ? [link.watch] : []))));
   }
 
-  /** Passes `piece` through the links from `index` on, and what comes out of the last one on to the reader. */
-  private feed(index: number, piece: Buffer): void {
+  /** Passes `piece` through the links from `index` on, and what comes out of the last one to `emit`. */
+  private feed(index: number, piece: Buffer, emit: (output: Buffer) => void): void {
     for (; index < this.links.length; index++) {
       const link = this.links[index]!;
       if ('watch' in link) {
         link.watch.update(piece);
         continue;
       }
-      for (const output of this.call(link, () => link.step.write(piece))) this.feed(index + 1, output);
+      for (const output of this.call(link, () => link.step.write(piece))) this.feed(index + 1, output, emit);
       return;
     }
-    this.push(piece);
+    emit(piece);
   }
 
   private call(link: { stage?: TransformStage }, work: () => Buffer[]): Buffer[] {
@@ -149,6 +149,93 @@ class StepsTransform extends TransformStream {
     } catch (error) {
       if (link.stage) this.failed(link.stage, error);
       throw error;
+    }
+  }
+}
+
+/** A Run as one stream. */
+class StepsTransform extends TransformStream {
+  private readonly run: Run;
+  private readonly pushOutput = (output: Buffer) => this.push(output);
+
+  constructor(run: Run) {
+    super();
+    this.run = run;
+  }
+
+  override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
+    try {
+      this.run.write(chunk, this.pushOutput);
+      callback();
+    } catch (error) {
+      callback(error as Error);
+    }
+  }
+
+  override _flush(callback: TransformCallback): void {
+    try {
+      this.run.end(this.pushOutput);
+      callback();
+    } catch (error) {
+      callback(error as Error);
+    }
+  }
+}
+
+/** Output held before the reads pause: a few of zstd's 256 KiB pieces, or of uncompressed reads. */
+const REUSED_READS_BUFFER = 1 << 20;
+
+/**
+ * A Run fed by ReusedReads, in each read's own call, as a readable of the
+ * Run's output. An output piece still in the reused memory (a piece no Step
+ * changed) is copied before it is held; the reads pause while the reader is behind.
+ */
+class ReusedReadsStream extends Readable {
+  private readonly source: ReusedReads;
+  private readonly run: Run;
+  private started = false;
+
+  constructor(source: ReusedReads, run: Run) {
+    super({ highWaterMark: REUSED_READS_BUFFER });
+    this.source = source;
+    this.run = run;
+  }
+
+  override _read(): void {
+    if (this.started) return this.source.resumeReads();
+    this.started = true;
+    this.source.startReads(
+      (piece) => this.feedRead(piece),
+      (error) => (error ? this.destroy(error) : this.endOfReads()),
+    );
+  }
+
+  override _destroy(error: Error | null, callback: (error?: Error | null) => void): void {
+    this.source.destroy();
+    callback(error);
+  }
+
+  private feedRead(piece: Buffer): boolean {
+    if (this.destroyed) return false;
+    let wantsMore = true;
+    try {
+      this.run.write(piece, (output) => {
+        wantsMore = this.push(output.buffer === piece.buffer ? Buffer.from(output) : output);
+      });
+    } catch (error) {
+      this.destroy(error as Error);
+      return false;
+    }
+    return wantsMore;
+  }
+
+  private endOfReads(): void {
+    if (this.destroyed) return;
+    try {
+      this.run.end((output) => this.push(output));
+      this.push(null);
+    } catch (error) {
+      this.destroy(error as Error);
     }
   }
 }
@@ -259,10 +346,13 @@ export class Pipeline {
         input = first && !isWatch(first) ? await first.readFile?.(source.file) : undefined;
         if (input) rest = stages.slice(1);
         else input = createReadStream(source.file, { highWaterMark: (first && !isWatch(first) && first.inputChunk) || READ_CHUNK });
-      } else {
-        input = source;
       }
-      const streams = await this.streamsFor(rest);
+      const groups = await this.group(rest);
+      if (isReusedReads(source)) input = new ReusedReadsStream(source, groups[0] instanceof Run ? (groups.shift() as Run) : this.newRun([]));
+      input ??= source as Readable;
+      const streams: Readable[] = [];
+      for (const group of groups) streams.push(group instanceof Run ? new StepsTransform(group) : await group.transform());
+      groups.forEach((group, index) => this.watchFailures(streams[index]!, group instanceof Run ? undefined : group));
       this.watchFailures(input, undefined);
       if (streams.length === 0) return input;
       // pipeline() destroys every stream on error, so the consumer of the last one sees it.
@@ -274,34 +364,33 @@ export class Pipeline {
     }
   }
 
-  /** One stream per run of watchers and Steps, one per other transform stage. */
-  private async streamsFor(stages: readonly Stage[]): Promise<Transform[]> {
-    const streams: Transform[] = [];
-    let run: Link[] = [];
+  /** The stages in order: a Run for each stretch of watchers and Steps, the other transform stages as they are. */
+  private async group(stages: readonly Stage[]): Promise<(Run | TransformStage)[]> {
+    const groups: (Run | TransformStage)[] = [];
+    let links: Link[] = [];
     const endRun = () => {
-      if (run.length === 0) return;
-      const stream = new StepsTransform(run, (results) => Object.assign(this.measured, results), (stage, error) => (this.firstFailure ??= { stage, error }));
-      this.watchFailures(stream, undefined);
-      streams.push(stream);
-      run = [];
+      if (links.length > 0) groups.push(this.newRun(links));
+      links = [];
     };
     for (const stage of stages) {
       if (isWatch(stage)) {
-        run.push({ watch: stage });
+        links.push({ watch: stage });
         continue;
       }
       const step = await stage.step?.();
       if (step) {
-        run.push({ stage, step });
+        links.push({ stage, step });
         continue;
       }
       endRun();
-      const stream = await stage.transform();
-      this.watchFailures(stream, stage);
-      streams.push(stream);
+      groups.push(stage);
     }
     endRun();
-    return streams;
+    return groups;
+  }
+
+  private newRun(links: Link[]): Run {
+    return new Run(links, (results) => Object.assign(this.measured, results), (stage, error) => (this.firstFailure ??= { stage, error }));
   }
 
   private watchFailures(stream: Readable, stage: TransformStage | undefined): void {

@@ -15,6 +15,8 @@ import { ConfigError } from '../../src/errors.ts';
 import { dumpClient, startPgDump, startPgRestore, startTocReader, withLargeStdioBuffers } from '../../src/postgres/dump.ts';
 import { describeEntry, parseToc, requireSchemas, selectTables } from '../../src/postgres/dump-toc.ts';
 import { findOnPath, type RunningProgram } from '../../src/postgres/programs.ts';
+import { Pipeline } from '../../src/stages/pipeline.ts';
+import type { ReusedReads } from '../../src/util/socket-output.ts';
 import { dumpAgeFinding } from '../../src/dump/retention.ts';
 import { deleteBackups } from '../../src/retention/delete.ts';
 import { parseDuration } from '../../src/retention/gfs.ts';
@@ -46,9 +48,10 @@ describe('pg_dump and pg_restore through stdbuf', () => {
       for (const program of ['pg_dump', 'pg_dumpall', 'pg_restore', 'psql']) {
         writeFileSync(join(bin, program), '#!/bin/sh\n[ "$1" = --version ] && { echo "pg_dump (PostgreSQL) 15.0"; exit 0; }\nprintf "%s %s" "${_STDBUF_O:-unbuffered}" "${_STDBUF_I:-unbuffered}"\n', { mode: 0o755 });
       }
-      const outputOf = async (program: RunningProgram) => {
+      const outputOf = async (running: RunningProgram<Readable | ReusedReads> | Promise<RunningProgram<ReusedReads>>) => {
+        const program = await running;
         program.input?.end();
-        const [output, status] = await Promise.all([text(program.output), program.exited]);
+        const [output, status] = await Promise.all([text(await new Pipeline(program.output, []).readable()), program.exited]);
         assert.equal(status.code, 0, status.stderr);
         return output;
       };

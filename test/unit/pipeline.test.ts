@@ -230,6 +230,19 @@ describe('stage pipeline', () => {
     });
   }
 
+  it('writes zstd frames without their content checksum when asked (dumps), which both implementations read', async () => {
+    // The frame header descriptor follows the 4-byte magic number; its bit 2 says whether a content checksum (XXH64) ends the frame.
+    const hasChecksum = (frame: Buffer) => (frame[4]! & 0b100) !== 0;
+    for (const codec of [nativeZstd, fallbackZstd]) {
+      for (const inThreadPool of [false, true]) {
+        const plain = await run(chunked(content), [codec.compress(1, { inThreadPool, frameChecksum: false })]);
+        assert.ok(!hasChecksum(plain), `${codec === nativeZstd ? 'zstd-napi' : 'node:zlib'}, in the thread pool: ${inThreadPool}`);
+        assert.ok(hasChecksum(await run(chunked(content), [codec.compress(1, { inThreadPool })])), 'a checksum by default');
+        for (const reader of [nativeZstd, fallbackZstd]) assert.ok((await run(chunked(plain), [reader.decompress('obj')])).equals(content));
+      }
+    }
+  });
+
   it('falls back to node:zlib\'s zstd, without its fast paths, when the native addon is missing', async () => {
     const zstd = createZstd(async () => undefined);
     assert.equal(await zstd.implementation(), 'node:zlib');

@@ -12,6 +12,8 @@ import { createZstd, type Zstd } from './zstd.ts';
 export interface CompressOptions {
   /** Several streams run at once: compress in libuv's thread pool, so they use every CPU. */
   inThreadPool?: boolean;
+  /** false: zstd frames without their content checksum (XXH64), where a SHA-256 of the content checks the same bytes (dumps). */
+  frameChecksum?: boolean;
 }
 
 /** A stored form walship reads. */
@@ -43,11 +45,11 @@ export function zstdCodec(zstd: Zstd = createZstd()): WritableCodec {
   return {
     method: 'zstd',
     extension: 'zst',
-    compress: (level, { inThreadPool = false } = {}) => ({
+    compress: (level, { inThreadPool = false, frameChecksum = true } = {}) => ({
       name: 'compress',
       inputChunk: inThreadPool ? THREAD_POOL_INPUT_CHUNK : undefined,
-      transform: () => zstd.compressStream(level, { inThreadPool }),
-      step: inThreadPool ? undefined : () => zstd.compressStep(level),
+      transform: () => zstd.compressStream(level, { inThreadPool, frameChecksum }),
+      step: inThreadPool ? undefined : () => zstd.compressStep(level, { frameChecksum }),
       // The fast path compresses on the main thread.
       readFile: inThreadPool ? undefined : (path) => zstd.compressFile(path, level),
     }),

@@ -58,9 +58,9 @@ export interface Zstd {
    * compresses in libuv's thread pool, so several streams in one process
    * compress on several CPUs at once.
    */
-  compressStream(level: number, options: { inThreadPool: boolean }): Promise<Transform>;
+  compressStream(level: number, options: { inThreadPool: boolean; frameChecksum?: boolean }): Promise<Transform>;
   /** zstd-napi's compression on the main thread as a Step (see compressStream), or undefined without the native addon. */
-  compressStep(level: number): Promise<Step | undefined>;
+  compressStep(level: number, options?: { frameChecksum?: boolean }): Promise<Step | undefined>;
   decompressStream(): Promise<Transform>;
   /**
    * A file's content as zstd frames, or undefined without the native addon.
@@ -82,25 +82,25 @@ export interface Zstd {
 
 /**
  * zstd through zstd-napi when `load` provides it, else through node:zlib's
- * zstd. Both write standard frames with a content checksum, so either reads
- * what the other wrote.
+ * zstd. Both write standard frames, with a content checksum unless told
+ * otherwise (`frameChecksum: false`), so either reads what the other wrote.
  */
 export function createZstd(load: () => Promise<NativeZstd | undefined> = loadNative): Zstd {
   return {
-    async compressStream(level, { inThreadPool }) {
+    async compressStream(level, { inThreadPool, frameChecksum = true }) {
       const zstd = inThreadPool ? undefined : await load();
-      if (zstd) return stepStream(new FrameWriter(zstd.binding, level, STREAM_OUTPUT_CHUNK));
+      if (zstd) return stepStream(new FrameWriter(zstd.binding, level, STREAM_OUTPUT_CHUNK, frameChecksum));
       return createZstdCompress({
         chunkSize: THREAD_POOL_CHUNK,
         params: {
           [constants.ZSTD_c_compressionLevel]: level,
-          [constants.ZSTD_c_checksumFlag]: 1,
+          [constants.ZSTD_c_checksumFlag]: frameChecksum ? 1 : 0,
         },
       });
     },
-    async compressStep(level) {
+    async compressStep(level, { frameChecksum = true } = {}) {
       const zstd = await load();
-      return zstd && new FrameWriter(zstd.binding, level, STREAM_OUTPUT_CHUNK);
+      return zstd && new FrameWriter(zstd.binding, level, STREAM_OUTPUT_CHUNK, frameChecksum);
     },
     async decompressStream() {
       const zstd = await load();
@@ -137,12 +137,12 @@ class FrameWriter implements Step {
   private readonly pieceSize: number;
   private filled = 0;
 
-  constructor(binding: ZstdBinding, level: number, pieceSize: number) {
+  constructor(binding: ZstdBinding, level: number, pieceSize: number, frameChecksum = true) {
     this.binding = binding;
     this.pieceSize = pieceSize;
     this.context = new binding.CCtx();
     this.context.setParameter(binding.CParameter.compressionLevel, level);
-    this.context.setParameter(binding.CParameter.checksumFlag, 1);
+    this.context.setParameter(binding.CParameter.checksumFlag, frameChecksum ? 1 : 0);
     this.output = Buffer.allocUnsafe(pieceSize + binding.cStreamOutSize());
   }
 
