@@ -11,6 +11,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { connect, createServer, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { ConfigError, describeError } from '../errors.ts';
 
 /**
  * A source that reads into memory it reuses and hands on each read in one
@@ -37,12 +38,14 @@ export interface SocketOutput {
 
 /** The pair, connected through a socket in a private directory (mode 0700) that is removed once the two are connected. */
 export async function socketOutput(minimumPiece: number): Promise<SocketOutput> {
-  const directory = await mkdtemp(join(tmpdir(), 'walship-output-'));
+  const directory = await mkdtemp(join(tmpdir(), 'walship-output-')).catch((error: unknown) => {
+    throw unusableTemporaryDirectory(error);
+  });
   const path = join(directory, 'socket');
   const server = createServer({ pauseOnConnect: true });
   try {
     await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
+      server.once('error', (error) => reject(unusableTemporaryDirectory(error)));
       server.listen(path, resolve);
     });
     const accepted = new Promise<Socket>((resolve) => server.once('connection', resolve));
@@ -58,6 +61,14 @@ export async function socketOutput(minimumPiece: number): Promise<SocketOutput> 
     server.close();
     await rm(directory, { recursive: true, force: true });
   }
+}
+
+/** The pair's socket lives in the temporary directory, whose path a unix socket limits to about 100 characters. */
+function unusableTemporaryDirectory(error: unknown): ConfigError {
+  return new ConfigError(
+    `cannot make the socket for a program's output in the temporary directory ${tmpdir()} (${describeError(error)}): set TMPDIR to a short path the user can write`,
+    { cause: error },
+  );
 }
 
 /** The reading end: reads into `memory`, gathering reads in place until a piece holds `minimumPiece` bytes. */

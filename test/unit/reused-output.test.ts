@@ -4,11 +4,12 @@
 // while the consumer is behind.
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { after, describe, it } from 'node:test';
+import { ConfigError } from '../../src/errors.ts';
 import { startProgramWithReusedOutput } from '../../src/postgres/programs.ts';
 import { DigestStage } from '../../src/stages/checksum.ts';
 import { coalesceStage } from '../../src/stages/coalesce.ts';
@@ -69,5 +70,24 @@ describe('a program\'s output read into reused memory', () => {
     for await (const piece of pieces) bytes += piece.length;
     assert.ok(bytes > 60 << 20);
     assert.equal((await program.exited).code, 0);
+  });
+
+  it('refuses a temporary directory it cannot use in one line naming TMPDIR, and starts nothing', async () => {
+    const saved = process.env.TMPDIR;
+    try {
+      for (const unusable of [join(root, 'missing'), join(root, 'x'.repeat(120))]) {
+        if (unusable.endsWith('x')) mkdirSync(unusable);
+        process.env.TMPDIR = unusable;
+        await assert.rejects(startProgramWithReusedOutput('sh', ['-c', 'touch started'], process.env, 1), (error: Error) => {
+          assert.ok(error instanceof ConfigError);
+          assert.match(error.message, /temporary directory .* set TMPDIR to a short path the user can write$/);
+          assert.doesNotMatch(error.message, /\n/);
+          return true;
+        });
+      }
+    } finally {
+      if (saved === undefined) delete process.env.TMPDIR;
+      else process.env.TMPDIR = saved;
+    }
   });
 });
