@@ -146,7 +146,7 @@ export function walshipRestorer(walship: string, storage: Record<string, string>
   };
 }
 
-function archivers(context: BenchContext, fixture: WalFixture, targets: Target[]): Archiver[] {
+export function archivers(context: BenchContext, fixture: WalFixture, targets: Target[]): Archiver[] {
   const { cluster } = fixture;
   const list: Archiver[] = [];
   for (const target of targets) {
@@ -218,7 +218,7 @@ async function archiverStats(cluster: PostgresCluster): Promise<{ archived: numb
 }
 
 /** Stops archiving (archive_command = false) and lets the last command and any helper finish. */
-async function holdArchiver(cluster: PostgresCluster, marker: string): Promise<void> {
+export async function holdArchiver(cluster: PostgresCluster, marker: string): Promise<void> {
   await setArchiveCommand(cluster, 'false');
   await sleep(300);
   await waitForHelpers(marker);

@@ -5,9 +5,11 @@
  * markdown tables.
  */
 import { execFileSync, spawn } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { walshipBinary } from '../../test/support/paths.ts';
+import { makePostgresOwnedDirectory } from '../../test/support/postgres.ts';
 import { giveToPostgres, isRoot, POSTGRES_USER } from '../../test/support/processes.ts';
 
 export interface BenchContext {
@@ -25,6 +27,27 @@ export interface BenchContext {
   /** A postgres-owned scratch directory for this run, removed at the end. */
   root: string;
   log(message: string): void;
+}
+
+/**
+ * The context of a profiling script run outside run.ts: a fresh postgres-owned
+ * scratch directory named `prefix...`, a private copy of dist/walship in it,
+ * and a log with the seconds since the start.
+ */
+export function standaloneContext(prefix: string, rounds: number): BenchContext {
+  const root = makePostgresOwnedDirectory(prefix);
+  const started = Date.now();
+  const walship = join(root, 'walship');
+  copyFileSync(walshipBinary, walship);
+  chmodSync(walship, 0o755);
+  return {
+    quick: true,
+    rounds,
+    variants: [],
+    walship,
+    root,
+    log: (message) => console.error(`[${((Date.now() - started) / 1000).toFixed(0).padStart(4)} s] ${message}`),
+  };
 }
 
 /** A markdown section of the results: a title, notes and tables, as plain lines. */

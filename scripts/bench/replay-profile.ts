@@ -20,16 +20,14 @@
  *   node scripts/with-runtime.mjs scripts/bench/replay-profile.ts [--segments 40] [--rounds 2] [--strace]
  */
 import { execFileSync, spawn } from 'node:child_process';
-import { chmodSync, copyFileSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { PostgresCluster } from '../../src/postgres/cluster.ts';
-import { makePostgresOwnedDirectory } from '../../test/support/postgres.ts';
-import { walshipBinary } from '../../test/support/paths.ts';
 import { ensureDebianPackages } from '../lib/system-packages.ts';
 import { type ReplayObserver, type Restorer, replayBaselines, replayOnce, walshipRestorer } from './archiving.ts';
-import { type BenchContext, fixed, markdownTable, median, postgresDirectory, postgresIdentity, rotated, serverEnvironment } from './common.ts';
+import { fixed, markdownTable, median, postgresDirectory, postgresIdentity, rotated, serverEnvironment, standaloneContext } from './common.ts';
 import { createWalFixture } from './fixture.ts';
 import { LEVEL } from './wal-push.ts';
 
@@ -211,18 +209,8 @@ async function main(): Promise<void> {
   ensureDebianPackages('postgresql-15', 'zstd', ...(values.strace ? (['strace'] as const) : []));
   const segmentsWanted = Number(values.segments);
   const rounds = Number(values.rounds);
-  const root = makePostgresOwnedDirectory('walship-replay-profile-');
-  const started = Date.now();
-  const context: BenchContext = {
-    quick: true,
-    rounds,
-    variants: [],
-    walship: join(root, 'walship'),
-    root,
-    log: (message) => console.error(`[${((Date.now() - started) / 1000).toFixed(0).padStart(4)} s] ${message}`),
-  };
-  copyFileSync(walshipBinary, context.walship);
-  chmodSync(context.walship, 0o755);
+  const context = standaloneContext('walship-replay-profile-', rounds);
+  const { root } = context;
   const fixture = await createWalFixture(context, segmentsWanted);
   try {
     const { segments } = fixture;

@@ -12,6 +12,7 @@ const packages = {
   'gnuplot-nox': '/usr/bin/gnuplot',
   rclone: '/usr/bin/rclone',
   strace: '/usr/bin/strace',
+  'linux-perf': '/usr/bin/perf',
   // promtool: the tests check the shipped alert rules and status's Prometheus output with it.
   prometheus: '/usr/bin/promtool',
   // libsodium's own secretstream for Debian's /usr/bin/python3: the tests' independent reference.
