@@ -46,8 +46,8 @@ function countingZstd(zstd: Zstd): { zstd: Zstd; fileReads: number; decompressed
   const counts = { zstd, fileReads: 0, decompressedInto: 0 };
   counts.zstd = {
     ...zstd,
-    compressFile: async (path, level) => {
-      const stream = await zstd.compressFile(path, level);
+    compressFile: async (path, level, options) => {
+      const stream = await zstd.compressFile(path, level, options);
       if (stream) counts.fileReads++;
       return stream;
     },
