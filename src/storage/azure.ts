@@ -191,10 +191,12 @@ export class AzureStorage implements Storage {
     const send = <T>(operation: string, request: (abortSignal: AbortSignal) => Promise<T>) =>
       this.requests.run(operation, key, request).then(() => undefined);
     await uploadInParts(body, {
-      putWhole: (data) =>
-        send('put', (abortSignal) =>
+      putWhole: (pieces) => {
+        const data = Buffer.concat(pieces);
+        return send('put', (abortSignal) =>
           blob.upload(data, data.length, { metadata: options.metadata, conditions, transactionalContentMD5: md5(data), abortSignal }),
-        ),
+        );
+      },
       // Staged blocks need no set-up, and uncommitted ones are discarded by the service.
       begin: async () => undefined,
       abort: async () => undefined,

@@ -3,7 +3,9 @@
  * fixed-size parts, a few uploaded at a time (S3 multipart upload, Azure
  * block list). Each part is held in memory while it uploads, so a failed
  * part request can be retried; at most `concurrency + 1` parts are held.
- * An object that fits in one part goes up in a single request.
+ * An object that fits in one part goes up in a single request, from the
+ * pieces it was read in: joined, it would be held twice while they wait for
+ * a collection.
  */
 import type { Readable } from 'node:stream';
 import { InFlight } from '../util/concurrency.ts';
@@ -12,8 +14,8 @@ import { InFlight } from '../util/concurrency.ts';
 export interface PartedUpload {
   /** Starts a parted upload; called only once the object is known to need more than one part. */
   begin(): Promise<void>;
-  /** Stores a whole object that fits in one part. */
-  putWhole(data: Buffer): Promise<void>;
+  /** Stores a whole object that fits in one part, given as the pieces it was read in (none for an empty object). */
+  putWhole(pieces: Buffer[]): Promise<void>;
   /** Uploads part `partNumber` (from 1), after begin(). */
   putPart(partNumber: number, data: Buffer): Promise<void>;
   /** Assembles parts 1..partCount into the object. */
@@ -28,9 +30,9 @@ export interface PartOptions {
 }
 
 export async function uploadInParts(body: Readable, upload: PartedUpload, { partSize, concurrency }: PartOptions): Promise<void> {
-  const parts = readParts(body, partSize)[Symbol.asyncIterator]();
+  const parts = readPartPieces(body, partSize)[Symbol.asyncIterator]();
   const first = await parts.next();
-  const firstPart = first.done ? Buffer.alloc(0) : first.value;
+  const firstPart = first.done ? [] : first.value;
   let next = await parts.next();
   if (next.done) return upload.putWhole(firstPart);
 
@@ -38,9 +40,9 @@ export async function uploadInParts(body: Readable, upload: PartedUpload, { part
   const inFlight = new InFlight(concurrency);
   try {
     let partNumber = 1;
-    inFlight.add(upload.putPart(partNumber, firstPart));
+    inFlight.add(upload.putPart(partNumber, Buffer.concat(firstPart, partSize)));
     while (!next.done) {
-      inFlight.add(upload.putPart(++partNumber, next.value));
+      inFlight.add(upload.putPart(++partNumber, Buffer.concat(next.value)));
       // The next part is read only once there is room to send it.
       await inFlight.room();
       next = await parts.next();
@@ -57,6 +59,11 @@ export async function uploadInParts(body: Readable, upload: PartedUpload, { part
 
 /** Yields `body` in parts of exactly `partSize` bytes; the last may be shorter; an empty body is one empty part. */
 export async function* readParts(body: Readable, partSize: number): AsyncGenerator<Buffer> {
+  for await (const pieces of readPartPieces(body, partSize)) yield Buffer.concat(pieces);
+}
+
+/** readParts' parts as the pieces of `body` they are made of (views, not copies); an empty body is one part of no pieces. */
+async function* readPartPieces(body: Readable, partSize: number): AsyncGenerator<Buffer[]> {
   let pending: Buffer[] = [];
   let pendingBytes = 0;
   let yielded = false;
@@ -64,7 +71,8 @@ export async function* readParts(body: Readable, partSize: number): AsyncGenerat
     let data = chunk as Buffer;
     while (pendingBytes + data.length >= partSize) {
       const take = partSize - pendingBytes;
-      yield Buffer.concat([...pending, data.subarray(0, take)], partSize);
+      pending.push(data.subarray(0, take));
+      yield pending;
       yielded = true;
       data = data.subarray(take);
       pending = [];
@@ -75,5 +83,5 @@ export async function* readParts(body: Readable, partSize: number): AsyncGenerat
       pendingBytes += data.length;
     }
   }
-  if (pendingBytes > 0 || !yielded) yield Buffer.concat(pending, pendingBytes);
+  if (pendingBytes > 0 || !yielded) yield pending;
 }

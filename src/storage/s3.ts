@@ -212,8 +212,10 @@ export class S3Storage implements Storage {
     // Each part's ETag and CRC32: completing an upload created with a checksum algorithm must list both.
     const parts: CompletedPart[] = [];
     await uploadInParts(body, {
-      putWhole: async (data) => {
-        if (this.settings.https && data.length > HELD_BODY_PIECE) return this.putStreamed(key, piecesOf(data), heldBody(data), options);
+      putWhole: async (pieces) => {
+        const held = heldBody(pieces);
+        if (this.settings.https && held.size > HELD_BODY_PIECE) return this.putStreamed(key, await held.reopen(), held, options);
+        const data = Buffer.concat(pieces, held.size);
         const settings = this.objectSettings(options.metadata);
         await send('put', (abortSignal) =>
           this.client.send(
@@ -388,20 +390,20 @@ export class S3Storage implements Storage {
   }
 }
 
-/** `data` as a stream of views of it, HELD_BODY_PIECE bytes each. */
-function piecesOf(data: Buffer): Readable {
-  const pieces = function* () {
-    for (let at = 0; at < data.length; at += HELD_BODY_PIECE) yield data.subarray(at, at + HELD_BODY_PIECE);
+/** Pieces held in memory as a stream of views of them, HELD_BODY_PIECE bytes at most each. */
+function viewsOf(pieces: Buffer[]): Readable {
+  const views = function* () {
+    for (const piece of pieces) for (let at = 0; at < piece.length; at += HELD_BODY_PIECE) yield piece.subarray(at, at + HELD_BODY_PIECE);
   };
-  return Readable.from(pieces(), { objectMode: false });
+  return Readable.from(views(), { objectMode: false });
 }
 
-/** Bytes held in memory, described for a streamed PUT. */
-function heldBody(data: Buffer): KnownBody {
+/** Pieces held in memory, described for a streamed PUT. */
+function heldBody(pieces: Buffer[]): KnownBody {
   return {
-    size: data.length,
-    checksum: { algorithm: 'crc32', hex: crc32Hex(crc32(data)) },
-    reopen: async () => piecesOf(data),
+    size: pieces.reduce((size, piece) => size + piece.length, 0),
+    checksum: { algorithm: 'crc32', hex: crc32Hex(pieces.reduce((crc, piece) => crc32(piece, crc), 0)) },
+    reopen: async () => viewsOf(pieces),
   };
 }
 

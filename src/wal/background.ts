@@ -10,6 +10,7 @@ import { readStateFile } from '../fs/durable.ts';
 import { removeLeftover } from '../fs/missing.ts';
 import { reclaimBuffersPast } from '../stages/reclaim.ts';
 import { forEachConcurrently } from '../util/concurrency.ts';
+import { stopYoungGenerationGrowth } from '../util/memory.ts';
 import { isRunning } from '../util/process.ts';
 import { walshipCommand } from '../util/self.ts';
 
@@ -229,6 +230,7 @@ const RECLAIM_BUFFERS_PAST = 32 << 20;
 /** Runs `loop` until it is idle (or stops after a failed batch); returns at once if another process holds its lock. */
 export async function runBackgroundLoop(loop: BackgroundLoop): Promise<void> {
   if (!(await loop.lock.acquire())) return;
+  stopYoungGenerationGrowth();
   let waker: ChangeWaker | undefined;
   try {
     await loop.start?.();

@@ -86,7 +86,7 @@ describe('parts', () => {
   test('an object of one part goes up whole; a larger one in numbered parts, then completes', async () => {
     const calls: string[] = [];
     const recorder = {
-      putWhole: async (data: Buffer) => void calls.push(`whole ${data.length}`),
+      putWhole: async (pieces: Buffer[]) => void calls.push(`whole ${Buffer.concat(pieces).length}`),
       begin: async () => void calls.push('begin'),
       putPart: async (partNumber: number, data: Buffer) => void calls.push(`part ${partNumber} ${data.length}`),
       complete: async (partCount: number) => void calls.push(`complete ${partCount}`),
@@ -97,6 +97,20 @@ describe('parts', () => {
     calls.length = 0;
     await uploadInParts(Readable.from([Buffer.alloc(10)]), recorder, { partSize: 4, concurrency: 2 });
     assert.deepEqual(calls.sort(), ['begin', 'complete 3', 'part 1 4', 'part 2 4', 'part 3 2']);
+  });
+
+  test('an object of one part is handed over as the pieces it was read in, not a copy of them', async () => {
+    const read = [Buffer.alloc(3, 1), Buffer.alloc(2, 2)];
+    let whole: Buffer[] = [];
+    await uploadInParts(Readable.from(read), {
+      putWhole: async (pieces) => void (whole = pieces),
+      begin: async () => undefined,
+      putPart: async () => undefined,
+      complete: async () => undefined,
+      abort: async () => undefined,
+    }, { partSize: 8, concurrency: 2 });
+    assert.equal(whole.length, 2);
+    whole.forEach((piece, index) => assert.equal(piece.buffer, read[index]!.buffer, `piece ${index} is the memory read`));
   });
 
   test('a failed part aborts the upload and fails the put', async () => {

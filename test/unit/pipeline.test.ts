@@ -46,8 +46,8 @@ function countingZstd(zstd: Zstd): { zstd: Zstd; fileReads: number; decompressed
   const counts = { zstd, fileReads: 0, decompressedInto: 0 };
   counts.zstd = {
     ...zstd,
-    compressFile: async (path, level) => {
-      const stream = await zstd.compressFile(path, level);
+    compressFile: async (path, level, options) => {
+      const stream = await zstd.compressFile(path, level, options);
       if (stream) counts.fileReads++;
       return stream;
     },
@@ -188,6 +188,19 @@ describe('stage pipeline', () => {
     unreadable.push(compressed.subarray(0, 1000));
     setImmediate(() => unreadable.destroy(new Error('connection reset')));
     await assert.rejects(buffer(Readable.from(new Pipeline(unreadable, [fallbackZstd.decompress('obj')]).pieces())), (error: unknown) => !(error instanceof IntegrityError) && /connection reset/.test(String(error)));
+  });
+
+  it('compresses a file in the thread pool from the file itself, each of its reused buffers refilled only once taken', async () => {
+    // More than two 1 MiB reads, so a buffer refilled too early would corrupt the output.
+    const large = Buffer.concat([content, randomBytes(1 << 20), content]);
+    const largeFile = join(root, 'large-segment');
+    writeFileSync(largeFile, large);
+    const counting = countingZstd(createZstd());
+    const compressed = await run({ file: largeFile }, [zstdCodec(counting.zstd).compress(1, { inThreadPool: true })]);
+    assert.equal(counting.fileReads, 1, 'the stage read the file itself');
+    assert.ok(zstdDecompressSync(compressed).equals(large));
+    const missing = join(root, 'no-such-segment');
+    await assert.rejects(run({ file: missing }, [zstdCodec(counting.zstd).compress(1, { inThreadPool: true })]), /ENOENT/);
   });
 
   it('gives a stage between compression and storage the compressed bytes, without losing the fast paths', async () => {

@@ -50,8 +50,7 @@ export function zstdCodec(zstd: Zstd = createZstd()): WritableCodec {
       inputChunk: inThreadPool ? THREAD_POOL_INPUT_CHUNK : undefined,
       transform: () => zstd.compressStream(level, { inThreadPool, frameChecksum }),
       step: inThreadPool ? undefined : () => zstd.compressStep(level, { frameChecksum }),
-      // The fast path compresses on the main thread.
-      readFile: inThreadPool ? undefined : (path) => zstd.compressFile(path, level),
+      readFile: (path) => zstd.compressFile(path, level, { inThreadPool }),
     }),
     decompress: (what) => ({
       name: 'decompress',
