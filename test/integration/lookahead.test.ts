@@ -273,16 +273,18 @@ exit 1
     chmodSync(wrapper, 0o755);
     giveToPostgres(wrapper);
     await setArchiveCommand(`${wrapper} %p`);
-    const last = await buildBacklog(16);
+    let last = await buildBacklog(16);
     // Many killed attempts, some mid-upload; the look-ahead pusher is killed over and over too.
     const pusherPidFile = join(onlyRecordsDirectory(cluster.root), '.pusher.pid');
     let pushersKilled = 0;
     const killedRuns = () => readFileSync(cluster.logFile, 'utf8').match(/archive command failed with exit code 1/g)?.length ?? 0;
-    // At least 4 s of killing, longer (up to 30 s) until 3 pushers and 3 wal-push runs were killed: on a loaded
-    // machine the pusher gets ahead and most calls return before their kill.
+    // At least 4 s of killing, longer (up to 30 s) until 3 pushers and 3 wal-push runs were killed. The pusher may
+    // get ahead (on a loaded machine, or an idle one that drains the backlog quickly) and most calls then return
+    // before their kill: new segments keep coming while the backlog is short, so there is always a call to kill.
     const started = Date.now();
     const enough = () => Date.now() - started >= 4000 && pushersKilled >= 3 && killedRuns() >= 3;
     for (const deadline = started + 30_000; Date.now() < deadline && !enough(); await sleep(150)) {
+      if (readyCount() < 4) last = await buildBacklog(2);
       const pid = pidInFile(pusherPidFile) ?? 0;
       if (pid > 0) {
         try {
