@@ -213,9 +213,13 @@ export class S3Storage implements Storage {
     const parts: CompletedPart[] = [];
     await uploadInParts(body, {
       putWhole: async (pieces) => {
-        const held = heldBody(pieces);
-        if (this.settings.https && held.size > HELD_BODY_PIECE) return this.putStreamed(key, await held.reopen(), held, options);
-        const data = Buffer.concat(pieces, held.size);
+        const size = pieces.reduce((total, piece) => total + piece.length, 0);
+        if (this.settings.https && size > HELD_BODY_PIECE) {
+          const held = heldBody(pieces, size);
+          return this.putStreamed(key, await held.reopen(), held, options);
+        }
+        // The SDK computes the CRC32 of a body it is given whole.
+        const data = Buffer.concat(pieces, size);
         const settings = this.objectSettings(options.metadata);
         await send('put', (abortSignal) =>
           this.client.send(
@@ -399,9 +403,9 @@ function viewsOf(pieces: Buffer[]): Readable {
 }
 
 /** Pieces held in memory, described for a streamed PUT. */
-function heldBody(pieces: Buffer[]): KnownBody {
+function heldBody(pieces: Buffer[], size: number): KnownBody {
   return {
-    size: pieces.reduce((size, piece) => size + piece.length, 0),
+    size,
     checksum: { algorithm: 'crc32', hex: crc32Hex(pieces.reduce((crc, piece) => crc32(piece, crc), 0)) },
     reopen: async () => viewsOf(pieces),
   };
